@@ -1,0 +1,332 @@
+//! The command line: clap types and their translation into library options.
+//! No clap type goes below this module.
+
+mod ban;
+mod check;
+mod keygen;
+mod log;
+mod promote;
+mod publish;
+mod regenerate;
+mod rollback;
+mod status;
+mod verify;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use otapub::error::Error;
+use otapub::ops::{Clock, Context};
+use otapub::signing::{Ed25519Key, KeySource, Signer, TrustedKeys};
+use otapub::store::{self, Store};
+
+/// Publish signed over-the-air updates for Expo / React Native apps as a static tree.
+#[derive(Debug, Parser)]
+#[command(name = "otapub", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes, before or after the subcommand. They are
+/// declared on both levels (not as clap globals) so a repeatable one given on
+/// both sides keeps every value (clap issue 1570).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// The store: a directory, file:///abs/dir or s3://bucket/prefix [default: ./otapub-data]
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Config file [default: ./otapub.toml when present]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Public URL of the store's public/ folder, used in asset URLs
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// ed25519 signing key, PKCS#8 PEM (repeatable: every key signs; `-` reads stdin). Env: OTAPUB_SIGNING_KEY holds a PEM
+    #[arg(long = "key", value_name = "FILE")]
+    keys: Vec<PathBuf>,
+    /// A public key `verify` accepts (repeatable) [default: keys/*.pub]
+    #[arg(long = "trust", value_name = "FILE")]
+    trust: Vec<PathBuf>,
+    /// Who runs the command, for the audit log [default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN or $USER]
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
+    /// Machine-readable output on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+fn merge_one<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    a: Option<T>,
+    b: Option<T>,
+) -> anyhow::Result<Option<T>> {
+    match (a, b) {
+        (Some(a), Some(b)) if a != b => Err(Error::usage(format!(
+            "--{name} is given twice with different values ({a:?} and {b:?}); give it once"
+        ))
+        .into()),
+        (a, b) => Ok(b.or(a)),
+    }
+}
+
+impl GlobalArgs {
+    fn merge(self, sub: GlobalArgs) -> anyhow::Result<GlobalArgs> {
+        Ok(GlobalArgs {
+            store: merge_one("store", self.store, sub.store)?,
+            config: merge_one("config", self.config, sub.config)?,
+            base_url: merge_one("base-url", self.base_url, sub.base_url)?,
+            keys: self.keys.into_iter().chain(sub.keys).collect(),
+            trust: self.trust.into_iter().chain(sub.trust).collect(),
+            actor: merge_one("actor", self.actor, sub.actor)?,
+            json: self.json || sub.json,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an ed25519 signing key pair
+    Keygen(keygen::KeygenArgs),
+    /// Publish an `expo export` directory
+    Publish(publish::PublishArgs),
+    /// Ban a package, irreversibly
+    Ban(ban::BanArgs),
+    /// Roll a pointer back by re-stamping an earlier bundle
+    Rollback(rollback::RollbackArgs),
+    /// Re-stamp a package into another channel
+    Promote(promote::PromoteArgs),
+    /// Render the public tree from the index and write what differs
+    Regenerate(regenerate::RegenerateArgs),
+    /// Show what each pointer serves, and its history
+    Status(status::StatusArgs),
+    /// Show the audit log
+    Log(log::LogArgs),
+    /// Check every pointer as a device would
+    Verify(verify::VerifyArgs),
+    /// Check the store against the index
+    Check(check::CheckArgs),
+}
+
+/// The config file (`otapub.toml`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    store: Option<String>,
+    base_url: Option<String>,
+    #[serde(default)]
+    key: Vec<PathBuf>,
+    #[serde(default)]
+    trust: Vec<PathBuf>,
+    actor: Option<String>,
+}
+
+fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("otapub.toml").is_file() => PathBuf::from("otapub.toml"),
+        None => return Ok((None, ConfigFile::default())),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::usage(format!("--config {}: cannot read it ({e})", path.display())))?;
+    let cfg: ConfigFile = toml::from_str(&text)
+        .map_err(|e| Error::usage(format!("{}: {}", path.display(), e.message())))?;
+    Ok((Some(path), cfg))
+}
+
+/// Everything resolved from flags, environment and config file.
+pub struct Settings {
+    store_url: String,
+    base_url: Option<String>,
+    keys: Vec<KeySource>,
+    trust: Vec<PathBuf>,
+    json: bool,
+    actor: String,
+    clock: Clock,
+}
+
+impl Settings {
+    fn resolve(g: GlobalArgs) -> anyhow::Result<Settings> {
+        let (config_path, cfg) = read_config(g.config.as_deref())?;
+        // Paths in the config file are relative to the file.
+        let base = config_path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let mut keys: Vec<KeySource> = g.keys.iter().map(|p| KeySource::from_arg(p)).collect();
+        if let Ok(pem) = std::env::var("OTAPUB_SIGNING_KEY") {
+            if !pem.trim().is_empty() {
+                keys.push(KeySource::Env {
+                    var: "OTAPUB_SIGNING_KEY".into(),
+                    pem,
+                });
+            }
+        }
+        if keys.is_empty() {
+            keys = cfg
+                .key
+                .into_iter()
+                .map(|p| KeySource::File(rel(p)))
+                .collect();
+        }
+        if keys.iter().filter(|k| **k == KeySource::Stdin).count() > 1 {
+            return Err(
+                Error::usage("--key - is given twice; standard input holds one key").into(),
+            );
+        }
+        let trust = if g.trust.is_empty() {
+            cfg.trust.into_iter().map(rel).collect()
+        } else {
+            g.trust
+        };
+        let actor = g
+            .actor
+            .or(cfg.actor)
+            .or_else(|| {
+                ["GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok())
+            })
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_string());
+        let clock = match std::env::var("OTAPUB_NOW") {
+            Ok(t) => Clock::Fixed(
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| {
+                        Error::usage(format!("OTAPUB_NOW={t:?} is not an RFC 3339 time ({e})"))
+                    })?
+                    .with_timezone(&chrono::Utc),
+            ),
+            Err(_) => Clock::System,
+        };
+        Ok(Settings {
+            store_url: g
+                .store
+                .or(cfg.store)
+                .unwrap_or_else(|| "./otapub-data".to_string()),
+            base_url: g.base_url.or(cfg.base_url),
+            keys,
+            trust,
+            json: g.json,
+            actor,
+            clock,
+        })
+    }
+
+    fn open_store(&self) -> anyhow::Result<Box<dyn Store>> {
+        Ok(store::open(&self.store_url)?)
+    }
+
+    fn context<'a>(&self, store: &'a dyn Store) -> Context<'a> {
+        Context {
+            store,
+            actor: self.actor.clone(),
+            clock: self.clock,
+        }
+    }
+
+    fn signer(&self) -> anyhow::Result<Signer> {
+        let keys = self
+            .keys
+            .iter()
+            .map(Ed25519Key::load)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Signer::new(keys)?)
+    }
+
+    fn trusted(&self) -> anyhow::Result<TrustedKeys> {
+        let mut paths = self.trust.clone();
+        if paths.is_empty() {
+            if let Ok(dir) = std::fs::read_dir("keys") {
+                paths = dir
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+                    .collect();
+                paths.sort();
+            }
+        }
+        if paths.is_empty() {
+            return Err(Error::usage(
+                "no trusted public key: pass --trust keys/NAME.pub (the .pub file `otapub keygen` wrote)",
+            )
+            .into());
+        }
+        Ok(TrustedKeys::load(&paths)?)
+    }
+
+    fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).context("cannot write JSON")?
+        );
+        Ok(())
+    }
+}
+
+/// How the command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Done,
+    /// Exit 1: a check found problems.
+    Problems,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Keygen(a) => keygen::run(a),
+        Command::Publish(a) => {
+            publish::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
+        }
+        Command::Ban(a) => ban::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
+        Command::Rollback(a) => {
+            rollback::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
+        }
+        Command::Promote(a) => {
+            promote::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
+        }
+        Command::Regenerate(a) => {
+            regenerate::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
+        }
+        Command::Status(a) => {
+            status::run(Settings::resolve(global.merge(a.global.clone())?)?).await
+        }
+        Command::Log(a) => log::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
+        Command::Verify(a) => {
+            verify::run(Settings::resolve(global.merge(a.global.clone())?)?).await
+        }
+        Command::Check(a) => check::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repeatable_keys_before_and_after_the_subcommand_all_count() {
+        let cli = Cli::try_parse_from(["otapub", "--key", "a", "status", "--key", "b"]).unwrap();
+        let Command::Status(s) = cli.command else {
+            panic!("status")
+        };
+        let merged = cli.global.merge(s.global).unwrap();
+        assert_eq!(merged.keys, [PathBuf::from("a"), PathBuf::from("b")]);
+    }
+}

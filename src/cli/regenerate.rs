@@ -1,0 +1,34 @@
+//! `otapub regenerate`.
+
+use clap::Args;
+
+use super::{GlobalArgs, Outcome, Settings};
+use otapub::ops::regenerate::regenerate;
+
+#[derive(Debug, Args)]
+pub struct RegenerateArgs {
+    /// List what would be written, write nothing
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
+    let store = s.open_store()?;
+    let out = regenerate(&s.context(store.as_ref()), a.dry_run).await?;
+    if s.json {
+        s.print_json(&out)?;
+    } else {
+        let verb = if a.dry_run { "would write" } else { "wrote" };
+        for k in &out.written {
+            println!("{verb} {k}");
+        }
+        println!(
+            "{} objects rendered, {} {verb}",
+            out.rendered,
+            out.written.len()
+        );
+    }
+    Ok(Outcome::Done)
+}

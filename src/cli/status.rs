@@ -1,0 +1,45 @@
+//! `otapub status`.
+
+use clap::Args;
+
+use super::{GlobalArgs, Outcome, Settings};
+use otapub::ops::status::status;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
+    let store = s.open_store()?;
+    let st = status(&s.context(store.as_ref())).await?;
+    if s.json {
+        s.print_json(&st)?;
+        return Ok(Outcome::Done);
+    }
+    if st.pointers.is_empty() {
+        println!("nothing published in {} yet; start with `otapub publish DIR --channel C --fingerprint FP`", s.store_url);
+        return Ok(Outcome::Done);
+    }
+    for p in &st.pointers {
+        println!(
+            "{}/{}/{}  serves {}",
+            p.channel, p.platform, p.fingerprint, p.serves
+        );
+        for h in &p.history {
+            let mut line = format!("    {:<40} {}", h.version, h.created_at);
+            if h.kind != "update" {
+                line.push_str(&format!("  {}", h.kind));
+            }
+            if let Some(o) = &h.restamp_of {
+                line.push_str(&format!("  re-stamp of {o}"));
+            }
+            if let Some(b) = &h.banned {
+                line.push_str(&format!("  BANNED by {} at {}: {}", b.by, b.at, b.reason));
+            }
+            println!("{line}");
+        }
+    }
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,130 @@
+//! The library's error type: one variant per failed operation, carrying what
+//! failed, and the exit-code class each belongs to (SPEC "Exit codes").
+
+use std::path::PathBuf;
+
+use crate::names::InvalidName;
+
+/// Result with otapub's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a failure maps to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    /// 2: bad input or usage; nothing was written.
+    Input,
+    /// 3: storage, network or environment failure.
+    Environment,
+    /// 4: lost a concurrent-update race after retries.
+    Race,
+}
+
+impl ExitClass {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitClass::Input => 2,
+            ExitClass::Environment => 3,
+            ExitClass::Race => 4,
+        }
+    }
+}
+
+/// Everything that can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A name (channel, version, ...) broke its rule.
+    #[error(transparent)]
+    Name(#[from] InvalidName),
+
+    /// The user asked for something that cannot be done; the message says how to fix it.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The `expo export` directory is not usable.
+    #[error("export {dir}: {reason}")]
+    Export {
+        /// The export directory.
+        dir: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// A key or certificate file could not be used.
+    #[error("key {path}: {reason}")]
+    Key {
+        /// Where the key was looked for (`-` for stdin, `$VAR` for the environment).
+        path: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    File {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+
+    /// The store failed to read or write an object.
+    #[error("store: {action} {key}: {reason}")]
+    Store {
+        /// What was being done ("read", "write", ...).
+        action: &'static str,
+        /// The object key.
+        key: String,
+        /// The cause.
+        reason: String,
+    },
+
+    /// The index could not be read or written.
+    #[error("index: {0}")]
+    Index(#[from] rusqlite::Error),
+
+    /// The index is not what this otapub expects.
+    #[error("index: {0}")]
+    IndexContent(String),
+
+    /// Other writers kept committing first.
+    #[error("lost the race to update the index {attempts} times in a row: other writers kept committing first; run the command again")]
+    Race {
+        /// How many times the commit was tried.
+        attempts: u32,
+    },
+}
+
+impl Error {
+    /// The exit-code class of this error.
+    pub fn class(&self) -> ExitClass {
+        match self {
+            Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => {
+                ExitClass::Input
+            }
+            Error::File { .. } | Error::Store { .. } | Error::Index(_) | Error::IndexContent(_) => {
+                ExitClass::Environment
+            }
+            Error::Race { .. } => ExitClass::Race,
+        }
+    }
+
+    /// A usage error with a message that says how to fix it.
+    pub fn usage(msg: impl Into<String>) -> Error {
+        Error::Usage(msg.into())
+    }
+
+    pub(crate) fn file(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File {
+            action,
+            path,
+            source,
+        }
+    }
+}

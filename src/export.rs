@@ -1,0 +1,229 @@
+//! Reading an `expo export` directory: `metadata.json`, the files it names
+//! (confined to the directory), and their hashes, each file read once and
+//! streamed.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use md5::Md5;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::names::Platform;
+use crate::signing::hex;
+
+/// A file of the export, inside its directory.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExportFile {
+    /// The path as metadata.json gives it.
+    pub rel: String,
+    /// The resolved path, inside the export directory.
+    pub path: PathBuf,
+}
+
+/// One platform's bundle and assets.
+#[derive(Debug, Clone)]
+pub struct PlatformExport {
+    /// The launch asset.
+    pub bundle: ExportFile,
+    /// Assets with their extensions, in metadata.json order.
+    pub assets: Vec<(ExportFile, String)>,
+}
+
+/// A validated export directory.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The platforms asked for.
+    pub platforms: BTreeMap<Platform, PlatformExport>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(rename = "fileMetadata")]
+    file_metadata: BTreeMap<String, PlatformMetadata>,
+}
+
+#[derive(Deserialize)]
+struct PlatformMetadata {
+    bundle: String,
+    #[serde(default)]
+    assets: Vec<AssetMetadata>,
+}
+
+#[derive(Deserialize)]
+struct AssetMetadata {
+    path: String,
+    ext: String,
+}
+
+/// Reads and validates `DIR/metadata.json` for the given platforms.
+pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
+    let err = |reason: String| Error::Export {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let root = dir.canonicalize().map_err(|e| {
+        err(format!("cannot open the directory ({e}); pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)"))
+    })?;
+    let meta_path = root.join("metadata.json");
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| {
+        err(format!("cannot read metadata.json ({e}); is this the output of `npx expo export --platform all`?"))
+    })?;
+    let meta: Metadata = serde_json::from_str(&text).map_err(|e| {
+        err(format!(
+            "metadata.json is malformed ({e}); export again with `npx expo export --platform all`"
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    for &platform in platforms {
+        let pm = meta.file_metadata.get(platform.as_str()).ok_or_else(|| {
+            err(format!(
+                "metadata.json has no {platform} bundle; export it with `npx expo export --platform {platform}` or publish with --platform {}",
+                if platform == Platform::Ios { "android" } else { "ios" }
+            ))
+        })?;
+        let bundle = confine(&root, &pm.bundle).map_err(&err)?;
+        let mut assets = Vec::with_capacity(pm.assets.len());
+        for a in &pm.assets {
+            if a.ext.is_empty()
+                || a.ext.len() > 16
+                || !a.ext.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(err(format!(
+                    "asset {:?} has extension {:?}; an extension must be 1-16 letters or digits",
+                    a.path, a.ext
+                )));
+            }
+            assets.push((confine(&root, &a.path).map_err(&err)?, a.ext.clone()));
+        }
+        out.insert(platform, PlatformExport { bundle, assets });
+    }
+    Ok(Export {
+        dir: root,
+        platforms: out,
+    })
+}
+
+/// Resolves `rel` inside `root`, refusing anything that leaves it.
+fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
+    let p = Path::new(rel);
+    if rel.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "metadata.json names {rel:?}, which is not a relative path inside the export directory"
+        ));
+    }
+    let path = root.join(p).canonicalize().map_err(|e| {
+        format!("metadata.json names {rel:?}, which cannot be opened ({e}); export again so every file it lists is present")
+    })?;
+    if !path.starts_with(root) {
+        return Err(format!(
+            "metadata.json names {rel:?}, which resolves outside the export directory (a symlink?)"
+        ));
+    }
+    if !path.is_file() {
+        return Err(format!(
+            "metadata.json names {rel:?}, which is not a regular file"
+        ));
+    }
+    Ok(ExportFile {
+        rel: rel.to_string(),
+        path,
+    })
+}
+
+/// Digests of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHash {
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// MD5, lowercase hex (the launch asset's Expo key).
+    pub md5: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Hashes one file, streamed.
+pub fn hash_file(path: &Path) -> Result<FileHash> {
+    let mut f = File::open(path).map_err(Error::file("open", path))?;
+    let mut sha = Sha256::new();
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(Error::file("read", path))?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(FileHash {
+        sha256: hex(&sha.finalize()),
+        md5: hex(&md5.finalize()),
+        size,
+    })
+}
+
+/// Hashes every distinct file once, on all cores.
+pub fn hash_files(paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, FileHash>> {
+    let mut unique: Vec<&PathBuf> = paths.iter().collect();
+    unique.sort();
+    unique.dedup();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(unique.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(PathBuf, FileHash)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = unique.get(i) else { break };
+                        mine.push(((*p).clone(), hash_file(p)?));
+                    }
+                    Ok(mine)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = BTreeMap::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// The Expo key of an asset: the md5 Metro put in its file name, or the
+/// md5 of its bytes when the name carries none.
+pub fn asset_key(file: &ExportFile, hash: &FileHash) -> String {
+    let name = Path::new(&file.rel)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if name.len() == 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        name.to_string()
+    } else {
+        hash.md5.clone()
+    }
+}

@@ -1,0 +1,190 @@
+//! Numbered schema migrations. `PRAGMA user_version` records how many have
+//! been applied; each runs once, in order, inside the transaction that opens
+//! the index.
+
+/// The migrations, oldest first. Never edit one that has shipped: add another.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- Content-addressed blobs shared by packages: asset lists, app configs.
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    bytes  BLOB NOT NULL
+) STRICT;
+
+-- Every asset known to be in the store, so a publish skips it without asking the store.
+CREATE TABLE assets (
+    sha256       TEXT PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    content_type TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE packages (
+    id           INTEGER PRIMARY KEY,
+    channel      TEXT NOT NULL,
+    platform     TEXT NOT NULL CHECK (platform IN ('ios', 'android')),
+    fingerprint  TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('update', 'rollBackToEmbedded')),
+    manifest_id  TEXT,
+    created_at   INTEGER NOT NULL,           -- ms since the epoch, UTC
+    restamp_of   TEXT,                       -- the original's version, never an intermediate re-stamp
+    message      TEXT,
+    base_url     TEXT,
+    launch_asset TEXT REFERENCES assets (sha256),
+    launch_key   TEXT,
+    asset_list   TEXT REFERENCES blobs (sha256),
+    expo_config  TEXT REFERENCES blobs (sha256),
+    content_hash TEXT NOT NULL,              -- what a retried publish must match
+    signatures   TEXT NOT NULL CHECK (json_valid(signatures)),
+    body_sha256  TEXT NOT NULL,              -- of the Expo body, to catch rendering drift
+    banned_at    INTEGER,
+    ban_reason   TEXT,
+    banned_by    TEXT,
+    UNIQUE (platform, version),
+    CHECK ((banned_at IS NULL AND ban_reason IS NULL AND banned_by IS NULL)
+        OR (banned_at IS NOT NULL AND ban_reason IS NOT NULL AND banned_by IS NOT NULL)),
+    CHECK (ban_reason IS NULL OR trim(ban_reason) <> ''),
+    CHECK ((kind = 'update') = (manifest_id IS NOT NULL AND launch_asset IS NOT NULL
+                                AND launch_key IS NOT NULL AND asset_list IS NOT NULL
+                                AND base_url IS NOT NULL))
+) STRICT;
+CREATE INDEX packages_by_pointer ON packages (channel, platform, fingerprint, created_at);
+CREATE INDEX packages_by_original ON packages (platform, restamp_of);
+
+-- A package is immutable but for its ban, and a ban is irreversible.
+CREATE TRIGGER packages_immutable BEFORE UPDATE ON packages
+WHEN OLD.banned_at IS NOT NULL
+  OR NEW.id IS NOT OLD.id OR NEW.channel IS NOT OLD.channel OR NEW.platform IS NOT OLD.platform
+  OR NEW.fingerprint IS NOT OLD.fingerprint OR NEW.version IS NOT OLD.version OR NEW.kind IS NOT OLD.kind
+  OR NEW.manifest_id IS NOT OLD.manifest_id OR NEW.created_at IS NOT OLD.created_at
+  OR NEW.restamp_of IS NOT OLD.restamp_of OR NEW.message IS NOT OLD.message
+  OR NEW.base_url IS NOT OLD.base_url OR NEW.launch_asset IS NOT OLD.launch_asset
+  OR NEW.launch_key IS NOT OLD.launch_key OR NEW.asset_list IS NOT OLD.asset_list
+  OR NEW.expo_config IS NOT OLD.expo_config OR NEW.content_hash IS NOT OLD.content_hash
+  OR NEW.signatures IS NOT OLD.signatures OR NEW.body_sha256 IS NOT OLD.body_sha256
+BEGIN
+  SELECT RAISE(ABORT, 'packages are immutable and bans irreversible');
+END;
+CREATE TRIGGER packages_never_deleted BEFORE DELETE ON packages
+BEGIN
+  SELECT RAISE(ABORT, 'packages are never deleted');
+END;
+
+-- The signed noUpdateAvailable directive of a pointer that has packages but none live.
+CREATE TABLE pointer_directives (
+    channel     TEXT NOT NULL,
+    platform    TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    signatures  TEXT NOT NULL CHECK (json_valid(signatures)),
+    body_sha256 TEXT NOT NULL,
+    PRIMARY KEY (channel, platform, fingerprint)
+) STRICT;
+
+CREATE TABLE operations (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'failed')),
+    error      TEXT,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    CHECK ((state = 'failed') = (error IS NOT NULL))
+) STRICT;
+CREATE TRIGGER operations_insert_pending BEFORE INSERT ON operations
+WHEN NEW.state <> 'pending'
+BEGIN
+  SELECT RAISE(ABORT, 'an operation starts pending');
+END;
+CREATE TRIGGER operations_transitions BEFORE UPDATE ON operations
+WHEN NOT ((OLD.state = 'pending' AND NEW.state IN ('running', 'failed'))
+       OR (OLD.state = 'running' AND NEW.state IN ('succeeded', 'failed')))
+  OR NEW.id IS NOT OLD.id OR NEW.kind IS NOT OLD.kind OR NEW.actor IS NOT OLD.actor
+  OR NEW.started_at IS NOT OLD.started_at
+BEGIN
+  SELECT RAISE(ABORT, 'operations move pending -> running -> succeeded | failed and never change once finished');
+END;
+
+CREATE TABLE audit_events (
+    id           INTEGER PRIMARY KEY,
+    time         INTEGER NOT NULL,
+    actor        TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    details      TEXT NOT NULL CHECK (json_valid(details)),
+    operation_id INTEGER NOT NULL REFERENCES operations (id)
+) STRICT;
+"#,
+];
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS {
+            conn.execute_batch(m).unwrap();
+        }
+        conn
+    }
+
+    const INSERT: &str = "INSERT INTO packages (channel, platform, fingerprint, version, kind, created_at, content_hash, signatures, body_sha256)
+        VALUES ('c', 'ios', 'f', 'v', 'rollBackToEmbedded', 1, 'h', '{}', 'b')";
+
+    #[test]
+    fn ban_columns_are_all_or_nothing_and_irreversible() {
+        let conn = db();
+        conn.execute(INSERT, []).unwrap();
+        assert!(conn
+            .execute("UPDATE packages SET banned_at = 1", [])
+            .is_err());
+        assert!(conn
+            .execute(
+                "UPDATE packages SET banned_at = 1, ban_reason = ' ', banned_by = 'a'",
+                []
+            )
+            .is_err());
+        conn.execute(
+            "UPDATE packages SET banned_at = 1, ban_reason = 'r', banned_by = 'a'",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "UPDATE packages SET banned_at = NULL, ban_reason = NULL, banned_by = NULL",
+                []
+            )
+            .is_err());
+        assert!(conn.execute("DELETE FROM packages", []).is_err());
+    }
+
+    #[test]
+    fn operations_only_move_forward() {
+        let conn = db();
+        assert!(conn.execute("INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('k', 'a', 'running', 0, 0)", []).is_err());
+        conn.execute("INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('k', 'a', 'pending', 0, 0)", []).unwrap();
+        assert!(conn
+            .execute("UPDATE operations SET state = 'succeeded'", [])
+            .is_err());
+        conn.execute("UPDATE operations SET state = 'running'", [])
+            .unwrap();
+        assert!(
+            conn.execute("UPDATE operations SET state = 'failed'", [])
+                .is_err(),
+            "failed needs an error"
+        );
+        conn.execute("UPDATE operations SET state = 'succeeded'", [])
+            .unwrap();
+        assert!(conn
+            .execute("UPDATE operations SET state = 'failed', error = 'x'", [])
+            .is_err());
+    }
+}

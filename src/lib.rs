@@ -1,0 +1,22 @@
+//! otapub publishes over-the-air updates for Expo / React Native apps as a
+//! signed static tree on S3-compatible storage: no update server, manifests
+//! that cannot be tampered with on the CDN, and an index that can regenerate
+//! the whole tree at any time.
+//!
+//! Data flows one way: input → validated names ([`names`]) → an index
+//! transaction ([`index`]) → [`tree::render`] → the difference written to the
+//! [`store`]. Each command is one function in [`ops`].
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod export;
+pub mod index;
+pub mod manifest;
+pub mod names;
+pub mod ops;
+pub mod signing;
+pub mod store;
+pub mod tree;
+
+pub use error::{Error, ExitClass, Result};

@@ -1,0 +1,222 @@
+//! Validated names: every value that becomes part of an object key or a file
+//! path is one of these newtypes, checked once at the edge (SPEC "Words").
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A value that failed validation, with the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {rule}")]
+pub struct InvalidName {
+    /// Which kind of name ("channel", "fingerprint", ...).
+    pub what: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// The rule it must follow.
+    pub rule: &'static str,
+}
+
+/// A mobile platform; a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Apple iOS.
+    Ios,
+    /// Google Android.
+    Android,
+}
+
+impl Platform {
+    /// Both platforms, in the order the tree lists them.
+    pub const ALL: [Platform; 2] = [Platform::Android, Platform::Ios];
+
+    /// The lowercase name used in paths and manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = InvalidName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ios" => Ok(Platform::Ios),
+            "android" => Ok(Platform::Android),
+            _ => Err(InvalidName {
+                what: "platform",
+                value: s.to_string(),
+                rule: "must be `ios` or `android`",
+            }),
+        }
+    }
+}
+
+fn is_path_safe(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $rule:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The validated text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let check: fn(&str) -> bool = $check;
+                if check(s) {
+                    Ok($name(s.to_string()))
+                } else {
+                    Err(InvalidName { what: $what, value: s.to_string(), rule: $rule })
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidName;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A release track baked into a build's update URL.
+    Channel,
+    "channel",
+    "use 1-32 characters of a-z, 0-9 and `-`, not `assets` or `updates`",
+    |s| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s != "assets"
+            && s != "updates"
+    }
+);
+
+name_type!(
+    /// The runtime version a native build carries.
+    Fingerprint,
+    "fingerprint",
+    "use 1-128 characters of A-Z, a-z, 0-9, `.`, `_` and `-`, not starting with `.`",
+    |s| is_path_safe(s, 128)
+);
+
+name_type!(
+    /// The immutable path component one published update lives under.
+    ///
+    /// Versions given by a user are at most 100 characters; otapub's own
+    /// re-stamp suffix (`.r<N>`) may take a stored version past that.
+    Version,
+    "version",
+    "use 1-100 characters of A-Z, a-z, 0-9, `.`, `_` and `-`, not starting with `.`",
+    |s| is_path_safe(s, 100)
+);
+
+impl Version {
+    /// A version otapub derives itself (re-stamps, directives); its parts
+    /// are already validated, so only the length rule is relaxed.
+    pub(crate) fn derived(s: String) -> Version {
+        debug_assert!(is_path_safe(&s, 200), "derived version {s:?}");
+        Version(s)
+    }
+}
+
+/// One pointer: the URL a build checks, fixed per (channel, platform, fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PointerId {
+    /// Release track.
+    pub channel: Channel,
+    /// Platform.
+    pub platform: Platform,
+    /// Runtime version.
+    pub fingerprint: Fingerprint,
+}
+
+impl PointerId {
+    /// The key of the pointer's Expo body under the store root.
+    pub fn manifest_key(&self) -> String {
+        format!(
+            "public/{}/{}/{}/manifest",
+            self.channel, self.platform, self.fingerprint
+        )
+    }
+
+    /// The key of the pointer's DSSE envelope under the store root.
+    pub fn envelope_key(&self) -> String {
+        format!("{}.json", self.manifest_key())
+    }
+}
+
+impl fmt::Display for PointerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.channel, self.platform, self.fingerprint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_path_escapes_and_bad_characters() {
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a b", "é", "a\\b"] {
+            assert!(bad.parse::<Version>().is_err(), "{bad:?}");
+            assert!(bad.parse::<Fingerprint>().is_err(), "{bad:?}");
+            assert!(bad.parse::<Channel>().is_err(), "{bad:?}");
+        }
+        assert!("assets".parse::<Channel>().is_err());
+        assert!("updates".parse::<Channel>().is_err());
+        assert!("Production".parse::<Channel>().is_err());
+        assert!("a".repeat(33).parse::<Channel>().is_err());
+        assert!("a".repeat(101).parse::<Version>().is_err());
+        assert!("a".repeat(129).parse::<Fingerprint>().is_err());
+    }
+
+    #[test]
+    fn accepts_the_documented_forms() {
+        assert!("v1.3.18355.fc38c23d".parse::<Version>().is_ok());
+        assert!("a".repeat(100).parse::<Version>().is_ok());
+        assert!("production-2".parse::<Channel>().is_ok());
+        assert!("1.0.0_abc-DEF".parse::<Fingerprint>().is_ok());
+        assert_eq!("ios".parse::<Platform>(), Ok(Platform::Ios));
+        assert!("web".parse::<Platform>().is_err());
+    }
+}

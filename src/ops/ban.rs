@@ -1,0 +1,165 @@
+//! `otapub ban`: an irreversible mark, with a reason, on a package and every
+//! re-stamp of the same original. Pointers fall back to the newest package not
+//! banned; with `rollback`, a pointer whose live package was banned also
+//! re-stamps that fallback so devices already on the banned bundle move off it.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::restamp::{restamp, Restamped};
+use super::{commit, ensure_no_update_directive, is_update, Context, Plan};
+use crate::error::{Error, Result};
+use crate::index::{self, Ban, NewEvent};
+use crate::manifest::format_time;
+use crate::names::{Platform, PointerId, Version};
+use crate::signing::{self, Signer};
+use crate::store::ObjectMeta;
+use crate::tree::PublicObject;
+
+/// What a ban did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BanOutcome {
+    /// Versions newly banned (the package and its re-stamps).
+    pub banned: Vec<Version>,
+    /// True when everything was banned already.
+    pub already_banned: bool,
+    /// Fallback re-stamps made by `--rollback`.
+    pub restamped: Vec<Restamped>,
+}
+
+#[derive(Serialize)]
+struct BanRecord<'a> {
+    platform: &'a str,
+    version: &'a str,
+    reason: &'a str,
+    actor: &'a str,
+    #[serde(rename = "bannedAt")]
+    banned_at: String,
+}
+
+/// Key of a signed ban record.
+pub fn ban_record_key(platform: Platform, version: &Version) -> String {
+    format!("state/bans/{platform}/{version}.json")
+}
+
+/// Bans a package.
+pub async fn ban(
+    ctx: &Context<'_>,
+    signer: &Signer,
+    platform: Platform,
+    version: &Version,
+    reason: &str,
+    rollback: bool,
+) -> Result<BanOutcome> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::usage(
+            "--reason is blank; say why the package is banned, e.g. --reason \"crash on launch\"",
+        ));
+    }
+    commit(ctx, "ban", |idx, now| {
+        let pkg = idx.package(platform, version)?.ok_or_else(|| {
+            Error::usage(format!(
+                "no package {version} on {platform}; `otapub status` lists them"
+            ))
+        })?;
+        let family = index::family(idx.conn(), platform, pkg.original())?;
+        let to_ban: Vec<_> = family.iter().filter(|p| p.ban.is_none()).cloned().collect();
+        let pointers: BTreeSet<PointerId> = family.iter().map(|p| p.pointer.clone()).collect();
+        if to_ban.is_empty() {
+            let out = BanOutcome {
+                banned: Vec::new(),
+                already_banned: true,
+                restamped: Vec::new(),
+            };
+            return Ok(Plan {
+                output: out,
+                changed: false,
+                assets: Vec::new(),
+                objects: Vec::new(),
+                pointers,
+            });
+        }
+        idx.transact("ban", &ctx.actor, now, |tx| {
+            let live_before: Vec<(PointerId, Option<i64>)> = pointers
+                .iter()
+                .map(|p| {
+                    Ok((
+                        p.clone(),
+                        index::live::live_package(&index::pointer_packages(tx, p)?).map(|l| l.id),
+                    ))
+                })
+                .collect::<Result<_>>()?;
+            let ban = Ban {
+                at: now,
+                reason: reason.to_string(),
+                by: ctx.actor.clone(),
+            };
+            let mut objects = Vec::new();
+            for p in &to_ban {
+                index::ban_package(tx, p.id, &ban)?;
+                let record = serde_json::to_vec(&BanRecord {
+                    platform: platform.as_str(),
+                    version: p.version.as_str(),
+                    reason,
+                    actor: &ctx.actor,
+                    banned_at: format_time(now),
+                })
+                .expect("a ban record serializes");
+                let sigs = signer.sign(signing::BAN_PAYLOAD_TYPE, &record);
+                objects.push(PublicObject {
+                    key: ban_record_key(platform, &p.version),
+                    bytes: signing::envelope(signing::BAN_PAYLOAD_TYPE, &record, &sigs),
+                    meta: ObjectMeta {
+                        content_type: "application/json".into(),
+                        cache_control: "no-store".into(),
+                    },
+                });
+            }
+            let mut events = vec![NewEvent {
+                action: "ban",
+                target: format!("{platform}/{version}"),
+                details: serde_json::json!({
+                    "reason": reason,
+                    "covers": to_ban.iter().map(|p| p.version.as_str()).collect::<Vec<_>>(),
+                    "rollback": rollback,
+                }),
+            }];
+            let mut restamped = Vec::new();
+            for (pointer, before) in &live_before {
+                let was_banned_live = before.is_some_and(|id| to_ban.iter().any(|b| b.id == id));
+                let packages = index::pointer_packages(tx, pointer)?;
+                if let (true, true, Some(fallback)) = (
+                    rollback,
+                    was_banned_live,
+                    index::live::live_package(&packages),
+                ) {
+                    if is_update(fallback) {
+                        let (out, objs, event) = restamp(tx, signer, fallback, pointer, now)?;
+                        objects.extend(objs);
+                        events.push(event);
+                        restamped.push(out);
+                    }
+                }
+                ensure_no_update_directive(tx, signer, pointer)?;
+            }
+            let out = BanOutcome {
+                banned: to_ban.iter().map(|p| p.version.clone()).collect(),
+                already_banned: false,
+                restamped,
+            };
+            Ok((
+                Plan {
+                    output: out,
+                    changed: true,
+                    assets: Vec::new(),
+                    objects,
+                    pointers: pointers.clone(),
+                },
+                events,
+            ))
+        })
+    })
+    .await
+}

@@ -1,0 +1,70 @@
+//! `otapub check`: the store against the index. Every pointer, immutable
+//! object and asset the index implies must be present and match.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+
+use super::{full_view, Context};
+use crate::error::Result;
+use crate::index::Index;
+use crate::signing::hex;
+use crate::tree;
+
+/// Problems found, one line each; empty when the store matches.
+pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
+    let index = Index::load(ctx.store).await?;
+    let view = full_view(&index)?;
+    let mut problems = Vec::new();
+    for o in tree::render(&view)? {
+        match ctx.store.get(&o.key).await? {
+            None => problems.push(format!("{}: missing (run `otapub regenerate`)", o.key)),
+            Some(got) if got.bytes != o.bytes => problems.push(format!(
+                "{}: differs from what the index records (run `otapub regenerate`)",
+                o.key
+            )),
+            Some(got) if got.meta != o.meta => problems.push(format!(
+                "{}: served as {:?} / {:?}, expected {:?} / {:?} (run `otapub regenerate`)",
+                o.key,
+                got.meta.content_type,
+                got.meta.cache_control,
+                o.meta.content_type,
+                o.meta.cache_control
+            )),
+            Some(_) => {}
+        }
+    }
+    let referenced: BTreeSet<String> = view
+        .iter()
+        .flat_map(|v| v.packages.iter())
+        .filter_map(|p| p.bundle())
+        .flat_map(|b| {
+            std::iter::once(&b.launch)
+                .chain(&b.assets)
+                .map(|a| a.sha256.clone())
+        })
+        .collect();
+    let known = index.assets()?;
+    for sha in referenced {
+        let key = format!("public/assets/{sha}");
+        match ctx.store.get(&key).await? {
+            None => problems.push(format!(
+                "{key}: missing; copy the export file with this SHA-256 back to it"
+            )),
+            Some(obj) => {
+                let got = hex(&Sha256::digest(&obj.bytes));
+                if got != sha {
+                    problems.push(format!("{key}: content hashes to {got}; copy the export file with this SHA-256 back to it"));
+                } else if let Some((_, ct)) = known.get(&sha) {
+                    if &obj.meta.content_type != ct {
+                        problems.push(format!(
+                            "{key}: served as {:?}, expected {ct:?}",
+                            obj.meta.content_type
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(problems)
+}

@@ -1,0 +1,355 @@
+//! `otapub publish`: an `expo export` directory becomes one package per
+//! platform — assets stored once by content hash, manifests signed, pointers
+//! rewritten from the index.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{commit, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
+use crate::error::{Error, Result};
+use crate::export::{self, asset_key, FileHash};
+use crate::index::{self, Bundle, NewEvent, Package, PackageContent};
+use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
+use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
+use crate::signing::{Signatures, Signer};
+
+/// Default base URL of a local store: what `otapub serve` listens on.
+pub const LOCAL_BASE_URL: &str = "http://127.0.0.1:8080";
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The `expo export` directory.
+    pub dir: PathBuf,
+    /// Channel.
+    pub channel: Channel,
+    /// The runtime version per platform; the keys are the platforms published.
+    pub fingerprints: BTreeMap<Platform, Fingerprint>,
+    /// Version, or derived from the content.
+    pub version: Option<Version>,
+    /// Message.
+    pub message: Option<String>,
+    /// The public app config (`npx expo config --type public --json`).
+    pub expo_config: Option<PathBuf>,
+    /// Public base URL of `public/`.
+    pub base_url: Option<String>,
+    /// Allow a base URL other than the recorded one.
+    pub change_base_url: bool,
+}
+
+/// One platform's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedPackage {
+    /// Platform.
+    pub platform: Platform,
+    /// Pointer path.
+    pub pointer: String,
+    /// Manifest id.
+    pub id: String,
+    /// createdAt.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// False when this exact package was already published (a retry).
+    pub new: bool,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishOutcome {
+    /// The version (given or derived).
+    pub version: Version,
+    /// Whether the version was derived from the content.
+    pub derived_version: bool,
+    /// One entry per platform.
+    pub packages: Vec<PublishedPackage>,
+}
+
+/// Normalizes and checks a base URL.
+pub fn normalize_base_url(url: &str) -> Result<String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !trimmed.contains(char::is_whitespace) && !trimmed.contains(['?', '#']) => {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(Error::usage(format!(
+            "--base-url {url:?} is not an absolute http(s) URL; give the public URL of the store's public/ folder, e.g. https://updates.example.com"
+        ))),
+    }
+}
+
+fn read_expo_config(path: &Path) -> Result<Box<RawValue>> {
+    let err = |reason: String| Error::usage(format!("--expo-config {}: {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(format!("cannot read it ({e}); write it with `npx expo config --type public --json > expoConfig.json`"))
+    })?;
+    // Parsed with key order kept, then written compactly: the same file always
+    // embeds as the same bytes.
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
+    if !value.is_object() {
+        return Err(err(
+            "not a JSON object; pass the output of `npx expo config --type public --json`".into(),
+        ));
+    }
+    RawValue::from_string(value.to_string()).map_err(|e| err(e.to_string()))
+}
+
+struct PlatformContent {
+    pointer: PointerId,
+    bundle: Bundle,
+    content_hash: String,
+}
+
+#[derive(Serialize)]
+struct ContentKey<'a> {
+    channel: &'a str,
+    platform: &'a str,
+    fingerprint: &'a str,
+    launch: &'a AssetRef,
+    assets: &'a [AssetRef],
+    expo_config: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+/// Publishes an export.
+pub async fn publish(
+    ctx: &Context<'_>,
+    signer: &Signer,
+    opts: &PublishOptions,
+) -> Result<PublishOutcome> {
+    let platforms: Vec<Platform> = opts.fingerprints.keys().copied().collect();
+    if platforms.is_empty() {
+        return Err(Error::usage(
+            "no platform to publish; pass --platform ios, android or all",
+        ));
+    }
+    let base_url = opts
+        .base_url
+        .as_deref()
+        .map(normalize_base_url)
+        .transpose()?;
+    let expo_config = opts
+        .expo_config
+        .as_deref()
+        .map(read_expo_config)
+        .transpose()?;
+    let dir = opts.dir.clone();
+    let exp = tokio::task::spawn_blocking(move || export::read_export(&dir, &platforms))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let paths: Vec<PathBuf> = exp
+        .platforms
+        .values()
+        .flat_map(|p| {
+            std::iter::once(p.bundle.path.clone())
+                .chain(p.assets.iter().map(|(f, _)| f.path.clone()))
+        })
+        .collect();
+    let hashes = tokio::task::spawn_blocking(move || export::hash_files(&paths))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let hash_of = |p: &Path| -> &FileHash { &hashes[p] };
+
+    let mut uploads: BTreeMap<String, AssetUpload> = BTreeMap::new();
+    let mut contents = BTreeMap::new();
+    for (&platform, pe) in &exp.platforms {
+        let bh = hash_of(&pe.bundle.path);
+        let launch = AssetRef {
+            sha256: bh.sha256.clone(),
+            key: bh.md5.clone(),
+            ext: "bundle".into(),
+        };
+        uploads
+            .entry(bh.sha256.clone())
+            .or_insert_with(|| AssetUpload {
+                sha256: bh.sha256.clone(),
+                path: pe.bundle.path.clone(),
+                content_type: BUNDLE_CONTENT_TYPE.into(),
+            });
+        let mut assets = Vec::with_capacity(pe.assets.len());
+        for (file, ext) in &pe.assets {
+            let h = hash_of(&file.path);
+            assets.push(AssetRef {
+                sha256: h.sha256.clone(),
+                key: asset_key(file, h),
+                ext: ext.clone(),
+            });
+            uploads
+                .entry(h.sha256.clone())
+                .or_insert_with(|| AssetUpload {
+                    sha256: h.sha256.clone(),
+                    path: file.path.clone(),
+                    content_type: asset_content_type(ext),
+                });
+        }
+        let pointer = PointerId {
+            channel: opts.channel.clone(),
+            platform,
+            fingerprint: opts.fingerprints[&platform].clone(),
+        };
+        let key = ContentKey {
+            channel: pointer.channel.as_str(),
+            platform: platform.as_str(),
+            fingerprint: pointer.fingerprint.as_str(),
+            launch: &launch,
+            assets: &assets,
+            expo_config: expo_config.as_deref().map(RawValue::get),
+            message: opts.message.as_deref(),
+        };
+        let content_hash =
+            index::sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"));
+        let bundle = Bundle {
+            launch,
+            assets,
+            expo_config: expo_config.clone(),
+        };
+        contents.insert(
+            platform,
+            PlatformContent {
+                pointer,
+                bundle,
+                content_hash,
+            },
+        );
+    }
+    let (version, derived_version) = match &opts.version {
+        Some(v) => (v.clone(), false),
+        None => {
+            let all: Vec<&str> = contents.values().map(|c| c.content_hash.as_str()).collect();
+            let h = index::sha256_hex(all.join("\n").as_bytes());
+            (Version::derived(format!("auto-{}", &h[..16])), true)
+        }
+    };
+    let sizes: BTreeMap<String, u64> = hashes
+        .values()
+        .map(|h| (h.sha256.clone(), h.size))
+        .collect();
+    let uploads: Vec<AssetUpload> = uploads.into_values().collect();
+
+    let packages = commit(ctx, "publish", |idx, now| {
+        let recorded = idx.setting(BASE_URL_SETTING)?;
+        let base = match (&recorded, &base_url) {
+            (Some(r), Some(given)) if r != given && !opts.change_base_url => {
+                return Err(Error::usage(format!(
+                    "--base-url {given} differs from the base URL this store records ({r}); every asset URL depends on it — \
+                     drop --base-url, or pass --change-base-url to publish new packages under the new one"
+                )))
+            }
+            (_, Some(given)) => given.clone(),
+            (Some(r), None) => r.clone(),
+            (None, None) if ctx.store.is_local() => LOCAL_BASE_URL.to_string(),
+            (None, None) => {
+                return Err(Error::usage(format!(
+                    "{} has no base URL yet; the first publish must give one with --base-url (the public URL of its public/ folder)",
+                    ctx.store.url()
+                )))
+            }
+        };
+        // Everything that can be refused is checked before anything is written.
+        let mut fresh = Vec::new();
+        let mut out = Vec::new();
+        for (&platform, c) in &contents {
+            match idx.package(platform, &version)? {
+                Some(existing) if existing.content_hash == c.content_hash && existing.pointer == c.pointer => {
+                    out.push(PublishedPackage {
+                        platform,
+                        pointer: c.pointer.to_string(),
+                        id: match &existing.content {
+                            PackageContent::Update { manifest_id, .. } => manifest_id.clone(),
+                            PackageContent::RollBackToEmbedded => String::new(),
+                        },
+                        created_at: format_time(existing.created_at),
+                        new: false,
+                    });
+                }
+                Some(_) => {
+                    return Err(Error::usage(format!(
+                        "version {version} is already published on {platform} with different content; \
+                         publish with another --version, or omit --version to derive one from the content"
+                    )))
+                }
+                None => fresh.push((platform, c)),
+            }
+        }
+        let pointers: BTreeSet<PointerId> = contents.values().map(|c| c.pointer.clone()).collect();
+        if fresh.is_empty() && recorded.as_deref() == Some(base.as_str()) {
+            return Ok(Plan { output: out, changed: false, assets: Vec::new(), objects: Vec::new(), pointers });
+        }
+        let mut unknown_assets = Vec::new();
+        for a in &uploads {
+            if !idx.has_asset(&a.sha256)? {
+                unknown_assets.push(a.clone());
+            }
+        }
+        let plan = idx.transact("publish", &ctx.actor, now, |tx| {
+            index::set_setting(tx, BASE_URL_SETTING, &base)?;
+            let mut objects = Vec::new();
+            let mut events = Vec::new();
+            for (platform, c) in &fresh {
+                let created_at = next_created_at(now, index::newest_created_at(tx, &c.pointer)?);
+                let manifest_id = super::derive_manifest_id(&[
+                    platform.as_str(),
+                    version.as_str(),
+                    &index::to_ms(created_at).to_string(),
+                    &c.content_hash,
+                ]);
+                let pkg = Package {
+                    id: 0,
+                    pointer: c.pointer.clone(),
+                    version: version.clone(),
+                    created_at,
+                    restamp_of: None,
+                    message: opts.message.clone(),
+                    content: PackageContent::Update {
+                        manifest_id: manifest_id.clone(),
+                        base_url: base.clone(),
+                        bundle: c.bundle.clone(),
+                    },
+                    content_hash: c.content_hash.clone(),
+                    signatures: Signatures::default(),
+                    body_sha256: String::new(),
+                    ban: None,
+                };
+                for a in std::iter::once(&c.bundle.launch).chain(&c.bundle.assets) {
+                    let ct = if a.ext == "bundle" { BUNDLE_CONTENT_TYPE.to_string() } else { asset_content_type(&a.ext) };
+                    index::put_asset(tx, &a.sha256, sizes[&a.sha256], &ct)?;
+                }
+                let (_, objs) = stamp(tx, signer, pkg)?;
+                objects.extend(objs);
+                events.push(NewEvent {
+                    action: "publish",
+                    target: format!("{platform}/{version}"),
+                    details: serde_json::json!({
+                        "pointer": c.pointer.to_string(),
+                        "id": manifest_id,
+                        "createdAt": format_time(created_at),
+                        "assets": c.bundle.assets.len(),
+                        "message": opts.message,
+                    }),
+                });
+                out.push(PublishedPackage {
+                    platform: *platform,
+                    pointer: c.pointer.to_string(),
+                    id: manifest_id,
+                    created_at: format_time(created_at),
+                    new: true,
+                });
+            }
+            out.sort_by_key(|p| p.platform);
+            Ok((Plan { output: out, changed: true, assets: unknown_assets, objects, pointers }, events))
+        })?;
+        Ok(plan)
+    })
+    .await?;
+    Ok(PublishOutcome {
+        version,
+        derived_version,
+        packages,
+    })
+}

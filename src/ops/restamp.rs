@@ -1,0 +1,273 @@
+//! `otapub rollback` and `otapub promote`: both re-stamp an earlier bundle
+//! with a fresh id, a fresh version and a createdAt newer than everything on
+//! the target pointer, since devices only move forward in createdAt.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::{commit, is_update, next_created_at, recorded_base_url, stamp, Context, Plan};
+use crate::error::{Error, Result};
+use crate::index::{self, NewEvent, Package, PackageContent};
+use crate::manifest::format_time;
+use crate::names::{Channel, Platform, PointerId, Version};
+use crate::signing::{Signatures, Signer};
+use crate::tree::PublicObject;
+
+/// What a rollback goes back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// SPEC's default rule: one bundle back from the newest.
+    Previous,
+    /// This version of the pointer.
+    To(Version),
+    /// The update embedded in the build.
+    Embedded,
+}
+
+/// What a re-stamp made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restamped {
+    /// The pointer.
+    pub pointer: String,
+    /// The new package's version.
+    pub version: Version,
+    /// The original whose bundle it serves (none for rollBackToEmbedded).
+    #[serde(rename = "restampOf")]
+    pub restamp_of: Option<Version>,
+    /// createdAt (also the commitTime of a directive).
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+}
+
+/// Re-stamps `source`'s bundle onto `pointer`. Refuses a banned source.
+pub(crate) fn restamp(
+    conn: &Connection,
+    signer: &Signer,
+    source: &Package,
+    pointer: &PointerId,
+    now: DateTime<Utc>,
+) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
+    let original = source.original().clone();
+    if source.ban.is_some() {
+        return Err(Error::usage(format!(
+            "{}/{} is banned and can never be served again; choose another version (see `otapub status`)",
+            source.pointer.platform, source.version
+        )));
+    }
+    let PackageContent::Update { bundle, .. } = &source.content else {
+        return Err(Error::usage(format!(
+            "{} is a rollBackToEmbedded directive, not an update; use `otapub rollback --to-embedded` instead",
+            source.version
+        )));
+    };
+    let n = index::next_restamp_number(conn, pointer.platform, &original)?;
+    let version = Version::derived(format!("{original}.r{n}"));
+    let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
+    let base_url = recorded_base_url(conn)?;
+    let content_hash = index::sha256_hex(
+        format!(
+            "restamp\n{pointer}\n{version}\n{}\n{}",
+            source.content_hash,
+            index::to_ms(created_at)
+        )
+        .as_bytes(),
+    );
+    let manifest_id = super::derive_manifest_id(&[
+        pointer.platform.as_str(),
+        version.as_str(),
+        &index::to_ms(created_at).to_string(),
+        &content_hash,
+    ]);
+    let pkg = Package {
+        id: 0,
+        pointer: pointer.clone(),
+        version: version.clone(),
+        created_at,
+        restamp_of: Some(original.clone()),
+        message: source.message.clone(),
+        content: PackageContent::Update {
+            manifest_id: manifest_id.clone(),
+            base_url,
+            bundle: bundle.clone(),
+        },
+        content_hash,
+        signatures: Signatures::default(),
+        body_sha256: String::new(),
+        ban: None,
+    };
+    let (_, objects) = stamp(conn, signer, pkg)?;
+    let event = NewEvent {
+        action: "restamp",
+        target: format!("{}/{version}", pointer.platform),
+        details: serde_json::json!({
+            "pointer": pointer.to_string(),
+            "restampOf": original.as_str(),
+            "from": source.version.as_str(),
+            "id": manifest_id,
+            "createdAt": format_time(created_at),
+        }),
+    };
+    let out = Restamped {
+        pointer: pointer.to_string(),
+        version,
+        restamp_of: Some(original),
+        created_at: format_time(created_at),
+    };
+    Ok((out, objects, event))
+}
+
+/// The createdAt of a package's original (itself unless a re-stamp).
+fn original_time(conn: &Connection, p: &Package) -> Result<DateTime<Utc>> {
+    match &p.restamp_of {
+        None => Ok(p.created_at),
+        Some(o) => Ok(index::package(conn, p.pointer.platform, o)?
+            .map(|o| o.created_at)
+            .unwrap_or(p.created_at)),
+    }
+}
+
+/// SPEC's default target: the newest non-banned package whose original was
+/// published before the original of the newest package on the pointer
+/// (banned ones included when finding the newest).
+fn default_target(conn: &Connection, packages: &[Package]) -> Result<Option<Package>> {
+    let Some(newest) = packages.iter().max_by_key(|p| p.created_at) else {
+        return Ok(None);
+    };
+    let limit = original_time(conn, newest)?;
+    let mut best: Option<(DateTime<Utc>, &Package)> = None;
+    for p in packages.iter().filter(|p| p.ban.is_none() && is_update(p)) {
+        let t = original_time(conn, p)?;
+        if t < limit && best.is_none_or(|(bt, bp)| (t, p.created_at) > (bt, bp.created_at)) {
+            best = Some((t, p));
+        }
+    }
+    Ok(best.map(|(_, p)| p.clone()))
+}
+
+/// Rolls a pointer back.
+pub async fn rollback(
+    ctx: &Context<'_>,
+    signer: &Signer,
+    pointer: &PointerId,
+    target: &RollbackTarget,
+) -> Result<Restamped> {
+    commit(ctx, "rollback", |idx, now| {
+        let packages = idx.pointer_packages(pointer)?;
+        if packages.is_empty() {
+            return Err(Error::usage(format!(
+                "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
+            )));
+        }
+        idx.transact("rollback", &ctx.actor, now, |tx| {
+            let (out, objects, event) = match target {
+                RollbackTarget::Embedded => embedded(tx, signer, pointer, now)?,
+                RollbackTarget::To(v) => {
+                    let source = packages.iter().find(|p| &p.version == v).ok_or_else(|| {
+                        Error::usage(format!(
+                            "{v} is not a package of {pointer}; `otapub status` lists the versions you can roll back to"
+                        ))
+                    })?;
+                    restamp(tx, signer, source, pointer, now)?
+                }
+                RollbackTarget::Previous => {
+                    let source = default_target(tx, &packages)?.ok_or_else(|| {
+                        Error::usage(format!(
+                            "{pointer} has no earlier unbanned bundle to roll back to; use --to VERSION, or --to-embedded to run the build's embedded update"
+                        ))
+                    })?;
+                    restamp(tx, signer, &source, pointer, now)?
+                }
+            };
+            let plan = Plan {
+                output: out,
+                changed: true,
+                assets: Vec::new(),
+                objects: objects.to_vec(),
+                pointers: BTreeSet::from([pointer.clone()]),
+            };
+            Ok((plan, vec![event]))
+        })
+    })
+    .await
+}
+
+/// Records a rollBackToEmbedded directive package.
+fn embedded(
+    conn: &Connection,
+    signer: &Signer,
+    pointer: &PointerId,
+    now: DateTime<Utc>,
+) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
+    let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
+    let content_hash = index::sha256_hex(
+        format!(
+            "rollBackToEmbedded\n{pointer}\n{}",
+            index::to_ms(created_at)
+        )
+        .as_bytes(),
+    );
+    let version = Version::derived(format!("embedded-{}", &content_hash[..16]));
+    let pkg = Package {
+        id: 0,
+        pointer: pointer.clone(),
+        version: version.clone(),
+        created_at,
+        restamp_of: None,
+        message: None,
+        content: PackageContent::RollBackToEmbedded,
+        content_hash,
+        signatures: Signatures::default(),
+        body_sha256: String::new(),
+        ban: None,
+    };
+    let (_, objects) = stamp(conn, signer, pkg)?;
+    let event = NewEvent {
+        action: "rollback-to-embedded",
+        target: format!("{}/{version}", pointer.platform),
+        details: serde_json::json!({ "pointer": pointer.to_string(), "commitTime": format_time(created_at) }),
+    };
+    let out = Restamped {
+        pointer: pointer.to_string(),
+        version,
+        restamp_of: None,
+        created_at: format_time(created_at),
+    };
+    Ok((out, objects, event))
+}
+
+/// Re-stamps a package into another channel (same platform and fingerprint).
+pub async fn promote(
+    ctx: &Context<'_>,
+    signer: &Signer,
+    platform: Platform,
+    version: &Version,
+    to: &Channel,
+) -> Result<Restamped> {
+    commit(ctx, "promote", |idx, now| {
+        let source = idx.package(platform, version)?.ok_or_else(|| {
+            Error::usage(format!("no package {version} on {platform}; `otapub status` lists them"))
+        })?;
+        if &source.pointer.channel == to {
+            return Err(Error::usage(format!(
+                "{platform}/{version} is already on channel {to}; to serve it again there use `otapub rollback --to {version}`"
+            )));
+        }
+        let pointer = PointerId { channel: to.clone(), platform, fingerprint: source.pointer.fingerprint.clone() };
+        idx.transact("promote", &ctx.actor, now, |tx| {
+            let (out, objects, mut event) = restamp(tx, signer, &source, &pointer, now)?;
+            event.action = "promote";
+            let plan = Plan {
+                output: out,
+                changed: true,
+                assets: Vec::new(),
+                objects: objects.to_vec(),
+                pointers: BTreeSet::from([pointer.clone()]),
+            };
+            Ok((plan, vec![event]))
+        })
+    })
+    .await
+}

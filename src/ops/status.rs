@@ -1,0 +1,112 @@
+//! `otapub status`: what each pointer serves, and its history.
+
+use serde::Serialize;
+
+use super::Context;
+use crate::error::Result;
+use crate::index::live::{pointer_state, PointerState};
+use crate::index::{Index, Package, PackageContent};
+use crate::manifest::format_time;
+
+/// One package in a pointer's history.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryEntry {
+    /// Version.
+    pub version: String,
+    /// `update` or `rollBackToEmbedded`.
+    pub kind: &'static str,
+    /// createdAt.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// The original of a re-stamp.
+    #[serde(rename = "restampOf", skip_serializing_if = "Option::is_none")]
+    pub restamp_of: Option<String>,
+    /// Message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The ban, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banned: Option<BanInfo>,
+}
+
+/// A ban, for display.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BanInfo {
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub by: String,
+    /// When.
+    pub at: String,
+}
+
+/// One pointer's status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PointerStatus {
+    /// Channel.
+    pub channel: String,
+    /// Platform.
+    pub platform: String,
+    /// Fingerprint.
+    pub fingerprint: String,
+    /// What it serves: a version, `rollBackToEmbedded:<version>`, or `noUpdateAvailable`.
+    pub serves: String,
+    /// Packages, newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    /// The recorded base URL.
+    #[serde(rename = "baseUrl")]
+    pub base_url: Option<String>,
+    /// Pointers, sorted.
+    pub pointers: Vec<PointerStatus>,
+}
+
+fn entry(p: &Package) -> HistoryEntry {
+    HistoryEntry {
+        version: p.version.to_string(),
+        kind: match p.content {
+            PackageContent::Update { .. } => "update",
+            PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
+        },
+        created_at: format_time(p.created_at),
+        restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
+        message: p.message.clone(),
+        banned: p.ban.as_ref().map(|b| BanInfo {
+            reason: b.reason.clone(),
+            by: b.by.clone(),
+            at: format_time(b.at),
+        }),
+    }
+}
+
+/// Reads the status from the index.
+pub async fn status(ctx: &Context<'_>) -> Result<Status> {
+    let index = Index::load(ctx.store).await?;
+    let mut pointers = Vec::new();
+    for (pointer, packages) in index.all_pointers()? {
+        let serves = match pointer_state(&packages) {
+            PointerState::Live(p) if matches!(p.content, PackageContent::RollBackToEmbedded) => {
+                format!("rollBackToEmbedded ({})", p.version)
+            }
+            PointerState::Live(p) => p.version.to_string(),
+            PointerState::NoUpdateAvailable | PointerState::Empty => {
+                "noUpdateAvailable".to_string()
+            }
+        };
+        pointers.push(PointerStatus {
+            channel: pointer.channel.to_string(),
+            platform: pointer.platform.to_string(),
+            fingerprint: pointer.fingerprint.to_string(),
+            serves,
+            history: packages.iter().rev().map(entry).collect(),
+        });
+    }
+    Ok(Status {
+        base_url: index.setting(super::BASE_URL_SETTING)?,
+        pointers,
+    })
+}

@@ -1,0 +1,358 @@
+//! A store in a local directory. Objects are files under the root; each public
+//! object's Content-Type and Cache-Control live beside it under `state/meta/`
+//! so `serve` reproduces what S3 would. Writes go to a temporary file and are
+//! renamed into place; conditional writes hold a lock file.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use md5::{Digest, Md5};
+
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use crate::error::{Error, Result};
+use crate::signing::hex;
+
+const META_DIR: &str = "state/meta";
+const LOCK_FILE: &str = "state/.lock";
+
+/// A store in a local directory.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: PathBuf) -> FsStore {
+        FsStore { root }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let ok = !key.is_empty()
+            && key
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));
+        if !ok {
+            return Err(Error::Store {
+                action: "resolve",
+                key: key.to_string(),
+                reason: "not a valid object key".into(),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn meta_path(&self, key: &str) -> Result<PathBuf> {
+        Ok(self
+            .path(&format!("{META_DIR}/{key}"))?
+            .with_extension_added("json"))
+    }
+
+    fn store_err<'k>(action: &'static str, key: &'k str) -> impl FnOnce(io::Error) -> Error + 'k {
+        move |e| Error::Store {
+            action,
+            key: key.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn read_meta(&self, key: &str) -> Result<ObjectMeta> {
+        let path = self.meta_path(key)?;
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Store {
+                action: "read metadata of",
+                key: key.to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ObjectMeta {
+                content_type: "application/octet-stream".into(),
+                cache_control: String::new(),
+            }),
+            Err(e) => Err(Self::store_err("read metadata of", key)(e)),
+        }
+    }
+
+    fn write_atomic(&self, key: &str, path: &Path, body: &Body) -> Result<()> {
+        let dir = path.parent().expect("an object path has a parent");
+        fs::create_dir_all(dir).map_err(Self::store_err("create directory for", key))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".otapub-tmp-")
+            .tempfile_in(dir)
+            .map_err(Self::store_err("write", key))?;
+        match body {
+            Body::Bytes(b) => tmp.write_all(b).map_err(Self::store_err("write", key))?,
+            Body::File(src) => {
+                let mut f = fs::File::open(src).map_err(Self::store_err("read source of", key))?;
+                io::copy(&mut f, &mut tmp).map_err(Self::store_err("write", key))?;
+            }
+        }
+        tmp.as_file()
+            .sync_data()
+            .map_err(Self::store_err("sync", key))?;
+        tmp.persist(path)
+            .map_err(|e| Self::store_err("rename into place", key)(e.error))?;
+        Ok(())
+    }
+
+    fn put_sync(&self, key: &str, body: &Body, meta: &ObjectMeta) -> Result<()> {
+        let path = self.path(key)?;
+        if key.starts_with("public/") {
+            let meta_bytes = serde_json::to_vec(meta).expect("metadata serializes");
+            self.write_atomic(key, &self.meta_path(key)?, &Body::Bytes(meta_bytes))?;
+        }
+        self.write_atomic(key, &path, body)
+    }
+
+    fn get_sync(&self, key: &str) -> Result<Option<Object>> {
+        let path = self.path(key)?;
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Self::store_err("read", key)(e)),
+        };
+        let meta = self.read_meta(key)?;
+        let etag = hex(&Md5::digest(&bytes));
+        Ok(Some(Object { bytes, meta, etag }))
+    }
+
+    fn put_if_sync(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut> {
+        let lock_path = self.path(LOCK_FILE)?;
+        fs::create_dir_all(lock_path.parent().expect("lock has a parent"))
+            .map_err(Self::store_err("create directory for", LOCK_FILE))?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Self::store_err("open lock", LOCK_FILE))?;
+        lock.lock().map_err(Self::store_err("lock", LOCK_FILE))?;
+        let current = self.get_sync(key)?.map(|o| o.etag);
+        let holds = match (&cond, &current) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Matches(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if !holds {
+            return Ok(CondPut::Conflict);
+        }
+        let etag = hex(&Md5::digest(&bytes));
+        self.put_sync(key, &Body::Bytes(bytes), meta)?;
+        drop(lock);
+        Ok(CondPut::Written(etag))
+    }
+
+    fn list_sync(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Self::store_err("list", prefix)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(Self::store_err("list", prefix))?;
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                let Some(rel) = rel.to_str() else { continue };
+                let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+                let ft = entry.file_type().map_err(Self::store_err("list", prefix))?;
+                if ft.is_dir() {
+                    // Descend only where the prefix can still match.
+                    let as_dir = format!("{rel}/");
+                    if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
+                        stack.push(path);
+                    }
+                } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
+                    let size = entry
+                        .metadata()
+                        .map_err(Self::store_err("list", prefix))?
+                        .len();
+                    out.push(ObjectInfo { key: rel, size });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+fn is_temp(key: &str) -> bool {
+    key.rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with(".otapub-tmp-"))
+}
+
+trait WithExtensionAdded {
+    fn with_extension_added(&self, ext: &str) -> PathBuf;
+}
+
+impl WithExtensionAdded for PathBuf {
+    fn with_extension_added(&self, ext: &str) -> PathBuf {
+        let mut s = self.clone().into_os_string();
+        s.push(".");
+        s.push(ext);
+        PathBuf::from(s)
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+#[async_trait]
+impl Store for FsStore {
+    fn url(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.get_sync(&key)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: m.len(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::store_err("stat", key)(e)),
+        }
+    }
+
+    async fn etag(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.get(key).await?.map(|o| o.etag))
+    }
+
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
+        let (this, key, meta) = (self.clone(), key.to_string(), meta.clone());
+        blocking(move || this.put_sync(&key, &body, &meta)).await
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut> {
+        let (this, key, meta) = (self.clone(), key.to_string(), meta.clone());
+        blocking(move || this.put_if_sync(&key, bytes, &meta, cond)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        for p in [self.meta_path(key)?, path] {
+            match tokio::fs::remove_file(&p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::store_err("delete", key)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        blocking(move || this.list_sync(&prefix)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            content_type: "text/plain".into(),
+            cache_control: "no-store".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_follow_the_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_path_buf());
+        let CondPut::Written(e1) = store
+            .put_if("state/x", b"1".to_vec(), &meta(), Precondition::Absent)
+            .await
+            .unwrap()
+        else {
+            panic!("first create must win")
+        };
+        assert_eq!(
+            store
+                .put_if("state/x", b"2".to_vec(), &meta(), Precondition::Absent)
+                .await
+                .unwrap(),
+            CondPut::Conflict
+        );
+        let CondPut::Written(e2) = store
+            .put_if(
+                "state/x",
+                b"2".to_vec(),
+                &meta(),
+                Precondition::Matches(e1.clone()),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("matching etag must win")
+        };
+        assert_ne!(e1, e2);
+        assert_eq!(
+            store
+                .put_if("state/x", b"3".to_vec(), &meta(), Precondition::Matches(e1))
+                .await
+                .unwrap(),
+            CondPut::Conflict
+        );
+        assert_eq!(store.get("state/x").await.unwrap().unwrap().bytes, b"2");
+    }
+
+    #[tokio::test]
+    async fn public_objects_keep_their_metadata_and_keys_cannot_escape() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_path_buf());
+        store
+            .put("public/a/b", Body::Bytes(b"x".to_vec()), &meta())
+            .await
+            .unwrap();
+        assert_eq!(store.get("public/a/b").await.unwrap().unwrap().meta, meta());
+        assert!(store.get("public/missing").await.unwrap().is_none());
+        assert!(store.get("public/../x").await.is_err());
+        let keys: Vec<String> = store
+            .list("public/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["public/a/b"]);
+    }
+}

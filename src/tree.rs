@@ -1,0 +1,231 @@
+//! `render`: the public tree as a pure function of the index. No I/O and no
+//! signing here: every signature was recorded when its package was made, so
+//! the same index always renders to the same bytes.
+
+use crate::error::{Error, Result};
+use crate::index::live::{pointer_state, PointerState};
+use crate::index::{sha256_hex, Package, PackageContent, StoredDirective};
+use crate::manifest::{self, Directive, ManifestFields, PartName};
+use crate::names::PointerId;
+use crate::signing::{self, Signatures};
+use crate::store::{ObjectMeta, IMMUTABLE_CACHE_CONTROL, POINTER_CACHE_CONTROL};
+
+/// One object of the public tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicObject {
+    /// Key under the store root (`public/...`).
+    pub key: String,
+    /// Exact bytes.
+    pub bytes: Vec<u8>,
+    /// How it is served.
+    pub meta: ObjectMeta,
+}
+
+/// A signed payload ready to become an Expo body and an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// Manifest or directive.
+    pub part: PartName,
+    /// The exact part bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Payload {
+    /// The DSSE payload type.
+    pub fn payload_type(&self) -> &'static str {
+        match self.part {
+            PartName::Manifest => signing::MANIFEST_PAYLOAD_TYPE,
+            PartName::Directive => signing::DIRECTIVE_PAYLOAD_TYPE,
+        }
+    }
+}
+
+/// The payload a package signs: its manifest, or its directive.
+pub fn package_payload(p: &Package) -> Payload {
+    match &p.content {
+        PackageContent::Update {
+            manifest_id,
+            base_url,
+            bundle,
+        } => Payload {
+            part: PartName::Manifest,
+            bytes: manifest::manifest_bytes(&ManifestFields {
+                id: manifest_id,
+                created_at: p.created_at,
+                fingerprint: &p.pointer.fingerprint,
+                channel: &p.pointer.channel,
+                platform: p.pointer.platform,
+                version: &p.version,
+                restamp_of: p.restamp_of.as_ref(),
+                message: p.message.as_deref(),
+                base_url,
+                launch_asset: &bundle.launch,
+                assets: &bundle.assets,
+                expo_client: bundle.expo_config.as_deref(),
+            }),
+        },
+        PackageContent::RollBackToEmbedded => Payload {
+            part: PartName::Directive,
+            bytes: manifest::directive_bytes(
+                &Directive::RollBackToEmbedded {
+                    commit_time: p.created_at,
+                },
+                &p.pointer.channel,
+                p.pointer.platform,
+                &p.pointer.fingerprint,
+            ),
+        },
+    }
+}
+
+/// The payload of a pointer's noUpdateAvailable directive.
+pub fn no_update_payload(pointer: &PointerId) -> Payload {
+    Payload {
+        part: PartName::Directive,
+        bytes: manifest::directive_bytes(
+            &Directive::NoUpdateAvailable,
+            &pointer.channel,
+            pointer.platform,
+            &pointer.fingerprint,
+        ),
+    }
+}
+
+/// The Expo body and the DSSE envelope of a signed payload.
+pub struct SignedPair {
+    /// `manifest`: the multipart body.
+    pub body: Vec<u8>,
+    /// Its Content-Type.
+    pub content_type: String,
+    /// `manifest.json`: the envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// Builds the two signed objects of a payload.
+pub fn signed_pair(payload: &Payload, sigs: &Signatures) -> SignedPair {
+    let body = manifest::multipart(payload.part, &payload.bytes, sigs.expo.as_deref());
+    SignedPair {
+        content_type: body.content_type(),
+        body: body.bytes,
+        envelope: signing::envelope(payload.payload_type(), &payload.bytes, sigs),
+    }
+}
+
+fn objects(key: String, pair: SignedPair, cache_control: &str) -> [PublicObject; 2] {
+    [
+        PublicObject {
+            key: format!("{key}.json"),
+            bytes: pair.envelope,
+            meta: ObjectMeta {
+                content_type: "application/json".into(),
+                cache_control: cache_control.into(),
+            },
+        },
+        PublicObject {
+            key,
+            bytes: pair.body,
+            meta: ObjectMeta {
+                content_type: pair.content_type,
+                cache_control: cache_control.into(),
+            },
+        },
+    ]
+}
+
+fn checked_pair(
+    payload: &Payload,
+    sigs: &Signatures,
+    body_sha256: &str,
+    what: &str,
+) -> Result<SignedPair> {
+    let pair = signed_pair(payload, sigs);
+    let got = sha256_hex(&pair.body);
+    if got != body_sha256 {
+        return Err(Error::IndexContent(format!(
+            "{what} renders to bytes (sha256 {got}) other than the ones it was signed as ({body_sha256}); \
+             this otapub renders differently from the one that signed it — use that version, or ban and republish"
+        )));
+    }
+    Ok(pair)
+}
+
+/// Key of a package's immutable Expo body.
+pub fn package_key(p: &Package) -> String {
+    format!(
+        "public/updates/{}/{}/manifest",
+        p.version, p.pointer.platform
+    )
+}
+
+/// The immutable objects of a package (envelope first).
+pub fn package_objects(p: &Package) -> Result<[PublicObject; 2]> {
+    let what = format!("package {}/{}", p.pointer.platform, p.version);
+    let pair = checked_pair(&package_payload(p), &p.signatures, &p.body_sha256, &what)?;
+    Ok(objects(package_key(p), pair, IMMUTABLE_CACHE_CONTROL))
+}
+
+/// The two pointer objects (envelope first) of a pointer with these packages;
+/// none for a pointer without packages.
+pub fn pointer_objects(
+    pointer: &PointerId,
+    packages: &[Package],
+    directive: Option<&StoredDirective>,
+) -> Result<Option<[PublicObject; 2]>> {
+    let pair = match pointer_state(packages) {
+        PointerState::Empty => return Ok(None),
+        PointerState::Live(p) => checked_pair(
+            &package_payload(p),
+            &p.signatures,
+            &p.body_sha256,
+            &format!("package {}/{}", p.pointer.platform, p.version),
+        )?,
+        PointerState::NoUpdateAvailable => {
+            let d = directive.ok_or_else(|| {
+                Error::IndexContent(format!(
+                    "pointer {pointer} has no live package and no signed noUpdateAvailable directive; run a ban or rollback on it to sign one"
+                ))
+            })?;
+            checked_pair(
+                &no_update_payload(pointer),
+                &d.signatures,
+                &d.body_sha256,
+                &format!("the directive of {pointer}"),
+            )?
+        }
+    };
+    Ok(Some(objects(
+        pointer.manifest_key(),
+        pair,
+        POINTER_CACHE_CONTROL,
+    )))
+}
+
+/// One pointer's share of the index.
+#[derive(Debug, Clone)]
+pub struct PointerView {
+    /// The pointer.
+    pub pointer: PointerId,
+    /// Its packages, oldest first.
+    pub packages: Vec<Package>,
+    /// Its stored noUpdateAvailable directive.
+    pub directive: Option<StoredDirective>,
+}
+
+/// The whole public tree but the assets: immutable objects first, then
+/// pointers, each group sorted by key.
+pub fn render(view: &[PointerView]) -> Result<Vec<PublicObject>> {
+    let mut immutable = Vec::new();
+    let mut pointers = Vec::new();
+    for v in view {
+        for p in &v.packages {
+            immutable.extend(package_objects(p)?);
+        }
+        if let Some(objs) = pointer_objects(&v.pointer, &v.packages, v.directive.as_ref())? {
+            pointers.extend(objs);
+        }
+    }
+    immutable.sort_by(|a, b| a.key.cmp(&b.key));
+    pointers.sort_by(|a, b| a.key.cmp(&b.key));
+    immutable.extend(pointers);
+    Ok(immutable)
+}
