@@ -298,7 +298,7 @@ fn ban_and_rollback_problems() {
 #[test]
 fn key_problems() {
     let env = setup();
-    let mut publish = |key: &str, needle: &str| {
+    let publish = |key: &str, needle: &str| {
         let before = env.snapshot();
         let out = env
             .cmd(&[

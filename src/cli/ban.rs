@@ -38,15 +38,16 @@ pub async fn run(s: Settings, a: BanArgs) -> anyhow::Result<Outcome> {
     if s.json {
         s.print_json(&out)?;
     } else if out.already_banned {
-        println!(
+        say!(
             "{}/{} is already banned; nothing changed",
-            a.platform, a.version
+            a.platform,
+            a.version
         );
     } else {
         let list: Vec<&str> = out.banned.iter().map(|v| v.as_str()).collect();
-        println!("banned on {}: {}", a.platform, list.join(", "));
+        say!("banned on {}: {}", a.platform, list.join(", "));
         for r in &out.restamped {
-            println!(
+            say!(
                 "{}: re-stamped {} as {} (createdAt {})",
                 r.pointer,
                 r.restamp_of.as_ref().map_or("", |v| v.as_str()),

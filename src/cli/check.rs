@@ -18,9 +18,9 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
         s.print_json(&serde_json::json!({ "problems": problems }))?;
     } else {
         for p in &problems {
-            println!("{p}");
+            say!("{p}");
         }
-        println!("{} problems", problems.len());
+        say!("{} problems", problems.len());
     }
     Ok(if problems.is_empty() {
         Outcome::Done

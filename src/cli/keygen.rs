@@ -19,14 +19,14 @@ pub struct KeygenArgs {
 pub fn run(args: KeygenArgs) -> anyhow::Result<Outcome> {
     let k = otapub::signing::generate_key(&args.out)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&k)?);
+        say!("{}", serde_json::to_string_pretty(&k)?);
     } else {
-        println!("keyid {}", k.keyid);
-        println!(
+        say!("keyid {}", k.keyid);
+        say!(
             "private key {} (keep it secret; it is ignored by git under keys/)",
             k.private_path.display()
         );
-        println!(
+        say!(
             "public key  {} (give it to `otapub verify --trust`)",
             k.public_path.display()
         );

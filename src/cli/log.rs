@@ -19,13 +19,17 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     for e in &events {
-        println!(
+        say!(
             "{}  {:<12} {:<20} {}  {}",
-            e.time, e.actor, e.action, e.target, e.details
+            e.time,
+            e.actor,
+            e.action,
+            e.target,
+            e.details
         );
     }
     for o in operations.iter().filter(|o| o.state == "failed") {
-        println!(
+        say!(
             "failed operation {} ({} by {}): {}",
             o.id,
             o.kind,

@@ -1,6 +1,14 @@
 //! The command line: clap types and their translation into library options.
 //! No clap type goes below this module.
 
+/// `println!` that ends the process quietly when stdout is closed (`| head`)
+/// instead of panicking, as ripgrep does.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(format_args!($($arg)*))
+    };
+}
+
 mod ban;
 mod check;
 mod keygen;
@@ -268,6 +276,19 @@ impl Settings {
             serde_json::to_string_pretty(value).context("cannot write JSON")?
         );
         Ok(())
+    }
+}
+
+/// Writes one line to stdout; a closed pipe ends the process with success.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(3);
     }
 }
 

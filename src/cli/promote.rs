@@ -34,9 +34,12 @@ pub async fn run(s: Settings, a: PromoteArgs) -> anyhow::Result<Outcome> {
     if s.json {
         s.print_json(&out)?;
     } else {
-        println!(
+        say!(
             "{}: serves {} (re-stamp of {}, createdAt {})",
-            out.pointer, out.version, a.version, out.created_at
+            out.pointer,
+            out.version,
+            a.version,
+            out.created_at
         );
     }
     Ok(Outcome::Done)

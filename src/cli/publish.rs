@@ -118,16 +118,20 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         } else {
             ""
         };
-        println!("version {}{how}", out.version);
+        say!("version {}{how}", out.version);
         for p in &out.packages {
             let state = if p.new {
                 "published"
             } else {
                 "already published, pointers checked"
             };
-            println!(
+            say!(
                 "{}: {} {} id {} createdAt {}",
-                p.platform, state, p.pointer, p.id, p.created_at
+                p.platform,
+                state,
+                p.pointer,
+                p.id,
+                p.created_at
             );
         }
     }

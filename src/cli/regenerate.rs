@@ -22,9 +22,9 @@ pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
     } else {
         let verb = if a.dry_run { "would write" } else { "wrote" };
         for k in &out.written {
-            println!("{verb} {k}");
+            say!("{verb} {k}");
         }
-        println!(
+        say!(
             "{} objects rendered, {} {verb}",
             out.rendered,
             out.written.len()

@@ -44,14 +44,19 @@ pub async fn run(s: Settings, a: RollbackArgs) -> anyhow::Result<Outcome> {
     if s.json {
         s.print_json(&out)?;
     } else if let Some(orig) = &out.restamp_of {
-        println!(
+        say!(
             "{}: serves {} (re-stamp of {}, createdAt {})",
-            out.pointer, out.version, orig, out.created_at
+            out.pointer,
+            out.version,
+            orig,
+            out.created_at
         );
     } else {
-        println!(
+        say!(
             "{}: serves rollBackToEmbedded {} (commitTime {})",
-            out.pointer, out.version, out.created_at
+            out.pointer,
+            out.version,
+            out.created_at
         );
     }
     Ok(Outcome::Done)

@@ -19,13 +19,16 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     if st.pointers.is_empty() {
-        println!("nothing published in {} yet; start with `otapub publish DIR --channel C --fingerprint FP`", s.store_url);
+        say!("nothing published in {} yet; start with `otapub publish DIR --channel C --fingerprint FP`", s.store_url);
         return Ok(Outcome::Done);
     }
     for p in &st.pointers {
-        println!(
+        say!(
             "{}/{}/{}  serves {}",
-            p.channel, p.platform, p.fingerprint, p.serves
+            p.channel,
+            p.platform,
+            p.fingerprint,
+            p.serves
         );
         for h in &p.history {
             let mut line = format!("    {:<40} {}", h.version, h.created_at);
@@ -38,7 +41,7 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
             if let Some(b) = &h.banned {
                 line.push_str(&format!("  BANNED by {} at {}: {}", b.by, b.at, b.reason));
             }
-            println!("{line}");
+            say!("{line}");
         }
     }
     Ok(Outcome::Done)

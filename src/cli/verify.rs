@@ -19,9 +19,9 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
         s.print_json(&report)?;
     } else {
         for p in &report.problems {
-            println!("{p}");
+            say!("{p}");
         }
-        println!(
+        say!(
             "{} pointers, {} assets checked: {} problems",
             report.pointers,
             report.assets,

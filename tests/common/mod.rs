@@ -174,7 +174,10 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// A strict multipart/mixed reader written from RFC 2046, not from otapub.
-pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
+/// Part headers (name, value) and the part's exact bytes.
+pub type Part = (Vec<(String, String)>, Vec<u8>);
+
+pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
     let (mime, params) = content_type
         .split_once(';')
         .expect("content type has parameters");
