@@ -89,6 +89,13 @@ pub enum Error {
     #[error("index: {0}")]
     IndexContent(String),
 
+    /// The S3 server ignores conditional writes.
+    #[error("{store} ignores conditional writes (a second `If-None-Match: *` write of one object succeeded), so two publishers at once could silently lose each other's work; use a server that honours them (AWS S3, Cloudflare R2, MinIO), or pass --unsafe-no-locking if only one writer ever runs")]
+    NoLocking {
+        /// The store's URL.
+        store: String,
+    },
+
     /// Other writers kept committing first.
     #[error("lost the race to update the index {attempts} times in a row: other writers kept committing first; run the command again")]
     Race {
@@ -104,9 +111,11 @@ impl Error {
             Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => {
                 ExitClass::Input
             }
-            Error::File { .. } | Error::Store { .. } | Error::Index(_) | Error::IndexContent(_) => {
-                ExitClass::Environment
-            }
+            Error::File { .. }
+            | Error::Store { .. }
+            | Error::Index(_)
+            | Error::IndexContent(_)
+            | Error::NoLocking { .. } => ExitClass::Environment,
             Error::Race { .. } => ExitClass::Race,
         }
     }

@@ -24,7 +24,7 @@ pub struct BanArgs {
 }
 
 pub async fn run(s: Settings, a: BanArgs) -> anyhow::Result<Outcome> {
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let signer = s.signer()?;
     let out = ban(
         &s.context(store.as_ref()),

@@ -12,7 +12,7 @@ pub struct CheckArgs {
 }
 
 pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let problems = check(&s.context(store.as_ref())).await?;
     if s.json {
         s.print_json(&serde_json::json!({ "problems": problems }))?;

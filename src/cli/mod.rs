@@ -29,7 +29,7 @@ use serde::Deserialize;
 use otapub::error::Error;
 use otapub::ops::{Clock, Context};
 use otapub::signing::{Ed25519Key, KeySource, Signer, TrustedKeys};
-use otapub::store::{self, Store};
+use otapub::store::{self, S3Options, Store};
 
 /// Publish signed over-the-air updates for Expo / React Native apps as a static tree.
 #[derive(Debug, Parser)]
@@ -68,6 +68,12 @@ pub struct GlobalArgs {
     /// Machine-readable output on stdout
     #[arg(long)]
     json: bool,
+    /// S3: path-style addressing (automatic for IP and localhost endpoints)
+    #[arg(long)]
+    path_style: bool,
+    /// S3: write even though the server ignores conditional writes (only safe with a single writer)
+    #[arg(long)]
+    unsafe_no_locking: bool,
 }
 
 fn merge_one<T: PartialEq + std::fmt::Debug>(
@@ -94,6 +100,8 @@ impl GlobalArgs {
             trust: self.trust.into_iter().chain(sub.trust).collect(),
             actor: merge_one("actor", self.actor, sub.actor)?,
             json: self.json || sub.json,
+            path_style: self.path_style || sub.path_style,
+            unsafe_no_locking: self.unsafe_no_locking || sub.unsafe_no_locking,
         })
     }
 }
@@ -133,6 +141,9 @@ struct ConfigFile {
     #[serde(default)]
     trust: Vec<PathBuf>,
     actor: Option<String>,
+    path_style: Option<bool>,
+    /// `when_required` for servers that reject the SDK's default upload checksums.
+    s3_request_checksums: Option<String>,
 }
 
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
@@ -157,6 +168,8 @@ pub struct Settings {
     json: bool,
     actor: String,
     clock: Clock,
+    s3: S3Options,
+    unsafe_no_locking: bool,
 }
 
 impl Settings {
@@ -215,7 +228,30 @@ impl Settings {
             ),
             Err(_) => Clock::System,
         };
+        let checksums = cfg
+            .s3_request_checksums
+            .or_else(|| std::env::var("AWS_REQUEST_CHECKSUM_CALCULATION").ok());
+        let checksums_when_required = match checksums.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("when_supported") => false,
+            Some("when_required") => true,
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "s3_request_checksums = {other:?}: use \"when_supported\" (the default) or \"when_required\""
+                ))
+                .into())
+            }
+        };
+        let s3 = S3Options {
+            path_style: if g.path_style {
+                Some(true)
+            } else {
+                cfg.path_style
+            },
+            checksums_when_required,
+        };
         Ok(Settings {
+            s3,
+            unsafe_no_locking: g.unsafe_no_locking,
             store_url: g
                 .store
                 .or(cfg.store)
@@ -229,8 +265,8 @@ impl Settings {
         })
     }
 
-    fn open_store(&self) -> anyhow::Result<Box<dyn Store>> {
-        Ok(store::open(&self.store_url)?)
+    async fn open_store(&self) -> anyhow::Result<Box<dyn Store>> {
+        Ok(store::open(&self.store_url, &self.s3).await?)
     }
 
     fn context<'a>(&self, store: &'a dyn Store) -> Context<'a> {
@@ -238,6 +274,7 @@ impl Settings {
             store,
             actor: self.actor.clone(),
             clock: self.clock,
+            unsafe_no_locking: self.unsafe_no_locking,
         }
     }
 

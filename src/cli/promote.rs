@@ -21,7 +21,7 @@ pub struct PromoteArgs {
 }
 
 pub async fn run(s: Settings, a: PromoteArgs) -> anyhow::Result<Outcome> {
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let signer = s.signer()?;
     let out = promote(
         &s.context(store.as_ref()),

@@ -107,7 +107,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         base_url: s.base_url.clone(),
         change_base_url: a.change_base_url,
     };
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let signer = s.signer()?;
     let out = publish(&s.context(store.as_ref()), &signer, &opts).await?;
     if s.json {

@@ -15,7 +15,7 @@ pub struct RegenerateArgs {
 }
 
 pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let out = regenerate(&s.context(store.as_ref()), a.dry_run).await?;
     if s.json {
         s.print_json(&out)?;

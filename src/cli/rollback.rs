@@ -38,7 +38,7 @@ pub async fn run(s: Settings, a: RollbackArgs) -> anyhow::Result<Outcome> {
         (None, true) => RollbackTarget::Embedded,
         (None, false) => RollbackTarget::Previous,
     };
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let signer = s.signer()?;
     let out = rollback(&s.context(store.as_ref()), &signer, &pointer, &target).await?;
     if s.json {

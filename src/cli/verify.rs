@@ -13,7 +13,7 @@ pub struct VerifyArgs {
 
 pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
     let trusted = s.trusted()?;
-    let store = s.open_store()?;
+    let store = s.open_store().await?;
     let report = verify(&s.context(store.as_ref()), &trusted).await?;
     if s.json {
         s.print_json(&report)?;

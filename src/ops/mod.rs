@@ -61,6 +61,28 @@ pub struct Context<'a> {
     pub actor: String,
     /// The clock.
     pub clock: Clock,
+    /// Mutate a store that ignores conditional writes (one writer only).
+    pub unsafe_no_locking: bool,
+}
+
+/// Settings key recording that the store passed the conditional-write probe.
+const LOCKING_SETTING: &str = "conditional_writes";
+
+/// Refuses to mutate a store whose server ignores conditional writes, since
+/// concurrent writers would then silently lose each other's work.
+async fn ensure_locking(ctx: &Context<'_>, index: &Index) -> Result<bool> {
+    if ctx.store.is_local() || index.setting(LOCKING_SETTING)?.as_deref() == Some("verified") {
+        return Ok(false);
+    }
+    if ctx.store.probe_conditional_writes().await? {
+        return Ok(true);
+    }
+    if ctx.unsafe_no_locking {
+        return Ok(false);
+    }
+    Err(Error::NoLocking {
+        store: ctx.store.url(),
+    })
 }
 
 /// A createdAt strictly newer than `newest` on the pointer, whatever the clock says.
@@ -126,6 +148,9 @@ pub(crate) async fn commit<T>(
     for _attempt in 0..MAX_ATTEMPTS {
         let mut index = Index::load(ctx.store).await?;
         let plan = apply(&mut index, ctx.clock.now())?;
+        if ensure_locking(ctx, &index).await? && plan.changed {
+            index::set_setting(index.conn(), LOCKING_SETTING, "verified")?;
+        }
         let written = async {
             upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
             for o in &plan.objects {

@@ -3,6 +3,7 @@
 //! error.
 
 mod fs;
+mod s3;
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use self::fs::FsStore;
+pub use self::s3::{S3Options, S3Store, MULTIPART_THRESHOLD, PART_SIZE};
 use crate::error::{Error, Result};
 
 /// Cache-Control of immutable objects.
@@ -112,10 +114,16 @@ pub trait Store: Send + Sync {
 
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Whether the store honours conditional writes (a second
+    /// `If-None-Match: *` write of one key must fail).
+    async fn probe_conditional_writes(&self) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 /// Opens the store a URL names: a directory path, `file:///abs/dir`, or `s3://bucket/prefix`.
-pub fn open(url: &str) -> Result<Box<dyn Store>> {
+pub async fn open(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     if url.is_empty() {
         return Err(Error::usage(
             "--store is empty; give a directory such as ./otapub-data",
@@ -130,9 +138,7 @@ pub fn open(url: &str) -> Result<Box<dyn Store>> {
         return Ok(Box::new(FsStore::new(PathBuf::from(rest))));
     }
     if url.starts_with("s3://") {
-        return Err(Error::usage(format!(
-            "--store {url}: this build of otapub has no S3 support yet; use a local directory"
-        )));
+        return Ok(Box::new(S3Store::connect(url, s3).await?));
     }
     if let Some((scheme, _)) = url.split_once("://") {
         return Err(Error::usage(format!(

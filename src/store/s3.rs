@@ -1,0 +1,429 @@
+//! A store in an S3-compatible bucket (AWS S3, Cloudflare R2, MinIO, Garage,
+//! ...), configured the standard AWS way: the credential chain, profiles,
+//! `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_REQUEST_CHECKSUM_CALCULATION`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use crate::error::{Error, Result};
+
+/// Files at least this large go up as multipart uploads.
+pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Size of one part of a multipart upload.
+pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Parts in flight at once for one file (bounds memory: this many parts are buffered).
+const PART_CONCURRENCY: usize = 4;
+
+/// How to reach the bucket, beyond the standard AWS configuration.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Path-style addressing: `Some(true)` forces it; `None` uses it for IP
+    /// and localhost endpoints.
+    pub path_style: Option<bool>,
+    /// Compute upload checksums only when an operation requires them (for
+    /// servers that reject the SDK's default aws-chunked CRC32 trailer).
+    pub checksums_when_required: bool,
+}
+
+/// A store under `s3://bucket/prefix`.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+fn is_local_host(endpoint: &str) -> bool {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> String {
+    format!("{}", DisplayErrorContext(e))
+}
+
+fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().map(HasStatus::status)
+}
+
+trait HasStatus {
+    fn status(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl S3Store {
+    /// Parses `s3://bucket/prefix` and loads the AWS configuration.
+    pub async fn connect(url: &str, opts: &S3Options) -> Result<S3Store> {
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/');
+        let valid_bucket = !bucket.is_empty()
+            && bucket.len() <= 63
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        let valid_prefix = prefix
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+            || prefix.is_empty();
+        if !valid_bucket || !valid_prefix {
+            return Err(Error::usage(format!(
+                "--store {url}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name (lowercase letters, digits, `-`, `.`)"
+            )));
+        }
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            // S3-compatible servers accept any region; AWS itself redirects.
+            loader = loader.region(
+                aws_config::meta::region::RegionProviderChain::default_provider()
+                    .or_else("us-east-1"),
+            );
+        }
+        let sdk = loader.load().await;
+        let path_style = opts
+            .path_style
+            .unwrap_or_else(|| sdk.endpoint_url().is_some_and(is_local_host));
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style);
+        if opts.checksums_when_required {
+            conf = conf
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Ok(S3Store {
+            client: Client::from_conf(conf.build()),
+            bucket: bucket.to_string(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn err(action: &'static str, key: &str, reason: String) -> Error {
+        Error::Store {
+            action,
+            key: key.to_string(),
+            reason,
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        meta: &ObjectMeta,
+    ) -> Result<()> {
+        let full = self.full(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .send()
+            .await
+            .map_err(|e| Self::err("start multipart upload of", key, sdk_message(&e)))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| {
+                Self::err(
+                    "start multipart upload of",
+                    key,
+                    "the server returned no upload id".into(),
+                )
+            })?
+            .to_string();
+        let parts = size.div_ceil(PART_SIZE);
+        let result: Result<Vec<CompletedPart>> = stream::iter(0..parts)
+            .map(|i| {
+                let (upload_id, full) = (upload_id.clone(), full.clone());
+                async move {
+                    let offset = i * PART_SIZE;
+                    let len = PART_SIZE.min(size - offset);
+                    let body = ByteStream::read_from()
+                        .path(path)
+                        .offset(offset)
+                        .length(aws_sdk_s3::primitives::Length::Exact(len))
+                        .build()
+                        .await
+                        .map_err(|e| Self::err("read part of", key, e.to_string()))?;
+                    let out = self
+                        .client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(&full)
+                        .upload_id(&upload_id)
+                        .part_number(i as i32 + 1)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| Self::err("upload part of", key, sdk_message(&e)))?;
+                    Ok(CompletedPart::builder()
+                        .part_number(i as i32 + 1)
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .build())
+                }
+            })
+            .buffered(PART_CONCURRENCY)
+            .try_collect()
+            .await;
+        let completed = match result {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                return Err(e);
+            }
+        };
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| Self::err("complete multipart upload of", key, sdk_message(&e)))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>> {
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await;
+        let out = match resp {
+            Ok(o) => o,
+            Err(e) if status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(Self::err("read", key, sdk_message(&e))),
+        };
+        let meta = ObjectMeta {
+            content_type: out
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string(),
+            cache_control: out.cache_control().unwrap_or("").to_string(),
+        };
+        let etag = out.e_tag().unwrap_or("").to_string();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Self::err("read", key, e.to_string()))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some(Object { bytes, meta, etag }))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: o.content_length().unwrap_or(0).max(0) as u64,
+            })),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(Self::err("stat", key, sdk_message(&e))),
+        }
+    }
+
+    async fn etag(&self, key: &str) -> Result<Option<String>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(o.e_tag().unwrap_or("").to_string())),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(Self::err("stat", key, sdk_message(&e))),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
+        let stream = match body {
+            Body::Bytes(b) => ByteStream::from(b),
+            Body::File(path) => {
+                let size = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|e| Self::err("read source of", key, e.to_string()))?
+                    .len();
+                if size >= MULTIPART_THRESHOLD {
+                    return self.put_multipart(key, &path, size, meta).await;
+                }
+                ByteStream::from_path(&path)
+                    .await
+                    .map_err(|e| Self::err("read source of", key, e.to_string()))?
+            }
+        };
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .body(stream)
+            .send()
+            .await
+            .map_err(|e| Self::err("write", key, sdk_message(&e)))?;
+        Ok(())
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .body(ByteStream::from(bytes));
+        let req = match cond {
+            Precondition::Absent => req.if_none_match("*"),
+            Precondition::Matches(etag) => req.if_match(etag),
+        };
+        match req.send().await {
+            Ok(out) => Ok(CondPut::Written(out.e_tag().unwrap_or("").to_string())),
+            // 412 Precondition Failed; AWS answers 409 ConditionalRequestConflict
+            // to concurrent conditional writes.
+            Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(CondPut::Conflict),
+            Err(e) => Err(Self::err("conditionally write", key, sdk_message(&e))),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+            .map_err(|e| Self::err("delete", key, sdk_message(&e)))?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.full(prefix))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Self::err("list", prefix, sdk_message(&e)))?;
+            for o in page.contents() {
+                let Some(k) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                out.push(ObjectInfo {
+                    key: k.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn probe_conditional_writes(&self) -> Result<bool> {
+        let mut nonce = [0u8; 8];
+        getrandom::getrandom(&mut nonce)
+            .map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
+        let key = format!("state/probe/{}", crate::signing::hex(&nonce));
+        let meta = ObjectMeta {
+            content_type: "text/plain".into(),
+            cache_control: "no-store".into(),
+        };
+        let first = self
+            .put_if(&key, b"first".to_vec(), &meta, Precondition::Absent)
+            .await?;
+        let second = self
+            .put_if(&key, b"second".to_vec(), &meta, Precondition::Absent)
+            .await?;
+        let _ = self.delete(&key).await;
+        Ok(matches!(first, CondPut::Written(_)) && second == CondPut::Conflict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_endpoints_get_path_style() {
+        assert!(is_local_host("http://127.0.0.1:9000"));
+        assert!(is_local_host("http://localhost:9000/"));
+        assert!(is_local_host("http://[::1]:9000"));
+        assert!(!is_local_host("https://s3.us-east-1.amazonaws.com"));
+        assert!(!is_local_host("https://abc.r2.cloudflarestorage.com"));
+    }
+}
