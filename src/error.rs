@@ -108,9 +108,7 @@ impl Error {
     /// The exit-code class of this error.
     pub fn class(&self) -> ExitClass {
         match self {
-            Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => {
-                ExitClass::Input
-            }
+            Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => ExitClass::Input,
             Error::File { .. }
             | Error::Store { .. }
             | Error::Index(_)
@@ -125,15 +123,8 @@ impl Error {
         Error::Usage(msg.into())
     }
 
-    pub(crate) fn file(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn file(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::File {
-            action,
-            path,
-            source,
-        }
+        move |source| Error::File { action, path, source }
     }
 }

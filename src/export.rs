@@ -72,7 +72,9 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
     })?;
     let meta_path = root.join("metadata.json");
     let text = std::fs::read_to_string(&meta_path).map_err(|e| {
-        err(format!("cannot read metadata.json ({e}); is this the output of `npx expo export --platform all`?"))
+        err(format!(
+            "cannot read metadata.json ({e}); is this the output of `npx expo export --platform all`?"
+        ))
     })?;
     let meta: Metadata = serde_json::from_str(&text).map_err(|e| {
         err(format!(
@@ -90,10 +92,7 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
         let bundle = confine(&root, &pm.bundle).map_err(&err)?;
         let mut assets = Vec::with_capacity(pm.assets.len());
         for a in &pm.assets {
-            if a.ext.is_empty()
-                || a.ext.len() > 16
-                || !a.ext.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
+            if a.ext.is_empty() || a.ext.len() > 16 || !a.ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(err(format!(
                     "asset {:?} has extension {:?}; an extension must be 1-16 letters or digits",
                     a.path, a.ext
@@ -122,7 +121,9 @@ fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
         ));
     }
     let path = root.join(p).canonicalize().map_err(|e| {
-        format!("metadata.json names {rel:?}, which cannot be opened ({e}); export again so every file it lists is present")
+        format!(
+            "metadata.json names {rel:?}, which cannot be opened ({e}); export again so every file it lists is present"
+        )
     })?;
     if !path.starts_with(root) {
         return Err(format!(
@@ -130,9 +131,7 @@ fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
         ));
     }
     if !path.is_file() {
-        return Err(format!(
-            "metadata.json names {rel:?}, which is not a regular file"
-        ));
+        return Err(format!("metadata.json names {rel:?}, which is not a regular file"));
     }
     Ok(ExportFile {
         rel: rel.to_string(),
@@ -213,15 +212,8 @@ pub fn hash_files(paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, FileHash>> {
 /// The Expo key of an asset: the md5 Metro put in its file name, or the
 /// md5 of its bytes when the name carries none.
 pub fn asset_key(file: &ExportFile, hash: &FileHash) -> String {
-    let name = Path::new(&file.rel)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("");
-    if name.len() == 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    let name = Path::new(&file.rel).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         name.to_string()
     } else {
         hash.md5.clone()

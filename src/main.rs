@@ -8,10 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -23,9 +20,7 @@ fn main() -> ExitCode {
         Ok(cli::Outcome::Problems) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let code = e
-                .downcast_ref::<otapub::Error>()
-                .map_or(3, |e| e.class().code());
+            let code = e.downcast_ref::<otapub::Error>().map_or(3, |e| e.class().code());
             ExitCode::from(code as u8)
         }
     }

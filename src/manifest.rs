@@ -202,12 +202,7 @@ struct DirectivePointer<'a> {
 
 /// The exact bytes of a directive part, bound to its pointer so a signed
 /// directive cannot be replayed on another one.
-pub fn directive_bytes(
-    d: &Directive,
-    channel: &Channel,
-    platform: Platform,
-    fingerprint: &Fingerprint,
-) -> Vec<u8> {
+pub fn directive_bytes(d: &Directive, channel: &Channel, platform: Platform, fingerprint: &Fingerprint) -> Vec<u8> {
     let (kind, parameters) = match d {
         Directive::NoUpdateAvailable => ("noUpdateAvailable", None),
         Directive::RollBackToEmbedded { commit_time } => (
@@ -289,9 +284,7 @@ pub fn multipart(name: PartName, part: &[u8], expo_signature: Option<&str>) -> M
     let mut out = Vec::with_capacity(part.len() + 512);
     let mut push_part = |name: &str, body: &[u8], sig: Option<&str>| {
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        out.extend_from_slice(
-            format!("content-disposition: form-data; name=\"{name}\"\r\n").as_bytes(),
-        );
+        out.extend_from_slice(format!("content-disposition: form-data; name=\"{name}\"\r\n").as_bytes());
         out.extend_from_slice(b"content-type: application/json\r\n");
         if let Some(sig) = sig {
             out.extend_from_slice(format!("expo-signature: {sig}\r\n").as_bytes());
@@ -305,10 +298,7 @@ pub fn multipart(name: PartName, part: &[u8], expo_signature: Option<&str>) -> M
         push_part("extensions", EXTENSIONS, None);
     }
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    MultipartBody {
-        boundary,
-        bytes: out,
-    }
+    MultipartBody { boundary, bytes: out }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -327,10 +317,7 @@ pub struct ParsedPart {
 impl ParsedPart {
     /// The first header of that (lowercase) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The `name` parameter of content-disposition.
@@ -381,8 +368,7 @@ pub fn parse_multipart(boundary: &str, body: &[u8]) -> Result<Vec<ParsedPart>, S
         let Some(h) = find(chunk, b"\r\n\r\n") else {
             return Err("part has no blank line after its headers".into());
         };
-        let head = std::str::from_utf8(&chunk[..h])
-            .map_err(|_| "part headers are not UTF-8".to_string())?;
+        let head = std::str::from_utf8(&chunk[..h]).map_err(|_| "part headers are not UTF-8".to_string())?;
         let mut headers = Vec::new();
         for line in head.split("\r\n") {
             let (n, v) = line
@@ -413,15 +399,9 @@ mod tests {
     #[test]
     fn multipart_round_trips_and_ends_with_crlf() {
         let body = multipart(PartName::Manifest, br#"{"id":"x"}"#, Some("sig=\"a\""));
-        assert!(body
-            .bytes
-            .ends_with(format!("--{}--\r\n", body.boundary).as_bytes()));
-        assert!(body
-            .boundary
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-        let parts =
-            parse_multipart(boundary_of(&body.content_type()).unwrap(), &body.bytes).unwrap();
+        assert!(body.bytes.ends_with(format!("--{}--\r\n", body.boundary).as_bytes()));
+        assert!(body.boundary.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        let parts = parse_multipart(boundary_of(&body.content_type()).unwrap(), &body.bytes).unwrap();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].name(), Some("manifest"));
         assert_eq!(parts[0].body, br#"{"id":"x"}"#);
@@ -433,10 +413,7 @@ mod tests {
     fn expo_hash_is_base64url_without_padding() {
         // sha256("") in hex and its base64url form.
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(
-            expo_hash(hex),
-            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
-        );
+        assert_eq!(expo_hash(hex), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
     }
 
     #[test]

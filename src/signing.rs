@@ -123,26 +123,16 @@ pub fn key_id(key: &VerifyingKey) -> String {
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// DSSE's pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(
-        format!(
-            "DSSEv1 {} {} {} ",
-            payload_type.len(),
-            payload_type,
-            payload.len()
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).as_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -273,8 +263,7 @@ pub struct Envelope {
 
 /// Parses an envelope without checking signatures.
 pub fn parse_envelope(bytes: &[u8]) -> std::result::Result<Envelope, String> {
-    let env: EnvelopeJson =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    let env: EnvelopeJson = serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
     let payload = B64
         .decode(env.payload.as_bytes())
         .map_err(|e| format!("payload is not base64: {e}"))?;
@@ -300,8 +289,7 @@ impl TrustedKeys {
                 path: path.display().to_string(),
                 reason,
             };
-            let pem =
-                fs::read_to_string(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
+            let pem = fs::read_to_string(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
             let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
                 key_err("not an ed25519 public key in SPKI PEM (`-----BEGIN PUBLIC KEY-----`, the .pub file `otapub keygen` writes)".into())
             })?;
@@ -338,10 +326,7 @@ impl TrustedKeys {
             Ok(())
         } else {
             let ids: Vec<&str> = env.signatures.iter().map(|s| s.keyid.as_str()).collect();
-            Err(format!(
-                "no signature by a trusted key (signed by: {})",
-                ids.join(", ")
-            ))
+            Err(format!("no signature by a trusted key (signed by: {})", ids.join(", ")))
         }
     }
 }

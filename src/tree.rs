@@ -132,12 +132,7 @@ fn objects(key: String, pair: SignedPair, cache_control: &str) -> [PublicObject;
     ]
 }
 
-fn checked_pair(
-    payload: &Payload,
-    sigs: &Signatures,
-    body_sha256: &str,
-    what: &str,
-) -> Result<SignedPair> {
+fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &str) -> Result<SignedPair> {
     let pair = signed_pair(payload, sigs);
     let got = sha256_hex(&pair.body);
     if got != body_sha256 {
@@ -151,10 +146,7 @@ fn checked_pair(
 
 /// Key of a package's immutable Expo body.
 pub fn package_key(p: &Package) -> String {
-    format!(
-        "public/updates/{}/{}/manifest",
-        p.version, p.pointer.platform
-    )
+    format!("public/updates/{}/{}/manifest", p.version, p.pointer.platform)
 }
 
 /// The immutable objects of a package (envelope first).
@@ -193,11 +185,7 @@ pub fn pointer_objects(
             )?
         }
     };
-    Ok(Some(objects(
-        pointer.manifest_key(),
-        pair,
-        POINTER_CACHE_CONTROL,
-    )))
+    Ok(Some(objects(pointer.manifest_key(), pair, POINTER_CACHE_CONTROL)))
 }
 
 /// One pointer's share of the index.

@@ -39,14 +39,7 @@ fn refused(env: &TestEnv, args: &[&str], needle: &str) {
 }
 
 fn publish_args<'a>(dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "publish",
-        dir,
-        "--channel",
-        "production",
-        "--fingerprint",
-        "fp1",
-    ];
+    let mut v = vec!["publish", dir, "--channel", "production", "--fingerprint", "fp1"];
     v.extend_from_slice(extra);
     v
 }
@@ -54,23 +47,11 @@ fn publish_args<'a>(dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn export_problems() {
     let env = setup();
-    refused(
-        &env,
-        &publish_args("nowhere", &[]),
-        "cannot open the directory",
-    );
+    refused(&env, &publish_args("nowhere", &[]), "cannot open the directory");
     std::fs::create_dir_all(env.path("empty")).unwrap();
-    refused(
-        &env,
-        &publish_args("empty", &[]),
-        "cannot read metadata.json",
-    );
+    refused(&env, &publish_args("empty", &[]), "cannot read metadata.json");
     std::fs::write(env.path("next/metadata.json"), "{not json").unwrap();
-    refused(
-        &env,
-        &publish_args("next", &[]),
-        "metadata.json is malformed",
-    );
+    refused(&env, &publish_args("next", &[]), "metadata.json is malformed");
 
     let set_meta = |bundle: &str, asset: &str, ext: &str| {
         let meta = serde_json::json!({"fileMetadata": {
@@ -82,8 +63,7 @@ fn export_problems() {
     let bundle = "_expo/static/js/ios/index-v2.hbc";
     let asset = {
         let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(env.path("next/metadata.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(env.path("next/metadata.json")).unwrap()).unwrap();
         meta["fileMetadata"]["ios"]["assets"][0]["path"]
             .as_str()
             .unwrap()
@@ -103,11 +83,7 @@ fn export_problems() {
         &publish_args("next", &[]),
         "not a relative path inside the export directory",
     );
-    std::os::unix::fs::symlink(
-        env.path("good/metadata.json"),
-        env.path("next/assets/escape"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(env.path("good/metadata.json"), env.path("next/assets/escape")).unwrap();
     set_meta(bundle, "assets/escape", "png");
     refused(
         &env,
@@ -122,11 +98,7 @@ fn export_problems() {
     );
     let meta = serde_json::json!({"fileMetadata": {"ios": {"bundle": bundle, "assets": []}}});
     std::fs::write(env.path("next/metadata.json"), meta.to_string()).unwrap();
-    refused(
-        &env,
-        &publish_args("next", &[]),
-        "metadata.json has no android bundle",
-    );
+    refused(&env, &publish_args("next", &[]), "metadata.json has no android bundle");
 }
 
 #[test]
@@ -134,38 +106,17 @@ fn names_and_versions() {
     let env = setup();
     refused(
         &env,
-        &[
-            "publish",
-            "next",
-            "--channel",
-            "Prod",
-            "--fingerprint",
-            "fp1",
-        ],
+        &["publish", "next", "--channel", "Prod", "--fingerprint", "fp1"],
         "invalid channel",
     );
     refused(
         &env,
-        &[
-            "publish",
-            "next",
-            "--channel",
-            "assets",
-            "--fingerprint",
-            "fp1",
-        ],
+        &["publish", "next", "--channel", "assets", "--fingerprint", "fp1"],
         "not `assets` or `updates`",
     );
     refused(
         &env,
-        &[
-            "publish",
-            "next",
-            "--channel",
-            "production",
-            "--fingerprint",
-            "../fp",
-        ],
+        &["publish", "next", "--channel", "production", "--fingerprint", "../fp"],
         "invalid fingerprint",
     );
     refused(
@@ -173,11 +124,7 @@ fn names_and_versions() {
         &publish_args("next", &["--version", ".hidden"]),
         "invalid version",
     );
-    refused(
-        &env,
-        &publish_args("next", &["--version", "a/b"]),
-        "invalid version",
-    );
+    refused(&env, &publish_args("next", &["--version", "a/b"]), "invalid version");
     refused(
         &env,
         &publish_args("next", &["--platform", "web"]),
@@ -185,26 +132,12 @@ fn names_and_versions() {
     );
     refused(
         &env,
-        &[
-            "publish",
-            "next",
-            "--channel",
-            "production",
-            "--fingerprint",
-            "web=fp1",
-        ],
+        &["publish", "next", "--channel", "production", "--fingerprint", "web=fp1"],
         "must be `ios` or `android`",
     );
     refused(
         &env,
-        &[
-            "publish",
-            "next",
-            "--channel",
-            "production",
-            "--fingerprint",
-            "ios=fp1",
-        ],
+        &["publish", "next", "--channel", "production", "--fingerprint", "ios=fp1"],
         "no fingerprint for android",
     );
     refused(
@@ -324,20 +257,13 @@ fn key_problems() {
         "keys/missing.key",
         "create a key with `otapub keygen --out keys/missing`",
     );
-    std::fs::copy(
-        env.path("keys/throwaway.pub"),
-        env.path("keys/public-as-private.key"),
-    )
-    .unwrap();
+    std::fs::copy(env.path("keys/throwaway.pub"), env.path("keys/public-as-private.key")).unwrap();
     std::fs::set_permissions(
         env.path("keys/public-as-private.key"),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    publish(
-        "keys/public-as-private.key",
-        "not an ed25519 private key in PKCS#8 PEM",
-    );
+    publish("keys/public-as-private.key", "not an ed25519 private key in PKCS#8 PEM");
     publish(
         concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -42,11 +42,7 @@ fn concurrent_publishers_all_land_and_pointers_match() {
         .collect();
     for c in children {
         let out = c.wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let out = env
         .otapub(&["status", "--json"])
@@ -60,13 +56,11 @@ fn concurrent_publishers_all_land_and_pointers_match() {
         .unwrap()
         .iter()
         .flat_map(|p| {
-            p["history"].as_array().unwrap().iter().map(|h| {
-                format!(
-                    "{}/{}",
-                    p["platform"].as_str().unwrap(),
-                    h["version"].as_str().unwrap()
-                )
-            })
+            p["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| format!("{}/{}", p["platform"].as_str().unwrap(), h["version"].as_str().unwrap()))
         })
         .collect();
     versions.sort();
@@ -76,19 +70,10 @@ fn concurrent_publishers_all_land_and_pointers_match() {
     for p in st["pointers"].as_array().unwrap() {
         let newest = p["history"][0]["version"].as_str().unwrap();
         assert_eq!(p["serves"], newest);
-        let doc = env.pointer(
-            p["channel"].as_str().unwrap(),
-            p["platform"].as_str().unwrap(),
-            "fp",
-        );
+        let doc = env.pointer(p["channel"].as_str().unwrap(), p["platform"].as_str().unwrap(), "fp");
         assert_eq!(doc["metadata"]["otapub"]["version"], newest);
     }
-    let log = env
-        .otapub(&["log", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let log = env.otapub(&["log", "--json"]).assert().success().get_output().clone();
     let log: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
     assert_eq!(log["operations"].as_array().unwrap().len(), 6);
 }
@@ -131,15 +116,7 @@ fn ban_with_rollback_moves_devices_off_the_banned_bundle() {
     // Banning a package that is not live re-stamps nothing.
     env.otapub_at(
         "2026-02-03T00:00:00Z",
-        &[
-            "ban",
-            "v1",
-            "--platform",
-            "android",
-            "--reason",
-            "old",
-            "--rollback",
-        ],
+        &["ban", "v1", "--platform", "android", "--reason", "old", "--rollback"],
     )
     .assert()
     .success();
@@ -150,15 +127,7 @@ fn ban_with_rollback_moves_devices_off_the_banned_bundle() {
     // Banning the live one with --rollback re-stamps the fallback newer than the banned one.
     env.otapub_at(
         "2026-02-03T00:00:00Z",
-        &[
-            "ban",
-            "v2",
-            "--platform",
-            "ios",
-            "--reason",
-            "crash",
-            "--rollback",
-        ],
+        &["ban", "v2", "--platform", "ios", "--reason", "crash", "--rollback"],
     )
     .assert()
     .success();

@@ -28,10 +28,8 @@ fn tabs_fixture_publishes_only_what_metadata_references() {
     ])
     .assert()
     .success();
-    let meta: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("{}/metadata.json", fixture("expo-tabs"))).unwrap(),
-    )
-    .unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}/metadata.json", fixture("expo-tabs"))).unwrap()).unwrap();
     let mut referenced = std::collections::BTreeSet::new();
     for p in ["ios", "android"] {
         let fm = &meta["fileMetadata"][p];
@@ -48,11 +46,10 @@ fn tabs_fixture_publishes_only_what_metadata_references() {
             referenced.insert(hex(&sha2::Sha256::digest(&bytes)));
         }
     }
-    let stored: std::collections::BTreeSet<String> =
-        std::fs::read_dir(env.store().join("public/assets"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
+    let stored: std::collections::BTreeSet<String> = std::fs::read_dir(env.store().join("public/assets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
     assert_eq!(
         stored, referenced,
         "exactly the referenced files, the web output ignored"
@@ -71,10 +68,7 @@ fn tabs_fixture_publishes_only_what_metadata_references() {
     let first = &meta["fileMetadata"]["ios"]["assets"][0];
     assert_eq!(
         ios["assets"][0]["key"],
-        first["path"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("assets/")
+        first["path"].as_str().unwrap().trim_start_matches("assets/")
     );
     assert_eq!(
         ios["assets"][0]["fileExtension"],
@@ -91,11 +85,7 @@ fn tabs_fixture_publishes_only_what_metadata_references() {
     let config_text = std::fs::read_to_string(&config).unwrap();
     let config_value: serde_json::Value = serde_json::from_str(&config_text).unwrap();
     assert_eq!(ios["extra"]["expoClient"], config_value);
-    let keys: Vec<&String> = ios["extra"]["expoClient"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .collect();
+    let keys: Vec<&String> = ios["extra"]["expoClient"].as_object().unwrap().keys().collect();
     assert_eq!(keys.first().map(|k| k.as_str()), Some("name"));
     assert_eq!(ios["metadata"]["otapub"]["message"], "first");
     // Content types of stored objects.
@@ -107,10 +97,7 @@ fn tabs_fixture_publishes_only_what_metadata_references() {
         .unwrap();
     assert_eq!(font["contentType"], "font/ttf");
     let name = font["url"].as_str().unwrap().rsplit('/').next().unwrap();
-    assert_eq!(
-        env.content_type(&format!("public/assets/{name}")),
-        "font/ttf"
-    );
+    assert_eq!(env.content_type(&format!("public/assets/{name}")), "font/ttf");
 }
 
 #[test]
@@ -290,24 +277,11 @@ fn per_platform_fingerprints_and_promote() {
     ])
     .assert()
     .success();
-    assert_eq!(
-        env.pointer("staging", "ios", "fpi")["runtimeVersion"],
-        "fpi"
-    );
-    assert_eq!(
-        env.pointer("staging", "android", "fpa")["runtimeVersion"],
-        "fpa"
-    );
-    env.otapub(&[
-        "promote",
-        "v1",
-        "--platform",
-        "android",
-        "--to",
-        "production",
-    ])
-    .assert()
-    .success();
+    assert_eq!(env.pointer("staging", "ios", "fpi")["runtimeVersion"], "fpi");
+    assert_eq!(env.pointer("staging", "android", "fpa")["runtimeVersion"], "fpa");
+    env.otapub(&["promote", "v1", "--platform", "android", "--to", "production"])
+        .assert()
+        .success();
     let doc = env.pointer("production", "android", "fpa");
     assert_eq!(doc["metadata"]["otapub"]["version"], "v1.r1");
     assert_eq!(doc["metadata"]["otapub"]["restampOf"], "v1");
@@ -317,9 +291,7 @@ fn per_platform_fingerprints_and_promote() {
 #[test]
 fn keys_given_before_and_after_the_subcommand_all_sign() {
     let env = TestEnv::new();
-    env.cmd(&["keygen", "--out", "keys/second"])
-        .assert()
-        .success();
+    env.cmd(&["keygen", "--out", "keys/second"]).assert().success();
     env.cmd(&[
         "--key",
         "keys/throwaway.key",
@@ -341,7 +313,9 @@ fn keys_given_before_and_after_the_subcommand_all_sign() {
     assert_eq!(v["signatures"].as_array().unwrap().len(), 2);
     verify_envelope(&envelope, &env.public_key());
     let second = std::fs::read_to_string(env.path("keys/second.pub")).unwrap();
-    let second = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(second.trim()).unwrap();
+    let second =
+        <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(second.trim())
+            .unwrap();
     verify_envelope(&envelope, &second);
 }
 
@@ -405,10 +379,7 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites() {
         .get_output()
         .clone();
     assert!(stderr(&out).contains("already exists; keygen never overwrites a key"));
-    assert_eq!(
-        std::fs::read_to_string(env.path("keys/throwaway.key")).unwrap(),
-        pem
-    );
+    assert_eq!(std::fs::read_to_string(env.path("keys/throwaway.key")).unwrap(), pem);
     // The printed keyid is the first 16 hex chars of SHA-256 of the raw public key.
     let out = env
         .cmd(&["keygen", "--out", "keys/other", "--json"])
@@ -418,6 +389,7 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites() {
         .clone();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pem = std::fs::read_to_string(env.path("keys/other.pub")).unwrap();
-    let key = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(pem.trim()).unwrap();
+    let key = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(pem.trim())
+        .unwrap();
     assert_eq!(v["keyid"], hex(&sha2::Sha256::digest(key.as_bytes())[..8]));
 }

@@ -38,11 +38,7 @@ pub async fn run(s: Settings, a: BanArgs) -> anyhow::Result<Outcome> {
     if s.json {
         s.print_json(&out)?;
     } else if out.already_banned {
-        say!(
-            "{}/{} is already banned; nothing changed",
-            a.platform,
-            a.version
-        );
+        say!("{}/{} is already banned; nothing changed", a.platform, a.version);
     } else {
         let list: Vec<&str> = out.banned.iter().map(|v| v.as_str()).collect();
         say!("banned on {}: {}", a.platform, list.join(", "));

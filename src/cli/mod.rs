@@ -76,11 +76,7 @@ pub struct GlobalArgs {
     unsafe_no_locking: bool,
 }
 
-fn merge_one<T: PartialEq + std::fmt::Debug>(
-    name: &str,
-    a: Option<T>,
-    b: Option<T>,
-) -> anyhow::Result<Option<T>> {
+fn merge_one<T: PartialEq + std::fmt::Debug>(name: &str, a: Option<T>, b: Option<T>) -> anyhow::Result<Option<T>> {
     match (a, b) {
         (Some(a), Some(b)) if a != b => Err(Error::usage(format!(
             "--{name} is given twice with different values ({a:?} and {b:?}); give it once"
@@ -154,8 +150,8 @@ fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, Conf
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::usage(format!("--config {}: cannot read it ({e})", path.display())))?;
-    let cfg: ConfigFile = toml::from_str(&text)
-        .map_err(|e| Error::usage(format!("{}: {}", path.display(), e.message())))?;
+    let cfg: ConfigFile =
+        toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {}", path.display(), e.message())))?;
     Ok((Some(path), cfg))
 }
 
@@ -192,16 +188,10 @@ impl Settings {
             }
         }
         if keys.is_empty() {
-            keys = cfg
-                .key
-                .into_iter()
-                .map(|p| KeySource::File(rel(p)))
-                .collect();
+            keys = cfg.key.into_iter().map(|p| KeySource::File(rel(p))).collect();
         }
         if keys.iter().filter(|k| **k == KeySource::Stdin).count() > 1 {
-            return Err(
-                Error::usage("--key - is given twice; standard input holds one key").into(),
-            );
+            return Err(Error::usage("--key - is given twice; standard input holds one key").into());
         }
         let trust = if g.trust.is_empty() {
             cfg.trust.into_iter().map(rel).collect()
@@ -221,9 +211,7 @@ impl Settings {
         let clock = match std::env::var("OTAPUB_NOW") {
             Ok(t) => Clock::Fixed(
                 chrono::DateTime::parse_from_rfc3339(&t)
-                    .map_err(|e| {
-                        Error::usage(format!("OTAPUB_NOW={t:?} is not an RFC 3339 time ({e})"))
-                    })?
+                    .map_err(|e| Error::usage(format!("OTAPUB_NOW={t:?} is not an RFC 3339 time ({e})")))?
                     .with_timezone(&chrono::Utc),
             ),
             Err(_) => Clock::System,
@@ -242,20 +230,13 @@ impl Settings {
             }
         };
         let s3 = S3Options {
-            path_style: if g.path_style {
-                Some(true)
-            } else {
-                cfg.path_style
-            },
+            path_style: if g.path_style { Some(true) } else { cfg.path_style },
             checksums_when_required,
         };
         Ok(Settings {
             s3,
             unsafe_no_locking: g.unsafe_no_locking,
-            store_url: g
-                .store
-                .or(cfg.store)
-                .unwrap_or_else(|| "./otapub-data".to_string()),
+            store_url: g.store.or(cfg.store).unwrap_or_else(|| "./otapub-data".to_string()),
             base_url: g.base_url.or(cfg.base_url),
             keys,
             trust,
@@ -279,11 +260,7 @@ impl Settings {
     }
 
     fn signer(&self) -> anyhow::Result<Signer> {
-        let keys = self
-            .keys
-            .iter()
-            .map(Ed25519Key::load)
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self.keys.iter().map(Ed25519Key::load).collect::<Result<Vec<_>, _>>()?;
         Ok(Signer::new(keys)?)
     }
 
@@ -308,10 +285,7 @@ impl Settings {
     }
 
     fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).context("cannot write JSON")?
-        );
+        println!("{}", serde_json::to_string_pretty(value).context("cannot write JSON")?);
         Ok(())
     }
 }
@@ -343,26 +317,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let Cli { global, command } = cli;
     match command {
         Command::Keygen(a) => keygen::run(a),
-        Command::Publish(a) => {
-            publish::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
-        }
+        Command::Publish(a) => publish::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Ban(a) => ban::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Rollback(a) => {
-            rollback::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
-        }
-        Command::Promote(a) => {
-            promote::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
-        }
-        Command::Regenerate(a) => {
-            regenerate::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await
-        }
-        Command::Status(a) => {
-            status::run(Settings::resolve(global.merge(a.global.clone())?)?).await
-        }
+        Command::Rollback(a) => rollback::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
+        Command::Promote(a) => promote::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
+        Command::Regenerate(a) => regenerate::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
+        Command::Status(a) => status::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
         Command::Log(a) => log::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
-        Command::Verify(a) => {
-            verify::run(Settings::resolve(global.merge(a.global.clone())?)?).await
-        }
+        Command::Verify(a) => verify::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
         Command::Check(a) => check::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
     }
 }

@@ -23,14 +23,7 @@ pub struct PromoteArgs {
 pub async fn run(s: Settings, a: PromoteArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
     let signer = s.signer()?;
-    let out = promote(
-        &s.context(store.as_ref()),
-        &signer,
-        a.platform,
-        &a.version,
-        &a.to,
-    )
-    .await?;
+    let out = promote(&s.context(store.as_ref()), &signer, a.platform, &a.version, &a.to).await?;
     if s.json {
         s.print_json(&out)?;
     } else {

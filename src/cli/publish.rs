@@ -61,10 +61,7 @@ pub struct PublishArgs {
 }
 
 /// `--fingerprint FP` or `--fingerprint ios=A --fingerprint android=B`.
-fn fingerprints(
-    values: &[String],
-    platforms: &[Platform],
-) -> Result<BTreeMap<Platform, Fingerprint>, Error> {
+fn fingerprints(values: &[String], platforms: &[Platform]) -> Result<BTreeMap<Platform, Fingerprint>, Error> {
     let mut map = BTreeMap::new();
     let plain: Vec<&String> = values.iter().filter(|v| !v.contains('=')).collect();
     if !plain.is_empty() {
@@ -80,9 +77,7 @@ fn fingerprints(
         let (p, fp) = v.split_once('=').expect("filtered on '='");
         let platform: Platform = p.parse()?;
         if map.insert(platform, fp.parse::<Fingerprint>()?).is_some() {
-            return Err(Error::usage(format!(
-                "--fingerprint {platform}=… is given twice"
-            )));
+            return Err(Error::usage(format!("--fingerprint {platform}=… is given twice")));
         }
     }
     for p in platforms {

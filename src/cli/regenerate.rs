@@ -24,11 +24,7 @@ pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
         for k in &out.written {
             say!("{verb} {k}");
         }
-        say!(
-            "{} objects rendered, {} {verb}",
-            out.rendered,
-            out.written.len()
-        );
+        say!("{} objects rendered, {} {verb}", out.rendered, out.written.len());
     }
     Ok(Outcome::Done)
 }

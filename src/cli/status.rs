@@ -19,17 +19,14 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     if st.pointers.is_empty() {
-        say!("nothing published in {} yet; start with `otapub publish DIR --channel C --fingerprint FP`", s.store_url);
+        say!(
+            "nothing published in {} yet; start with `otapub publish DIR --channel C --fingerprint FP`",
+            s.store_url
+        );
         return Ok(Outcome::Done);
     }
     for p in &st.pointers {
-        say!(
-            "{}/{}/{}  serves {}",
-            p.channel,
-            p.platform,
-            p.fingerprint,
-            p.serves
-        );
+        say!("{}/{}/{}  serves {}", p.channel, p.platform, p.fingerprint, p.serves);
         for h in &p.history {
             let mut line = format!("    {:<40} {}", h.version, h.created_at);
             if h.kind != "update" {

@@ -6,10 +6,7 @@ use super::Package;
 
 /// The live package among the packages of one pointer, if any.
 pub fn live_package(packages: &[Package]) -> Option<&Package> {
-    packages
-        .iter()
-        .filter(|p| p.ban.is_none())
-        .max_by_key(|p| p.created_at)
+    packages.iter().filter(|p| p.ban.is_none()).max_by_key(|p| p.created_at)
 }
 
 /// What a pointer serves.

@@ -217,15 +217,16 @@ impl Index {
         if let Some(b) = bytes {
             file.write_all(b)
                 .map_err(Error::file("write", file.path().to_path_buf()))?;
-            file.flush()
-                .map_err(Error::file("write", file.path().to_path_buf()))?;
+            file.flush().map_err(Error::file("write", file.path().to_path_buf()))?;
         }
         let mut conn = Connection::open(file.path())?;
         conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA foreign_keys = ON;")?;
         if bytes.is_some() {
-            let ok: String = conn
-                .query_row("PRAGMA quick_check", [], |r| r.get(0))
-                .map_err(|e| Error::IndexContent(format!("{INDEX_KEY} is not a readable SQLite database ({e}); restore it with `otapub index rebuild`")))?;
+            let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| {
+                Error::IndexContent(format!(
+                    "{INDEX_KEY} is not a readable SQLite database ({e}); restore it with `otapub index rebuild`"
+                ))
+            })?;
             if ok != "ok" {
                 return Err(Error::IndexContent(format!(
                     "{INDEX_KEY} is damaged ({ok}); restore it with `otapub index rebuild`"
@@ -296,10 +297,7 @@ impl Index {
             params![kind, actor, now_ms],
         )?;
         let op = tx.last_insert_rowid();
-        tx.execute(
-            "UPDATE operations SET state = 'running' WHERE id = ?1",
-            [op],
-        )?;
+        tx.execute("UPDATE operations SET state = 'running' WHERE id = ?1", [op])?;
         let (out, events) = f(&tx)?;
         for e in events {
             tx.execute(
@@ -316,13 +314,7 @@ impl Index {
     }
 
     /// Records an operation that failed after it started writing.
-    pub fn record_failure(
-        &mut self,
-        kind: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-        error: &str,
-    ) -> Result<()> {
+    pub fn record_failure(&mut self, kind: &str, actor: &str, now: DateTime<Utc>, error: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now_ms = to_ms(now);
         tx.execute(
@@ -330,10 +322,7 @@ impl Index {
             params![kind, actor, now_ms],
         )?;
         let op = tx.last_insert_rowid();
-        tx.execute(
-            "UPDATE operations SET state = 'running' WHERE id = ?1",
-            [op],
-        )?;
+        tx.execute("UPDATE operations SET state = 'running' WHERE id = ?1", [op])?;
         tx.execute(
             "UPDATE operations SET state = 'failed', error = ?2 WHERE id = ?1",
             params![op, error],
@@ -384,9 +373,7 @@ impl Index {
     pub fn has_asset(&self, sha256: &str) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM assets WHERE sha256 = ?1", [sha256], |_| {
-                Ok(())
-            })
+            .query_row("SELECT 1 FROM assets WHERE sha256 = ?1", [sha256], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -397,10 +384,7 @@ impl Index {
             .conn
             .prepare("SELECT sha256, size, content_type FROM assets ORDER BY sha256")?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (r.get::<_, i64>(1)? as u64, r.get(2)?),
-            ))
+            Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)? as u64, r.get(2)?)))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -454,9 +438,7 @@ impl Index {
 /// Reads a setting.
 pub fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
 }
 
@@ -469,7 +451,8 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-const PACKAGE_COLUMNS: &str = "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
+const PACKAGE_COLUMNS: &str =
+    "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
     p.restamp_of, p.message, p.base_url, p.launch_asset, p.launch_key, p.content_hash, p.signatures, p.body_sha256,
     p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes";
 
@@ -548,10 +531,7 @@ impl RawPackage {
                     }
                 };
                 let expo_config = match self.expo_config {
-                    Some(b) => Some(
-                        RawValue::from_string(String::from_utf8(b).map_err(corrupt)?)
-                            .map_err(corrupt)?,
-                    ),
+                    Some(b) => Some(RawValue::from_string(String::from_utf8(b).map_err(corrupt)?).map_err(corrupt)?),
                     None => None,
                 };
                 PackageContent::Update {
@@ -600,11 +580,7 @@ impl RawPackage {
     }
 }
 
-fn query_packages<P: rusqlite::Params>(
-    conn: &Connection,
-    filter: &str,
-    params: P,
-) -> Result<Vec<Package>> {
+fn query_packages<P: rusqlite::Params>(conn: &Connection, filter: &str, params: P) -> Result<Vec<Package>> {
     let sql = format!(
         "SELECT {PACKAGE_COLUMNS} FROM packages p
          LEFT JOIN blobs a ON a.sha256 = p.asset_list
@@ -616,17 +592,11 @@ fn query_packages<P: rusqlite::Params>(
         .query_map(params, RawPackage::from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut lists = HashMap::new();
-    raws.into_iter()
-        .map(|r| r.into_package(&mut lists))
-        .collect()
+    raws.into_iter().map(|r| r.into_package(&mut lists)).collect()
 }
 
 /// One package by (platform, version).
-pub fn package(
-    conn: &Connection,
-    platform: Platform,
-    version: &Version,
-) -> Result<Option<Package>> {
+pub fn package(conn: &Connection, platform: Platform, version: &Version) -> Result<Option<Package>> {
     Ok(query_packages(
         conn,
         "p.platform = ?1 AND p.version = ?2",
@@ -658,11 +628,7 @@ pub fn family(conn: &Connection, platform: Platform, original: &Version) -> Resu
 }
 
 /// The next re-stamp number of an original.
-pub fn next_restamp_number(
-    conn: &Connection,
-    platform: Platform,
-    original: &Version,
-) -> Result<u32> {
+pub fn next_restamp_number(conn: &Connection, platform: Platform, original: &Version) -> Result<u32> {
     let n: i64 = conn.query_row(
         "SELECT count(*) FROM packages WHERE platform = ?1 AND restamp_of = ?2",
         params![platform.as_str(), original.as_str()],
@@ -672,10 +638,7 @@ pub fn next_restamp_number(
 }
 
 /// The stored noUpdateAvailable directive of a pointer.
-pub fn pointer_directive(
-    conn: &Connection,
-    pointer: &PointerId,
-) -> Result<Option<StoredDirective>> {
+pub fn pointer_directive(conn: &Connection, pointer: &PointerId) -> Result<Option<StoredDirective>> {
     let row: Option<(String, String)> = conn
         .query_row(
             "SELECT signatures, body_sha256 FROM pointer_directives WHERE channel = ?1 AND platform = ?2 AND fingerprint = ?3",
@@ -693,11 +656,7 @@ pub fn pointer_directive(
 }
 
 /// Records a pointer's signed noUpdateAvailable directive.
-pub fn put_pointer_directive(
-    conn: &Connection,
-    pointer: &PointerId,
-    d: &StoredDirective,
-) -> Result<()> {
+pub fn put_pointer_directive(conn: &Connection, pointer: &PointerId, d: &StoredDirective) -> Result<()> {
     conn.execute(
         "INSERT INTO pointer_directives (channel, platform, fingerprint, signatures, body_sha256) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT DO UPDATE SET signatures = excluded.signatures, body_sha256 = excluded.body_sha256",
@@ -732,33 +691,30 @@ fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<String> {
 
 /// Records a new package.
 pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
-    let (kind, manifest_id, base_url, launch_asset, launch_key, asset_list, expo_config) =
-        match &p.content {
-            PackageContent::Update {
-                manifest_id,
-                base_url,
-                bundle,
-            } => {
-                let list = serde_json::to_vec(&bundle.assets).expect("asset refs serialize");
-                let config = bundle
-                    .expo_config
-                    .as_ref()
-                    .map(|c| put_blob(conn, c.get().as_bytes()))
-                    .transpose()?;
-                (
-                    "update",
-                    Some(manifest_id.as_str()),
-                    Some(base_url.as_str()),
-                    Some(bundle.launch.sha256.as_str()),
-                    Some(bundle.launch.key.as_str()),
-                    Some(put_blob(conn, &list)?),
-                    config,
-                )
-            }
-            PackageContent::RollBackToEmbedded => {
-                ("rollBackToEmbedded", None, None, None, None, None, None)
-            }
-        };
+    let (kind, manifest_id, base_url, launch_asset, launch_key, asset_list, expo_config) = match &p.content {
+        PackageContent::Update {
+            manifest_id,
+            base_url,
+            bundle,
+        } => {
+            let list = serde_json::to_vec(&bundle.assets).expect("asset refs serialize");
+            let config = bundle
+                .expo_config
+                .as_ref()
+                .map(|c| put_blob(conn, c.get().as_bytes()))
+                .transpose()?;
+            (
+                "update",
+                Some(manifest_id.as_str()),
+                Some(base_url.as_str()),
+                Some(bundle.launch.sha256.as_str()),
+                Some(bundle.launch.key.as_str()),
+                Some(put_blob(conn, &list)?),
+                config,
+            )
+        }
+        PackageContent::RollBackToEmbedded => ("rollBackToEmbedded", None, None, None, None, None, None),
+    };
     conn.execute(
         "INSERT INTO packages (channel, platform, fingerprint, version, kind, manifest_id, created_at, restamp_of, message,
             base_url, launch_asset, launch_key, asset_list, expo_config, content_hash, signatures, body_sha256)
@@ -799,7 +755,11 @@ pub fn ban_package(conn: &Connection, id: i64, ban: &Ban) -> Result<()> {
 pub fn newest_created_at(conn: &Connection, pointer: &PointerId) -> Result<Option<DateTime<Utc>>> {
     let ms: Option<i64> = conn.query_row(
         "SELECT max(created_at) FROM packages WHERE channel = ?1 AND platform = ?2 AND fingerprint = ?3",
-        params![pointer.channel.as_str(), pointer.platform.as_str(), pointer.fingerprint.as_str()],
+        params![
+            pointer.channel.as_str(),
+            pointer.platform.as_str(),
+            pointer.fingerprint.as_str()
+        ],
         |r| r.get(0),
     )?;
     Ok(ms.map(from_ms))

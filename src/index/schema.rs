@@ -143,9 +143,7 @@ mod tests {
     fn ban_columns_are_all_or_nothing_and_irreversible() {
         let conn = db();
         conn.execute(INSERT, []).unwrap();
-        assert!(conn
-            .execute("UPDATE packages SET banned_at = 1", [])
-            .is_err());
+        assert!(conn.execute("UPDATE packages SET banned_at = 1", []).is_err());
         assert!(conn
             .execute(
                 "UPDATE packages SET banned_at = 1, ban_reason = ' ', banned_by = 'a'",
@@ -170,19 +168,18 @@ mod tests {
     fn operations_only_move_forward() {
         let conn = db();
         assert!(conn.execute("INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('k', 'a', 'running', 0, 0)", []).is_err());
-        conn.execute("INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('k', 'a', 'pending', 0, 0)", []).unwrap();
-        assert!(conn
-            .execute("UPDATE operations SET state = 'succeeded'", [])
-            .is_err());
-        conn.execute("UPDATE operations SET state = 'running'", [])
-            .unwrap();
+        conn.execute(
+            "INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('k', 'a', 'pending', 0, 0)",
+            [],
+        )
+        .unwrap();
+        assert!(conn.execute("UPDATE operations SET state = 'succeeded'", []).is_err());
+        conn.execute("UPDATE operations SET state = 'running'", []).unwrap();
         assert!(
-            conn.execute("UPDATE operations SET state = 'failed'", [])
-                .is_err(),
+            conn.execute("UPDATE operations SET state = 'failed'", []).is_err(),
             "failed needs an error"
         );
-        conn.execute("UPDATE operations SET state = 'succeeded'", [])
-            .unwrap();
+        conn.execute("UPDATE operations SET state = 'succeeded'", []).unwrap();
         assert!(conn
             .execute("UPDATE operations SET state = 'failed', error = 'x'", [])
             .is_err());

@@ -130,11 +130,8 @@ pub async fn ban(
             for (pointer, before) in &live_before {
                 let was_banned_live = before.is_some_and(|id| to_ban.iter().any(|b| b.id == id));
                 let packages = index::pointer_packages(tx, pointer)?;
-                if let (true, true, Some(fallback)) = (
-                    rollback,
-                    was_banned_live,
-                    index::live::live_package(&packages),
-                ) {
+                if let (true, true, Some(fallback)) = (rollback, was_banned_live, index::live::live_package(&packages))
+                {
                     if is_update(fallback) {
                         let (out, objs, event) = restamp(tx, signer, fallback, pointer, now)?;
                         objects.extend(objs);

@@ -25,11 +25,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
             )),
             Some(got) if got.meta != o.meta => problems.push(format!(
                 "{}: served as {:?} / {:?}, expected {:?} / {:?} (run `otapub regenerate`)",
-                o.key,
-                got.meta.content_type,
-                got.meta.cache_control,
-                o.meta.content_type,
-                o.meta.cache_control
+                o.key, got.meta.content_type, got.meta.cache_control, o.meta.content_type, o.meta.cache_control
             )),
             Some(_) => {}
         }
@@ -38,11 +34,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
         .iter()
         .flat_map(|v| v.packages.iter())
         .filter_map(|p| p.bundle())
-        .flat_map(|b| {
-            std::iter::once(&b.launch)
-                .chain(&b.assets)
-                .map(|a| a.sha256.clone())
-        })
+        .flat_map(|b| std::iter::once(&b.launch).chain(&b.assets).map(|a| a.sha256.clone()))
         .collect();
     let known = index.assets()?;
     for sha in referenced {
@@ -54,13 +46,12 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
             Some(obj) => {
                 let got = hex(&Sha256::digest(&obj.bytes));
                 if got != sha {
-                    problems.push(format!("{key}: content hashes to {got}; copy the export file with this SHA-256 back to it"));
+                    problems.push(format!(
+                        "{key}: content hashes to {got}; copy the export file with this SHA-256 back to it"
+                    ));
                 } else if let Some((_, ct)) = known.get(&sha) {
                     if &obj.meta.content_type != ct {
-                        problems.push(format!(
-                            "{key}: served as {:?}, expected {ct:?}",
-                            obj.meta.content_type
-                        ));
+                        problems.push(format!("{key}: served as {:?}, expected {ct:?}", obj.meta.content_type));
                     }
                 }
             }

@@ -80,9 +80,7 @@ async fn ensure_locking(ctx: &Context<'_>, index: &Index) -> Result<bool> {
     if ctx.unsafe_no_locking {
         return Ok(false);
     }
-    Err(Error::NoLocking {
-        store: ctx.store.url(),
-    })
+    Err(Error::NoLocking { store: ctx.store.url() })
 }
 
 /// A createdAt strictly newer than `newest` on the pointer, whatever the clock says.
@@ -154,16 +152,12 @@ pub(crate) async fn commit<T>(
         let written = async {
             upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
             for o in &plan.objects {
-                ctx.store
-                    .put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta)
-                    .await?;
+                ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
             }
             if plan.changed {
                 index.save(ctx.store).await
             } else {
-                Ok(Saved::Committed(
-                    index.etag().unwrap_or_default().to_string(),
-                ))
+                Ok(Saved::Committed(index.etag().unwrap_or_default().to_string()))
             }
         }
         .await;
@@ -179,9 +173,7 @@ pub(crate) async fn commit<T>(
             }
         }
     }
-    Err(Error::Race {
-        attempts: MAX_ATTEMPTS,
-    })
+    Err(Error::Race { attempts: MAX_ATTEMPTS })
 }
 
 /// Best effort: a command that failed after it started writing says so in the index.
@@ -200,15 +192,8 @@ async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
 /// Uploads what is not in the store yet: one HEAD per asset the index does
 /// not know (the plan lists only those), none for one already uploaded by an
 /// earlier attempt.
-async fn upload_assets(
-    store: &dyn Store,
-    assets: &[AssetUpload],
-    uploaded: &mut HashSet<String>,
-) -> Result<()> {
-    let todo: Vec<&AssetUpload> = assets
-        .iter()
-        .filter(|a| !uploaded.contains(&a.sha256))
-        .collect();
+async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut HashSet<String>) -> Result<()> {
+    let todo: Vec<&AssetUpload> = assets.iter().filter(|a| !uploaded.contains(&a.sha256)).collect();
     let done: Vec<String> = stream::iter(todo)
         .map(|a| async move {
             let key = format!("public/assets/{}", a.sha256);
@@ -235,9 +220,7 @@ pub(crate) async fn write_if_different(store: &dyn Store, o: &PublicObject) -> R
             return Ok(false);
         }
     }
-    store
-        .put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta)
-        .await?;
+    store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
     Ok(true)
 }
 
@@ -266,11 +249,7 @@ pub(crate) fn full_view(index: &Index) -> Result<Vec<PointerView>> {
         .collect()
 }
 
-async fn write_pointers(
-    store: &dyn Store,
-    index: &Index,
-    pointers: &BTreeSet<PointerId>,
-) -> Result<()> {
+async fn write_pointers(store: &dyn Store, index: &Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
     for p in pointers {
         let v = pointer_view(index, p)?;
         if let Some(objs) = tree::pointer_objects(&v.pointer, &v.packages, v.directive.as_ref())? {
@@ -287,11 +266,7 @@ async fn write_pointers(
 /// Writes the pointers from the committed index, then re-reads the index's
 /// etag: while another writer has committed since, renders them again from
 /// the newer index, so the last writer always leaves them matching.
-async fn converge_pointers(
-    store: &dyn Store,
-    mut index: Index,
-    pointers: &BTreeSet<PointerId>,
-) -> Result<()> {
+async fn converge_pointers(store: &dyn Store, mut index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
     for _ in 0..MAX_ATTEMPTS * 4 {
         write_pointers(store, &index, pointers).await?;
         let now = store.etag(INDEX_KEY).await?;
@@ -306,11 +281,7 @@ async fn converge_pointers(
 }
 
 /// Signs a pointer's noUpdateAvailable directive once, when it has packages but none live.
-pub(crate) fn ensure_no_update_directive(
-    conn: &Connection,
-    signer: &Signer,
-    pointer: &PointerId,
-) -> Result<()> {
+pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, pointer: &PointerId) -> Result<()> {
     let packages = index::pointer_packages(conn, pointer)?;
     if packages.is_empty() || index::live::live_package(&packages).is_some() {
         return Ok(());
@@ -332,11 +303,7 @@ pub(crate) fn ensure_no_update_directive(
 }
 
 /// Signs and records a new package; returns it with its immutable objects.
-pub(crate) fn stamp(
-    conn: &Connection,
-    signer: &Signer,
-    mut p: Package,
-) -> Result<(Package, [PublicObject; 2])> {
+pub(crate) fn stamp(conn: &Connection, signer: &Signer, mut p: Package) -> Result<(Package, [PublicObject; 2])> {
     let payload = tree::package_payload(&p);
     p.signatures = signer.sign_payload(&payload);
     p.body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &p.signatures).body);
@@ -347,9 +314,8 @@ pub(crate) fn stamp(
 
 /// The base URL recorded in the index, for commands that make new manifests.
 pub(crate) fn recorded_base_url(conn: &Connection) -> Result<String> {
-    index::get_setting(conn, BASE_URL_SETTING)?.ok_or_else(|| {
-        Error::IndexContent("the index records no base URL; publish once with --base-url".into())
-    })
+    index::get_setting(conn, BASE_URL_SETTING)?
+        .ok_or_else(|| Error::IndexContent("the index records no base URL; publish once with --base-url".into()))
 }
 
 /// Settings key of the public base URL.

@@ -86,12 +86,13 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
 fn read_expo_config(path: &Path) -> Result<Box<RawValue>> {
     let err = |reason: String| Error::usage(format!("--expo-config {}: {reason}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| {
-        err(format!("cannot read it ({e}); write it with `npx expo config --type public --json > expoConfig.json`"))
+        err(format!(
+            "cannot read it ({e}); write it with `npx expo config --type public --json > expoConfig.json`"
+        ))
     })?;
     // Parsed with key order kept, then written compactly: the same file always
     // embeds as the same bytes.
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
     if !value.is_object() {
         return Err(err(
             "not a JSON object; pass the output of `npx expo config --type public --json`".into(),
@@ -118,27 +119,15 @@ struct ContentKey<'a> {
 }
 
 /// Publishes an export.
-pub async fn publish(
-    ctx: &Context<'_>,
-    signer: &Signer,
-    opts: &PublishOptions,
-) -> Result<PublishOutcome> {
+pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) -> Result<PublishOutcome> {
     let platforms: Vec<Platform> = opts.fingerprints.keys().copied().collect();
     if platforms.is_empty() {
         return Err(Error::usage(
             "no platform to publish; pass --platform ios, android or all",
         ));
     }
-    let base_url = opts
-        .base_url
-        .as_deref()
-        .map(normalize_base_url)
-        .transpose()?;
-    let expo_config = opts
-        .expo_config
-        .as_deref()
-        .map(read_expo_config)
-        .transpose()?;
+    let base_url = opts.base_url.as_deref().map(normalize_base_url).transpose()?;
+    let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
     let dir = opts.dir.clone();
     let exp = tokio::task::spawn_blocking(move || export::read_export(&dir, &platforms))
         .await
@@ -146,10 +135,7 @@ pub async fn publish(
     let paths: Vec<PathBuf> = exp
         .platforms
         .values()
-        .flat_map(|p| {
-            std::iter::once(p.bundle.path.clone())
-                .chain(p.assets.iter().map(|(f, _)| f.path.clone()))
-        })
+        .flat_map(|p| std::iter::once(p.bundle.path.clone()).chain(p.assets.iter().map(|(f, _)| f.path.clone())))
         .collect();
     let hashes = tokio::task::spawn_blocking(move || export::hash_files(&paths))
         .await
@@ -165,13 +151,11 @@ pub async fn publish(
             key: bh.md5.clone(),
             ext: "bundle".into(),
         };
-        uploads
-            .entry(bh.sha256.clone())
-            .or_insert_with(|| AssetUpload {
-                sha256: bh.sha256.clone(),
-                path: pe.bundle.path.clone(),
-                content_type: BUNDLE_CONTENT_TYPE.into(),
-            });
+        uploads.entry(bh.sha256.clone()).or_insert_with(|| AssetUpload {
+            sha256: bh.sha256.clone(),
+            path: pe.bundle.path.clone(),
+            content_type: BUNDLE_CONTENT_TYPE.into(),
+        });
         let mut assets = Vec::with_capacity(pe.assets.len());
         for (file, ext) in &pe.assets {
             let h = hash_of(&file.path);
@@ -180,13 +164,11 @@ pub async fn publish(
                 key: asset_key(file, h),
                 ext: ext.clone(),
             });
-            uploads
-                .entry(h.sha256.clone())
-                .or_insert_with(|| AssetUpload {
-                    sha256: h.sha256.clone(),
-                    path: file.path.clone(),
-                    content_type: asset_content_type(ext),
-                });
+            uploads.entry(h.sha256.clone()).or_insert_with(|| AssetUpload {
+                sha256: h.sha256.clone(),
+                path: file.path.clone(),
+                content_type: asset_content_type(ext),
+            });
         }
         let pointer = PointerId {
             channel: opts.channel.clone(),
@@ -202,8 +184,7 @@ pub async fn publish(
             expo_config: expo_config.as_deref().map(RawValue::get),
             message: opts.message.as_deref(),
         };
-        let content_hash =
-            index::sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"));
+        let content_hash = index::sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"));
         let bundle = Bundle {
             launch,
             assets,
@@ -226,10 +207,7 @@ pub async fn publish(
             (Version::derived(format!("auto-{}", &h[..16])), true)
         }
     };
-    let sizes: BTreeMap<String, u64> = hashes
-        .values()
-        .map(|h| (h.sha256.clone(), h.size))
-        .collect();
+    let sizes: BTreeMap<String, u64> = hashes.values().map(|h| (h.sha256.clone(), h.size)).collect();
     let uploads: Vec<AssetUpload> = uploads.into_values().collect();
 
     let packages = commit(ctx, "publish", |idx, now| {

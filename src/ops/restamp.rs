@@ -202,13 +202,8 @@ fn embedded(
     now: DateTime<Utc>,
 ) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
-    let content_hash = index::sha256_hex(
-        format!(
-            "rollBackToEmbedded\n{pointer}\n{}",
-            index::to_ms(created_at)
-        )
-        .as_bytes(),
-    );
+    let content_hash =
+        index::sha256_hex(format!("rollBackToEmbedded\n{pointer}\n{}", index::to_ms(created_at)).as_bytes());
     let version = Version::derived(format!("embedded-{}", &content_hash[..16]));
     let pkg = Package {
         id: 0,

@@ -93,9 +93,7 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
                 format!("rollBackToEmbedded ({})", p.version)
             }
             PointerState::Live(p) => p.version.to_string(),
-            PointerState::NoUpdateAvailable | PointerState::Empty => {
-                "noUpdateAvailable".to_string()
-            }
+            PointerState::NoUpdateAvailable | PointerState::Empty => "noUpdateAvailable".to_string(),
         };
         pointers.push(PointerStatus {
             channel: pointer.channel.to_string(),

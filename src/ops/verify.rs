@@ -47,8 +47,7 @@ pub async fn verify(ctx: &Context<'_>, trusted: &TrustedKeys) -> Result<VerifyRe
             continue;
         };
         report.pointers += 1;
-        let problems =
-            verify_pointer(ctx, trusted, &obj.key, (&c, &p, &f), &mut asset_results).await?;
+        let problems = verify_pointer(ctx, trusted, &obj.key, (&c, &p, &f), &mut asset_results).await?;
         report
             .problems
             .extend(problems.into_iter().map(|m| format!("{c}/{p}/{f}: {m}")));
@@ -65,10 +64,7 @@ async fn verify_pointer(
     assets: &mut BTreeMap<String, Option<String>>,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    if c.parse::<Channel>().is_err()
-        || p.parse::<Platform>().is_err()
-        || f.parse::<Fingerprint>().is_err()
-    {
+    if c.parse::<Channel>().is_err() || p.parse::<Platform>().is_err() || f.parse::<Fingerprint>().is_err() {
         problems.push("path is not a valid <channel>/<platform>/<fingerprint>".to_string());
         return Ok(problems);
     }
@@ -76,9 +72,7 @@ async fn verify_pointer(
         return Ok(vec!["manifest vanished while verifying".into()]);
     };
     let Some(env_obj) = ctx.store.get(&format!("{key}.json")).await? else {
-        return Ok(vec![
-            "manifest.json is missing (run `otapub regenerate`)".into()
-        ]);
+        return Ok(vec!["manifest.json is missing (run `otapub regenerate`)".into()]);
     };
     let Some(boundary) = boundary_of(&body.meta.content_type) else {
         return Ok(vec![format!(
@@ -169,9 +163,7 @@ async fn verify_pointer(
         }
         match &assets[&sha_hex] {
             None => problems.push(format!("asset {url} is missing")),
-            Some(got) if got != hash => {
-                problems.push(format!("asset {url} does not match its hash {hash}"))
-            }
+            Some(got) if got != hash => problems.push(format!("asset {url} does not match its hash {hash}")),
             Some(_) => {}
         }
     }

@@ -50,9 +50,7 @@ impl FsStore {
     }
 
     fn meta_path(&self, key: &str) -> Result<PathBuf> {
-        Ok(self
-            .path(&format!("{META_DIR}/{key}"))?
-            .with_extension_added("json"))
+        Ok(self.path(&format!("{META_DIR}/{key}"))?.with_extension_added("json"))
     }
 
     fn store_err<'k>(action: &'static str, key: &'k str) -> impl FnOnce(io::Error) -> Error + 'k {
@@ -93,9 +91,7 @@ impl FsStore {
                 io::copy(&mut f, &mut tmp).map_err(Self::store_err("write", key))?;
             }
         }
-        tmp.as_file()
-            .sync_data()
-            .map_err(Self::store_err("sync", key))?;
+        tmp.as_file().sync_data().map_err(Self::store_err("sync", key))?;
         tmp.persist(path)
             .map_err(|e| Self::store_err("rename into place", key)(e.error))?;
         Ok(())
@@ -122,13 +118,7 @@ impl FsStore {
         Ok(Some(Object { bytes, meta, etag }))
     }
 
-    fn put_if_sync(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        meta: &ObjectMeta,
-        cond: Precondition,
-    ) -> Result<CondPut> {
+    fn put_if_sync(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
         let lock_path = self.path(LOCK_FILE)?;
         fs::create_dir_all(lock_path.parent().expect("lock has a parent"))
             .map_err(Self::store_err("create directory for", LOCK_FILE))?;
@@ -179,10 +169,7 @@ impl FsStore {
                         stack.push(path);
                     }
                 } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
-                    let size = entry
-                        .metadata()
-                        .map_err(Self::store_err("list", prefix))?
-                        .len();
+                    let size = entry.metadata().map_err(Self::store_err("list", prefix))?.len();
                     out.push(ObjectInfo { key: rel, size });
                 }
             }
@@ -193,9 +180,7 @@ impl FsStore {
 }
 
 fn is_temp(key: &str) -> bool {
-    key.rsplit('/')
-        .next()
-        .is_some_and(|n| n.starts_with(".otapub-tmp-"))
+    key.rsplit('/').next().is_some_and(|n| n.starts_with(".otapub-tmp-"))
 }
 
 trait WithExtensionAdded {
@@ -254,13 +239,7 @@ impl Store for FsStore {
         blocking(move || this.put_sync(&key, &body, &meta)).await
     }
 
-    async fn put_if(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        meta: &ObjectMeta,
-        cond: Precondition,
-    ) -> Result<CondPut> {
+    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
         let (this, key, meta) = (self.clone(), key.to_string(), meta.clone());
         blocking(move || this.put_if_sync(&key, bytes, &meta, cond)).await
     }
@@ -313,12 +292,7 @@ mod tests {
             CondPut::Conflict
         );
         let CondPut::Written(e2) = store
-            .put_if(
-                "state/x",
-                b"2".to_vec(),
-                &meta(),
-                Precondition::Matches(e1.clone()),
-            )
+            .put_if("state/x", b"2".to_vec(), &meta(), Precondition::Matches(e1.clone()))
             .await
             .unwrap()
         else {

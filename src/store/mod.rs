@@ -101,13 +101,7 @@ pub trait Store: Send + Sync {
     async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()>;
 
     /// Writes an object only if `cond` holds.
-    async fn put_if(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        meta: &ObjectMeta,
-        cond: Precondition,
-    ) -> Result<CondPut>;
+    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut>;
 
     /// Deletes an object; deleting a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
@@ -125,9 +119,7 @@ pub trait Store: Send + Sync {
 /// Opens the store a URL names: a directory path, `file:///abs/dir`, or `s3://bucket/prefix`.
 pub async fn open(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     if url.is_empty() {
-        return Err(Error::usage(
-            "--store is empty; give a directory such as ./otapub-data",
-        ));
+        return Err(Error::usage("--store is empty; give a directory such as ./otapub-data"));
     }
     if let Some(rest) = url.strip_prefix("file://") {
         if !rest.starts_with('/') {

@@ -82,24 +82,17 @@ impl S3Store {
             && bucket
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        let valid_prefix = prefix
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-            || prefix.is_empty();
+        let valid_prefix = prefix.split('/').all(|c| !c.is_empty() && c != "." && c != "..") || prefix.is_empty();
         if !valid_bucket || !valid_prefix {
             return Err(Error::usage(format!(
                 "--store {url}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name (lowercase letters, digits, `-`, `.`)"
             )));
         }
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-        {
+        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
             // S3-compatible servers accept any region; AWS itself redirects.
-            loader = loader.region(
-                aws_config::meta::region::RegionProviderChain::default_provider()
-                    .or_else("us-east-1"),
-            );
+            loader =
+                loader.region(aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1"));
         }
         let sdk = loader.load().await;
         let path_style = opts
@@ -134,13 +127,7 @@ impl S3Store {
         }
     }
 
-    async fn put_multipart(
-        &self,
-        key: &str,
-        path: &Path,
-        size: u64,
-        meta: &ObjectMeta,
-    ) -> Result<()> {
+    async fn put_multipart(&self, key: &str, path: &Path, size: u64, meta: &ObjectMeta) -> Result<()> {
         let full = self.full(key);
         let created = self
             .client
@@ -215,11 +202,7 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(&full)
             .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .send()
             .await
             .map_err(|e| Self::err("complete multipart upload of", key, sdk_message(&e)))?;
@@ -251,10 +234,7 @@ impl Store for S3Store {
             Err(e) => return Err(Self::err("read", key, sdk_message(&e))),
         };
         let meta = ObjectMeta {
-            content_type: out
-                .content_type()
-                .unwrap_or("application/octet-stream")
-                .to_string(),
+            content_type: out.content_type().unwrap_or("application/octet-stream").to_string(),
             cache_control: out.cache_control().unwrap_or("").to_string(),
         };
         let etag = out.e_tag().unwrap_or("").to_string();
@@ -330,13 +310,7 @@ impl Store for S3Store {
         Ok(())
     }
 
-    async fn put_if(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        meta: &ObjectMeta,
-        cond: Precondition,
-    ) -> Result<CondPut> {
+    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
         let req = self
             .client
             .put_object()
@@ -396,8 +370,7 @@ impl Store for S3Store {
 
     async fn probe_conditional_writes(&self) -> Result<bool> {
         let mut nonce = [0u8; 8];
-        getrandom::getrandom(&mut nonce)
-            .map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
+        getrandom::getrandom(&mut nonce).map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
         let key = format!("state/probe/{}", crate::signing::hex(&nonce));
         let meta = ObjectMeta {
             content_type: "text/plain".into(),

@@ -17,19 +17,50 @@ use sha2::{Digest, Sha256};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
 
-/// A working directory with `keys/throwaway.{key,pub}` and a store at `./store`.
+pub mod proxy;
+pub mod s3;
+pub mod scenario;
+
+/// Where the store under test lives.
+pub enum Backend {
+    /// `./store` in the working directory.
+    Local,
+    /// A bucket on a real S3-compatible server.
+    S3 {
+        server: std::sync::Arc<s3::S3Server>,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// A working directory with `keys/throwaway.{key,pub}` and a store.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
 }
 
 impl TestEnv {
+    /// A local store at `./store`.
     pub fn new() -> TestEnv {
+        TestEnv::with_backend(Backend::Local)
+    }
+
+    /// A fresh bucket on `server`, under a prefix.
+    pub fn on_s3(server: &std::sync::Arc<s3::S3Server>) -> TestEnv {
+        let bucket = server.create_bucket();
+        TestEnv::with_backend(Backend::S3 {
+            server: server.clone(),
+            bucket,
+            prefix: "ota/tree".into(),
+        })
+    }
+
+    fn with_backend(backend: Backend) -> TestEnv {
         let env = TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
+            backend,
         };
-        env.cmd(&["keygen", "--out", "keys/throwaway"])
-            .assert()
-            .success();
+        env.cmd(&["keygen", "--out", "keys/throwaway"]).assert().success();
         env
     }
 
@@ -37,11 +68,20 @@ impl TestEnv {
         self.dir.path().join(rel)
     }
 
+    /// The local store's directory.
     pub fn store(&self) -> PathBuf {
         self.path("store")
     }
 
-    /// The real binary, in this directory, with a clean environment.
+    pub fn store_url(&self) -> String {
+        match &self.backend {
+            Backend::Local => "store".into(),
+            Backend::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+
+    /// The real binary, in this directory, with a clean environment (and the
+    /// S3 server's endpoint and credentials for an S3 backend).
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("otapub").expect("binary");
         c.current_dir(self.dir.path());
@@ -55,14 +95,22 @@ impl TestEnv {
             c.env_remove(var);
         }
         c.env("USER", "tester");
+        if let Backend::S3 { server, .. } = &self.backend {
+            for (k, v) in server.env() {
+                c.env(k, v);
+            }
+        }
         c.args(args);
         c
     }
 
-    /// A command against `./store`, signed with the throwaway key.
+    /// A command against the store, signed with the throwaway key.
     pub fn otapub(&self, args: &[&str]) -> Command {
         let mut c = self.cmd(args);
-        c.args(["--store", "store", "--key", "keys/throwaway.key"]);
+        c.args(["--store", &self.store_url(), "--key", "keys/throwaway.key"]);
+        if !matches!(self.backend, Backend::Local) {
+            c.args(["--base-url", "https://cdn.example.com/ota"]);
+        }
         c
     }
 
@@ -78,37 +126,100 @@ impl TestEnv {
         VerifyingKey::from_public_key_pem(pem.trim()).expect("SPKI PEM")
     }
 
-    /// Every file of the store with its SHA-256: equal before and after means nothing was written.
+    /// Every object of the store with the SHA-256 of its bytes and its
+    /// metadata: equal before and after means nothing changed.
     pub fn snapshot(&self) -> BTreeMap<String, String> {
-        snapshot(&self.store())
+        match &self.backend {
+            Backend::Local => snapshot(&self.store()),
+            Backend::S3 { server, bucket, prefix } => server.snapshot(bucket, prefix),
+        }
+    }
+
+    /// Keys of the objects under `prefix` (relative to the store root).
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.snapshot()
+            .into_keys()
+            .filter(|k| k.starts_with(prefix) && !k.starts_with("state/meta/"))
+            .collect()
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        self.object(key).is_some()
+    }
+
+    /// An object's bytes and Content-Type, read without otapub.
+    pub fn object(&self, key: &str) -> Option<(Vec<u8>, String)> {
+        match &self.backend {
+            Backend::Local => {
+                let bytes = std::fs::read(self.store().join(key)).ok()?;
+                let ct = std::fs::read(self.store().join(format!("state/meta/{key}.json")))
+                    .ok()
+                    .map(|m| {
+                        serde_json::from_slice::<Value>(&m).expect("metadata JSON")["contentType"]
+                            .as_str()
+                            .expect("contentType")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                Some((bytes, ct))
+            }
+            Backend::S3 { server, bucket, prefix } => server.get(bucket, &format!("{prefix}/{key}")),
+        }
     }
 
     pub fn read(&self, key: &str) -> Vec<u8> {
-        std::fs::read(self.store().join(key)).unwrap_or_else(|e| panic!("{key}: {e}"))
+        self.object(key).unwrap_or_else(|| panic!("{key} is missing")).0
     }
 
-    /// The Content-Type the local store keeps for a public object.
+    /// The Content-Type the store serves an object with.
     pub fn content_type(&self, key: &str) -> String {
-        let meta = std::fs::read(self.store().join(format!("state/meta/{key}.json")))
-            .expect("metadata sidecar");
-        let v: Value = serde_json::from_slice(&meta).expect("metadata JSON");
-        v["contentType"].as_str().expect("contentType").to_string()
+        self.object(key).unwrap_or_else(|| panic!("{key} is missing")).1
+    }
+
+    pub fn delete(&self, key: &str) {
+        match &self.backend {
+            Backend::Local => std::fs::remove_file(self.store().join(key)).expect("delete"),
+            Backend::S3 { server, bucket, prefix } => server.delete(bucket, &format!("{prefix}/{key}")),
+        }
+    }
+
+    /// Changes an object's bytes behind otapub's back, keeping its metadata.
+    pub fn tamper(&self, key: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        match &self.backend {
+            Backend::Local => {
+                let path = self.store().join(key);
+                let mut bytes = std::fs::read(&path).expect("read");
+                f(&mut bytes);
+                std::fs::write(&path, bytes).expect("write");
+            }
+            Backend::S3 { server, bucket, prefix } => server.tamper(bucket, &format!("{prefix}/{key}"), f),
+        }
+    }
+
+    /// Runs `f` and asserts it wrote nothing to the store: no file changed
+    /// (mtimes included) locally; no write request reached the S3 server.
+    pub fn assert_writes_nothing(&self, f: impl FnOnce()) {
+        let before = self.snapshot();
+        if let Backend::S3 { server, .. } = &self.backend {
+            server.proxy.clear();
+        }
+        f();
+        if let Backend::S3 { server, .. } = &self.backend {
+            assert_eq!(server.writes(), Vec::<String>::new(), "write requests");
+        }
+        assert_eq!(self.snapshot(), before);
     }
 
     /// Reads a pointer or immutable manifest the way a device would and
     /// checks it completely; returns the signed part's name and JSON.
     pub fn read_signed(&self, key: &str) -> (String, Value) {
-        let body = self.read(key);
-        let ct = self.content_type(key);
+        let (body, ct) = self.object(key).unwrap_or_else(|| panic!("{key} is missing"));
         let parts = parse_multipart(&ct, &body);
         let (headers, part) = &parts[0];
         let name = part_name(headers);
         let envelope = self.read(&format!("{key}.json"));
         let payload = verify_envelope(&envelope, &self.public_key());
-        assert_eq!(
-            &payload, part,
-            "{key}: envelope payload is not the manifest part"
-        );
+        assert_eq!(&payload, part, "{key}: envelope payload is not the manifest part");
         (name, serde_json::from_slice(part).expect("part is JSON"))
     }
 
@@ -126,11 +237,7 @@ impl TestEnv {
                 let url = a["url"].as_str().expect("url");
                 let hexname = url.rsplit('/').next().expect("hash in url");
                 let bytes = self.read(&format!("public/assets/{hexname}"));
-                assert_eq!(
-                    URL_SAFE_NO_PAD.encode(Sha256::digest(&bytes)),
-                    a["hash"],
-                    "{url}"
-                );
+                assert_eq!(URL_SAFE_NO_PAD.encode(Sha256::digest(&bytes)), a["hash"], "{url}");
             }
         } else {
             assert_eq!(name, "directive");
@@ -154,15 +261,13 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .expect("under root")
-                    .to_string_lossy()
-                    .to_string();
+                let rel = p.strip_prefix(root).expect("under root").to_string_lossy().to_string();
                 if rel == "state/.lock" {
                     continue;
                 }
-                out.insert(rel, hex(&Sha256::digest(std::fs::read(&p).expect("read"))));
+                let modified = std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime");
+                let digest = hex(&Sha256::digest(std::fs::read(&p).expect("read")));
+                out.insert(rel, format!("{digest} {modified:?}"));
             }
         }
     }
@@ -178,17 +283,10 @@ pub fn hex(b: &[u8]) -> String {
 pub type Part = (Vec<(String, String)>, Vec<u8>);
 
 pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
-    let (mime, params) = content_type
-        .split_once(';')
-        .expect("content type has parameters");
+    let (mime, params) = content_type.split_once(';').expect("content type has parameters");
     assert_eq!(mime, "multipart/mixed");
-    let boundary = params
-        .trim()
-        .strip_prefix("boundary=")
-        .expect("boundary parameter");
-    assert!(boundary
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let boundary = params.trim().strip_prefix("boundary=").expect("boundary parameter");
+    assert!(boundary.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     let text = body.to_vec();
     let close = format!("--{boundary}--\r\n");
     assert!(
@@ -202,9 +300,7 @@ pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
     let mut parts = Vec::new();
     for chunk in split(inner, sep.as_bytes()) {
         let chunk = if parts.len() + 1 == split(inner, sep.as_bytes()).len() {
-            chunk
-                .strip_suffix(b"\r\n")
-                .expect("last part ends with CRLF")
+            chunk.strip_suffix(b"\r\n").expect("last part ends with CRLF")
         } else {
             chunk
         };
@@ -271,9 +367,7 @@ pub fn verify_envelope(bytes: &[u8], key: &VerifyingKey) -> Vec<u8> {
         .iter()
         .find(|s| s["keyid"] == keyid.as_str())
         .expect("a signature by the key");
-    let raw = STANDARD
-        .decode(sig["sig"].as_str().expect("sig"))
-        .expect("base64 sig");
+    let raw = STANDARD.decode(sig["sig"].as_str().expect("sig")).expect("base64 sig");
     key.verify_strict(&pae, &Signature::from_slice(&raw).expect("64 bytes"))
         .expect("signature verifies");
     payload
@@ -287,11 +381,7 @@ pub fn write_export(dir: &Path, release: &str) {
     std::fs::create_dir_all(dir.join("_expo/static/js/android")).unwrap();
     let shared: &[(&str, &str)] = &[("shared-logo", "png"), ("shared-font", "ttf")];
     let mut assets = Vec::new();
-    for (content, ext) in shared
-        .iter()
-        .copied()
-        .chain(std::iter::once((release, "png")))
-    {
+    for (content, ext) in shared.iter().copied().chain(std::iter::once((release, "png"))) {
         let bytes = format!("asset bytes of {content}");
         let md5 = hex(&md5::Md5::digest(bytes.as_bytes()));
         std::fs::write(dir.join("assets").join(&md5), &bytes).unwrap();
@@ -308,11 +398,7 @@ pub fn write_export(dir: &Path, release: &str) {
         "ios": {"bundle": format!("_expo/static/js/ios/index-{release}.hbc"), "assets": assets},
         "android": {"bundle": format!("_expo/static/js/android/index-{release}.hbc"), "assets": assets},
     }});
-    std::fs::write(
-        dir.join("metadata.json"),
-        serde_json::to_vec(&meta).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("metadata.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
 }
 
 pub fn stdout(out: &std::process::Output) -> String {
