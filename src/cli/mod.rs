@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod ban;
 mod check;
+mod index;
 mod keygen;
 mod log;
 mod promote;
@@ -124,6 +125,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Check the store against the index
     Check(check::CheckArgs),
+    /// Maintain the index
+    Index(index::IndexArgs),
 }
 
 /// The config file (`otapub.toml`).
@@ -326,6 +329,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Log(a) => log::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
         Command::Verify(a) => verify::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
         Command::Check(a) => check::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
+        Command::Index(a) => index::run(Settings::resolve(global.merge(a.global().clone())?)?, a).await,
     }
 }
 

@@ -100,6 +100,57 @@ impl Package {
     }
 }
 
+#[derive(serde::Serialize)]
+struct UpdateContent<'a> {
+    channel: &'a str,
+    platform: &'a str,
+    fingerprint: &'a str,
+    launch: &'a AssetRef,
+    assets: &'a [AssetRef],
+    expo_config: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+/// What a published update is, for telling a retry of the same publish from
+/// a different one: pointer, bundle, app config and message.
+pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option<&str>) -> String {
+    let key = UpdateContent {
+        channel: pointer.channel.as_str(),
+        platform: pointer.platform.as_str(),
+        fingerprint: pointer.fingerprint.as_str(),
+        launch: &bundle.launch,
+        assets: &bundle.assets,
+        expo_config: bundle.expo_config.as_deref().map(RawValue::get),
+        message,
+    };
+    sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"))
+}
+
+/// The content hash of a re-stamp.
+pub fn restamp_content_hash(pointer: &PointerId, version: &Version, original: &Version, at: DateTime<Utc>) -> String {
+    sha256_hex(format!("restamp\n{pointer}\n{version}\n{original}\n{}", to_ms(at)).as_bytes())
+}
+
+/// The content hash of a rollBackToEmbedded directive.
+pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> String {
+    sha256_hex(format!("rollBackToEmbedded\n{pointer}\n{}", to_ms(at)).as_bytes())
+}
+
+impl Package {
+    /// The content hash this package must carry, from its own fields.
+    pub fn expected_content_hash(&self) -> String {
+        match (&self.content, &self.restamp_of) {
+            (PackageContent::RollBackToEmbedded, _) => directive_content_hash(&self.pointer, self.created_at),
+            (PackageContent::Update { .. }, Some(original)) => {
+                restamp_content_hash(&self.pointer, &self.version, original, self.created_at)
+            }
+            (PackageContent::Update { bundle, .. }, None) => {
+                update_content_hash(&self.pointer, bundle, self.message.as_deref())
+            }
+        }
+    }
+}
+
 /// A pointer's stored `noUpdateAvailable` signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDirective {

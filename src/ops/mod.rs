@@ -8,6 +8,7 @@ pub mod ban;
 pub mod check;
 pub mod log;
 pub mod publish;
+pub mod rebuild;
 pub mod regenerate;
 pub mod restamp;
 pub mod status;

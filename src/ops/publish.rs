@@ -107,17 +107,6 @@ struct PlatformContent {
     content_hash: String,
 }
 
-#[derive(Serialize)]
-struct ContentKey<'a> {
-    channel: &'a str,
-    platform: &'a str,
-    fingerprint: &'a str,
-    launch: &'a AssetRef,
-    assets: &'a [AssetRef],
-    expo_config: Option<&'a str>,
-    message: Option<&'a str>,
-}
-
 /// Publishes an export.
 pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) -> Result<PublishOutcome> {
     let platforms: Vec<Platform> = opts.fingerprints.keys().copied().collect();
@@ -175,21 +164,12 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             platform,
             fingerprint: opts.fingerprints[&platform].clone(),
         };
-        let key = ContentKey {
-            channel: pointer.channel.as_str(),
-            platform: platform.as_str(),
-            fingerprint: pointer.fingerprint.as_str(),
-            launch: &launch,
-            assets: &assets,
-            expo_config: expo_config.as_deref().map(RawValue::get),
-            message: opts.message.as_deref(),
-        };
-        let content_hash = index::sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"));
         let bundle = Bundle {
             launch,
             assets,
             expo_config: expo_config.clone(),
         };
+        let content_hash = index::update_content_hash(&pointer, &bundle, opts.message.as_deref());
         contents.insert(
             platform,
             PlatformContent {

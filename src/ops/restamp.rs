@@ -67,14 +67,7 @@ pub(crate) fn restamp(
     let version = Version::derived(format!("{original}.r{n}"));
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
     let base_url = recorded_base_url(conn)?;
-    let content_hash = index::sha256_hex(
-        format!(
-            "restamp\n{pointer}\n{version}\n{}\n{}",
-            source.content_hash,
-            index::to_ms(created_at)
-        )
-        .as_bytes(),
-    );
+    let content_hash = index::restamp_content_hash(pointer, &version, &original, created_at);
     let manifest_id = super::derive_manifest_id(&[
         pointer.platform.as_str(),
         version.as_str(),
@@ -202,8 +195,7 @@ fn embedded(
     now: DateTime<Utc>,
 ) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
-    let content_hash =
-        index::sha256_hex(format!("rollBackToEmbedded\n{pointer}\n{}", index::to_ms(created_at)).as_bytes());
+    let content_hash = index::directive_content_hash(pointer, created_at);
     let version = Version::derived(format!("embedded-{}", &content_hash[..16]));
     let pkg = Package {
         id: 0,

@@ -213,7 +213,10 @@ impl S3Store {
 #[async_trait]
 impl Store for S3Store {
     fn url(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+        match self.prefix.trim_end_matches('/') {
+            "" => format!("s3://{}", self.bucket),
+            prefix => format!("s3://{}/{prefix}", self.bucket),
+        }
     }
 
     fn is_local(&self) -> bool {

@@ -41,9 +41,9 @@ fn version_of(doc: &serde_json::Value) -> String {
 /// The scenario of the core issue on any backend.
 pub fn core_scenario(env: &TestEnv) {
     // Three versions sharing two assets: every distinct content is stored once.
-    publish(&env, T1, "v1");
-    publish(&env, T2, "v2");
-    publish(&env, T3, "v3");
+    publish(env, T1, "v1");
+    publish(env, T2, "v2");
+    publish(env, T3, "v3");
     let assets = env.keys("public/assets/");
     assert_eq!(
         assets.len(),
@@ -55,7 +55,7 @@ pub fn core_scenario(env: &TestEnv) {
         assert_eq!(name, hex(&<sha2::Sha256 as sha2::Digest>::digest(env.read(a))));
     }
     for p in ["ios", "android"] {
-        let doc = serves(&env, p);
+        let doc = serves(env, p);
         assert_eq!(version_of(&doc), "v3");
         assert_eq!(doc["createdAt"], "2026-01-03T00:00:00.000Z");
         assert_eq!(doc["launchAsset"]["contentType"], "application/javascript");
@@ -70,8 +70,8 @@ pub fn core_scenario(env: &TestEnv) {
     env.otapub_at(T4, &["ban", "v3", "--platform", "ios", "--reason", "crash on launch"])
         .assert()
         .success();
-    assert_eq!(version_of(&serves(&env, "ios")), "v2");
-    assert_eq!(version_of(&serves(&env, "android")), "v3");
+    assert_eq!(version_of(&serves(env, "ios")), "v2");
+    assert_eq!(version_of(&serves(env, "android")), "v3");
     let record = env.read("state/bans/ios/v3.json");
     let payload: serde_json::Value = serde_json::from_slice(&verify_envelope(&record, &env.public_key())).unwrap();
     assert_eq!(payload["reason"], "crash on launch");
@@ -92,7 +92,7 @@ pub fn core_scenario(env: &TestEnv) {
     )
     .assert()
     .success();
-    let doc = serves(&env, "ios");
+    let doc = serves(env, "ios");
     assert_eq!(version_of(&doc), "v2.r1");
     assert_eq!(doc["metadata"]["otapub"]["restampOf"], "v2");
     assert_eq!(doc["createdAt"], "2026-01-04T00:00:00.000Z");
@@ -118,7 +118,7 @@ pub fn core_scenario(env: &TestEnv) {
     )
     .assert()
     .success();
-    let doc = serves(&env, "ios");
+    let doc = serves(env, "ios");
     assert_eq!(version_of(&doc), "v1.r1");
     assert_eq!(doc["metadata"]["otapub"]["restampOf"], "v1");
     assert_eq!(
@@ -130,11 +130,11 @@ pub fn core_scenario(env: &TestEnv) {
     env.otapub_at(T4, &["ban", "v1", "--platform", "ios", "--reason", "bad"])
         .assert()
         .success();
-    assert_eq!(version_of(&serves(&env, "ios")), "v2.r1");
+    assert_eq!(version_of(&serves(env, "ios")), "v2.r1");
     env.otapub_at(T4, &["ban", "v2.r1", "--platform", "ios", "--reason", "bad too"])
         .assert()
         .success();
-    let doc = serves(&env, "ios");
+    let doc = serves(env, "ios");
     assert_eq!(doc["type"], "noUpdateAvailable");
     let out = env
         .otapub(&[
@@ -170,7 +170,7 @@ pub fn core_scenario(env: &TestEnv) {
     )
     .assert()
     .success();
-    let doc = serves(&env, "ios");
+    let doc = serves(env, "ios");
     assert_eq!(doc["type"], "rollBackToEmbedded");
     assert_eq!(doc["parameters"]["commitTime"], "2026-01-04T00:00:00.002Z");
 

@@ -1,0 +1,423 @@
+//! `otapub index rebuild`: recovers the index from the store alone — packages,
+//! re-stamps and directives from the immutable objects under `updates/`, bans
+//! from the signed ban records, `noUpdateAvailable` directives from the
+//! pointers. Signatures come from the objects themselves, so nothing is
+//! re-signed; each recovered package must render back to the exact bytes it
+//! was read from.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{Context, BASE_URL_SETTING};
+use crate::error::{Error, Result};
+use crate::index::{self, live, Ban, Bundle, Index, NewEvent, Package, PackageContent, Saved, StoredDirective};
+use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
+use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
+use crate::signing::{self, Signatures, Signer};
+use crate::store::{Object, INDEX_KEY};
+use crate::tree;
+
+/// What the rebuild recovered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebuildOutcome {
+    /// Packages recovered.
+    pub packages: usize,
+    /// Ban records applied.
+    pub bans: usize,
+    /// Objects under `updates/` that could not be recovered, with why.
+    pub skipped: Vec<String>,
+    /// Recovered packages newer than what their pointer serves: either
+    /// committed packages whose pointer write was lost, or leftovers of a
+    /// publish that died before its commit. Keep them or ban them.
+    pub unconfirmed: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ManifestDoc {
+    id: String,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+    #[serde(rename = "runtimeVersion")]
+    runtime_version: String,
+    #[serde(rename = "launchAsset")]
+    launch_asset: AssetDoc,
+    assets: Vec<AssetDoc>,
+    metadata: MetadataDoc,
+    #[serde(default)]
+    extra: Option<ExtraDoc>,
+}
+
+#[derive(Deserialize)]
+struct AssetDoc {
+    key: String,
+    #[serde(rename = "contentType")]
+    content_type: String,
+    #[serde(rename = "fileExtension")]
+    file_extension: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct MetadataDoc {
+    otapub: OtapubDoc,
+}
+
+#[derive(Deserialize)]
+struct OtapubDoc {
+    channel: String,
+    platform: String,
+    version: String,
+    #[serde(rename = "restampOf")]
+    restamp_of: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ExtraDoc {
+    #[serde(rename = "expoClient")]
+    expo_client: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct DirectiveDoc {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    parameters: Option<CommitTimeDoc>,
+    extra: DirectiveExtraDoc,
+}
+
+#[derive(Deserialize)]
+struct CommitTimeDoc {
+    #[serde(rename = "commitTime")]
+    commit_time: String,
+}
+
+#[derive(Deserialize)]
+struct DirectiveExtraDoc {
+    otapub: PointerDoc,
+}
+
+#[derive(Deserialize)]
+struct PointerDoc {
+    channel: String,
+    platform: String,
+    fingerprint: String,
+}
+
+#[derive(Deserialize)]
+struct BanDoc {
+    platform: String,
+    version: String,
+    reason: String,
+    actor: String,
+    #[serde(rename = "bannedAt")]
+    banned_at: String,
+}
+
+fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("bad time {s:?}: {e}"))
+}
+
+/// A signed part read back from an Expo body and its envelope.
+struct SignedPart {
+    name: String,
+    bytes: Vec<u8>,
+    signatures: Signatures,
+}
+
+fn read_signed(body: &Object, envelope: &Object) -> std::result::Result<SignedPart, String> {
+    let boundary = boundary_of(&body.meta.content_type).ok_or("the body's Content-Type names no boundary")?;
+    let parts = parse_multipart(boundary, &body.bytes)?;
+    let first = parts.first().ok_or("the body has no part")?;
+    let env = signing::parse_envelope(&envelope.bytes)?;
+    if env.payload != first.body {
+        return Err("the envelope's payload is not the body's first part".into());
+    }
+    Ok(SignedPart {
+        name: first.name().unwrap_or("").to_string(),
+        bytes: first.body.clone(),
+        signatures: Signatures {
+            dsse: env.signatures,
+            expo: first.header("expo-signature").map(str::to_string),
+        },
+    })
+}
+
+fn asset_ref(a: &AssetDoc) -> std::result::Result<(AssetRef, String), String> {
+    let (_, sha) = a
+        .url
+        .rsplit_once("/assets/")
+        .ok_or_else(|| format!("asset url {} is not under /assets/", a.url))?;
+    let ext = a.file_extension.strip_prefix('.').unwrap_or(&a.file_extension);
+    Ok((
+        AssetRef {
+            sha256: sha.to_string(),
+            key: a.key.clone(),
+            ext: ext.to_string(),
+        },
+        a.content_type.clone(),
+    ))
+}
+
+/// Rebuilds a package from its immutable objects; `assets` collects content types.
+fn recover(
+    version: &str,
+    platform: &str,
+    part: SignedPart,
+    body_sha256: String,
+    assets: &mut BTreeMap<String, String>,
+) -> std::result::Result<Package, String> {
+    let platform: Platform = platform.parse().map_err(|e| format!("{e}"))?;
+    let version: Version = Version::derived(version.to_string());
+    let mut pkg = match part.name.as_str() {
+        "manifest" => {
+            let doc: ManifestDoc = serde_json::from_slice(&part.bytes).map_err(|e| format!("manifest: {e}"))?;
+            if doc.metadata.otapub.version != version.as_str() || doc.metadata.otapub.platform != platform.as_str() {
+                return Err("its manifest names another version or platform".into());
+            }
+            let (launch, _) = asset_ref(&doc.launch_asset)?;
+            let base_url = doc
+                .launch_asset
+                .url
+                .rsplit_once("/assets/")
+                .map(|(b, _)| b.to_string())
+                .ok_or("launch asset url is not under /assets/")?;
+            assets.insert(launch.sha256.clone(), BUNDLE_CONTENT_TYPE.to_string());
+            let mut list = Vec::new();
+            for a in &doc.assets {
+                let (r, ct) = asset_ref(a)?;
+                assets.insert(r.sha256.clone(), ct);
+                list.push(r);
+            }
+            Package {
+                id: 0,
+                pointer: PointerId {
+                    channel: doc
+                        .metadata
+                        .otapub
+                        .channel
+                        .parse::<Channel>()
+                        .map_err(|e| e.to_string())?,
+                    platform,
+                    fingerprint: doc.runtime_version.parse::<Fingerprint>().map_err(|e| e.to_string())?,
+                },
+                version,
+                created_at: parse_time(&doc.created_at)?,
+                restamp_of: doc.metadata.otapub.restamp_of.map(Version::derived),
+                message: doc.metadata.otapub.message,
+                content: PackageContent::Update {
+                    manifest_id: doc.id,
+                    base_url,
+                    bundle: Bundle {
+                        launch: AssetRef {
+                            ext: "bundle".into(),
+                            ..launch
+                        },
+                        assets: list,
+                        expo_config: doc.extra.and_then(|e| e.expo_client),
+                    },
+                },
+                content_hash: String::new(),
+                signatures: part.signatures,
+                body_sha256,
+                ban: None,
+            }
+        }
+        "directive" => {
+            let doc: DirectiveDoc = serde_json::from_slice(&part.bytes).map_err(|e| format!("directive: {e}"))?;
+            let commit = doc.parameters.ok_or("rollBackToEmbedded without commitTime")?;
+            if doc.kind != "rollBackToEmbedded" || doc.extra.otapub.platform != platform.as_str() {
+                return Err(format!(
+                    "an immutable {} directive for {}",
+                    doc.kind, doc.extra.otapub.platform
+                ));
+            }
+            Package {
+                id: 0,
+                pointer: PointerId {
+                    channel: doc.extra.otapub.channel.parse::<Channel>().map_err(|e| e.to_string())?,
+                    platform,
+                    fingerprint: doc
+                        .extra
+                        .otapub
+                        .fingerprint
+                        .parse::<Fingerprint>()
+                        .map_err(|e| e.to_string())?,
+                },
+                version,
+                created_at: parse_time(&commit.commit_time)?,
+                restamp_of: None,
+                message: None,
+                content: PackageContent::RollBackToEmbedded,
+                content_hash: String::new(),
+                signatures: part.signatures,
+                body_sha256,
+                ban: None,
+            }
+        }
+        other => return Err(format!("first part is named {other:?}")),
+    };
+    pkg.content_hash = pkg.expected_content_hash();
+    // Only what renders back to the exact bytes read is recovered.
+    tree::package_objects(&pkg).map_err(|e| e.to_string())?;
+    Ok(pkg)
+}
+
+/// Rebuilds the index. Refuses to replace an existing one unless `force`.
+/// `signer` signs the `noUpdateAvailable` directive of a pointer whose
+/// stored one cannot be recovered.
+pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) -> Result<RebuildOutcome> {
+    let existing = ctx.store.etag(INDEX_KEY).await?;
+    if existing.is_some() && !force {
+        return Err(Error::usage(format!(
+            "{} already has an index; pass --force to replace it with one rebuilt from the store",
+            ctx.store.url()
+        )));
+    }
+    let mut out = RebuildOutcome::default();
+    let mut packages = Vec::new();
+    let mut asset_types = BTreeMap::new();
+    for info in ctx.store.list("public/updates/").await? {
+        let Some(rest) = info
+            .key
+            .strip_prefix("public/updates/")
+            .and_then(|r| r.strip_suffix("/manifest"))
+        else {
+            continue;
+        };
+        let Some((version, platform)) = rest.split_once('/') else {
+            continue;
+        };
+        let body = ctx.store.get(&info.key).await?;
+        let envelope = ctx.store.get(&format!("{}.json", info.key)).await?;
+        let (Some(body), Some(envelope)) = (body, envelope) else {
+            out.skipped.push(format!("{}: its manifest.json is missing", info.key));
+            continue;
+        };
+        let body_sha256 = index::sha256_hex(&body.bytes);
+        match read_signed(&body, &envelope)
+            .and_then(|part| recover(version, platform, part, body_sha256, &mut asset_types))
+        {
+            Ok(p) => packages.push(p),
+            Err(e) => out.skipped.push(format!("{}: {e}", info.key)),
+        }
+    }
+    packages.sort_by(|a, b| (a.created_at, &a.pointer, &a.version).cmp(&(b.created_at, &b.pointer, &b.version)));
+
+    let mut bans = Vec::new();
+    for info in ctx.store.list("state/bans/").await? {
+        let Some(obj) = ctx.store.get(&info.key).await? else {
+            continue;
+        };
+        let parsed = signing::parse_envelope(&obj.bytes)
+            .and_then(|env| serde_json::from_slice::<BanDoc>(&env.payload).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(b) => bans.push(b),
+            Err(e) => out.skipped.push(format!("{}: {e}", info.key)),
+        }
+    }
+
+    let sizes: BTreeMap<String, u64> = ctx
+        .store
+        .list("public/assets/")
+        .await?
+        .into_iter()
+        .map(|o| (o.key["public/assets/".len()..].to_string(), o.size))
+        .collect();
+
+    // What each pointer serves now, to list what is newer than it.
+    let pointers: BTreeSet<PointerId> = packages.iter().map(|p| p.pointer.clone()).collect();
+    let mut served: BTreeMap<PointerId, Option<Object>> = BTreeMap::new();
+    let mut served_envelopes: BTreeMap<PointerId, Option<Object>> = BTreeMap::new();
+    for p in &pointers {
+        served.insert(p.clone(), ctx.store.get(&p.manifest_key()).await?);
+        served_envelopes.insert(p.clone(), ctx.store.get(&p.envelope_key()).await?);
+    }
+
+    let mut idx = Index::open(None, existing)?;
+    let now = ctx.clock.now();
+    let actor = ctx.actor.clone();
+    let outcome = idx.transact("index-rebuild", &actor, now, |tx| {
+        for (sha, ct) in &asset_types {
+            index::put_asset(tx, sha, sizes.get(sha).copied().unwrap_or(0), ct)?;
+        }
+        if let Some(newest) = packages.iter().rev().find_map(|p| match &p.content {
+            PackageContent::Update { base_url, .. } => Some(base_url.clone()),
+            PackageContent::RollBackToEmbedded => None,
+        }) {
+            index::set_setting(tx, BASE_URL_SETTING, &newest)?;
+        }
+        for p in &packages {
+            index::insert_package(tx, p)?;
+        }
+        for b in &bans {
+            let (Ok(platform), Ok(at)) = (b.platform.parse::<Platform>(), parse_time(&b.banned_at)) else {
+                out.skipped.push(format!("ban record of {}/{}: unreadable", b.platform, b.version));
+                continue;
+            };
+            let version = Version::derived(b.version.clone());
+            match index::package(tx, platform, &version)? {
+                Some(p) => {
+                    index::ban_package(tx, p.id, &Ban { at, reason: b.reason.clone(), by: b.actor.clone() })?;
+                    out.bans += 1;
+                }
+                None => out.skipped.push(format!("ban record of {platform}/{version}: no such package")),
+            }
+        }
+        for pointer in &pointers {
+            let pkgs = index::pointer_packages(tx, pointer)?;
+            let served_at = served[pointer].as_ref().zip(served_envelopes[pointer].as_ref()).and_then(|(b, e)| {
+                let part = read_signed(b, e).ok()?;
+                let v: serde_json::Value = serde_json::from_slice(&part.bytes).ok()?;
+                let t = v["createdAt"].as_str().or(v["parameters"]["commitTime"].as_str())?;
+                parse_time(t).ok()
+            });
+            for p in &pkgs {
+                if served_at.is_none_or(|t| p.created_at > t) && p.ban.is_none() {
+                    out.unconfirmed.push(format!("{}/{} on {} (createdAt {})", p.pointer.platform, p.version, pointer, format_time(p.created_at)));
+                }
+            }
+            if pkgs.is_empty() || live::live_package(&pkgs).is_some() {
+                continue;
+            }
+            let payload = tree::no_update_payload(pointer);
+            let recovered = served[pointer].as_ref().zip(served_envelopes[pointer].as_ref()).and_then(|(b, e)| {
+                let part = read_signed(b, e).ok()?;
+                (part.bytes == payload.bytes).then(|| StoredDirective { signatures: part.signatures, body_sha256: index::sha256_hex(&b.bytes) })
+            });
+            let directive = match (recovered, signer) {
+                (Some(d), _) => d,
+                (None, Some(s)) => {
+                    let signatures = s.sign_payload(&payload);
+                    let body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &signatures).body);
+                    StoredDirective { signatures, body_sha256 }
+                }
+                (None, None) => {
+                    return Err(Error::usage(format!(
+                        "{pointer} has no live package and its noUpdateAvailable directive cannot be recovered from the store; pass --key to sign a new one"
+                    )))
+                }
+            };
+            index::put_pointer_directive(tx, pointer, &directive)?;
+        }
+        out.packages = packages.len();
+        let event = NewEvent {
+            action: "index-rebuild",
+            target: ctx.store.url(),
+            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
+        };
+        Ok((out, vec![event]))
+    })?;
+    // Written over the index that was there when the rebuild started, or
+    // only if there still is none.
+    match idx.save(ctx.store).await? {
+        Saved::Committed(_) => Ok(outcome),
+        Saved::Conflict => Err(Error::Race { attempts: 1 }),
+    }
+}
