@@ -21,6 +21,12 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub fn start(upstream_port: u16) -> CountingProxy {
+        CountingProxy::start_with(upstream_port, false)
+    }
+
+    /// With `strip_conditionals`, drops `If-Match` / `If-None-Match` request
+    /// headers: a server that ignores conditional writes, as Garage 2.5 does.
+    pub fn start_with(upstream_port: u16, strip_conditionals: bool) -> CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -33,7 +39,7 @@ impl CountingProxy {
                 };
                 let log = log2.clone();
                 let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
-                std::thread::spawn(move || pump_requests(client, server, log));
+                std::thread::spawn(move || pump_requests(client, server, log, strip_conditionals));
                 std::thread::spawn(move || {
                     let (mut from, mut to) = (s2, c2);
                     let _ = std::io::copy(&mut from, &mut to);
@@ -54,7 +60,7 @@ impl CountingProxy {
 }
 
 /// Copies client → server, parsing HTTP/1.1 framing to log each request.
-fn pump_requests(client: TcpStream, mut server: TcpStream, log: Arc<Mutex<Vec<Request>>>) {
+fn pump_requests(client: TcpStream, mut server: TcpStream, log: Arc<Mutex<Vec<Request>>>, strip: bool) {
     let mut reader = BufReader::new(client);
     loop {
         let mut head = Vec::new();
@@ -70,8 +76,11 @@ fn pump_requests(client: TcpStream, mut server: TcpStream, log: Arc<Mutex<Vec<Re
                 }
                 Ok(_) => {}
             }
-            head.extend_from_slice(line.as_bytes());
             let lower = line.to_ascii_lowercase();
+            if strip && (lower.starts_with("if-match:") || lower.starts_with("if-none-match:")) {
+                continue;
+            }
+            head.extend_from_slice(line.as_bytes());
             if let Some(v) = lower.strip_prefix("content-length:") {
                 content_length = v.trim().parse().unwrap_or(0);
             }

@@ -145,6 +145,11 @@ impl S3Server {
         ]
     }
 
+    /// The server's own port, bypassing the proxy.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The server's own endpoint, bypassing the proxy.
     pub fn direct_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
