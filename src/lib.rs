@@ -15,6 +15,7 @@ pub mod index;
 pub mod manifest;
 pub mod names;
 pub mod ops;
+pub mod serve;
 pub mod signing;
 pub mod store;
 pub mod tree;

@@ -18,6 +18,7 @@ mod promote;
 mod publish;
 mod regenerate;
 mod rollback;
+mod serve;
 mod status;
 mod verify;
 
@@ -29,7 +30,7 @@ use serde::Deserialize;
 
 use otapub::error::Error;
 use otapub::ops::{Clock, Context};
-use otapub::signing::{Ed25519Key, KeySource, Signer, TrustedKeys};
+use otapub::signing::{Ed25519Key, ExpoKey, KeySource, Signer, TrustedKeys};
 use otapub::store::{self, S3Options, Store};
 
 /// Publish signed over-the-air updates for Expo / React Native apps as a static tree.
@@ -63,6 +64,15 @@ pub struct GlobalArgs {
     /// A public key `verify` accepts (repeatable) [default: keys/*.pub]
     #[arg(long = "trust", value_name = "FILE")]
     trust: Vec<PathBuf>,
+    /// RSA key for Expo code signing, PKCS#1 or PKCS#8 PEM (`-` reads stdin). Env: OTAPUB_EXPO_SIGNING_KEY holds a PEM
+    #[arg(long, value_name = "FILE")]
+    expo_key: Option<PathBuf>,
+    /// keyid of the Expo code-signing key, as in the app's codeSigningMetadata [default: main]
+    #[arg(long, value_name = "ID")]
+    expo_keyid: Option<String>,
+    /// Code-signing certificate (as the app embeds it) that `verify --url` checks Expo signatures against
+    #[arg(long, value_name = "FILE")]
+    expo_cert: Option<PathBuf>,
     /// Who runs the command, for the audit log [default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN or $USER]
     #[arg(long, value_name = "NAME")]
     actor: Option<String>,
@@ -95,6 +105,9 @@ impl GlobalArgs {
             base_url: merge_one("base-url", self.base_url, sub.base_url)?,
             keys: self.keys.into_iter().chain(sub.keys).collect(),
             trust: self.trust.into_iter().chain(sub.trust).collect(),
+            expo_key: merge_one("expo-key", self.expo_key, sub.expo_key)?,
+            expo_keyid: merge_one("expo-keyid", self.expo_keyid, sub.expo_keyid)?,
+            expo_cert: merge_one("expo-cert", self.expo_cert, sub.expo_cert)?,
             actor: merge_one("actor", self.actor, sub.actor)?,
             json: self.json || sub.json,
             path_style: self.path_style || sub.path_style,
@@ -127,6 +140,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Maintain the index
     Index(index::IndexArgs),
+    /// Serve public/ as the CDN would, for development and tests
+    Serve(serve::ServeArgs),
 }
 
 /// The config file (`otapub.toml`).
@@ -139,6 +154,9 @@ struct ConfigFile {
     key: Vec<PathBuf>,
     #[serde(default)]
     trust: Vec<PathBuf>,
+    expo_key: Option<PathBuf>,
+    expo_keyid: Option<String>,
+    expo_cert: Option<PathBuf>,
     actor: Option<String>,
     path_style: Option<bool>,
     /// `when_required` for servers that reject the SDK's default upload checksums.
@@ -164,6 +182,9 @@ pub struct Settings {
     base_url: Option<String>,
     keys: Vec<KeySource>,
     trust: Vec<PathBuf>,
+    expo_key: Option<KeySource>,
+    expo_keyid: String,
+    expo_cert: Option<PathBuf>,
     json: bool,
     actor: String,
     clock: Clock,
@@ -201,6 +222,19 @@ impl Settings {
         } else {
             g.trust
         };
+        let expo_key = match (g.expo_key, std::env::var("OTAPUB_EXPO_SIGNING_KEY")) {
+            (Some(p), _) => Some(KeySource::from_arg(&p)),
+            (None, Ok(pem)) if !pem.trim().is_empty() => Some(KeySource::Env {
+                var: "OTAPUB_EXPO_SIGNING_KEY".into(),
+                pem,
+            }),
+            _ => cfg.expo_key.map(|p| KeySource::File(rel(p))),
+        };
+        if expo_key == Some(KeySource::Stdin) && keys.contains(&KeySource::Stdin) {
+            return Err(Error::usage("--key - and --expo-key - both read standard input, which holds one key").into());
+        }
+        let expo_cert = g.expo_cert.or(cfg.expo_cert.map(rel));
+        let expo_keyid = g.expo_keyid.or(cfg.expo_keyid).unwrap_or_else(|| "main".to_string());
         let actor = g
             .actor
             .or(cfg.actor)
@@ -243,6 +277,9 @@ impl Settings {
             base_url: g.base_url.or(cfg.base_url),
             keys,
             trust,
+            expo_key,
+            expo_keyid,
+            expo_cert,
             json: g.json,
             actor,
             clock,
@@ -264,7 +301,12 @@ impl Settings {
 
     fn signer(&self) -> anyhow::Result<Signer> {
         let keys = self.keys.iter().map(Ed25519Key::load).collect::<Result<Vec<_>, _>>()?;
-        Ok(Signer::new(keys)?)
+        let expo = self
+            .expo_key
+            .as_ref()
+            .map(|k| ExpoKey::load(k, &self.expo_keyid))
+            .transpose()?;
+        Ok(Signer::new(keys, expo)?)
     }
 
     fn trusted(&self) -> anyhow::Result<TrustedKeys> {
@@ -327,8 +369,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Regenerate(a) => regenerate::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Status(a) => status::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
         Command::Log(a) => log::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
-        Command::Verify(a) => verify::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
+        Command::Verify(a) => verify::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Check(a) => check::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
+        Command::Serve(a) => serve::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Index(a) => index::run(Settings::resolve(global.merge(a.global().clone())?)?, a).await,
     }
 }

@@ -1,7 +1,11 @@
-//! `otapub verify`: acts as a device. Every pointer in the store is fetched
-//! and checked: the multipart framing, the DSSE signature by a trusted key
-//! (`verify_strict`) over exactly the part's bytes, runtimeVersion and
-//! channel/platform against the path, and every asset's bytes against its hash.
+//! `otapub verify`: acts as a device. Every pointer is fetched — from the
+//! store, or over HTTP from the CDN with `--url` — and checked as the stock
+//! expo-updates client and an otapub-aware client would: the response
+//! headers, the multipart framing, the Expo RSA signature against the app's
+//! certificate, the DSSE envelope by a trusted key (`verify_strict`) over
+//! exactly the part's bytes, the manifest rules the client enforces,
+//! runtimeVersion and channel/platform against the path, and every asset's
+//! bytes against its hash.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +15,22 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::{boundary_of, parse_multipart};
 use crate::names::{Channel, Fingerprint, Platform};
-use crate::signing::{self, TrustedKeys};
+use crate::signing::{self, ExpoCertificate, TrustedKeys};
+
+/// What a verify checks against.
+pub struct VerifyOptions<'a> {
+    /// ed25519 keys trusted for the DSSE envelopes.
+    pub trusted: &'a TrustedKeys,
+    /// The app's code-signing certificate, when Expo signatures are checked.
+    pub expo_cert: Option<&'a ExpoCertificate>,
+    /// The keyid the app's codeSigningMetadata names.
+    pub expo_keyid: &'a str,
+    /// Fetch over HTTP from this base URL (the CDN) instead of the store.
+    pub url: Option<&'a str>,
+}
 
 /// The result of a verify.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -38,8 +54,95 @@ fn parse_pointer_key(key: &str) -> Option<(String, String, String)> {
     Some((c.to_string(), p.to_string(), f.to_string()))
 }
 
+/// One fetched object: bytes, Content-Type, and the response headers (lowercase names).
+struct Fetched {
+    bytes: Vec<u8>,
+    content_type: String,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+enum Source<'a> {
+    Store(&'a Context<'a>),
+    Http { client: reqwest::Client, base: String },
+}
+
+impl Source<'_> {
+    /// Fetches `public/<path>`; `None` when it is missing.
+    async fn fetch(&self, path: &str) -> Result<Option<Fetched>> {
+        match self {
+            Source::Store(ctx) => Ok(ctx.store.get(&format!("public/{path}")).await?.map(|o| Fetched {
+                bytes: o.bytes,
+                content_type: o.meta.content_type,
+                headers: None,
+            })),
+            Source::Http { base, .. } => self.get_url(&format!("{base}/{path}")).await,
+        }
+    }
+
+    /// Fetches an asset as the device would: by its URL over HTTP, by its
+    /// hash from the store.
+    async fn fetch_asset(&self, url: &str, sha_hex: &str) -> Result<Option<Fetched>> {
+        match self {
+            Source::Store(_) => self.fetch(&format!("assets/{sha_hex}")).await,
+            Source::Http { .. } => self.get_url(url).await,
+        }
+    }
+
+    async fn get_url(&self, url: &str) -> Result<Option<Fetched>> {
+        let Source::Http { client, .. } = self else {
+            unreachable!("only HTTP sources fetch URLs")
+        };
+        let err = |reason: String| Error::Store {
+            action: "fetch",
+            key: url.to_string(),
+            reason,
+        };
+        let resp = client.get(url).send().await.map_err(|e| err(e.to_string()))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(err(format!("HTTP {}", resp.status())));
+        }
+        let headers: BTreeMap<String, String> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
+            .collect();
+        let content_type = headers.get("content-type").cloned().unwrap_or_default();
+        let bytes = resp.bytes().await.map_err(|e| err(e.to_string()))?.to_vec();
+        Ok(Some(Fetched {
+            bytes,
+            content_type,
+            headers: Some(headers),
+        }))
+    }
+}
+
 /// Verifies every pointer in the store.
-pub async fn verify(ctx: &Context<'_>, trusted: &TrustedKeys) -> Result<VerifyReport> {
+pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<VerifyReport> {
+    let source = match opts.url {
+        None => Source::Store(ctx),
+        Some(url) => {
+            let base = url.trim_end_matches('/').to_string();
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(Error::usage(format!(
+                    "--url {url:?}: give the http(s) URL the app's update URLs start with"
+                )));
+            }
+            let client = reqwest::Client::builder().build().map_err(|e| Error::Store {
+                action: "start an HTTP client for",
+                key: base.clone(),
+                reason: e.to_string(),
+            })?;
+            Source::Http { client, base }
+        }
+    };
     let mut report = VerifyReport::default();
     let mut asset_results: BTreeMap<String, Option<String>> = BTreeMap::new();
     for obj in ctx.store.list("public/").await? {
@@ -47,7 +150,7 @@ pub async fn verify(ctx: &Context<'_>, trusted: &TrustedKeys) -> Result<VerifyRe
             continue;
         };
         report.pointers += 1;
-        let problems = verify_pointer(ctx, trusted, &obj.key, (&c, &p, &f), &mut asset_results).await?;
+        let problems = verify_pointer(&source, opts, (&c, &p, &f), &mut asset_results).await?;
         report
             .problems
             .extend(problems.into_iter().map(|m| format!("{c}/{p}/{f}: {m}")));
@@ -56,10 +159,67 @@ pub async fn verify(ctx: &Context<'_>, trusted: &TrustedKeys) -> Result<VerifyRe
     Ok(report)
 }
 
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn is_expo_time(s: &str) -> bool {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3fZ").is_ok()
+        && s.len() == "2026-01-01T00:00:00.000Z".len()
+}
+
+/// The manifest rules the stock client enforces (expo-updates 57: UpdateFactory, FileDownloader).
+fn manifest_rules(doc: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !doc["id"].as_str().is_some_and(is_uuid) {
+        problems.push(format!("id {} is not a canonical UUID", doc["id"]));
+    }
+    if !doc["createdAt"].as_str().is_some_and(is_expo_time) {
+        problems.push(format!(
+            "createdAt {} is not yyyy-MM-ddTHH:mm:ss.SSSZ",
+            doc["createdAt"]
+        ));
+    }
+    let launch = &doc["launchAsset"];
+    if launch["contentType"] != "application/javascript" || launch["fileExtension"] != ".bundle" {
+        problems.push("launchAsset must have contentType application/javascript and fileExtension .bundle".into());
+    }
+    let mut all = vec![launch];
+    all.extend(
+        doc["assets"]
+            .as_array()
+            .map(|a| a.iter().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
+    for a in all {
+        let url = a["url"].as_str().unwrap_or("");
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            problems.push(format!("asset url {url:?} is not an absolute http(s) URL"));
+        }
+        if !a["key"].as_str().is_some_and(|k| !k.is_empty()) || !a["contentType"].is_string() {
+            problems.push(format!("asset {url} lacks a key or contentType"));
+        }
+        if !a["fileExtension"].as_str().is_some_and(|e| e.starts_with('.')) {
+            problems.push(format!("asset {url} has a fileExtension not starting with a dot"));
+        }
+        let hash_ok = a["hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 43 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        if !hash_ok {
+            problems.push(format!("asset {url} hash is not base64url SHA-256 without padding"));
+        }
+    }
+    problems
+}
+
 async fn verify_pointer(
-    ctx: &Context<'_>,
-    trusted: &TrustedKeys,
-    key: &str,
+    source: &Source<'_>,
+    opts: &VerifyOptions<'_>,
     (c, p, f): (&str, &str, &str),
     assets: &mut BTreeMap<String, Option<String>>,
 ) -> Result<Vec<String>> {
@@ -68,50 +228,77 @@ async fn verify_pointer(
         problems.push("path is not a valid <channel>/<platform>/<fingerprint>".to_string());
         return Ok(problems);
     }
-    let Some(body) = ctx.store.get(key).await? else {
-        return Ok(vec!["manifest vanished while verifying".into()]);
+    let path = format!("{c}/{p}/{f}/manifest");
+    let Some(body) = source.fetch(&path).await? else {
+        return Ok(vec!["manifest is missing".into()]);
     };
-    let Some(env_obj) = ctx.store.get(&format!("{key}.json")).await? else {
+    let Some(env_obj) = source.fetch(&format!("{path}.json")).await? else {
         return Ok(vec!["manifest.json is missing (run `otapub regenerate`)".into()]);
     };
-    let Some(boundary) = boundary_of(&body.meta.content_type) else {
-        return Ok(vec![format!(
-            "manifest Content-Type {:?} is not multipart/mixed with a boundary",
-            body.meta.content_type
-        )]);
+    if let Some(headers) = &body.headers {
+        if headers.get("expo-protocol-version").map(String::as_str) != Some("1") {
+            problems.push("response has no `expo-protocol-version: 1` header (the client rejects it; see deploy/ for the CDN rule)".into());
+        }
+        if headers.get("expo-sfv-version").map(String::as_str) != Some("0") {
+            problems.push("response has no `expo-sfv-version: 0` header (see deploy/ for the CDN rule)".into());
+        }
+    }
+    if !body.content_type.starts_with("multipart/mixed; boundary=") {
+        problems.push(format!(
+            "Content-Type {:?} is not `multipart/mixed; boundary=…`",
+            body.content_type
+        ));
+    }
+    let Some(boundary) = boundary_of(&body.content_type) else {
+        problems.push("Content-Type names no boundary".into());
+        return Ok(problems);
     };
     let parts = match parse_multipart(boundary, &body.bytes) {
         Ok(parts) => parts,
-        Err(e) => return Ok(vec![format!("manifest body: {e}")]),
-    };
-    let Some(first) = parts.first() else {
-        return Ok(vec!["manifest body has no part".into()]);
-    };
-    let part_name = first.name().unwrap_or("").to_string();
-    let envelope = match signing::parse_envelope(&env_obj.bytes) {
-        Ok(e) => e,
-        Err(e) => return Ok(vec![format!("manifest.json: {e}")]),
-    };
-    let expected_type = match part_name.as_str() {
-        "manifest" => signing::MANIFEST_PAYLOAD_TYPE,
-        "directive" => signing::DIRECTIVE_PAYLOAD_TYPE,
-        other => {
-            return Ok(vec![format!(
-                "first part is named {other:?}, not manifest or directive"
-            )])
+        Err(e) => {
+            problems.push(format!("manifest body: {e}"));
+            return Ok(problems);
         }
     };
-    if envelope.payload_type != expected_type {
-        problems.push(format!(
-            "manifest.json has payloadType {:?}, expected {expected_type:?}",
-            envelope.payload_type
-        ));
+    let Some(first) = parts.first() else {
+        problems.push("manifest body has no part".into());
+        return Ok(problems);
+    };
+    let part_name = first.name().unwrap_or("").to_string();
+    if let Some(cert) = opts.expo_cert {
+        match first.header("expo-signature") {
+            None => problems.push("the part has no expo-signature header, but the app requires code signing".into()),
+            Some(h) => {
+                if let Err(e) = cert.verify(&first.body, h, opts.expo_keyid) {
+                    problems.push(e);
+                }
+            }
+        }
     }
-    if let Err(e) = trusted.verify(&envelope) {
-        problems.push(format!("manifest.json: {e}"));
-    }
-    if envelope.payload != first.body {
-        problems.push("manifest and manifest.json disagree: the envelope's payload is not the manifest part (run `otapub regenerate`)".into());
+    match signing::parse_envelope(&env_obj.bytes) {
+        Err(e) => problems.push(format!("manifest.json: {e}")),
+        Ok(envelope) => {
+            let expected_type = match part_name.as_str() {
+                "manifest" => signing::MANIFEST_PAYLOAD_TYPE,
+                "directive" => signing::DIRECTIVE_PAYLOAD_TYPE,
+                other => {
+                    problems.push(format!("first part is named {other:?}, not manifest or directive"));
+                    return Ok(problems);
+                }
+            };
+            if envelope.payload_type != expected_type {
+                problems.push(format!(
+                    "manifest.json has payloadType {:?}, expected {expected_type:?}",
+                    envelope.payload_type
+                ));
+            }
+            if let Err(e) = opts.trusted.verify(&envelope) {
+                problems.push(format!("manifest.json: {e}"));
+            }
+            if envelope.payload != first.body {
+                problems.push("manifest and manifest.json disagree: the envelope's payload is not the manifest part (run `otapub regenerate`)".into());
+            }
+        }
     }
     let doc: Value = match serde_json::from_slice(&first.body) {
         Ok(v) => v,
@@ -125,8 +312,18 @@ async fn verify_pointer(
         if bound["channel"] != c || bound["platform"] != p || bound["fingerprint"] != f {
             problems.push("directive is signed for another pointer".into());
         }
+        match doc["type"].as_str() {
+            Some("noUpdateAvailable") => {}
+            Some("rollBackToEmbedded") => {
+                if !doc["parameters"]["commitTime"].as_str().is_some_and(is_expo_time) {
+                    problems.push("rollBackToEmbedded has no commitTime in the createdAt format".into());
+                }
+            }
+            other => problems.push(format!("unknown directive type {other:?}")),
+        }
         return Ok(problems);
     }
+    problems.extend(manifest_rules(&doc));
     if doc["runtimeVersion"] != f {
         problems.push(format!(
             "runtimeVersion {} is not the fingerprint {f}",
@@ -153,15 +350,14 @@ async fn verify_pointer(
             problems.push(format!("asset url {url} is not under /assets/"));
             continue;
         };
-        if !assets.contains_key(&sha_hex) {
-            let result = ctx
-                .store
-                .get(&format!("public/assets/{sha_hex}"))
+        if !assets.contains_key(url) {
+            let got = source
+                .fetch_asset(url, &sha_hex)
                 .await?
                 .map(|o| B64URL.encode(Sha256::digest(&o.bytes)));
-            assets.insert(sha_hex.clone(), result);
+            assets.insert(url.to_string(), got);
         }
-        match &assets[&sha_hex] {
+        match &assets[url] {
             None => problems.push(format!("asset {url} is missing")),
             Some(got) if got != hash => problems.push(format!("asset {url} does not match its hash {hash}")),
             Some(_) => {}
