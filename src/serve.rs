@@ -28,7 +28,7 @@ fn text(status: StatusCode, msg: &str) -> Response {
 }
 
 /// The object key a request path names, or why it names none.
-fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<String, Response> {
+fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<String, Box<Response>> {
     let rel = path.trim_start_matches('/');
     let segments: Vec<&str> = rel.split('/').collect();
     if rel.is_empty()
@@ -36,16 +36,16 @@ fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<String, Respo
             .iter()
             .any(|s| s.is_empty() || *s == "." || *s == ".." || s.contains('%'))
     {
-        return Err(text(StatusCode::NOT_FOUND, "not found"));
+        return Err(Box::new(text(StatusCode::NOT_FOUND, "not found")));
     }
     // Header-routed: /<channel>/manifest with the platform and runtime version in headers.
     if segments.len() == 2 && (segments[1] == "manifest" || segments[1] == "manifest.json") {
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(platform), Some(rv)) = (h("expo-platform"), h("expo-runtime-version")) else {
-            return Err(text(
+            return Err(Box::new(text(
                 StatusCode::BAD_REQUEST,
                 "a /<channel>/manifest request needs expo-platform and expo-runtime-version headers",
-            ));
+            )));
         };
         let pointer = match (
             segments[0].parse::<Channel>(),
@@ -79,7 +79,7 @@ async fn handle(State(store): State<Arc<dyn Store>>, req: Request) -> Response {
     }
     let key = match key_for(req.uri().path(), req.headers()) {
         Ok(k) => k,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let obj = match store.get(&key).await {
         Ok(Some(o)) => o,

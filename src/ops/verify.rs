@@ -201,7 +201,7 @@ fn manifest_rules(doc: &Value) -> Vec<String> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             problems.push(format!("asset url {url:?} is not an absolute http(s) URL"));
         }
-        if !a["key"].as_str().is_some_and(|k| !k.is_empty()) || !a["contentType"].is_string() {
+        if a["key"].as_str().is_none_or(str::is_empty) || !a["contentType"].is_string() {
             problems.push(format!("asset {url} lacks a key or contentType"));
         }
         if !a["fileExtension"].as_str().is_some_and(|e| e.starts_with('.')) {
