@@ -58,10 +58,10 @@ fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<String, Box<R
                 fingerprint,
             },
             _ => {
-                return Err(text(
+                return Err(Box::new(text(
                     StatusCode::BAD_REQUEST,
                     "invalid channel, expo-platform or expo-runtime-version",
-                ))
+                )))
             }
         };
         return Ok(if segments[1] == "manifest" {
