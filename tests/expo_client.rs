@@ -103,6 +103,16 @@ fn published() -> (TestEnv, Served) {
         "publish",
         &blank,
         "--channel",
+        "legacy",
+        "--fingerprint",
+        "fp1",
+        "--version",
+        "l1",
+    ]);
+    run(&[
+        "publish",
+        &blank,
+        "--channel",
         "staging",
         "--fingerprint",
         "fp1",
@@ -289,6 +299,15 @@ fn every_pointer_is_what_the_stock_client_accepts() {
                 "{url}"
             );
         }
+        // The blank fixture, live on another channel.
+        let doc = check_pointer(&served, "legacy", platform, "manifest");
+        assert_eq!(doc["metadata"]["otapub"]["version"], "l1");
+        assert_eq!(doc["assets"].as_array().unwrap().len(), 0);
+        let launch = doc["launchAsset"]["url"].as_str().unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(Sha256::digest(get(launch, &[]).body)),
+            doc["launchAsset"]["hash"].as_str().unwrap()
+        );
         // A noUpdateAvailable directive.
         let doc = check_pointer(&served, "staging", platform, "directive");
         assert_eq!(doc["type"], "noUpdateAvailable");
@@ -335,7 +354,7 @@ fn verify_url_accepts_the_served_tree_and_rejects_what_the_client_would() {
     };
     let out = verify(&served.base, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).contains("6 pointers"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("8 pointers"), "{}", stdout(&out));
 
     // A keyid other than the app's.
     let out = verify(&served.base, &["--expo-keyid", "other"]);
@@ -446,4 +465,53 @@ fn unsigned_manifests_are_reported_and_a_certificate_bound_to_an_eas_project_is_
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn pkcs1_and_pkcs8_forms_of_the_key_both_sign_for_the_certificate() {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::EncodePrivateKey;
+    let env = TestEnv::new();
+    let pkcs1 = std::fs::read_to_string(KEY).unwrap();
+    assert!(pkcs1.contains("\r\n") && pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pkcs1.replace("\r\n", "\n")).unwrap();
+    let pkcs8 = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+    let blank = format!("{FIXTURES}/expo-blank/dist");
+    for (channel, pem) in [("one", pkcs1.clone()), ("two", pkcs8.to_string())] {
+        env.otapub_at(
+            "2026-06-01T00:00:00Z",
+            &[
+                "publish",
+                &blank,
+                "--channel",
+                channel,
+                "--fingerprint",
+                "fp1",
+                "--platform",
+                "ios",
+                "--version",
+                &format!("v-{channel}"),
+            ],
+        )
+        .env("OTAPUB_EXPO_SIGNING_KEY", pem)
+        .assert()
+        .success();
+        let body = env.read(&format!("public/{channel}/ios/fp1/manifest"));
+        let ct = env.content_type(&format!("public/{channel}/ios/fp1/manifest"));
+        let parts = multipart(&ct, body);
+        let (_, h, bytes) = &parts[0];
+        let sig = h["expo-signature"].to_str().unwrap().to_string();
+        let dict = sfv::Parser::parse_dictionary(sig.as_bytes()).unwrap();
+        let sfv::ListEntry::Item(sfv::Item {
+            bare_item: sfv::BareItem::String(b64),
+            ..
+        }) = &dict["sig"]
+        else {
+            panic!("sig")
+        };
+        let raw = STANDARD.decode(b64).unwrap();
+        rsa::pkcs1v15::VerifyingKey::<Sha256>::new(certificate_key())
+            .verify(bytes, &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).unwrap())
+            .unwrap();
+    }
 }
