@@ -170,7 +170,7 @@ impl FsStore {
                     }
                 } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
                     let size = entry.metadata().map_err(Self::store_err("list", prefix))?.len();
-                    out.push(ObjectInfo { key: rel, size });
+                    out.push(ObjectInfo { key: rel, size, etag: None });
                 }
             }
         }
@@ -223,6 +223,7 @@ impl Store for FsStore {
             Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
                 key: key.to_string(),
                 size: m.len(),
+                etag: None,
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

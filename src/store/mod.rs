@@ -50,6 +50,23 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// The entity tag a listing reports (S3: the quoted MD5 of a single-part
+    /// upload), when the backend gives one without reading the object.
+    pub etag: Option<String>,
+}
+
+impl ObjectInfo {
+    /// Whether the object is known, from its listing alone, to hold exactly
+    /// `bytes`: `Some(true|false)` when the listed etag is a plain MD5,
+    /// `None` when the listing cannot tell.
+    pub fn holds(&self, bytes: &[u8]) -> Option<bool> {
+        let etag = self.etag.as_deref()?.trim_matches('"');
+        if etag.len() != 32 || !etag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        use md5::Digest;
+        Some(self.size == bytes.len() as u64 && etag.eq_ignore_ascii_case(&crate::signing::hex(&md5::Md5::digest(bytes))))
+    }
 }
 
 /// The content of a write.

@@ -263,6 +263,7 @@ impl Store for S3Store {
             Ok(o) => Ok(Some(ObjectInfo {
                 key: key.to_string(),
                 size: o.content_length().unwrap_or(0).max(0) as u64,
+                etag: o.e_tag().map(str::to_string),
             })),
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(Self::err("stat", key, sdk_message(&e))),
@@ -364,6 +365,7 @@ impl Store for S3Store {
                 out.push(ObjectInfo {
                     key: k.to_string(),
                     size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().map(str::to_string),
                 });
             }
         }
