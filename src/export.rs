@@ -144,17 +144,17 @@ fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
 pub struct FileHash {
     /// SHA-256, lowercase hex.
     pub sha256: String,
-    /// MD5, lowercase hex (the launch asset's Expo key).
-    pub md5: String,
+    /// MD5, lowercase hex, when asked for (the launch asset's Expo key).
+    pub md5: Option<String>,
     /// Size in bytes.
     pub size: u64,
 }
 
-/// Hashes one file, streamed.
-pub fn hash_file(path: &Path) -> Result<FileHash> {
+/// Hashes one file, streamed; MD5 too when `with_md5`.
+pub fn hash_file(path: &Path, with_md5: bool) -> Result<FileHash> {
     let mut f = File::open(path).map_err(Error::file("open", path))?;
     let mut sha = Sha256::new();
-    let mut md5 = Md5::new();
+    let mut md5 = with_md5.then(Md5::new);
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
@@ -163,21 +163,26 @@ pub fn hash_file(path: &Path) -> Result<FileHash> {
             break;
         }
         sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
+        if let Some(m) = md5.as_mut() {
+            m.update(&buf[..n]);
+        }
         size += n as u64;
     }
     Ok(FileHash {
         sha256: hex(&sha.finalize()),
-        md5: hex(&md5.finalize()),
+        md5: md5.map(|m| hex(&m.finalize())),
         size,
     })
 }
 
-/// Hashes every distinct file once, on all cores.
-pub fn hash_files(paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, FileHash>> {
-    let mut unique: Vec<&PathBuf> = paths.iter().collect();
-    unique.sort();
-    unique.dedup();
+/// Hashes every distinct file once, on all cores; a file listed with `true`
+/// gets its MD5 too.
+pub fn hash_files(files: &[(PathBuf, bool)]) -> Result<BTreeMap<PathBuf, FileHash>> {
+    let mut wanted: BTreeMap<&PathBuf, bool> = BTreeMap::new();
+    for (p, md5) in files {
+        *wanted.entry(p).or_default() |= *md5;
+    }
+    let unique: Vec<(&PathBuf, bool)> = wanted.into_iter().collect();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -190,8 +195,8 @@ pub fn hash_files(paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, FileHash>> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(p) = unique.get(i) else { break };
-                        mine.push(((*p).clone(), hash_file(p)?));
+                        let Some((p, md5)) = unique.get(i) else { break };
+                        mine.push(((*p).clone(), hash_file(p, *md5)?));
                     }
                     Ok(mine)
                 })
@@ -209,13 +214,9 @@ pub fn hash_files(paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, FileHash>> {
     Ok(out)
 }
 
-/// The Expo key of an asset: the md5 Metro put in its file name, or the
-/// md5 of its bytes when the name carries none.
-pub fn asset_key(file: &ExportFile, hash: &FileHash) -> String {
+/// The md5 Metro put in an asset's file name, when it carries one.
+pub fn md5_from_name(file: &ExportFile) -> Option<String> {
     let name = Path::new(&file.rel).file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        name.to_string()
-    } else {
-        hash.md5.clone()
-    }
+    let is_md5 = name.len() == 32 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    is_md5.then(|| name.to_string())
 }

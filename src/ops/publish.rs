@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use super::{commit, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
 use crate::error::{Error, Result};
-use crate::export::{self, asset_key, FileHash};
+use crate::export::{self, FileHash};
 use crate::index::{self, Bundle, NewEvent, Package, PackageContent};
 use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -121,12 +121,17 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let exp = tokio::task::spawn_blocking(move || export::read_export(&dir, &platforms))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    let paths: Vec<PathBuf> = exp
+    // MD5 only where it is the Expo key and no file name carries it: bundles,
+    // and assets not named by Metro's md5.
+    let files: Vec<(PathBuf, bool)> = exp
         .platforms
         .values()
-        .flat_map(|p| std::iter::once(p.bundle.path.clone()).chain(p.assets.iter().map(|(f, _)| f.path.clone())))
+        .flat_map(|p| {
+            std::iter::once((p.bundle.path.clone(), true))
+                .chain(p.assets.iter().map(|(f, _)| (f.path.clone(), export::md5_from_name(f).is_none())))
+        })
         .collect();
-    let hashes = tokio::task::spawn_blocking(move || export::hash_files(&paths))
+    let hashes = tokio::task::spawn_blocking(move || export::hash_files(&files))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let hash_of = |p: &Path| -> &FileHash { &hashes[p] };
@@ -137,7 +142,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         let bh = hash_of(&pe.bundle.path);
         let launch = AssetRef {
             sha256: bh.sha256.clone(),
-            key: bh.md5.clone(),
+            key: bh.md5.clone().unwrap_or_default(),
             ext: "bundle".into(),
         };
         uploads.entry(bh.sha256.clone()).or_insert_with(|| AssetUpload {
@@ -150,7 +155,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             let h = hash_of(&file.path);
             assets.push(AssetRef {
                 sha256: h.sha256.clone(),
-                key: asset_key(file, h),
+                key: export::md5_from_name(file).or_else(|| h.md5.clone()).unwrap_or_default(),
                 ext: ext.clone(),
             });
             uploads.entry(h.sha256.clone()).or_insert_with(|| AssetUpload {
