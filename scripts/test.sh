@@ -1,36 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test. CI calls exactly this (through .ci/run), from a clean checkout.
-#
-# It installs the S3-compatible servers the tests start on 127.0.0.1 (once;
-# cached under $OTAPUB_TOOLS_DIR, default ~/.cache/otapub):
-#   - moto 5.2.5 in server mode, from PyPI: the only local server measured to get
-#     conditional writes right under races; the whole suite runs on it;
-#   - s3s-fs 0.14.1, from crates.io: checks SigV4 and writes to disk (its
-#     conditional writes are not atomic under races), so the sequential S3
-#     tests run a second time on it.
+# The S3 tests start real servers on 127.0.0.1: this installs them first (once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools="${OTAPUB_TOOLS_DIR:-$HOME/.cache/otapub}"
-export OTAPUB_TOOLS_DIR="$tools"
-mkdir -p "$tools"
+export OTAPUB_TOOLS_DIR="${OTAPUB_TOOLS_DIR:-$HOME/.cache/otapub}"
+scripts/install-test-servers.sh
 
-if [ -x "$tools/moto-venv/bin/moto_server" ] && "$tools/moto-venv/bin/python" -c 'import moto, sys; sys.exit(moto.__version__ != "5.2.5")' 2>/dev/null; then
-  echo "moto 5.2.5: already installed in $tools/moto-venv (skipping install)"
-else
-  echo "moto 5.2.5: installing into $tools/moto-venv"
-  rm -rf "$tools/moto-venv"
-  python3 -m venv "$tools/moto-venv"
-  "$tools/moto-venv/bin/pip" install --quiet --disable-pip-version-check 'moto[s3]==5.2.5' flask flask-cors
-fi
-
-if [ -x "$tools/s3s-fs/bin/s3s-fs" ] && "$tools/s3s-fs/bin/s3s-fs" --version 2>/dev/null | grep -q '0\.14\.1'; then
-  echo "s3s-fs 0.14.1: already installed in $tools/s3s-fs (skipping install)"
-else
-  echo "s3s-fs 0.14.1: installing into $tools/s3s-fs (about 3 minutes)"
-  cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet --root "$tools/s3s-fs"
-fi
-
-echo "== every test (S3 tests on moto)"
+echo "== every test (S3 tests on moto; the benchmark's smoke run included)"
 cargo test --locked --all-targets
 echo "== the sequential S3 tests again, on s3s-fs"
 OTAPUB_TEST_S3_SERVER=s3s-fs cargo test --locked --test s3

@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""otapub's benchmark: each figure against the baseline a user would script
+instead, measured in the same run on the same local S3-compatible server, as
+the median of several runs (min and max shown). Writes bench/RESULTS.md.
+
+Requests are counted by a proxy of this script's own between the client and
+the server, never from otapub's report. Memory is the kernel's accounting of
+peak RSS, read by /usr/bin/time.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = Path(os.environ.get("OTAPUB_TOOLS_DIR", Path.home() / ".cache" / "otapub"))
+ACCESS, SECRET = "otapub-bench-access", "otapub-bench-secret-key"
+BUCKET = "bench"
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, what):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on 127.0.0.1:{port}")
+
+
+class Server:
+    """A local S3-compatible server with one bucket, and a counting proxy."""
+
+    def __init__(self, kind, work):
+        self.kind = kind
+        self.port = free_port()
+        self.data = work / f"{kind}-data"
+        self.data.mkdir()
+        if kind == "s3s-fs":
+            cmd = [str(TOOLS / "s3s-fs/bin/s3s-fs"), "--host", "127.0.0.1", "--port", str(self.port),
+                   "--access-key", ACCESS, "--secret-key", SECRET, str(self.data)]
+            (self.data / BUCKET).mkdir()
+        else:
+            cmd = [str(TOOLS / "moto-venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, kind)
+        if kind == "moto":
+            req = urllib.request.Request(f"http://127.0.0.1:{self.port}/{BUCKET}", method="PUT")
+            urllib.request.urlopen(req).read()
+        self.proxy = CountingProxy(self.port)
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, through_proxy=False):
+        port = self.proxy.port if through_proxy else self.port
+        env = dict(os.environ)
+        env.update({
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": ACCESS,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        })
+        return env
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class CountingProxy:
+    """Forwards bytes untouched; records the method and path of each request."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.requests = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def clear(self):
+        with self.lock:
+            self.requests = []
+
+    def _accept(self):
+        while True:
+            client, _ = self.sock.accept()
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._copy, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _copy(src, dst):
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _requests(self, client, server):
+        f = client.makefile("rb")
+        try:
+            while True:
+                head = b""
+                length, chunked = 0, False
+                while True:
+                    line = f.readline()
+                    if not line:
+                        server.shutdown(socket.SHUT_WR)
+                        return
+                    head += line
+                    lower = line.lower()
+                    if lower.startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                    if lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
+                        chunked = True
+                    if line == b"\r\n":
+                        break
+                method, target = head.split(b" ", 2)[:2]
+                with self.lock:
+                    self.requests.append((method.decode(), target.decode()))
+                server.sendall(head)
+                if chunked:
+                    while True:
+                        size_line = f.readline()
+                        server.sendall(size_line)
+                        size = int(size_line.split(b";")[0], 16)
+                        server.sendall(f.read(size + 2))
+                        if size == 0:
+                            break
+                else:
+                    left = length
+                    while left:
+                        chunk = f.read(min(left, 1 << 20))
+                        server.sendall(chunk)
+                        left -= len(chunk)
+        except (OSError, ValueError):
+            return
+
+
+def timed(cmd, env, cwd=None):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.exit(f"command failed ({r.returncode}): {' '.join(map(str, cmd))}\n{r.stderr.decode()}")
+    return elapsed
+
+
+def stats(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
+
+
+def fmt(s, unit="s"):
+    if unit == "s":
+        return f"{s['median']:.3f} s (min {s['min']:.3f}, max {s['max']:.3f}, n={s['runs']})"
+    return f"{s['median']:.1f} {unit} (min {s['min']:.1f}, max {s['max']:.1f}, n={s['runs']})"
+
+
+class Bench:
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.otapub = args.bin_dir / "otapub"
+        self.tools = args.bin_dir / "examples" / "bench_tools"
+        self.aws = TOOLS / "awscli-venv/bin/aws"
+        self.rows = []
+        self.failed = []
+        self.key = work / "keys/bench.key"
+        subprocess.run([self.otapub, "keygen", "--out", work / "keys/bench"], check=True, stdout=subprocess.DEVNULL)
+
+    def publish_cmd(self, export, store, version, extra=()):
+        return [self.otapub, "publish", export, "--channel", "production", "--fingerprint", "fp1",
+                "--version", version, "--store", store, "--key", self.key,
+                "--base-url", "https://cdn.example.com", *extra]
+
+    def record(self, server, figure, value, baseline, ratio, target, ok):
+        self.rows.append((server, figure, value, baseline, ratio, target, "met" if ok else "MISSED"))
+        if not ok:
+            self.failed.append(f"{server}: {figure}")
+        log(f"  {figure}: {value} | baseline {baseline} | ratio {ratio} | target {target}: {'met' if ok else 'MISSED'}")
+
+    def gen_export(self, name, tag=""):
+        d = self.work / name
+        a = self.args
+        subprocess.run([self.tools, "gen-export", d, "--assets", str(a.assets), "--total-mb", str(a.total_mb),
+                        "--bundle-mb", str(a.bundle_mb), "--android-tag", tag], check=True)
+        return d
+
+    def curl_config(self, export, server, prefix):
+        lines = []
+        for p in sorted(export.rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(export).as_posix()
+                lines += [f'upload-file = "{p}"', f'url = "{server.endpoint}/{BUCKET}/{prefix}/{rel}"', 'output = "/dev/null"']
+        cfg = self.work / f"curl-{prefix}.cfg"
+        cfg.write_text("\n".join(lines) + "\n")
+        return cfg
+
+    def cold_publish(self, server, export):
+        env = server.env()
+        runs = {"otapub": [], "aws s3 cp": [], "curl": []}
+        for i in range(self.args.runs):
+            runs["otapub"].append(timed(self.publish_cmd(export, f"s3://{BUCKET}/{server.kind}-cold-otapub-{i}", "v1"), env))
+            runs["aws s3 cp"].append(timed([self.aws, "--endpoint-url", server.endpoint, "s3", "cp", "--recursive",
+                                            "--only-show-errors", export, f"s3://{BUCKET}/{server.kind}-cold-aws-{i}/"], env))
+            cfg = self.curl_config(export, server, f"{server.kind}-cold-curl-{i}")
+            runs["curl"].append(timed(["curl", "--fail", "--silent", "--show-error", "--parallel", "--parallel-max", "16",
+                                       "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{ACCESS}:{SECRET}",
+                                       "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-K", cfg], env))
+        o, a, c = (stats(runs[k]) for k in ("otapub", "aws s3 cp", "curl"))
+        r = o["median"] / a["median"]
+        self.record(server.kind, "cold publish vs aws s3 cp --recursive", fmt(o), fmt(a), f"{r:.2f}x", "<= 0.3x", r <= 0.3)
+        r = o["median"] / c["median"]
+        self.record(server.kind, "cold publish vs curl --parallel (raw PUT floor)", fmt(o), fmt(c), f"{r:.2f}x", "<= 2x", r <= 2.0)
+
+    def warm_publish(self, server, export):
+        env = server.env()
+        store = f"s3://{BUCKET}/{server.kind}-warm-otapub"
+        subprocess.run(self.publish_cmd(export, store, "w0"), env=env, check=True, stdout=subprocess.DEVNULL)
+        sync_dest = f"s3://{BUCKET}/{server.kind}-warm-aws/"
+        subprocess.run([self.aws, "--endpoint-url", server.endpoint, "s3", "sync", "--only-show-errors", export, sync_dest],
+                       env=env, check=True)
+        variants = [self.gen_export(f"warm-{server.kind}-{i}", tag=f"change {i}") for i in range(self.args.runs + 1)]
+        o, s = [], []
+        for i in range(self.args.runs):
+            o.append(timed(self.publish_cmd(variants[i], store, f"w{i + 1}"), env))
+            s.append(timed([self.aws, "--endpoint-url", server.endpoint, "s3", "sync", "--only-show-errors", export, sync_dest], env))
+        o, s = stats(o), stats(s)
+        # One more, through the counting proxy.
+        server.proxy.clear()
+        subprocess.run(self.publish_cmd(variants[-1], store, f"w{self.args.runs + 1}"), env=server.env(True), check=True,
+                       stdout=subprocess.DEVNULL)
+        reqs = server.proxy.requests
+        asset_puts = [t for m, t in reqs if m == "PUT" and "/public/assets/" in t]
+        asset_heads = [t for m, t in reqs if m == "HEAD" and "/public/assets/" in t]
+        r = o["median"] / s["median"]
+        self.record(server.kind, "warm re-publish (one bundle changed) vs aws s3 sync (nothing to do)", fmt(o), fmt(s),
+                    f"{r:.2f}x", "<= 0.3x", r <= 0.3)
+        # The changed bundle is new content and must go up; nothing already stored may.
+        ok = len(asset_puts) == 1 and len(asset_heads) <= 1
+        self.record(server.kind, "warm re-publish: asset requests counted at the proxy",
+                    f"{len(asset_puts)} asset PUT (the changed bundle), {len(asset_heads)} asset HEAD, {len(reqs)} requests in all",
+                    "-", "-", "re-uploads of stored assets: 0", ok)
+
+    def hashing(self, export):
+        files = sorted(str(p) for p in export.rglob("*") if p.is_file())
+        total = sum(Path(f).stat().st_size for f in files)
+        listing = self.work / "hash-list.txt"
+        listing.write_text("\n".join(files) + "\n")
+        env = dict(os.environ)
+        # Warm the page cache: both read from memory.
+        subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
+        o, s = [], []
+        for _ in range(max(self.args.runs, 5)):
+            o.append(timed([self.tools, "hash", listing], env))
+            s.append(timed(["sha256sum", *files], env))
+        o, s = stats(o), stats(s)
+        mbs = lambda st: total / st["median"] / 1e6  # noqa: E731
+        r = mbs(o) / mbs(s)
+        self.record("-", f"hashing {total / 1e6:.0f} MB in {len(files)} files (SHA-256, both cores) vs sha256sum",
+                    f"{mbs(o):.0f} MB/s; {fmt(o)}", f"{mbs(s):.0f} MB/s; {fmt(s)}", f"{r:.2f}x", ">= 0.8x", r >= 0.8)
+
+    def peak_memory(self, server):
+        big = self.work / "big"
+        subprocess.run([self.tools, "gen-big", big, "--mb", str(self.args.big_mb)], check=True)
+        rss = []
+        for i in range(min(self.args.runs, 3)):
+            r = subprocess.run(["/usr/bin/time", "-v", *map(str, self.publish_cmd(big, f"s3://{BUCKET}/{server.kind}-big-{i}", "big",
+                                                                               ("--platform", "ios")))],
+                               env=server.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                sys.exit(f"big publish failed:\n{r.stderr}")
+            line = next(l for l in r.stderr.splitlines() if "Maximum resident set size" in l)
+            rss.append(int(line.split(":")[1]) / 1024)
+        s = stats(rss)
+        self.record(server.kind, f"peak RSS publishing one {self.args.big_mb} MB asset (streamed, multipart)", fmt(s, "MB"),
+                    "-", "-", "<= 64 MB", s["median"] <= 64)
+        shutil.rmtree(big)
+
+    def ban(self, server):
+        pointers, per = self.args.ban_pointers, self.args.ban_per_pointer
+        store = f"s3://{BUCKET}/{server.kind}-ban"
+        out = subprocess.run([self.tools, "seed-index", "--store", store, "--key", self.key, "--pointers", str(pointers),
+                              "--per-pointer", str(per)], env=server.env(), check=True, capture_output=True, text=True)
+        size_mb = int(out.stdout.strip()) / 1e6
+        times = []
+        # Pointer 2r (Android) has versions v{r*per+1}..v{(r+1)*per}; the last is live.
+        for r in range(self.args.runs):
+            times.append(timed([self.otapub, "ban", f"v{(r + 1) * per}", "--platform", "android", "--reason", "bench",
+                                "--store", store, "--key", self.key], server.env()))
+        s = stats(times)
+        r = self.args.runs
+        server.proxy.clear()
+        subprocess.run([self.otapub, "ban", f"v{(r + 1) * per}", "--platform", "android", "--reason", "bench",
+                        "--store", store, "--key", self.key], env=server.env(True), check=True, stdout=subprocess.DEVNULL)
+        writes = sorted(t.split("?")[0].split(f"/{server.kind}-ban/", 1)[-1] for m, t in server.proxy.requests if m in ("PUT", "POST", "DELETE"))
+        expected_pointer = {f"public/c{r % 10}/android/fp{2 * r // 20}/manifest", f"public/c{r % 10}/android/fp{2 * r // 20}/manifest.json"}
+        ok_writes = set(writes) == expected_pointer | {"state/index.sqlite", f"state/bans/android/v{(r + 1) * per}.json"}
+        self.record(server.kind, f"ban with {pointers * per} packages in the index ({pointers} pointers, index {size_mb:.0f} MB)",
+                    fmt(s), "-", "-", "<= 1 s", s["median"] <= 1.0)
+        self.record(server.kind, "ban: objects written, counted at the proxy", ", ".join(writes), "-", "-",
+                    "the changed pointer objects + the index (+ its signed ban record)", ok_writes)
+
+    def regenerate(self, server):
+        n = self.args.regen_pointers
+        store = f"s3://{BUCKET}/{server.kind}-regen"
+        subprocess.run([self.tools, "seed-index", "--store", store, "--key", self.key, "--pointers", str(n), "--per-pointer", "1"],
+                       env=server.env(), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([self.otapub, "regenerate", "--store", store], env=server.env(), check=True, stdout=subprocess.DEVNULL)
+        s = stats([timed([self.otapub, "regenerate", "--store", store], server.env()) for _ in range(self.args.runs)])
+        server.proxy.clear()
+        subprocess.run([self.otapub, "regenerate", "--store", store], env=server.env(True), check=True, stdout=subprocess.DEVNULL)
+        writes = [t for m, t in server.proxy.requests if m in ("PUT", "POST", "DELETE")]
+        self.record(server.kind, f"regenerate with {n} pointers, nothing changed", fmt(s), "-", "-", "<= 2 s", s["median"] <= 2.0)
+        self.record(server.kind, "regenerate: writes counted at the proxy", f"{len(writes)} writes", "-", "-", "0", not writes)
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = "?"
+    try:
+        mem = f"{int(next(l.split()[1] for l in open('/proc/meminfo') if l.startswith('MemTotal'))) / 1048576:.0f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {mem} RAM"
+
+
+def version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--smoke", action="store_true", help="a few small files, one run: keeps the script from rotting")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--servers", default="s3s-fs,moto", help="s3s-fs runs every figure; moto the publish figures")
+    p.add_argument("--bin-dir", type=Path, default=None, help="where otapub and examples/bench_tools are")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = p.parse_args()
+    args.assets, args.total_mb, args.bundle_mb, args.big_mb = 300, 60, 5, 1024
+    args.ban_pointers, args.ban_per_pointer, args.regen_pointers = 1000, 100, 10000
+    if args.smoke:
+        args.runs, args.servers = 1, "s3s-fs"
+        args.assets, args.total_mb, args.bundle_mb, args.big_mb = 12, 4, 1, 32
+        args.ban_pointers, args.ban_per_pointer, args.regen_pointers = 20, 5, 50
+    if args.bin_dir is None:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        log("== building otapub and bench_tools (release)")
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "otapub", "--example", "bench_tools"],
+                       cwd=ROOT, check=True)
+        args.bin_dir = target / "release"
+
+    if not (TOOLS / "awscli-venv/bin/aws").exists():
+        log(f"== installing awscli from PyPI into {TOOLS / 'awscli-venv'}")
+        subprocess.run([sys.executable, "-m", "venv", TOOLS / "awscli-venv"], check=True)
+        subprocess.run([TOOLS / "awscli-venv/bin/pip", "install", "--quiet", "--disable-pip-version-check", "awscli"], check=True)
+    else:
+        log(f"== awscli already installed in {TOOLS / 'awscli-venv'} (skipping install)")
+
+    work = Path(tempfile.mkdtemp(prefix="otapub-bench-"))
+    started = time.time()
+    try:
+        bench = Bench(args, work)
+        log(f"== generating a {args.total_mb} MB export of {args.assets} assets and two {args.bundle_mb} MB bundles")
+        export = bench.gen_export("export")
+        bench.hashing(export)
+        for kind in args.servers.split(","):
+            log(f"== {kind}")
+            server = Server(kind, work)
+            try:
+                bench.cold_publish(server, export)
+                bench.warm_publish(server, export)
+                if kind == "s3s-fs":
+                    bench.peak_memory(server)
+                    bench.ban(server)
+                    bench.regenerate(server)
+            finally:
+                server.stop()
+                server_data = server.data
+                shutil.rmtree(server_data, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    header = [
+        "# otapub benchmark results",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}" + (" (smoke run: tiny data, not figures)" if args.smoke else ""),
+        f"- machine: {machine()}",
+        f"- servers on 127.0.0.1: s3s-fs 0.14.1 (SigV4 checked, data on disk) — every figure; moto 5.2.5 (in memory) — publish figures",
+        f"- baselines: {version([TOOLS / 'awscli-venv/bin/aws', '--version'])}; {version(['curl', '--version'])}; {version(['sha256sum', '--version'])}",
+        f"- each figure: median of {args.runs} runs (min, max); requests counted by bench/run.py's own proxy; peak RSS from /usr/bin/time -v",
+        f"- command: `bench/run.sh` ({time.time() - started:.0f} s for this run)",
+        "",
+        "| server | figure | otapub | baseline | ratio | target | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    body = [f"| {' | '.join(r)} |" for r in bench.rows]
+    args.out.write_text("\n".join(header + body) + "\n")
+    log(f"== wrote {args.out}")
+    if bench.failed:
+        log("targets missed: " + "; ".join(bench.failed))
+        if not args.smoke:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
