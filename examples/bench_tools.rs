@@ -99,7 +99,10 @@ fn gen_export(dir: &Path, seed: u64, n: usize, total_mb: u64, bundle_mb: u64, an
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
     // Log-uniform sizes between 1 KB and 2 MB, scaled to the asset budget.
     let budget = (total_mb - 2 * bundle_mb) * 1024 * 1024;
-    let raw: Vec<f64> = (0..n).map(|_| (rng.next() % 10_000) as f64 / 10_000.0).map(|u| 1024.0 * 2048f64.powf(u)).collect();
+    let raw: Vec<f64> = (0..n)
+        .map(|_| (rng.next() % 10_000) as f64 / 10_000.0)
+        .map(|u| 1024.0 * 2048f64.powf(u))
+        .collect();
     let scale = budget as f64 / raw.iter().sum::<f64>();
     let exts = ["png", "png", "png", "jpg", "ttf", "otf", "xml", "webp"];
     let mut ios = Vec::new();
@@ -154,13 +157,27 @@ fn gen_big(dir: &Path, mb: u64) {
 
 async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, base_url: &str) {
     let store = store::open(url, &S3Options::default()).await.expect("store");
-    let signer = Signer::new(vec![Ed25519Key::load(&KeySource::File(key.to_path_buf())).expect("key")], None).expect("signer");
+    let signer = Signer::new(
+        vec![Ed25519Key::load(&KeySource::File(key.to_path_buf())).expect("key")],
+        None,
+    )
+    .expect("signer");
     let mut idx = Index::open(None, None).expect("index");
-    let launch = AssetRef { sha256: "a".repeat(64), key: "b".repeat(32), ext: "bundle".into() };
+    let launch = AssetRef {
+        sha256: "a".repeat(64),
+        key: "b".repeat(32),
+        ext: "bundle".into(),
+    };
     let assets: Vec<AssetRef> = (0..3)
-        .map(|i| AssetRef { sha256: format!("{i}").repeat(64), key: format!("{i}").repeat(32), ext: "png".into() })
+        .map(|i| AssetRef {
+            sha256: format!("{i}").repeat(64),
+            key: format!("{i}").repeat(32),
+            ext: "png".into(),
+        })
         .collect();
-    let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").expect("time").with_timezone(&chrono::Utc);
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
     let mut pointer_ids = Vec::new();
     idx.transact("seed", "bench", t0, |tx| {
         index::set_setting(tx, "base_url", base_url)?;
@@ -180,7 +197,11 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
                 let slot = &mut n[p % 2];
                 *slot += 1;
                 let created_at = t0 + chrono::Duration::milliseconds(j as i64);
-                let bundle = Bundle { launch: launch.clone(), assets: assets.clone(), expo_config: None };
+                let bundle = Bundle {
+                    launch: launch.clone(),
+                    assets: assets.clone(),
+                    expo_config: None,
+                };
                 let mut pkg = Package {
                     id: 0,
                     pointer: pointer.clone(),
@@ -215,14 +236,19 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
         .iter()
         .map(|p| {
             let packages = idx.pointer_packages(p).expect("packages");
-            tree::pointer_objects(p, &packages, None).expect("render").expect("a live package")
+            tree::pointer_objects(p, &packages, None)
+                .expect("render")
+                .expect("a live package")
         })
         .collect();
     use futures::stream::{self, StreamExt};
     let store = &store;
     stream::iter(writes.into_iter().flatten())
         .for_each_concurrent(16, |o| async move {
-            store.put(&o.key, Body::Bytes(o.bytes), &o.meta).await.expect("put pointer");
+            store
+                .put(&o.key, Body::Bytes(o.bytes), &o.meta)
+                .await
+                .expect("put pointer");
         })
         .await;
     println!("{}", idx.to_bytes().expect("bytes").len());
@@ -230,9 +256,14 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
 
 fn main() {
     match Cli::parse().command {
-        Cmd::GenExport { dir, seed, assets, total_mb, bundle_mb, android_tag } => {
-            gen_export(&dir, seed, assets, total_mb, bundle_mb, &android_tag)
-        }
+        Cmd::GenExport {
+            dir,
+            seed,
+            assets,
+            total_mb,
+            bundle_mb,
+            android_tag,
+        } => gen_export(&dir, seed, assets, total_mb, bundle_mb, &android_tag),
         Cmd::GenBig { dir, mb } => gen_big(&dir, mb),
         Cmd::Hash { list } => {
             let files: Vec<(PathBuf, bool)> = std::fs::read_to_string(list)
@@ -244,8 +275,18 @@ fn main() {
             let hashes = otapub::export::hash_files(&files).expect("hash");
             println!("{}", hashes.values().map(|h| h.size).sum::<u64>());
         }
-        Cmd::SeedIndex { store, key, pointers, per_pointer, base_url } => tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(seed_index(&store, &key, pointers, per_pointer, &base_url)),
+        Cmd::SeedIndex {
+            store,
+            key,
+            pointers,
+            per_pointer,
+            base_url,
+        } => tokio::runtime::Runtime::new().expect("runtime").block_on(seed_index(
+            &store,
+            &key,
+            pointers,
+            per_pointer,
+            &base_url,
+        )),
     }
 }

@@ -359,6 +359,7 @@ pub enum Outcome {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    otapub::ops::trace(|| "start".into());
     let Cli { global, command } = cli;
     match command {
         Command::Keygen(a) => keygen::run(a),

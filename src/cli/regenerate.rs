@@ -10,13 +10,16 @@ pub struct RegenerateArgs {
     /// List what would be written, write nothing
     #[arg(long)]
     dry_run: bool,
+    /// Read back every object whose listing carries no MD5 etag, instead of trusting its size
+    #[arg(long)]
+    verify_bytes: bool,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
 
 pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
-    let out = regenerate(&s.context(store.as_ref()), a.dry_run).await?;
+    let out = regenerate(&s.context(store.as_ref()), a.dry_run, a.verify_bytes).await?;
     if s.json {
         s.print_json(&out)?;
     } else {

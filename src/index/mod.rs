@@ -274,11 +274,12 @@ impl Index {
         // Cheap validity check: reading the schema fails on anything but a
         // SQLite database. (A full quick_check reads every page: too slow for
         // a large index on every command; `otapub check` is where to look.)
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map_err(|e| {
-            Error::IndexContent(format!(
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| {
+                Error::IndexContent(format!(
                 "{INDEX_KEY} is not a readable SQLite database ({e}); restore it with `otapub index rebuild --force`"
             ))
-        })?;
+            })?;
         conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA foreign_keys = ON;")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = schema::MIGRATIONS.len() as i64;

@@ -18,13 +18,13 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for o in tree::render(&view)? {
         match ctx.store.get(&o.key).await? {
-            None => problems.push(format!("{}: missing (run `otapub regenerate`)", o.key)),
+            None => problems.push(format!("{}: missing (run `otapub regenerate --verify-bytes`)", o.key)),
             Some(got) if got.bytes != o.bytes => problems.push(format!(
-                "{}: differs from what the index records (run `otapub regenerate`)",
+                "{}: differs from what the index records (run `otapub regenerate --verify-bytes`)",
                 o.key
             )),
             Some(got) if got.meta != o.meta => problems.push(format!(
-                "{}: served as {:?} / {:?}, expected {:?} / {:?} (run `otapub regenerate`)",
+                "{}: served as {:?} / {:?}, expected {:?} / {:?} (run `otapub regenerate --verify-bytes`)",
                 o.key, got.meta.content_type, got.meta.cache_control, o.meta.content_type, o.meta.cache_control
             )),
             Some(_) => {}

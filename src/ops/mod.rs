@@ -29,10 +29,27 @@ use crate::signing::Signer;
 use crate::store::{Body, ObjectMeta, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
 use crate::tree::{self, PointerView, PublicObject};
 
+static TRACE_START: std::sync::OnceLock<Option<std::time::Instant>> = std::sync::OnceLock::new();
+
+/// With `OTAPUB_TRACE=1`, prints a phase and the milliseconds since the first
+/// trace to stderr: where a command spends its time, without a profiler.
+pub fn trace(phase: impl FnOnce() -> String) {
+    let start = TRACE_START.get_or_init(|| std::env::var_os("OTAPUB_TRACE").map(|_| std::time::Instant::now()));
+    if let Some(start) = start {
+        eprintln!(
+            "otapub trace {:>8.1} ms  {}",
+            start.elapsed().as_secs_f64() * 1000.0,
+            phase()
+        );
+    }
+}
+
 /// How many times a command re-applies its change after losing a race.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Uploads in flight at once.
 pub const UPLOAD_CONCURRENCY: usize = 16;
+/// From this many assets unknown to the index on, one listing replaces a HEAD each.
+const LIST_INSTEAD_OF_HEAD: usize = 64;
 
 /// Where time comes from: the system clock, or a fixed instant (tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,20 +158,40 @@ pub struct Plan<T> {
 pub(crate) async fn commit<T>(
     ctx: &Context<'_>,
     kind: &str,
+    apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
+) -> Result<T> {
+    commit_from(ctx, kind, None, apply).await
+}
+
+/// [`commit`], whose first attempt starts from an index the caller already
+/// read (while it did other work).
+pub(crate) async fn commit_from<T>(
+    ctx: &Context<'_>,
+    kind: &str,
+    mut preloaded: Option<Index>,
     mut apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
     let mut uploaded = HashSet::new();
     for _attempt in 0..MAX_ATTEMPTS {
-        let mut index = Index::load(ctx.store).await?;
+        trace(|| "loading the index".into());
+        let mut index = match preloaded.take() {
+            Some(index) => index,
+            None => Index::load(ctx.store).await?,
+        };
+        trace(|| "applying the change".into());
         let plan = apply(&mut index, ctx.clock.now())?;
+        trace(|| "checking conditional writes".into());
         if ensure_locking(ctx, &index).await? && plan.changed {
             index::set_setting(index.conn(), LOCKING_SETTING, "verified")?;
         }
         let written = async {
+            trace(|| format!("uploading {} assets", plan.assets.len()));
             upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
+            trace(|| format!("writing {} immutable objects", plan.objects.len()));
             for o in &plan.objects {
                 ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
             }
+            trace(|| "writing the index".into());
             if plan.changed {
                 index.save(ctx.store).await
             } else {
@@ -164,7 +201,9 @@ pub(crate) async fn commit<T>(
         .await;
         match written {
             Ok(Saved::Committed(_)) => {
+                trace(|| format!("writing {} pointers", plan.pointers.len()));
                 converge_pointers(ctx.store, index, &plan.pointers).await?;
+                trace(|| "done".into());
                 return Ok(plan.output);
             }
             Ok(Saved::Conflict) => continue,
@@ -195,10 +234,22 @@ async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
 /// earlier attempt.
 async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut HashSet<String>) -> Result<()> {
     let todo: Vec<&AssetUpload> = assets.iter().filter(|a| !uploaded.contains(&a.sha256)).collect();
+    // Many unknown assets (a first publish, a lost index): one listing of
+    // assets/ answers for all of them in far fewer requests than a HEAD each.
+    let listed: Option<HashSet<String>> = if todo.len() >= LIST_INSTEAD_OF_HEAD {
+        Some(store.list("public/assets/").await?.into_iter().map(|o| o.key).collect())
+    } else {
+        None
+    };
+    let listed = &listed;
     let done: Vec<String> = stream::iter(todo)
         .map(|a| async move {
             let key = format!("public/assets/{}", a.sha256);
-            if store.head(&key).await?.is_none() {
+            let present = match listed {
+                Some(keys) => keys.contains(&key),
+                None => store.head(&key).await?.is_some(),
+            };
+            if !present {
                 let meta = ObjectMeta {
                     content_type: a.content_type.clone(),
                     cache_control: IMMUTABLE_CACHE_CONTROL.into(),
@@ -215,11 +266,21 @@ async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut
 }
 
 /// Writes an object unless the store already holds exactly it. Returns whether it wrote.
+/// A HEAD answers where the store's etag is the MD5 of the bytes (S3);
+/// otherwise the object is read back.
 pub(crate) async fn write_if_different(store: &dyn Store, o: &PublicObject) -> Result<bool> {
-    if let Some(existing) = store.get(&o.key).await? {
-        if existing.bytes == o.bytes && existing.meta == o.meta {
-            return Ok(false);
-        }
+    let same = match store.head(&o.key).await? {
+        None => false,
+        Some(info) => match info.holds(&o.bytes) {
+            Some(same) => same,
+            None => store
+                .get(&o.key)
+                .await?
+                .is_some_and(|e| e.bytes == o.bytes && e.meta == o.meta),
+        },
+    };
+    if same {
+        return Ok(false);
     }
     store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
     Ok(true)

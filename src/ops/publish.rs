@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{commit, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
+use super::{commit_from, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
 use crate::error::{Error, Result};
 use crate::export::{self, FileHash};
-use crate::index::{self, Bundle, NewEvent, Package, PackageContent};
+use crate::index::{self, Bundle, Index, NewEvent, Package, PackageContent};
 use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::signing::{Signatures, Signer};
@@ -117,6 +117,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     }
     let base_url = opts.base_url.as_deref().map(normalize_base_url).transpose()?;
     let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
+    super::trace(|| "reading the export".into());
     let dir = opts.dir.clone();
     let exp = tokio::task::spawn_blocking(move || export::read_export(&dir, &platforms))
         .await
@@ -127,13 +128,19 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         .platforms
         .values()
         .flat_map(|p| {
-            std::iter::once((p.bundle.path.clone(), true))
-                .chain(p.assets.iter().map(|(f, _)| (f.path.clone(), export::md5_from_name(f).is_none())))
+            std::iter::once((p.bundle.path.clone(), true)).chain(
+                p.assets
+                    .iter()
+                    .map(|(f, _)| (f.path.clone(), export::md5_from_name(f).is_none())),
+            )
         })
         .collect();
-    let hashes = tokio::task::spawn_blocking(move || export::hash_files(&files))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    super::trace(|| format!("hashing {} files", files.len()));
+    // The index is read while the files hash.
+    let hashing = tokio::task::spawn_blocking(move || export::hash_files(&files));
+    let (hashes, index) = tokio::join!(hashing, Index::load(ctx.store));
+    let hashes = hashes.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let index = index?;
     let hash_of = |p: &Path| -> &FileHash { &hashes[p] };
 
     let mut uploads: BTreeMap<String, AssetUpload> = BTreeMap::new();
@@ -155,7 +162,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             let h = hash_of(&file.path);
             assets.push(AssetRef {
                 sha256: h.sha256.clone(),
-                key: export::md5_from_name(file).or_else(|| h.md5.clone()).unwrap_or_default(),
+                key: export::md5_from_name(file)
+                    .or_else(|| h.md5.clone())
+                    .unwrap_or_default(),
                 ext: ext.clone(),
             });
             uploads.entry(h.sha256.clone()).or_insert_with(|| AssetUpload {
@@ -195,7 +204,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let sizes: BTreeMap<String, u64> = hashes.values().map(|h| (h.sha256.clone(), h.size)).collect();
     let uploads: Vec<AssetUpload> = uploads.into_values().collect();
 
-    let packages = commit(ctx, "publish", |idx, now| {
+    let packages = commit_from(ctx, "publish", Some(index), |idx, now| {
         let recorded = idx.setting(BASE_URL_SETTING)?;
         let base = match (&recorded, &base_url) {
             (Some(r), Some(given)) if r != given && !opts.change_base_url => {

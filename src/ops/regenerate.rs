@@ -22,13 +22,23 @@ pub struct RegenerateOutcome {
     pub written: Vec<String>,
 }
 
-/// Whether the store holds exactly `o`: from one listing where its etag tells
-/// (S3), otherwise by reading the object back.
-async fn differs(ctx: &Context<'_>, listed: &HashMap<String, ObjectInfo>, o: &PublicObject) -> Result<bool> {
-    match listed.get(&o.key).map(|info| info.holds(&o.bytes)) {
-        None => Ok(true),
-        Some(Some(same)) => Ok(!same),
-        Some(None) => Ok(match ctx.store.get(&o.key).await? {
+/// Whether the store may not hold exactly `o`. One listing tells, by its
+/// etags (S3, R2, MinIO and the local store report the MD5). A listing
+/// without etags (some S3-compatible servers) proves only the size, unless
+/// `verify_bytes` reads such objects back.
+async fn differs(
+    ctx: &Context<'_>,
+    listed: &HashMap<String, ObjectInfo>,
+    o: &PublicObject,
+    verify_bytes: bool,
+) -> Result<bool> {
+    let Some(info) = listed.get(&o.key) else {
+        return Ok(true);
+    };
+    match info.holds(&o.bytes) {
+        Some(same) => Ok(!same),
+        None if !verify_bytes => Ok(info.size != o.bytes.len() as u64),
+        None => Ok(match ctx.store.get(&o.key).await? {
             Some(existing) => existing.bytes != o.bytes || existing.meta != o.meta,
             None => true,
         }),
@@ -36,11 +46,22 @@ async fn differs(ctx: &Context<'_>, listed: &HashMap<String, ObjectInfo>, o: &Pu
 }
 
 /// Regenerates the tree: immutable objects first, then pointers.
-pub async fn regenerate(ctx: &Context<'_>, dry_run: bool) -> Result<RegenerateOutcome> {
+pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
+    super::trace(|| "loading the index".into());
     let index = Index::load(ctx.store).await?;
-    let objects = tree::render(&full_view(&index)?)?;
-    let listed: HashMap<String, ObjectInfo> =
-        ctx.store.list("public/").await?.into_iter().map(|o| (o.key.clone(), o)).collect();
+    super::trace(|| "reading the index".into());
+    let view = full_view(&index)?;
+    super::trace(|| "rendering".into());
+    let objects = tree::render(&view)?;
+    super::trace(|| format!("listing public/ to compare {} objects", objects.len()));
+    let listed: HashMap<String, ObjectInfo> = ctx
+        .store
+        .list("public/")
+        .await?
+        .into_iter()
+        .map(|o| (o.key.clone(), o))
+        .collect();
+    super::trace(|| format!("comparing with {} listed objects", listed.len()));
     let (immutable, pointers): (Vec<&PublicObject>, Vec<&PublicObject>) =
         objects.iter().partition(|o| o.key.starts_with("public/updates/"));
     let mut written = Vec::new();
@@ -51,7 +72,7 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool) -> Result<RegenerateOu
                 async move {
                     // A listing cannot see metadata: where its etag says
                     // "same bytes" the object is left alone; `check` compares everything.
-                    if !differs(ctx, listed, o).await? {
+                    if !differs(ctx, listed, o, verify_bytes).await? {
                         return Ok::<_, crate::Error>(None);
                     }
                     if !dry_run {
@@ -65,5 +86,9 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool) -> Result<RegenerateOu
             .await?;
         written.extend(done.into_iter().flatten());
     }
-    Ok(RegenerateOutcome { rendered: objects.len(), written })
+    super::trace(|| "done".into());
+    Ok(RegenerateOutcome {
+        rendered: objects.len(),
+        written,
+    })
 }

@@ -15,6 +15,28 @@ use crate::error::{Error, Result};
 use crate::signing::hex;
 
 const META_DIR: &str = "state/meta";
+
+/// What the local store keeps beside each public object.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    #[serde(flatten)]
+    meta: ObjectMeta,
+    /// MD5 of the object's bytes, as S3 reports for a single-part upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    /// The object's modification time when the MD5 was taken (ns since the
+    /// epoch): a file changed since no longer matches, and its etag is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mtime_ns: Option<u128>,
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> Option<u128> {
+    meta.modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos())
+}
 const LOCK_FILE: &str = "state/.lock";
 
 /// A store in a local directory.
@@ -77,33 +99,69 @@ impl FsStore {
         }
     }
 
-    fn write_atomic(&self, key: &str, path: &Path, body: &Body) -> Result<()> {
+    /// Writes `body` to a temporary file beside `path`; returns it (to be
+    /// renamed into place) with the MD5 of what was written.
+    fn write_temp(&self, key: &str, path: &Path, body: &Body) -> Result<(tempfile::NamedTempFile, String)> {
         let dir = path.parent().expect("an object path has a parent");
         fs::create_dir_all(dir).map_err(Self::store_err("create directory for", key))?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".otapub-tmp-")
             .tempfile_in(dir)
             .map_err(Self::store_err("write", key))?;
+        let mut md5 = Md5::new();
         match body {
-            Body::Bytes(b) => tmp.write_all(b).map_err(Self::store_err("write", key))?,
+            Body::Bytes(b) => {
+                md5.update(b);
+                tmp.write_all(b).map_err(Self::store_err("write", key))?
+            }
             Body::File(src) => {
                 let mut f = fs::File::open(src).map_err(Self::store_err("read source of", key))?;
-                io::copy(&mut f, &mut tmp).map_err(Self::store_err("write", key))?;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = io::Read::read(&mut f, &mut buf).map_err(Self::store_err("read source of", key))?;
+                    if n == 0 {
+                        break;
+                    }
+                    md5.update(&buf[..n]);
+                    tmp.write_all(&buf[..n]).map_err(Self::store_err("write", key))?;
+                }
             }
         }
         tmp.as_file().sync_data().map_err(Self::store_err("sync", key))?;
+        Ok((tmp, hex(&md5.finalize())))
+    }
+
+    fn write_atomic(&self, key: &str, path: &Path, body: &Body) -> Result<()> {
+        let (tmp, _) = self.write_temp(key, path, body)?;
         tmp.persist(path)
             .map_err(|e| Self::store_err("rename into place", key)(e.error))?;
         Ok(())
     }
 
+    /// Public objects get a sidecar with their metadata and MD5 (written
+    /// first), so `serve` reproduces S3's headers and a listing knows each
+    /// object's etag without reading it.
     fn put_sync(&self, key: &str, body: &Body, meta: &ObjectMeta) -> Result<()> {
         let path = self.path(key)?;
+        let (tmp, md5) = self.write_temp(key, &path, body)?;
         if key.starts_with("public/") {
-            let meta_bytes = serde_json::to_vec(meta).expect("metadata serializes");
-            self.write_atomic(key, &self.meta_path(key)?, &Body::Bytes(meta_bytes))?;
+            let mtime = tmp.as_file().metadata().ok().as_ref().and_then(mtime_ns);
+            let sidecar = Sidecar {
+                meta: meta.clone(),
+                etag: Some(md5),
+                mtime_ns: mtime,
+            };
+            let bytes = serde_json::to_vec(&sidecar).expect("metadata serializes");
+            self.write_atomic(key, &self.meta_path(key)?, &Body::Bytes(bytes))?;
         }
-        self.write_atomic(key, &path, body)
+        tmp.persist(&path)
+            .map_err(|e| Self::store_err("rename into place", key)(e.error))?;
+        Ok(())
+    }
+
+    fn read_sidecar(&self, key: &str) -> Option<Sidecar> {
+        let bytes = fs::read(self.meta_path(key).ok()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     fn get_sync(&self, key: &str) -> Result<Option<Object>> {
@@ -170,7 +228,13 @@ impl FsStore {
                     }
                 } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
                     let size = entry.metadata().map_err(Self::store_err("list", prefix))?.len();
-                    out.push(ObjectInfo { key: rel, size, etag: None });
+                    // The recorded MD5 holds only while the file is the one it was taken of.
+                    let now = entry.metadata().ok().as_ref().and_then(mtime_ns);
+                    let etag = self
+                        .read_sidecar(&rel)
+                        .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now)
+                        .and_then(|s| s.etag);
+                    out.push(ObjectInfo { key: rel, size, etag });
                 }
             }
         }

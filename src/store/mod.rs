@@ -65,7 +65,10 @@ impl ObjectInfo {
             return None;
         }
         use md5::Digest;
-        Some(self.size == bytes.len() as u64 && etag.eq_ignore_ascii_case(&crate::signing::hex(&md5::Md5::digest(bytes))))
+        Some(
+            self.size == bytes.len() as u64
+                && etag.eq_ignore_ascii_case(&crate::signing::hex(&md5::Md5::digest(bytes))),
+        )
     }
 }
 
