@@ -47,21 +47,30 @@ async fn differs(
 
 /// Regenerates the tree: immutable objects first, then pointers.
 pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
-    super::trace(|| "loading the index".into());
-    let index = Index::load(ctx.store).await?;
-    super::trace(|| "reading the index".into());
-    let view = full_view(&index)?;
-    super::trace(|| "rendering".into());
-    let objects = tree::render(&view)?;
-    super::trace(|| format!("listing public/ to compare {} objects", objects.len()));
-    let listed: HashMap<String, ObjectInfo> = ctx
-        .store
-        .list("public/")
-        .await?
-        .into_iter()
-        .map(|o| (o.key.clone(), o))
-        .collect();
-    super::trace(|| format!("comparing with {} listed objects", listed.len()));
+    // The listing (often the slowest part) runs while the index is read and rendered.
+    let render = async {
+        super::trace(|| "loading the index".into());
+        let index = Index::load(ctx.store).await?;
+        tokio::task::spawn_blocking(move || {
+            super::trace(|| "reading the index".into());
+            let view = full_view(&index)?;
+            super::trace(|| "rendering".into());
+            let objects = tree::render(&view);
+            super::trace(|| "rendered".into());
+            objects
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    };
+    let listing = async {
+        let listed = ctx.store.list("public/").await;
+        super::trace(|| "listed public/".into());
+        listed
+    };
+    let (objects, listed) = tokio::join!(render, listing);
+    let objects = objects?;
+    let listed: HashMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
+    super::trace(|| format!("comparing {} objects with {} listed", objects.len(), listed.len()));
     let (immutable, pointers): (Vec<&PublicObject>, Vec<&PublicObject>) =
         objects.iter().partition(|o| o.key.starts_with("public/updates/"));
     let mut written = Vec::new();

@@ -369,6 +369,10 @@ impl Store for S3Store {
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(self.full(prefix))
+            // Ask for large pages: servers return at most what they allow
+            // (1000 on AWS), and one that walks its disk per page (s3s-fs) is
+            // asked far fewer times.
+            .max_keys(100_000)
             .into_paginator()
             .send();
         let mut out = Vec::new();
