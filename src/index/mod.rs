@@ -501,7 +501,7 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
 
 const PACKAGE_COLUMNS: &str =
     "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
-    p.restamp_of, p.message, p.base_url, p.launch_asset, p.launch_key, p.content_hash, p.signatures, p.body_sha256,
+    p.restamp_of, p.message, p.base_url, la.sha256, p.launch_key, lower(hex(p.content_hash)), p.signatures, lower(hex(p.body_sha256)),
     p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes";
 
 struct RawPackage {
@@ -631,8 +631,9 @@ impl RawPackage {
 fn query_packages<P: rusqlite::Params>(conn: &Connection, filter: &str, params: P) -> Result<Vec<Package>> {
     let sql = format!(
         "SELECT {PACKAGE_COLUMNS} FROM packages p
-         LEFT JOIN blobs a ON a.sha256 = p.asset_list
-         LEFT JOIN blobs e ON e.sha256 = p.expo_config
+         LEFT JOIN assets la ON la.id = p.launch_asset
+         LEFT JOIN blobs a ON a.id = p.asset_list
+         LEFT JOIN blobs e ON e.id = p.expo_config
          WHERE {filter}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -728,13 +729,14 @@ pub fn put_asset(conn: &Connection, sha256: &str, size: u64, content_type: &str)
     Ok(())
 }
 
-fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<String> {
+/// Stores a shared blob once; returns its row id.
+fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<i64> {
     let h = sha256_hex(bytes);
     conn.execute(
         "INSERT INTO blobs (sha256, bytes) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![h, bytes],
     )?;
-    Ok(h)
+    Ok(conn.query_row("SELECT id FROM blobs WHERE sha256 = ?1", [h], |r| r.get(0))?)
 }
 
 /// Records a new package.
@@ -766,7 +768,8 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
     conn.execute(
         "INSERT INTO packages (channel, platform, fingerprint, version, kind, manifest_id, created_at, restamp_of, message,
             base_url, launch_asset, launch_key, asset_list, expo_config, content_hash, signatures, body_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT id FROM assets WHERE sha256 = ?11), ?12, ?13, ?14,
+                 unhex(?15), ?16, unhex(?17))",
         params![
             p.pointer.channel.as_str(),
             p.pointer.platform.as_str(),

@@ -13,13 +13,15 @@ CREATE TABLE settings (
 
 -- Content-addressed blobs shared by packages: asset lists, app configs.
 CREATE TABLE blobs (
-    sha256 TEXT PRIMARY KEY,
+    id     INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
     bytes  BLOB NOT NULL
 ) STRICT;
 
 -- Every asset known to be in the store, so a publish skips it without asking the store.
 CREATE TABLE assets (
-    sha256       TEXT PRIMARY KEY,
+    id           INTEGER PRIMARY KEY,
+    sha256       TEXT NOT NULL UNIQUE,
     size         INTEGER NOT NULL,
     content_type TEXT NOT NULL
 ) STRICT;
@@ -36,13 +38,15 @@ CREATE TABLE packages (
     restamp_of   TEXT,                       -- the original's version, never an intermediate re-stamp
     message      TEXT,
     base_url     TEXT,
-    launch_asset TEXT REFERENCES assets (sha256),
+    -- Rows are kept small (the index is downloaded and uploaded whole by every
+    -- command): assets and shared blobs by row id, digests as raw bytes.
+    launch_asset INTEGER REFERENCES assets (id),
     launch_key   TEXT,
-    asset_list   TEXT REFERENCES blobs (sha256),
-    expo_config  TEXT REFERENCES blobs (sha256),
-    content_hash TEXT NOT NULL,              -- what a retried publish must match
+    asset_list   INTEGER REFERENCES blobs (id),
+    expo_config  INTEGER REFERENCES blobs (id),
+    content_hash BLOB NOT NULL,              -- SHA-256 of what a retried publish must match
     signatures   TEXT NOT NULL CHECK (json_valid(signatures)),
-    body_sha256  TEXT NOT NULL,              -- of the Expo body, to catch rendering drift
+    body_sha256  BLOB NOT NULL,              -- of the Expo body, to catch rendering drift
     banned_at    INTEGER,
     ban_reason   TEXT,
     banned_by    TEXT,
@@ -137,7 +141,7 @@ mod tests {
     }
 
     const INSERT: &str = "INSERT INTO packages (channel, platform, fingerprint, version, kind, created_at, content_hash, signatures, body_sha256)
-        VALUES ('c', 'ios', 'f', 'v', 'rollBackToEmbedded', 1, 'h', '{}', 'b')";
+        VALUES ('c', 'ios', 'f', 'v', 'rollBackToEmbedded', 1, x'00', '{}', x'00')";
 
     #[test]
     fn ban_columns_are_all_or_nothing_and_irreversible() {

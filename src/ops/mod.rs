@@ -45,7 +45,17 @@ pub fn trace(phase: impl FnOnce() -> String) {
 }
 
 /// How many times a command re-applies its change after losing a race.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub const MAX_ATTEMPTS: u32 = 12;
+
+/// Waits a random time that doubles with each lost race (up to a second), so
+/// writers that collided do not collide again in lockstep.
+async fn backoff(attempt: u32) {
+    let mut r = [0u8; 2];
+    let _ = getrandom::getrandom(&mut r);
+    let cap_ms = (25u64 << attempt.min(6)).min(1000);
+    let ms = u64::from(u16::from_le_bytes(r)) % (cap_ms + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
 /// Uploads in flight at once.
 pub const UPLOAD_CONCURRENCY: usize = 16;
 /// From this many assets unknown to the index on, one listing replaces a HEAD each.
@@ -172,7 +182,7 @@ pub(crate) async fn commit_from<T>(
     mut apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
     let mut uploaded = HashSet::new();
-    for _attempt in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         trace(|| "loading the index".into());
         let mut index = match preloaded.take() {
             Some(index) => index,
@@ -206,7 +216,11 @@ pub(crate) async fn commit_from<T>(
                 trace(|| "done".into());
                 return Ok(plan.output);
             }
-            Ok(Saved::Conflict) => continue,
+            Ok(Saved::Conflict) => {
+                trace(|| format!("lost the race (attempt {})", attempt + 1));
+                backoff(attempt).await;
+                continue;
+            }
             Err(e) => {
                 record_failure(ctx, kind, &e).await;
                 return Err(e);
