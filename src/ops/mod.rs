@@ -268,7 +268,7 @@ async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut
                     content_type: a.content_type.clone(),
                     cache_control: IMMUTABLE_CACHE_CONTROL.into(),
                 };
-                store.put(&key, Body::File(a.path.clone()), &meta).await?;
+                store.put_file_sha256(&key, &a.path, &a.sha256, &meta).await?;
             }
             Ok::<_, Error>(a.sha256.clone())
         })

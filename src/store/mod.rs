@@ -5,7 +5,7 @@
 mod fs;
 mod s3;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,14 @@ pub trait Store: Send + Sync {
 
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Uploads a local file whose SHA-256 (lowercase hex) is known; a store
+    /// that can have the server verify it does so instead of computing a
+    /// checksum of its own.
+    async fn put_file_sha256(&self, key: &str, path: &Path, sha256_hex: &str, meta: &ObjectMeta) -> Result<()> {
+        let _ = sha256_hex;
+        self.put(key, Body::File(path.to_path_buf()), meta).await
+    }
 
     /// Whether the store honours conditional writes (a second
     /// `If-None-Match: *` write of one key must fail).
