@@ -280,18 +280,7 @@ impl Store for S3Store {
     }
 
     async fn etag(&self, key: &str) -> Result<Option<String>> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await
-        {
-            Ok(o) => Ok(Some(o.e_tag().unwrap_or("").to_string())),
-            Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(Self::err("stat", key, sdk_message(&e))),
-        }
+        Ok(self.head(key).await?.map(|info| info.etag.unwrap_or_default()))
     }
 
     async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
