@@ -7,6 +7,8 @@ export OTAPUB_TOOLS_DIR="${OTAPUB_TOOLS_DIR:-$HOME/.cache/otapub}"
 scripts/install-test-servers.sh
 
 echo "== every test (S3 tests on moto; the benchmark's smoke run included)"
+# The smoke run drives the example as a program; `cargo test` builds it only as a test harness.
+cargo build --locked --example bench_tools
 cargo test --locked --all-targets
 echo "== the sequential S3 tests again, on s3s-fs"
 OTAPUB_TEST_S3_SERVER=s3s-fs cargo test --locked --test s3
