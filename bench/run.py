@@ -469,10 +469,11 @@ def main():
     body = [f"| {' | '.join(r)} |" for r in bench.rows]
     args.out.write_text("\n".join(header + body) + "\n")
     log(f"== wrote {args.out}")
-    if bench.failed:
+    if args.smoke:
+        log("smoke run: tiny data and debug builds, so the figures are not held to their targets")
+    elif bench.failed:
         log("targets missed: " + "; ".join(bench.failed))
-        if not args.smoke:
-            sys.exit(1)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
