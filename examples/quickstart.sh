@@ -11,4 +11,4 @@ bin="${CARGO_TARGET_DIR:-target}/release/otapub"
   --key keys/dev.key --expo-config examples/expo-blank/expoConfig.json --message "quickstart"
 "$bin" status
 "$bin" verify --trust keys/dev.pub
-echo "The tree is in ./otapub-data/public; serve it as a CDN would with any static server."
+echo "The tree is in ./otapub-data/public. Serve it as the CDN would: $bin serve  (then $bin verify --url http://127.0.0.1:8080)"
