@@ -60,7 +60,19 @@ fn is_local_host(endpoint: &str) -> bool {
 fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: &SdkError<E, R>,
 ) -> String {
-    format!("{}", DisplayErrorContext(e))
+    let detail = format!("{}", DisplayErrorContext(e));
+    // The two failures a user meets first get the fix in front of the detail.
+    if matches!(e, SdkError::DispatchFailure(_)) && detail.contains("credentials") {
+        return format!(
+            "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the bucket's endpoint ({detail})"
+        );
+    }
+    if matches!(e, SdkError::DispatchFailure(_)) {
+        return format!(
+            "cannot reach the S3 endpoint: check AWS_ENDPOINT_URL (and that the server runs) or the network ({detail})"
+        );
+    }
+    detail
 }
 
 fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
