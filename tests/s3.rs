@@ -291,3 +291,48 @@ fn a_lost_index_is_rebuilt_from_the_bucket() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn gc_on_s3_deletes_an_old_leftover_and_nothing_else() {
+    let server = S3Server::start();
+    let env = TestEnv::on_s3(&server);
+    env.otapub(&[
+        "publish",
+        &fixture("expo-blank"),
+        "--channel",
+        "production",
+        "--fingerprint",
+        "fp1",
+    ])
+    .assert()
+    .success();
+    let common::Backend::S3 { bucket, prefix, .. } = &env.backend else {
+        unreachable!()
+    };
+    let leftover = format!("public/assets/{}", "e".repeat(64));
+    server
+        .block_on(
+            server
+                .client()
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/{leftover}"))
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"leftover"))
+                .send(),
+        )
+        .unwrap();
+    let out = env
+        .otapub_at("2099-01-01T00:00:00Z", &["gc"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        stdout(&out).contains(&format!("deleted {leftover}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("1 objects deleted"), "{}", stdout(&out));
+    assert!(!env.exists(&leftover));
+    env.otapub(&["check"]).assert().code(0);
+}

@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod ban;
 mod check;
+mod gc;
 mod index;
 mod keygen;
 mod log;
@@ -142,6 +143,8 @@ enum Command {
     Index(index::IndexArgs),
     /// Serve public/ as the CDN would, for development and tests
     Serve(serve::ServeArgs),
+    /// Delete what no package references (older than a grace period)
+    Gc(gc::GcArgs),
 }
 
 /// The config file (`otapub.toml`).
@@ -372,6 +375,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Log(a) => log::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
         Command::Verify(a) => verify::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Check(a) => check::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
+        Command::Gc(a) => gc::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Serve(a) => serve::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
         Command::Index(a) => index::run(Settings::resolve(global.merge(a.global().clone())?)?, a).await,
     }

@@ -227,14 +227,21 @@ impl FsStore {
                         stack.push(path);
                     }
                 } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
-                    let size = entry.metadata().map_err(Self::store_err("list", prefix))?.len();
+                    let meta = entry.metadata().map_err(Self::store_err("list", prefix))?;
+                    let size = meta.len();
+                    let modified = meta.modified().ok().map(chrono::DateTime::<chrono::Utc>::from);
                     // The recorded MD5 holds only while the file is the one it was taken of.
-                    let now = entry.metadata().ok().as_ref().and_then(mtime_ns);
+                    let now = mtime_ns(&meta);
                     let etag = self
                         .read_sidecar(&rel)
                         .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now)
                         .and_then(|s| s.etag);
-                    out.push(ObjectInfo { key: rel, size, etag });
+                    out.push(ObjectInfo {
+                        key: rel,
+                        size,
+                        etag,
+                        modified,
+                    });
                 }
             }
         }
@@ -288,6 +295,7 @@ impl Store for FsStore {
                 key: key.to_string(),
                 size: m.len(),
                 etag: None,
+                modified: m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

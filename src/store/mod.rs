@@ -53,6 +53,8 @@ pub struct ObjectInfo {
     /// The entity tag a listing reports (S3: the quoted MD5 of a single-part
     /// upload), when the backend gives one without reading the object.
     pub etag: Option<String>,
+    /// When the object was last written, where the backend says.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ObjectInfo {

@@ -57,6 +57,10 @@ fn is_local_host(endpoint: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok()
 }
 
+fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
 fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: &SdkError<E, R>,
 ) -> String {
@@ -285,6 +289,7 @@ impl Store for S3Store {
                 key: key.to_string(),
                 size: o.content_length().unwrap_or(0).max(0) as u64,
                 etag: o.e_tag().map(str::to_string),
+                modified: o.last_modified().and_then(to_chrono),
             })),
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(Self::err("stat", key, sdk_message(&e))),
@@ -387,6 +392,7 @@ impl Store for S3Store {
                     key: k.to_string(),
                     size: o.size().unwrap_or(0).max(0) as u64,
                     etag: o.e_tag().map(str::to_string),
+                    modified: o.last_modified().and_then(to_chrono),
                 });
             }
         }
