@@ -141,6 +141,31 @@ impl S3Store {
         format!("{}{key}", self.prefix)
     }
 
+    /// A PutObject of `key` with its metadata, the body still to set.
+    fn put_request(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+    }
+
+    /// A file streamed as a request body, in large reads: the default 4 KiB
+    /// buffer costs a syscall and a chunk frame every 4 KiB.
+    async fn file_stream(key: &str, path: &Path) -> Result<ByteStream> {
+        ByteStream::read_from()
+            .path(path)
+            .buffer_size(READ_BUFFER)
+            .build()
+            .await
+            .map_err(|e| Self::err("read source of", key, e.to_string()))
+    }
+
     fn err(action: &'static str, key: &str, reason: String) -> Error {
         Error::Store {
             action,
@@ -311,22 +336,10 @@ impl Store for S3Store {
                 if size >= MULTIPART_THRESHOLD {
                     return self.put_multipart(key, &path, size, meta).await;
                 }
-                // Large reads: the default 4 KiB buffer costs a syscall and a
-                // chunk frame every 4 KiB.
-                ByteStream::read_from()
-                    .path(&path)
-                    .buffer_size(READ_BUFFER)
-                    .build()
-                    .await
-                    .map_err(|e| Self::err("read source of", key, e.to_string()))?
+                Self::file_stream(key, &path).await?
             }
         };
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .content_type(&meta.content_type)
-            .cache_control(&meta.cache_control)
+        self.put_request(key, meta)
             .body(stream)
             .customize()
             .disable_payload_signing()
@@ -337,14 +350,7 @@ impl Store for S3Store {
     }
 
     async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .content_type(&meta.content_type)
-            .cache_control(&meta.cache_control)
-            .body(ByteStream::from(bytes));
+        let req = self.put_request(key, meta).body(ByteStream::from(bytes));
         let req = match cond {
             Precondition::Absent => req.if_none_match("*"),
             Precondition::Matches(etag) => req.if_match(etag),
@@ -411,21 +417,11 @@ impl Store for S3Store {
         let (Some(digest), true) = (digest, size < MULTIPART_THRESHOLD) else {
             return self.put(key, Body::File(path.to_path_buf()), meta).await;
         };
-        let body = ByteStream::read_from()
-            .path(path)
-            .buffer_size(READ_BUFFER)
-            .build()
-            .await
-            .map_err(|e| Self::err("read source of", key, e.to_string()))?;
+        let body = Self::file_stream(key, path).await?;
         // The SHA-256 is already known: the server checks it, and neither side
         // computes another checksum.
         use base64::Engine;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .content_type(&meta.content_type)
-            .cache_control(&meta.cache_control)
+        self.put_request(key, meta)
             .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
             .body(body)
             .customize()
