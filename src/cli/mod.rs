@@ -333,7 +333,7 @@ impl Settings {
     }
 
     fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string_pretty(value).context("cannot write JSON")?);
+        say!("{}", serde_json::to_string_pretty(value).context("cannot write JSON")?);
         Ok(())
     }
 }
@@ -364,20 +364,22 @@ pub enum Outcome {
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     otapub::ops::trace(|| "start".into());
     let Cli { global, command } = cli;
+    // The global options given before the subcommand, merged with those after it.
+    let settings = |sub: &GlobalArgs| Settings::resolve(global.clone().merge(sub.clone())?);
     match command {
         Command::Keygen(a) => keygen::run(a),
-        Command::Publish(a) => publish::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Ban(a) => ban::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Rollback(a) => rollback::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Promote(a) => promote::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Regenerate(a) => regenerate::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Status(a) => status::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
-        Command::Log(a) => log::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
-        Command::Verify(a) => verify::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Check(a) => check::run(Settings::resolve(global.merge(a.global.clone())?)?).await,
-        Command::Gc(a) => gc::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Serve(a) => serve::run(Settings::resolve(global.merge(a.global.clone())?)?, a).await,
-        Command::Index(a) => index::run(Settings::resolve(global.merge(a.global().clone())?)?, a).await,
+        Command::Publish(a) => publish::run(settings(&a.global)?, a).await,
+        Command::Ban(a) => ban::run(settings(&a.global)?, a).await,
+        Command::Rollback(a) => rollback::run(settings(&a.global)?, a).await,
+        Command::Promote(a) => promote::run(settings(&a.global)?, a).await,
+        Command::Regenerate(a) => regenerate::run(settings(&a.global)?, a).await,
+        Command::Status(a) => status::run(settings(&a.global)?).await,
+        Command::Log(a) => log::run(settings(&a.global)?).await,
+        Command::Verify(a) => verify::run(settings(&a.global)?, a).await,
+        Command::Check(a) => check::run(settings(&a.global)?).await,
+        Command::Gc(a) => gc::run(settings(&a.global)?, a).await,
+        Command::Serve(a) => serve::run(settings(&a.global)?, a).await,
+        Command::Index(a) => index::run(settings(a.global())?, a).await,
     }
 }
 

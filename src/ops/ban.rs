@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::restamp::{restamp, Restamped};
-use super::{commit, ensure_no_update_directive, is_update, Context, Plan};
+use super::{commit, ensure_no_update_directive, Context, Plan};
 use crate::error::{Error, Result};
 use crate::index::{self, Ban, NewEvent};
 use crate::manifest::format_time;
@@ -132,7 +132,7 @@ pub async fn ban(
                 let packages = index::pointer_packages(tx, pointer)?;
                 if let (true, true, Some(fallback)) = (rollback, was_banned_live, index::live::live_package(&packages))
                 {
-                    if is_update(fallback) {
+                    if fallback.bundle().is_some() {
                         let (out, objs, event) = restamp(tx, signer, fallback, pointer, now)?;
                         objects.extend(objs);
                         events.push(event);

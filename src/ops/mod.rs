@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::index::{self, Index, Package, PackageContent, Saved, StoredDirective};
+use crate::index::{self, Index, Package, Saved, StoredDirective};
 use crate::names::PointerId;
 use crate::signing::Signer;
 use crate::store::{Body, ObjectMeta, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
@@ -397,8 +397,3 @@ pub(crate) fn recorded_base_url(conn: &Connection) -> Result<String> {
 
 /// Settings key of the public base URL.
 pub const BASE_URL_SETTING: &str = "base_url";
-
-/// `true` when the package is an update (not a directive).
-pub(crate) fn is_update(p: &Package) -> bool {
-    matches!(p.content, PackageContent::Update { .. })
-}

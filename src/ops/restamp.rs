@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::{commit, is_update, next_created_at, recorded_base_url, stamp, Context, Plan};
+use super::{commit, next_created_at, recorded_base_url, stamp, Context, Plan};
 use crate::error::{Error, Result};
 use crate::index::{self, NewEvent, Package, PackageContent};
 use crate::manifest::format_time;
@@ -131,7 +131,7 @@ fn default_target(conn: &Connection, packages: &[Package]) -> Result<Option<Pack
     };
     let limit = original_time(conn, newest)?;
     let mut best: Option<(DateTime<Utc>, &Package)> = None;
-    for p in packages.iter().filter(|p| p.ban.is_none() && is_update(p)) {
+    for p in packages.iter().filter(|p| p.ban.is_none() && p.bundle().is_some()) {
         let t = original_time(conn, p)?;
         if t < limit && best.is_none_or(|(bt, bp)| (t, p.created_at) > (bt, bp.created_at)) {
             best = Some((t, p));

@@ -51,11 +51,6 @@ impl FsStore {
         FsStore { root }
     }
 
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn path(&self, key: &str) -> Result<PathBuf> {
         let ok = !key.is_empty()
             && key
