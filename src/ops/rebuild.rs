@@ -333,11 +333,15 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
 
     // What each pointer serves now, to list what is newer than it.
     let pointers: BTreeSet<PointerId> = packages.iter().map(|p| p.pointer.clone()).collect();
-    let mut served: BTreeMap<PointerId, Option<Object>> = BTreeMap::new();
-    let mut served_envelopes: BTreeMap<PointerId, Option<Object>> = BTreeMap::new();
+    // Each pointer pair read and parsed once: the signed part and its body's SHA-256.
+    let mut served: BTreeMap<PointerId, Option<(SignedPart, String)>> = BTreeMap::new();
     for p in &pointers {
-        served.insert(p.clone(), ctx.store.get(&p.manifest_key()).await?);
-        served_envelopes.insert(p.clone(), ctx.store.get(&p.envelope_key()).await?);
+        let body = ctx.store.get(&p.manifest_key()).await?;
+        let envelope = ctx.store.get(&p.envelope_key()).await?;
+        let part = body
+            .zip(envelope)
+            .and_then(|(b, e)| Some((read_signed(&b, &e).ok()?, index::sha256_hex(&b.bytes))));
+        served.insert(p.clone(), part);
     }
 
     let mut idx = Index::open(None, existing)?;
@@ -372,8 +376,7 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
         }
         for pointer in &pointers {
             let pkgs = index::pointer_packages(tx, pointer)?;
-            let served_at = served[pointer].as_ref().zip(served_envelopes[pointer].as_ref()).and_then(|(b, e)| {
-                let part = read_signed(b, e).ok()?;
+            let served_at = served[pointer].as_ref().and_then(|(part, _)| {
                 let v: serde_json::Value = serde_json::from_slice(&part.bytes).ok()?;
                 let t = v["createdAt"].as_str().or(v["parameters"]["commitTime"].as_str())?;
                 parse_time(t).ok()
@@ -387,9 +390,11 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
                 continue;
             }
             let payload = tree::no_update_payload(pointer);
-            let recovered = served[pointer].as_ref().zip(served_envelopes[pointer].as_ref()).and_then(|(b, e)| {
-                let part = read_signed(b, e).ok()?;
-                (part.bytes == payload.bytes).then(|| StoredDirective { signatures: part.signatures, body_sha256: index::sha256_hex(&b.bytes) })
+            let recovered = served[pointer].as_ref().and_then(|(part, body_sha256)| {
+                (part.bytes == payload.bytes).then(|| StoredDirective {
+                    signatures: part.signatures.clone(),
+                    body_sha256: body_sha256.clone(),
+                })
             });
             let directive = match (recovered, signer) {
                 (Some(d), _) => d,
