@@ -44,13 +44,7 @@ fn concurrent_publishers_all_land_and_pointers_match() {
         let out = c.wait_with_output().expect("wait");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let out = env
-        .otapub(&["status", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = env.json(&["status"]);
     let mut versions: Vec<String> = st["pointers"]
         .as_array()
         .unwrap()
@@ -73,8 +67,7 @@ fn concurrent_publishers_all_land_and_pointers_match() {
         let doc = env.pointer(p["channel"].as_str().unwrap(), p["platform"].as_str().unwrap(), "fp");
         assert_eq!(doc["metadata"]["otapub"]["version"], newest);
     }
-    let log = env.otapub(&["log", "--json"]).assert().success().get_output().clone();
-    let log: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    let log = env.json(&["log"]);
     assert_eq!(log["operations"].as_array().unwrap().len(), 6);
 }
 

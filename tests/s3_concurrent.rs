@@ -93,13 +93,7 @@ fn six_publishers_at_once_all_land_and_pointers_match_the_index() {
     for w in workers {
         w.join().expect("writer");
     }
-    let out = env
-        .otapub(&["status", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = env.json(&["status"]);
     let mut versions: Vec<String> = st["pointers"]
         .as_array()
         .unwrap()

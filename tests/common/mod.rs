@@ -114,6 +114,12 @@ impl TestEnv {
         c
     }
 
+    /// `otapub ARGS --json` against the store, which must succeed; its output parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.otapub(args).arg("--json").assert().success().get_output().clone();
+        serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+    }
+
     /// Same, at a fixed instant.
     pub fn otapub_at(&self, now: &str, args: &[&str]) -> Command {
         let mut c = self.otapub(args);

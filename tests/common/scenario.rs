@@ -175,13 +175,7 @@ pub fn core_scenario(env: &TestEnv) {
     assert_eq!(doc["parameters"]["commitTime"], "2026-01-04T00:00:00.002Z");
 
     // Status tells the same story.
-    let out = env
-        .otapub(&["status", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = env.json(&["status"]);
     let ios = st["pointers"]
         .as_array()
         .unwrap()
@@ -257,8 +251,7 @@ pub fn core_scenario(env: &TestEnv) {
     assert!(text.contains(&format!("{asset}: content hashes to")), "{text}");
 
     // The audit log recorded every change with its actor.
-    let out = env.otapub(&["log", "--json"]).assert().success().get_output().clone();
-    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = env.json(&["log"]);
     let actions: Vec<_> = log["events"]
         .as_array()
         .unwrap()
