@@ -154,6 +154,22 @@ impl FsStore {
         Ok(())
     }
 
+    /// What a listing or HEAD reports: the recorded MD5 counts only while the
+    /// file is the one it was taken of (same modification time).
+    fn info(&self, key: String, meta: &fs::Metadata) -> ObjectInfo {
+        let now = mtime_ns(meta);
+        let etag = self
+            .read_sidecar(&key)
+            .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now)
+            .and_then(|s| s.etag);
+        ObjectInfo {
+            size: meta.len(),
+            etag,
+            modified: meta.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
+            key,
+        }
+    }
+
     fn read_sidecar(&self, key: &str) -> Option<Sidecar> {
         let bytes = fs::read(self.meta_path(key).ok()?).ok()?;
         serde_json::from_slice(&bytes).ok()
@@ -223,20 +239,7 @@ impl FsStore {
                     }
                 } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
                     let meta = entry.metadata().map_err(Self::store_err("list", prefix))?;
-                    let size = meta.len();
-                    let modified = meta.modified().ok().map(chrono::DateTime::<chrono::Utc>::from);
-                    // The recorded MD5 holds only while the file is the one it was taken of.
-                    let now = mtime_ns(&meta);
-                    let etag = self
-                        .read_sidecar(&rel)
-                        .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now)
-                        .and_then(|s| s.etag);
-                    out.push(ObjectInfo {
-                        key: rel,
-                        size,
-                        etag,
-                        modified,
-                    });
+                    out.push(self.info(rel, &meta));
                 }
             }
         }
@@ -286,12 +289,7 @@ impl Store for FsStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let path = self.path(key)?;
         match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
-                key: key.to_string(),
-                size: m.len(),
-                etag: None,
-                modified: m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
-            })),
+            Ok(m) if m.is_file() => Ok(Some(self.info(key.to_string(), &m))),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Self::store_err("stat", key)(e)),
