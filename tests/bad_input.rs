@@ -267,7 +267,7 @@ fn key_problems() {
     publish(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/expo-codesigning/keys/private-key.pem"
+            "/tests/data/expo-codesigning/keys/private-key.pem"
         ),
         "readable by group or others",
     );

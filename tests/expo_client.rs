@@ -20,11 +20,11 @@ use sha2::{Digest, Sha256};
 
 const CERT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/expo-codesigning/certs/certificate.pem"
+    "/tests/data/expo-codesigning/certs/certificate.pem"
 );
 const KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/expo-codesigning/keys/private-key.pem"
+    "/tests/data/expo-codesigning/keys/private-key.pem"
 );
 
 struct Served {
