@@ -218,6 +218,7 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
                     signatures: Signatures::default(),
                     body_sha256: String::new(),
                     ban: None,
+                    format: Default::default(),
                 };
                 pkg.content_hash = pkg.expected_content_hash();
                 let payload = tree::package_payload(&pkg);

@@ -96,6 +96,29 @@ pub enum Error {
         store: String,
     },
 
+    /// A storage failure before the commit point: nothing was committed.
+    #[error("{source:#}\nnothing was committed: running the command again is safe")]
+    BeforeCommit {
+        /// What failed.
+        source: Box<Error>,
+    },
+
+    /// The index write failed in a way that does not say whether it landed.
+    #[error("{source:#}\nthe index write may or may not have landed: run the same command again with --operation-id {operation_id} to finish it without applying it twice")]
+    MaybeCommitted {
+        /// The invocation's operation id.
+        operation_id: String,
+        /// What failed.
+        source: Box<Error>,
+    },
+
+    /// The change is committed, but writing the pointers failed.
+    #[error("{source:#}\ncommitted; the pointers are not all written yet: run `otapub regenerate`")]
+    AfterCommit {
+        /// What failed.
+        source: Box<Error>,
+    },
+
     /// Other writers kept committing first.
     #[error("lost the race to update the index {attempts} times in a row: other writers kept committing first; run the command again")]
     Race {
@@ -113,8 +136,30 @@ impl Error {
             | Error::Store { .. }
             | Error::Index(_)
             | Error::IndexContent(_)
-            | Error::NoLocking { .. } => ExitClass::Environment,
+            | Error::NoLocking { .. }
+            | Error::BeforeCommit { .. }
+            | Error::MaybeCommitted { .. }
+            | Error::AfterCommit { .. } => ExitClass::Environment,
             Error::Race { .. } => ExitClass::Race,
+        }
+    }
+
+    /// Marks a failure after the commit point.
+    pub fn after_commit(self) -> Error {
+        match self {
+            Error::AfterCommit { .. } => self,
+            e => Error::AfterCommit { source: Box::new(e) },
+        }
+    }
+
+    /// Marks a storage failure before the commit point (bad input and races
+    /// keep their own messages).
+    pub fn before_commit(self) -> Error {
+        match self {
+            Error::File { .. } | Error::Store { .. } | Error::Index(_) => {
+                Error::BeforeCommit { source: Box::new(self) }
+            }
+            e => e,
         }
     }
 

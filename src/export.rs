@@ -44,6 +44,8 @@ pub struct Export {
 
 #[derive(Deserialize)]
 struct Metadata {
+    /// The metadata format; 0 is the only one Expo writes (and otapub reads).
+    version: Option<serde_json::Value>,
     #[serde(rename = "fileMetadata")]
     file_metadata: BTreeMap<String, PlatformMetadata>,
 }
@@ -81,6 +83,14 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
             "metadata.json is malformed ({e}); export again with `npx expo export --platform all`"
         ))
     })?;
+    if meta.version != Some(serde_json::json!(0)) {
+        let found = meta
+            .version
+            .map_or_else(|| "no version".to_string(), |v| format!("version {v}"));
+        return Err(err(format!(
+            "metadata.json has {found}; otapub reads format version 0, what `npx expo export` writes — export again with a supported Expo SDK, or upgrade otapub"
+        )));
+    }
     let mut out = BTreeMap::new();
     for &platform in platforms {
         let pm = meta.file_metadata.get(platform.as_str()).ok_or_else(|| {
@@ -98,7 +108,14 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
                     a.path, a.ext
                 )));
             }
-            assets.push((confine(&root, &a.path).map_err(&err)?, a.ext.clone()));
+            let file = confine(&root, &a.path).map_err(&err)?;
+            if assets.iter().any(|(f, _): &(ExportFile, String)| f.path == file.path) {
+                return Err(err(format!(
+                    "metadata.json lists {platform} asset {:?} twice; a manifest lists each asset once — export again, or remove the duplicate entry",
+                    a.path
+                )));
+            }
+            assets.push((file, a.ext.clone()));
         }
         out.insert(platform, PlatformExport { bundle, assets });
     }

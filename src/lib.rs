@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod commit;
 pub mod error;
 pub mod export;
 pub mod index;

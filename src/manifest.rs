@@ -75,6 +75,9 @@ pub struct ManifestFields<'a> {
     pub assets: &'a [AssetRef],
     /// Compact JSON of the public app config, embedded as `extra.expoClient`.
     pub expo_client: Option<&'a RawValue>,
+    /// Whether the launch asset carries `fileExtension` (manifests signed
+    /// before the Expo spec's SHOULD-omit was followed).
+    pub launch_file_extension: bool,
 }
 
 #[derive(Serialize)]
@@ -98,8 +101,8 @@ struct AssetJson {
     key: String,
     #[serde(rename = "contentType")]
     content_type: String,
-    #[serde(rename = "fileExtension")]
-    file_extension: String,
+    #[serde(rename = "fileExtension", skip_serializing_if = "Option::is_none")]
+    file_extension: Option<String>,
     url: String,
 }
 
@@ -130,7 +133,7 @@ fn asset_json(a: &AssetRef, content_type: String, base_url: &str) -> AssetJson {
         hash: expo_hash(&a.sha256),
         key: a.key.clone(),
         content_type,
-        file_extension: format!(".{}", a.ext),
+        file_extension: Some(format!(".{}", a.ext)),
         url: format!("{base_url}/assets/{}", a.sha256),
     }
 }
@@ -141,7 +144,12 @@ pub fn manifest_bytes(f: &ManifestFields<'_>) -> Vec<u8> {
         id: f.id,
         created_at: format_time(f.created_at),
         runtime_version: f.fingerprint.as_str(),
-        launch_asset: asset_json(f.launch_asset, BUNDLE_CONTENT_TYPE.to_string(), f.base_url),
+        launch_asset: AssetJson {
+            // The Expo spec says the launch asset's fileExtension SHOULD be
+            // omitted; manifests signed before otapub followed it keep theirs.
+            file_extension: f.launch_file_extension.then(|| format!(".{}", f.launch_asset.ext)),
+            ..asset_json(f.launch_asset, BUNDLE_CONTENT_TYPE.to_string(), f.base_url)
+        },
         assets: f
             .assets
             .iter()
@@ -268,6 +276,25 @@ impl MultipartBody {
 /// manifest. `expo_signature` is the value of the `expo-signature` part
 /// header when Expo code signing is configured.
 pub fn multipart(name: PartName, part: &[u8], expo_signature: Option<&str>) -> MultipartBody {
+    multipart_framed(name, part, expo_signature, Framing::Inline)
+}
+
+/// The part headers' content-disposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `inline`, as the Expo spec's "Multipart Response" section requires.
+    Inline,
+    /// `form-data`, as otapub wrote before: tolerated by clients, not
+    /// conformant; only recognised, to migrate stores.
+    LegacyFormData,
+}
+
+/// [`multipart`] with a chosen framing.
+pub fn multipart_framed(name: PartName, part: &[u8], expo_signature: Option<&str>, framing: Framing) -> MultipartBody {
+    let disposition = match framing {
+        Framing::Inline => "inline",
+        Framing::LegacyFormData => "form-data",
+    };
     let mut seed = Sha256::new();
     seed.update(name.as_str());
     seed.update(part);
@@ -284,7 +311,7 @@ pub fn multipart(name: PartName, part: &[u8], expo_signature: Option<&str>) -> M
     let mut out = Vec::with_capacity(part.len() + 512);
     let mut push_part = |name: &str, body: &[u8], sig: Option<&str>| {
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        out.extend_from_slice(format!("content-disposition: form-data; name=\"{name}\"\r\n").as_bytes());
+        out.extend_from_slice(format!("content-disposition: {disposition}; name=\"{name}\"\r\n").as_bytes());
         out.extend_from_slice(b"content-type: application/json\r\n");
         if let Some(sig) = sig {
             out.extend_from_slice(format!("expo-signature: {sig}\r\n").as_bytes());

@@ -157,10 +157,24 @@ impl Version {
         debug_assert!(is_path_safe(&s, 200), "derived version {s:?}");
         Version(s)
     }
+
+    /// A version read back from the store or the index: input like any
+    /// other, checked with the relaxed length of derived versions.
+    pub fn stored(s: &str) -> Result<Version, InvalidName> {
+        if is_path_safe(s, 200) {
+            Ok(Version(s.to_string()))
+        } else {
+            Err(InvalidName {
+                what: "stored version",
+                value: s.to_string(),
+                rule: "1-200 chars of [A-Za-z0-9._-], not starting with `.`",
+            })
+        }
+    }
 }
 
 /// One pointer: the URL a build checks, fixed per (channel, platform, fingerprint).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PointerId {
     /// Release track.
     pub channel: Channel,

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{sha256_hex, Package, PackageContent, StoredDirective};
-use crate::manifest::{self, Directive, ManifestFields, PartName};
+use crate::index::{sha256_hex, ManifestFormat, Package, PackageContent, StoredDirective};
+use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
 use crate::names::PointerId;
 use crate::signing::{self, Signatures};
 use crate::store::{ObjectMeta, IMMUTABLE_CACHE_CONTROL, POINTER_CACHE_CONTROL};
@@ -62,6 +62,7 @@ pub fn package_payload(p: &Package) -> Payload {
                 launch_asset: &bundle.launch,
                 assets: &bundle.assets,
                 expo_client: bundle.expo_config.as_deref(),
+                launch_file_extension: p.format == ManifestFormat::V1,
             }),
         },
         PackageContent::RollBackToEmbedded => Payload {
@@ -116,18 +117,12 @@ fn objects(key: String, pair: SignedPair, cache_control: &str) -> [PublicObject;
         PublicObject {
             key: format!("{key}.json"),
             bytes: pair.envelope,
-            meta: ObjectMeta {
-                content_type: "application/json".into(),
-                cache_control: cache_control.into(),
-            },
+            meta: ObjectMeta::new("application/json", cache_control),
         },
         PublicObject {
             key,
             bytes: pair.body,
-            meta: ObjectMeta {
-                content_type: pair.content_type,
-                cache_control: cache_control.into(),
-            },
+            meta: ObjectMeta::new(pair.content_type, cache_control),
         },
     ]
 }
@@ -135,7 +130,19 @@ fn objects(key: String, pair: SignedPair, cache_control: &str) -> [PublicObject;
 fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &str) -> Result<SignedPair> {
     let pair = signed_pair(payload, sigs);
     let got = sha256_hex(&pair.body);
-    if got != body_sha256 {
+    // The one change of rendering allowed: the part framing (form-data →
+    // inline, SPEC), which no signature covers. The recorded digest of an
+    // older package is of its form-data body; the part bytes must be the same.
+    let legacy = || {
+        let body = manifest::multipart_framed(
+            payload.part,
+            &payload.bytes,
+            sigs.expo.as_deref(),
+            Framing::LegacyFormData,
+        );
+        sha256_hex(&body.bytes) == body_sha256
+    };
+    if got != body_sha256 && !legacy() {
         return Err(Error::IndexContent(format!(
             "{what} renders to bytes (sha256 {got}) other than the ones it was signed as ({body_sha256}); \
              this otapub renders differently from the one that signed it — use that version, or ban and republish"

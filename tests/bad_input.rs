@@ -54,7 +54,7 @@ fn export_problems() {
     refused(&env, &publish_args("next", &[]), "metadata.json is malformed");
 
     let set_meta = |bundle: &str, asset: &str, ext: &str| {
-        let meta = serde_json::json!({"fileMetadata": {
+        let meta = serde_json::json!({"version": 0, "fileMetadata": {
             "ios": {"bundle": bundle, "assets": [{"path": asset, "ext": ext}]},
             "android": {"bundle": bundle, "assets": []}}});
         std::fs::write(env.path("next/metadata.json"), meta.to_string()).unwrap();
@@ -96,9 +96,25 @@ fn export_problems() {
         &publish_args("next", &[]),
         "an extension must be 1-16 letters or digits",
     );
-    let meta = serde_json::json!({"fileMetadata": {"ios": {"bundle": bundle, "assets": []}}});
+    let meta = serde_json::json!({"version": 0, "fileMetadata": {"ios": {"bundle": bundle, "assets": []}}});
     std::fs::write(env.path("next/metadata.json"), meta.to_string()).unwrap();
     refused(&env, &publish_args("next", &[]), "metadata.json has no android bundle");
+    // An asset listed twice would be listed twice in the manifest.
+    let meta = serde_json::json!({"version": 0, "fileMetadata": {
+        "ios": {"bundle": bundle, "assets": [{"path": asset, "ext": "png"}, {"path": asset, "ext": "png"}]},
+        "android": {"bundle": bundle, "assets": []}}});
+    std::fs::write(env.path("next/metadata.json"), meta.to_string()).unwrap();
+    refused(&env, &publish_args("next", &[]), "lists ios asset");
+    // A format version otapub does not know, or none at all.
+    for version in [serde_json::json!(1), serde_json::json!("0"), serde_json::Value::Null] {
+        let mut meta = serde_json::json!({"version": version, "fileMetadata": {
+            "ios": {"bundle": bundle, "assets": []}, "android": {"bundle": bundle, "assets": []}}});
+        if version.is_null() {
+            meta.as_object_mut().unwrap().remove("version");
+        }
+        std::fs::write(env.path("next/metadata.json"), meta.to_string()).unwrap();
+        refused(&env, &publish_args("next", &[]), "otapub reads format version 0");
+    }
 }
 
 #[test]

@@ -77,5 +77,14 @@ fn gc_deletes_only_old_unreferenced_objects() {
         .assert()
         .code(0);
     let log = env.json(&["log"]);
-    assert!(log["events"].as_array().unwrap().iter().any(|e| e["action"] == "gc"));
+    // Each deletion is an audit event naming what went.
+    let mut logged: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "gc-delete")
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    logged.sort();
+    assert_eq!(logged, [orphan_asset.as_str(), orphan_manifest.as_str()]);
 }

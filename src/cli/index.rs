@@ -21,7 +21,7 @@ impl IndexArgs {
 
 #[derive(Debug, Subcommand)]
 enum IndexCommand {
-    /// Rebuild the index from the store alone (immutable objects, ban records, pointers)
+    /// Rebuild the index from the store alone (immutable objects, ban records, pointers), adopting only what verifies with --trust keys
     Rebuild(RebuildArgs),
 }
 
@@ -39,7 +39,8 @@ pub async fn run(s: Settings, a: IndexArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
     // A key is needed only to sign a noUpdateAvailable directive the store lost.
     let signer = if s.keys.is_empty() { None } else { Some(s.signer()?) };
-    let out = rebuild(&s.context(store.as_ref()), signer.as_ref(), a.force).await?;
+    let trusted = s.trusted()?;
+    let out = rebuild(&s.context(store.as_ref()), signer.as_ref(), a.force, &trusted).await?;
     if s.json {
         s.print_json(&out)?;
         return Ok(Outcome::Done);

@@ -86,6 +86,9 @@ pub struct GlobalArgs {
     /// S3: write even though the server ignores conditional writes (only safe with a single writer)
     #[arg(long)]
     unsafe_no_locking: bool,
+    /// Id of this invocation: give the same one when retrying a command (CI retries) so a change that already committed is not applied twice [default: random]
+    #[arg(long, value_name = "ID")]
+    operation_id: Option<String>,
 }
 
 fn merge_one<T: PartialEq + std::fmt::Debug>(name: &str, a: Option<T>, b: Option<T>) -> anyhow::Result<Option<T>> {
@@ -113,6 +116,7 @@ impl GlobalArgs {
             json: self.json || sub.json,
             path_style: self.path_style || sub.path_style,
             unsafe_no_locking: self.unsafe_no_locking || sub.unsafe_no_locking,
+            operation_id: merge_one("operation-id", self.operation_id, sub.operation_id)?,
         })
     }
 }
@@ -193,6 +197,7 @@ pub struct Settings {
     clock: Clock,
     s3: S3Options,
     unsafe_no_locking: bool,
+    operation_id: String,
 }
 
 impl Settings {
@@ -273,9 +278,26 @@ impl Settings {
             path_style: if g.path_style { Some(true) } else { cfg.path_style },
             checksums_when_required,
         };
+        let operation_id = match g.operation_id {
+            Some(id)
+                if !id.is_empty()
+                    && id.len() <= 128
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
+                id
+            }
+            Some(id) => {
+                return Err(Error::usage(format!(
+                    "--operation-id {id:?}: use 1-128 chars of [A-Za-z0-9._-], e.g. the CI run id (\"$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT\" without the attempt)"
+                ))
+                .into())
+            }
+            None => otapub::commit::new_operation_id(),
+        };
         Ok(Settings {
             s3,
             unsafe_no_locking: g.unsafe_no_locking,
+            operation_id,
             store_url: g.store.or(cfg.store).unwrap_or_else(|| "./otapub-data".to_string()),
             base_url: g.base_url.or(cfg.base_url),
             keys,
@@ -299,6 +321,7 @@ impl Settings {
             actor: self.actor.clone(),
             clock: self.clock,
             unsafe_no_locking: self.unsafe_no_locking,
+            operation_id: self.operation_id.clone(),
         }
     }
 

@@ -83,6 +83,36 @@ pub struct Package {
     pub body_sha256: String,
     /// Its ban, if any.
     pub ban: Option<Ban>,
+    /// How its manifest is laid out (fixed when it was signed).
+    pub format: ManifestFormat,
+}
+
+/// The layout a package's manifest was signed in. Signed bytes never change,
+/// so a package keeps the format it was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestFormat {
+    /// Until otapub 0.1: `launchAsset.fileExtension` present.
+    V1,
+    /// Current: `launchAsset.fileExtension` omitted, as the Expo spec says it SHOULD be.
+    #[default]
+    V2,
+}
+
+impl ManifestFormat {
+    fn from_column(v: i64) -> Result<ManifestFormat> {
+        match v {
+            1 => Ok(ManifestFormat::V1),
+            2 => Ok(ManifestFormat::V2),
+            other => Err(corrupt(format!("manifest format {other} is unknown"))),
+        }
+    }
+
+    fn column(self) -> i64 {
+        match self {
+            ManifestFormat::V1 => 1,
+            ManifestFormat::V2 => 2,
+        }
+    }
 }
 
 impl Package {
@@ -206,9 +236,18 @@ pub fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-/// From milliseconds since the epoch.
-pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+/// From milliseconds since the epoch; a time out of range is a damaged index,
+/// never silently 1970.
+pub fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))
+        .ok_or_else(|| corrupt(format!("time {ms} ms since 1970 is out of range")))
+}
+
+/// SHA-256 of bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// SHA-256 hex of bytes.
@@ -216,11 +255,49 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+const INDEX_COPY_PREFIX: &str = "otapub-index-";
+/// Settings key of the index generation.
+const GENERATION_SETTING: &str = "generation";
+
+/// Removes index copies in the temp directory left by otapub processes that
+/// were killed (a copy is named for its process; one whose process is gone
+/// is litter). Without /proc, copies older than a day go.
+fn remove_stale_copies() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let have_proc = std::path::Path::new("/proc/self").exists();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(INDEX_COPY_PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let stale = match pid {
+            Some(pid) if pid == std::process::id() => false,
+            Some(pid) if have_proc => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            _ => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(86_400)),
+        };
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The index, open on a private copy.
 pub struct Index {
     conn: Connection,
     file: tempfile::NamedTempFile,
     etag: Option<String>,
+    /// The invocation's operation id, recorded with its operation row.
+    op_id: Option<String>,
+    /// The row of the operation the last `transact` recorded.
+    last_operation: Option<i64>,
 }
 
 impl std::fmt::Debug for Index {
@@ -257,8 +334,16 @@ impl Index {
 
     /// Opens a copy of index bytes (`None`: a new index) and brings its schema up to date.
     pub fn open(bytes: Option<&[u8]>, etag: Option<String>) -> Result<Index> {
+        if bytes.is_some_and(<[u8]>::is_empty) {
+            // Taking it for "no index" would let the next commit replace
+            // every package, ban and audit event with an index of one.
+            return Err(Error::IndexContent(format!(
+                "{INDEX_KEY} is empty (0 bytes): it was truncated, not created by otapub; restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`"
+            )));
+        }
+        remove_stale_copies();
         let mut file = tempfile::Builder::new()
-            .prefix("otapub-index-")
+            .prefix(&format!("{INDEX_COPY_PREFIX}{}-", std::process::id()))
             .suffix(".sqlite")
             .tempfile()
             .map_err(Error::file(
@@ -270,33 +355,58 @@ impl Index {
                 .map_err(Error::file("write", file.path().to_path_buf()))?;
             file.flush().map_err(Error::file("write", file.path().to_path_buf()))?;
         }
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Error::IndexContent(format!(
+                "{INDEX_KEY} is not a readable SQLite database ({e}); restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`"
+            ))
+        };
         let mut conn = Connection::open(file.path())?;
         // Cheap validity check: reading the schema fails on anything but a
         // SQLite database. (A full quick_check reads every page: too slow for
         // a large index on every command; `otapub check` is where to look.)
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| {
-                Error::IndexContent(format!(
-                "{INDEX_KEY} is not a readable SQLite database ({e}); restore it with `otapub index rebuild --force`"
-            ))
-            })?;
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA foreign_keys = ON;")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = schema::MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(Error::IndexContent(format!(
-                "the index has schema version {version}, newer than this otapub knows ({known}); upgrade otapub"
-            )));
-        }
-        if version < known {
+            .map_err(|e| unreadable(&e))?;
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA foreign_keys = ON;")
+            .map_err(|e| unreadable(&e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| unreadable(&e))?;
+        let known = schema::MIGRATIONS.len();
+        let applied = match usize::try_from(version) {
+            Ok(0) if bytes.is_some() => {
+                return Err(Error::IndexContent(format!(
+                    "{INDEX_KEY} is a SQLite database but not an otapub index (schema version 0); \
+                     point --store at the right store, or replace it with `otapub index rebuild --force --trust KEY.pub`"
+                )))
+            }
+            Ok(v) if v <= known => v,
+            Ok(v) => {
+                return Err(Error::IndexContent(format!(
+                    "the index has schema version {v}, newer than this otapub knows ({known}); upgrade otapub"
+                )))
+            }
+            Err(_) => {
+                return Err(Error::IndexContent(format!(
+                    "{INDEX_KEY} has schema version {version}, which no otapub writes; \
+                     restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`"
+                )))
+            }
+        };
+        if applied < known {
             let tx = conn.transaction()?;
-            for m in &schema::MIGRATIONS[version as usize..] {
+            for m in &schema::MIGRATIONS[applied..] {
                 tx.execute_batch(m)?;
             }
             tx.execute_batch(&format!("PRAGMA user_version = {known}"))?;
             tx.commit()?;
         }
-        Ok(Index { conn, file, etag })
+        Ok(Index {
+            conn,
+            file,
+            etag,
+            op_id: None,
+            last_operation: None,
+        })
     }
 
     /// The etag of the copy this index was read from.
@@ -316,10 +426,7 @@ impl Index {
             Some(e) => Precondition::Matches(e.clone()),
             None => Precondition::Absent,
         };
-        let meta = ObjectMeta {
-            content_type: "application/vnd.sqlite3".into(),
-            cache_control: "no-store".into(),
-        };
+        let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
         match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
             CondPut::Written(etag) => {
                 self.etag = Some(etag.clone());
@@ -341,8 +448,8 @@ impl Index {
         let tx = self.conn.transaction()?;
         let now_ms = to_ms(now);
         tx.execute(
-            "INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
-            params![kind, actor, now_ms],
+            "INSERT INTO operations (kind, actor, state, started_at, updated_at, op_id) VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
+            params![kind, actor, now_ms, self.op_id],
         )?;
         let op = tx.last_insert_rowid();
         tx.execute("UPDATE operations SET state = 'running' WHERE id = ?1", [op])?;
@@ -358,7 +465,97 @@ impl Index {
             params![op, now_ms],
         )?;
         tx.commit()?;
+        self.last_operation = Some(op);
         Ok(out)
+    }
+
+    /// Sets the invocation's operation id, recorded by the next `transact`.
+    pub fn set_operation_id(&mut self, op_id: &str) {
+        self.op_id = Some(op_id.to_string());
+    }
+
+    /// What an operation committed earlier: its output and the pointers it
+    /// affected (JSON), if an operation with this id committed.
+    pub fn committed_operation(&self, op_id: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT output, pointers FROM operation_results WHERE op_id = ?1",
+                [op_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records the outcome of the operation the last `transact` made, under
+    /// its id, so a retry after a lost response finds it.
+    pub fn record_result(&mut self, op_id: &str, output: &str, pointers: &str) -> Result<()> {
+        let Some(op) = self.last_operation else {
+            return Err(Error::IndexContent(
+                "a change was committed without an operation row (an otapub bug)".into(),
+            ));
+        };
+        self.conn.execute(
+            "INSERT INTO operation_results (op_id, operation, output, pointers) VALUES (?1, ?2, ?3, ?4)",
+            params![op_id, op, output, pointers],
+        )?;
+        Ok(())
+    }
+
+    /// The generation of this copy: how many commits the index has seen
+    /// since generations were introduced.
+    pub fn generation(&self) -> Result<u64> {
+        match self.setting(GENERATION_SETTING)? {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| corrupt(format!("generation {v:?} is not a number"))),
+        }
+    }
+
+    /// Increments the generation (every commit does); returns the new one.
+    pub fn bump_generation(&mut self) -> Result<u64> {
+        let next = self.generation()? + 1;
+        set_setting(&self.conn, GENERATION_SETTING, &next.to_string())?;
+        Ok(next)
+    }
+
+    /// The stamp of a pointer: the generation of the last commit that changed
+    /// what it serves (0 when not recorded yet).
+    pub fn pointer_stamp(&self, pointer: &PointerId) -> Result<u64> {
+        let g: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT generation FROM pointer_stamps WHERE channel = ?1 AND platform = ?2 AND fingerprint = ?3",
+                params![
+                    pointer.channel.as_str(),
+                    pointer.platform.as_str(),
+                    pointer.fingerprint.as_str()
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        g.map_or(Ok(0), |g| {
+            u64::try_from(g).map_err(|_| corrupt(format!("pointer stamp {g} is negative")))
+        })
+    }
+
+    /// Records that `pointer` now renders to a body with this SHA-256: its
+    /// stamp moves to `generation` if that differs from what it rendered before.
+    pub fn restamp_pointer(&mut self, pointer: &PointerId, body_sha256: &[u8; 32], generation: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pointer_stamps (channel, platform, fingerprint, body_sha256, generation) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO UPDATE SET body_sha256 = excluded.body_sha256, generation = excluded.generation
+             WHERE body_sha256 IS NOT excluded.body_sha256",
+            params![
+                pointer.channel.as_str(),
+                pointer.platform.as_str(),
+                pointer.fingerprint.as_str(),
+                &body_sha256[..],
+                i64::try_from(generation).map_err(|_| corrupt("generation out of range"))?
+            ],
+        )?;
+        Ok(())
     }
 
     /// Records an operation that failed after it started writing.
@@ -455,7 +652,7 @@ impl Index {
         for row in rows {
             let (time, actor, action, target, details) = row?;
             out.push(AuditEvent {
-                time: crate::manifest::format_time(from_ms(time)),
+                time: crate::manifest::format_time(from_ms(time)?),
                 actor,
                 action,
                 target,
@@ -463,6 +660,13 @@ impl Index {
             });
         }
         Ok(out)
+    }
+
+    /// Keys a gc decided to delete and has not confirmed deleted.
+    pub fn gc_pending(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT key FROM gc_pending ORDER BY key")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The operations, oldest first.
@@ -502,7 +706,7 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
 const PACKAGE_COLUMNS: &str =
     "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
     p.restamp_of, p.message, p.base_url, la.sha256, p.launch_key, lower(hex(p.content_hash)), p.signatures, lower(hex(p.body_sha256)),
-    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes";
+    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes, p.format";
 
 struct RawPackage {
     id: i64,
@@ -526,6 +730,7 @@ struct RawPackage {
     banned_by: Option<String>,
     asset_list: Option<Vec<u8>>,
     expo_config: Option<Vec<u8>>,
+    format: i64,
 }
 
 impl RawPackage {
@@ -552,6 +757,7 @@ impl RawPackage {
             banned_by: r.get(18)?,
             asset_list: r.get(19)?,
             expo_config: r.get(20)?,
+            format: r.get(21)?,
         })
     }
 
@@ -606,7 +812,7 @@ impl RawPackage {
         };
         let ban = match (self.banned_at, self.ban_reason, self.banned_by) {
             (Some(at), Some(reason), Some(by)) => Some(Ban {
-                at: from_ms(at),
+                at: from_ms(at)?,
                 reason,
                 by,
             }),
@@ -615,9 +821,15 @@ impl RawPackage {
         Ok(Package {
             id: self.id,
             pointer,
-            version: Version::derived(self.version),
-            created_at: from_ms(self.created_at),
-            restamp_of: self.restamp_of.map(Version::derived),
+            version: Version::stored(&self.version).map_err(corrupt)?,
+            created_at: from_ms(self.created_at)?,
+            restamp_of: self
+                .restamp_of
+                .as_deref()
+                .map(Version::stored)
+                .transpose()
+                .map_err(corrupt)?,
+            format: ManifestFormat::from_column(self.format)?,
             message: self.message,
             content,
             content_hash: self.content_hash,
@@ -720,6 +932,28 @@ pub fn put_pointer_directive(conn: &Connection, pointer: &PointerId, d: &StoredD
     Ok(())
 }
 
+/// Forgets an asset gc is about to delete: the next publish that needs it
+/// asks the store (and uploads it) instead of trusting the index.
+pub fn forget_asset(conn: &Connection, sha256: &str) -> Result<()> {
+    conn.execute("DELETE FROM assets WHERE sha256 = ?1", [sha256])?;
+    Ok(())
+}
+
+/// Records a key gc decided to delete.
+pub fn set_gc_pending(conn: &Connection, key: &str, at: DateTime<Utc>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO gc_pending (key, marked_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![key, to_ms(at)],
+    )?;
+    Ok(())
+}
+
+/// Clears a key gc has deleted.
+pub fn clear_gc_pending(conn: &Connection, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM gc_pending WHERE key = ?1", [key])?;
+    Ok(())
+}
+
 /// Records that an asset is in the store.
 pub fn put_asset(conn: &Connection, sha256: &str, size: u64, content_type: &str) -> Result<()> {
     conn.execute(
@@ -767,9 +1001,9 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
     };
     conn.execute(
         "INSERT INTO packages (channel, platform, fingerprint, version, kind, manifest_id, created_at, restamp_of, message,
-            base_url, launch_asset, launch_key, asset_list, expo_config, content_hash, signatures, body_sha256)
+            base_url, launch_asset, launch_key, asset_list, expo_config, content_hash, signatures, body_sha256, format)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT id FROM assets WHERE sha256 = ?11), ?12, ?13, ?14,
-                 unhex(?15), ?16, unhex(?17))",
+                 unhex(?15), ?16, unhex(?17), ?18)",
         params![
             p.pointer.channel.as_str(),
             p.pointer.platform.as_str(),
@@ -788,6 +1022,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
             p.content_hash,
             serde_json::to_string(&p.signatures).expect("signatures serialize"),
             p.body_sha256,
+            p.format.column(),
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -813,5 +1048,5 @@ pub fn newest_created_at(conn: &Connection, pointer: &PointerId) -> Result<Optio
         ],
         |r| r.get(0),
     )?;
-    Ok(ms.map(from_ms))
+    ms.map(from_ms).transpose()
 }

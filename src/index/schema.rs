@@ -124,6 +124,51 @@ CREATE TABLE audit_events (
     operation_id INTEGER NOT NULL REFERENCES operations (id)
 ) STRICT;
 "#,
+    // 2: the commit protocol for every writer (SPEC "Every writer under one protocol").
+    r#"
+-- Each invocation's id; a retry finds its change already committed here.
+ALTER TABLE operations ADD COLUMN op_id TEXT;
+CREATE TABLE operation_results (
+    op_id     TEXT PRIMARY KEY,
+    operation INTEGER NOT NULL REFERENCES operations (id),
+    output    TEXT NOT NULL CHECK (json_valid(output)),
+    pointers  TEXT NOT NULL CHECK (json_valid(pointers))
+) STRICT;
+CREATE TRIGGER operation_results_immutable BEFORE UPDATE ON operation_results
+BEGIN
+  SELECT RAISE(ABORT, 'a committed operation result never changes');
+END;
+
+-- Per pointer: the generation of the last commit that changed what it
+-- serves, stamped on its objects so no older view can replace a newer one.
+CREATE TABLE pointer_stamps (
+    channel     TEXT NOT NULL,
+    platform    TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    body_sha256 BLOB NOT NULL,
+    generation  INTEGER NOT NULL CHECK (generation >= 0),
+    PRIMARY KEY (channel, platform, fingerprint)
+) STRICT;
+CREATE TRIGGER pointer_stamps_forward BEFORE UPDATE ON pointer_stamps
+WHEN NEW.generation < OLD.generation
+BEGIN
+  SELECT RAISE(ABORT, 'a pointer stamp only moves forward');
+END;
+
+-- What a gc that holds the lease decided to delete (so a gc that died resumes).
+CREATE TABLE gc_pending (
+    key       TEXT PRIMARY KEY,
+    marked_at INTEGER NOT NULL
+) STRICT;
+
+-- The manifest layout a package was signed in: 1 = launchAsset.fileExtension present.
+ALTER TABLE packages ADD COLUMN format INTEGER NOT NULL DEFAULT 1 CHECK (format IN (1, 2));
+CREATE TRIGGER packages_format_immutable BEFORE UPDATE ON packages
+WHEN NEW.format IS NOT OLD.format
+BEGIN
+  SELECT RAISE(ABORT, 'packages are immutable and bans irreversible');
+END;
+"#,
 ];
 
 #[cfg(test)]

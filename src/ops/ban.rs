@@ -18,7 +18,7 @@ use crate::store::ObjectMeta;
 use crate::tree::PublicObject;
 
 /// What a ban did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BanOutcome {
     /// Versions newly banned (the package and its re-stamps).
     pub banned: Vec<Version>,
@@ -58,7 +58,7 @@ pub async fn ban(
             "--reason is blank; say why the package is banned, e.g. --reason \"crash on launch\"",
         ));
     }
-    commit(ctx, "ban", |idx, now| {
+    commit(ctx, "ban", None, |idx, now| {
         let pkg = idx.package(platform, version)?.ok_or_else(|| {
             Error::usage(format!(
                 "no package {version} on {platform}; `otapub status` lists them"
@@ -111,10 +111,7 @@ pub async fn ban(
                 objects.push(PublicObject {
                     key: ban_record_key(platform, &p.version),
                     bytes: signing::envelope(signing::BAN_PAYLOAD_TYPE, &record, &sigs),
-                    meta: ObjectMeta {
-                        content_type: "application/json".into(),
-                        cache_control: "no-store".into(),
-                    },
+                    meta: ObjectMeta::new("application/json", "no-store"),
                 });
             }
             let mut events = vec![NewEvent {

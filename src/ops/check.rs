@@ -23,10 +23,15 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
                 "{}: differs from what the index records (run `otapub regenerate --verify-bytes`)",
                 o.key
             )),
-            Some(got) if got.meta != o.meta => problems.push(format!(
-                "{}: served as {:?} / {:?}, expected {:?} / {:?} (run `otapub regenerate --verify-bytes`)",
-                o.key, got.meta.content_type, got.meta.cache_control, o.meta.content_type, o.meta.cache_control
-            )),
+            Some(got)
+                if (&got.meta.content_type, &got.meta.cache_control)
+                    != (&o.meta.content_type, &o.meta.cache_control) =>
+            {
+                problems.push(format!(
+                    "{}: served as {:?} / {:?}, expected {:?} / {:?} (run `otapub regenerate --verify-bytes`)",
+                    o.key, got.meta.content_type, got.meta.cache_control, o.meta.content_type, o.meta.cache_control
+                ))
+            }
             Some(_) => {}
         }
     }

@@ -1,22 +1,34 @@
-//! `otapub gc`: deletes what no package references — assets no bundle lists,
+//! `otapub gc`: deletes what nothing references — assets no package lists,
 //! objects under `updates/` that belong to no package (leftovers of publishes
-//! that died before their commit), probe objects. Every package is retained
-//! (bans keep their history), so nothing a pointer reaches is ever deleted.
-//! Only objects older than a grace period go: a publish running right now
-//! has uploaded what its commit will reference.
+//! that died before their commit), probe objects — once older than a grace
+//! period, and never what a pointer reaches.
+//!
+//! It cannot race a publish, because it deletes only while it holds a lease
+//! recorded in the index, which every other writer's commit waits for (as
+//! restic's prune holds an exclusive lock): a commit that read the index
+//! before the lease conflicts and re-applies after it; one that reads it
+//! during the lease waits. The lease commit also forgets the deleted assets
+//! and counts a gc epoch, so a waiting publish uploads again what it had
+//! found stored or uploaded before. A gc that dies holding the lease leaves
+//! its decisions in the index (`gc_pending`); writers wait at most until the
+//! lease expires, and the next gc finishes the job.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{commit, full_view, Context, Plan};
-use crate::error::Result;
-use crate::index::{Index, NewEvent};
+use crate::commit::{self as protocol, Lease, GC_EPOCH_SETTING, GC_LEASE};
+use crate::error::{Error, Result};
+use crate::index::{self, Index, NewEvent};
+use crate::manifest::{boundary_of, parse_multipart};
+use crate::names::PointerId;
+use crate::store::Store;
 use crate::tree;
 
 /// What gc deleted (or would delete).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct GcOutcome {
     /// Keys deleted (or that would be, on a dry run).
     pub deleted: Vec<String>,
@@ -24,12 +36,19 @@ pub struct GcOutcome {
     pub kept_recent: usize,
 }
 
-/// Collects garbage older than `grace`.
-pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcOutcome> {
-    let index = Index::load(ctx.store).await?;
-    let view = full_view(&index)?;
-    let mut keep: BTreeSet<String> = BTreeSet::new();
-    for p in view.iter().flat_map(|v| v.packages.iter()) {
+/// What the lease commit decided.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Decision {
+    /// Keys to delete while the lease is held.
+    delete: Vec<String>,
+    /// The lease's end (ms since the epoch).
+    until: i64,
+}
+
+/// Everything the committed packages of `index` reference.
+fn referenced(index: &Index) -> Result<BTreeSet<String>> {
+    let mut keep = BTreeSet::new();
+    for p in full_view(index)?.iter().flat_map(|v| v.packages.iter()) {
         let key = tree::package_key(p);
         keep.insert(format!("{key}.json"));
         keep.insert(key);
@@ -39,9 +58,54 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
             }
         }
     }
+    Ok(keep)
+}
+
+/// What the pointer objects in the store reach, whatever the index says: the
+/// assets their manifests list and the immutable twin they were copied from.
+async fn reached_by_pointers(store: &dyn Store, pointers: &[PointerId]) -> Result<BTreeSet<String>> {
+    let mut keep = BTreeSet::new();
+    for p in pointers {
+        let Some(body) = store.get(&p.manifest_key()).await? else {
+            continue;
+        };
+        // A pointer that does not parse reaches nothing a device could load.
+        let Some(boundary) = boundary_of(&body.meta.content_type) else {
+            continue;
+        };
+        let Ok(parts) = parse_multipart(boundary, &body.bytes) else {
+            continue;
+        };
+        for part in parts.iter().filter(|part| part.name() == Some("manifest")) {
+            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&part.body) else {
+                continue;
+            };
+            let urls = std::iter::once(&doc["launchAsset"]["url"])
+                .chain(doc["assets"].as_array().into_iter().flatten().map(|a| &a["url"]));
+            for url in urls.filter_map(|u| u.as_str()) {
+                if let Some((_, sha)) = url.rsplit_once("/assets/") {
+                    keep.insert(format!("public/assets/{sha}"));
+                }
+            }
+            let meta = &doc["metadata"]["otapub"];
+            if let (Some(v), Some(pl)) = (meta["version"].as_str(), meta["platform"].as_str()) {
+                keep.insert(format!("public/updates/{v}/{pl}/manifest"));
+                keep.insert(format!("public/updates/{v}/{pl}/manifest.json"));
+            }
+        }
+    }
+    Ok(keep)
+}
+
+/// Collects garbage older than `grace`.
+pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcOutcome> {
+    let index = Index::load(ctx.store).await?;
+    let pointers: Vec<PointerId> = index.all_pointers()?.into_keys().collect();
+    let mut keep = referenced(&index)?;
+    keep.extend(reached_by_pointers(ctx.store, &pointers).await?);
     let cutoff: DateTime<Utc> = ctx.clock.now() - grace;
-    let mut deleted = Vec::new();
-    let mut kept_recent = 0;
+    let mut out = GcOutcome::default();
+    let mut candidates = Vec::new();
     for prefix in ["public/assets/", "public/updates/", "state/probe/"] {
         for o in ctx.store.list(prefix).await? {
             if keep.contains(&o.key) {
@@ -49,35 +113,106 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
             }
             // Unknown age counts as recent: never delete what might be in flight.
             if o.modified.is_none_or(|m| m > cutoff) {
-                kept_recent += 1;
+                out.kept_recent += 1;
                 continue;
             }
-            if !dry_run {
-                ctx.store.delete(&o.key).await?;
-            }
-            deleted.push(o.key);
+            candidates.push(o.key);
         }
     }
-    if !dry_run && !deleted.is_empty() {
-        let count = deleted.len();
-        commit(ctx, "gc", |idx, now| {
-            idx.transact("gc", &ctx.actor, now, |_| {
-                let event = NewEvent {
-                    action: "gc",
-                    target: ctx.store.url(),
-                    details: serde_json::json!({ "deleted": count, "graceHours": grace.num_hours() }),
-                };
-                let plan = Plan {
-                    output: (),
-                    changed: true,
-                    assets: Vec::new(),
-                    objects: Vec::new(),
-                    pointers: Default::default(),
-                };
-                Ok((plan, vec![event]))
-            })
-        })
-        .await?;
+    if dry_run {
+        out.deleted = candidates;
+        return Ok(out);
     }
-    Ok(GcOutcome { deleted, kept_recent })
+    let pending: Vec<String> = index.gc_pending()?;
+    if candidates.is_empty() && pending.is_empty() {
+        return Ok(out);
+    }
+
+    // The lease commit: re-checked against the index as it is now, since
+    // commits may have landed while the store was listed.
+    let pointer_keep = reached_by_pointers(ctx.store, &pointers).await?;
+    let decision: Decision = commit(ctx, "gc-lease", None, |idx, now| {
+        let mut still = referenced(idx)?;
+        still.extend(pointer_keep.iter().cloned());
+        let mut delete: Vec<String> = candidates
+            .iter()
+            .chain(idx.gc_pending()?.iter())
+            .filter(|k| !still.contains(*k))
+            .cloned()
+            .collect();
+        delete.sort();
+        delete.dedup();
+        let until = index::to_ms(now + GC_LEASE);
+        let lease = Lease {
+            op: ctx.operation_id.clone(),
+            actor: ctx.actor.clone(),
+            until,
+        };
+        let output = Decision { delete, until };
+        idx.transact("gc", &ctx.actor, now, |tx| {
+            protocol::take_lease(tx, &lease)?;
+            let epoch = index::get_setting(tx, GC_EPOCH_SETTING)?
+                .and_then(|e| e.parse::<u64>().ok())
+                .unwrap_or(0);
+            index::set_setting(tx, GC_EPOCH_SETTING, &(epoch + 1).to_string())?;
+            for key in &output.delete {
+                index::set_gc_pending(tx, key, now)?;
+                if let Some(sha) = key.strip_prefix("public/assets/") {
+                    index::forget_asset(tx, sha)?;
+                }
+            }
+            let event = NewEvent {
+                action: "gc-lease",
+                target: ctx.store.url(),
+                details: serde_json::json!({ "candidates": output.delete.len(), "until": until }),
+            };
+            Ok((Plan::unchanged(output.clone(), BTreeSet::new()), vec![event]))
+        })
+        .map(|plan| Plan { changed: true, ..plan })
+    })
+    .await?;
+
+    // Deleting stops well before the lease ends: past it, writers go on.
+    let deadline = decision.until - GC_LEASE.num_milliseconds() / 5;
+    let mut deleted = Vec::new();
+    for key in &decision.delete {
+        if index::to_ms(Utc::now()) > deadline {
+            break;
+        }
+        ctx.store.delete(key).await?;
+        deleted.push(key.clone());
+    }
+    let unfinished = decision.delete.len() - deleted.len();
+    let grace_hours = grace.num_hours();
+    commit(ctx, "gc", None, |idx, now| {
+        let ours = protocol::active_lease(idx, now)?.is_none_or(|l| l.op == ctx.operation_id);
+        idx.transact("gc", &ctx.actor, now, |tx| {
+            if ours {
+                protocol::release_lease(tx)?;
+            }
+            for key in &deleted {
+                index::clear_gc_pending(tx, key)?;
+            }
+            let events = deleted
+                .iter()
+                .map(|key| NewEvent {
+                    action: "gc-delete",
+                    target: key.clone(),
+                    details: serde_json::json!({ "graceHours": grace_hours }),
+                })
+                .collect();
+            Ok((Plan::unchanged((), BTreeSet::new()), events))
+        })
+        .map(|plan| Plan { changed: true, ..plan })
+    })
+    .await?;
+    if unfinished > 0 {
+        return Err(Error::Store {
+            action: "delete",
+            key: format!("{unfinished} objects"),
+            reason: "gc stopped before its lease ran out; run `otapub gc` again to finish".into(),
+        });
+    }
+    out.deleted = deleted;
+    Ok(out)
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{commit_from, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
+use super::{commit, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
 use crate::error::{Error, Result};
 use crate::export::{self, FileHash};
-use crate::index::{self, Bundle, Index, NewEvent, Package, PackageContent};
+use crate::index::{self, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent};
 use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::signing::{Signatures, Signer};
@@ -41,7 +41,7 @@ pub struct PublishOptions {
 }
 
 /// One platform's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PublishedPackage {
     /// Platform.
     pub platform: Platform,
@@ -204,7 +204,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let sizes: BTreeMap<String, u64> = hashes.values().map(|h| (h.sha256.clone(), h.size)).collect();
     let uploads: Vec<AssetUpload> = uploads.into_values().collect();
 
-    let packages = commit_from(ctx, "publish", Some(index), |idx, now| {
+    let packages = commit(ctx, "publish", Some(index), |idx, now| {
         let recorded = idx.setting(BASE_URL_SETTING)?;
         let base = match (&recorded, &base_url) {
             (Some(r), Some(given)) if r != given && !opts.change_base_url => {
@@ -251,7 +251,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         }
         let pointers: BTreeSet<PointerId> = contents.values().map(|c| c.pointer.clone()).collect();
         if fresh.is_empty() && recorded.as_deref() == Some(base.as_str()) {
-            return Ok(Plan { output: out, changed: false, assets: Vec::new(), objects: Vec::new(), pointers });
+            return Ok(Plan::unchanged(out, pointers));
         }
         let mut unknown_assets = Vec::new();
         for a in &uploads {
@@ -287,6 +287,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     signatures: Signatures::default(),
                     body_sha256: String::new(),
                     ban: None,
+                    format: ManifestFormat::V2,
                 };
                 for a in std::iter::once(&c.bundle.launch).chain(&c.bundle.assets) {
                     let ct = if a.ext == "bundle" { BUNDLE_CONTENT_TYPE.to_string() } else { asset_content_type(&a.ext) };

@@ -13,10 +13,12 @@ use serde_json::value::RawValue;
 
 use super::{Context, BASE_URL_SETTING};
 use crate::error::{Error, Result};
-use crate::index::{self, live, Ban, Bundle, Index, NewEvent, Package, PackageContent, Saved, StoredDirective};
+use crate::index::{
+    self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, Saved, StoredDirective,
+};
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
-use crate::signing::{self, Signatures, Signer};
+use crate::signing::{self, Signatures, Signer, TrustedKeys};
 use crate::store::{Object, INDEX_KEY};
 use crate::tree;
 
@@ -56,7 +58,7 @@ struct AssetDoc {
     #[serde(rename = "contentType")]
     content_type: String,
     #[serde(rename = "fileExtension")]
-    file_extension: String,
+    file_extension: Option<String>,
     url: String,
 }
 
@@ -131,7 +133,7 @@ struct SignedPart {
     signatures: Signatures,
 }
 
-fn read_signed(body: &Object, envelope: &Object) -> std::result::Result<SignedPart, String> {
+fn read_signed(body: &Object, envelope: &Object, trusted: &TrustedKeys) -> std::result::Result<SignedPart, String> {
     let boundary = boundary_of(&body.meta.content_type).ok_or("the body's Content-Type names no boundary")?;
     let parts = parse_multipart(boundary, &body.bytes)?;
     let first = parts.first().ok_or("the body has no part")?;
@@ -139,6 +141,19 @@ fn read_signed(body: &Object, envelope: &Object) -> std::result::Result<SignedPa
     if env.payload != first.body {
         return Err("the envelope's payload is not the body's first part".into());
     }
+    let expected_type = match first.name() {
+        Some("directive") => signing::DIRECTIVE_PAYLOAD_TYPE,
+        _ => signing::MANIFEST_PAYLOAD_TYPE,
+    };
+    if env.payload_type != expected_type {
+        return Err(format!(
+            "the envelope's payloadType is {:?}, not {expected_type:?}",
+            env.payload_type
+        ));
+    }
+    // Only what the operator's keys signed is adopted: bytes someone with
+    // bucket access slipped in must never be re-stamped with the real key.
+    trusted.verify(&env).map_err(|e| format!("not adopted: {e}"))?;
     Ok(SignedPart {
         name: first.name().unwrap_or("").to_string(),
         bytes: first.body.clone(),
@@ -154,7 +169,8 @@ fn asset_ref(a: &AssetDoc) -> std::result::Result<(AssetRef, String), String> {
         .url
         .rsplit_once("/assets/")
         .ok_or_else(|| format!("asset url {} is not under /assets/", a.url))?;
-    let ext = a.file_extension.strip_prefix('.').unwrap_or(&a.file_extension);
+    let ext = a.file_extension.as_deref().unwrap_or(".bundle");
+    let ext = ext.strip_prefix('.').unwrap_or(ext);
     Ok((
         AssetRef {
             sha256: sha.to_string(),
@@ -174,7 +190,7 @@ fn recover(
     assets: &mut BTreeMap<String, String>,
 ) -> std::result::Result<Package, String> {
     let platform: Platform = platform.parse().map_err(|e| format!("{e}"))?;
-    let version: Version = Version::derived(version.to_string());
+    let version = Version::stored(version).map_err(|e| e.to_string())?;
     let mut pkg = match part.name.as_str() {
         "manifest" => {
             let doc: ManifestDoc = serde_json::from_slice(&part.bytes).map_err(|e| format!("manifest: {e}"))?;
@@ -209,7 +225,14 @@ fn recover(
                 },
                 version,
                 created_at: parse_time(&doc.created_at)?,
-                restamp_of: doc.metadata.otapub.restamp_of.map(Version::derived),
+                restamp_of: doc
+                    .metadata
+                    .otapub
+                    .restamp_of
+                    .as_deref()
+                    .map(Version::stored)
+                    .transpose()
+                    .map_err(|e| e.to_string())?,
                 message: doc.metadata.otapub.message,
                 content: PackageContent::Update {
                     manifest_id: doc.id,
@@ -227,6 +250,11 @@ fn recover(
                 signatures: part.signatures,
                 body_sha256,
                 ban: None,
+                format: if doc.launch_asset.file_extension.is_some() {
+                    ManifestFormat::V1
+                } else {
+                    ManifestFormat::V2
+                },
             }
         }
         "directive" => {
@@ -259,6 +287,7 @@ fn recover(
                 signatures: part.signatures,
                 body_sha256,
                 ban: None,
+                format: ManifestFormat::V2,
             }
         }
         other => return Err(format!("first part is named {other:?}")),
@@ -272,7 +301,17 @@ fn recover(
 /// Rebuilds the index. Refuses to replace an existing one unless `force`.
 /// `signer` signs the `noUpdateAvailable` directive of a pointer whose
 /// stored one cannot be recovered.
-pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) -> Result<RebuildOutcome> {
+pub async fn rebuild(
+    ctx: &Context<'_>,
+    signer: Option<&Signer>,
+    force: bool,
+    trusted: &TrustedKeys,
+) -> Result<RebuildOutcome> {
+    if trusted.is_empty() {
+        return Err(Error::usage(
+            "index rebuild adopts only what verifies: pass --trust KEY.pub for each public key that signed the store's packages (e.g. --trust keys/release.pub)",
+        ));
+    }
     let existing = ctx.store.etag(INDEX_KEY).await?;
     if existing.is_some() && !force {
         return Err(Error::usage(format!(
@@ -301,7 +340,7 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
             continue;
         };
         let body_sha256 = index::sha256_hex(&body.bytes);
-        match read_signed(&body, &envelope)
+        match read_signed(&body, &envelope, trusted)
             .and_then(|part| recover(version, platform, part, body_sha256, &mut asset_types))
         {
             Ok(p) => packages.push(p),
@@ -315,8 +354,13 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
         let Some(obj) = ctx.store.get(&info.key).await? else {
             continue;
         };
-        let parsed = signing::parse_envelope(&obj.bytes)
-            .and_then(|env| serde_json::from_slice::<BanDoc>(&env.payload).map_err(|e| e.to_string()));
+        let parsed = signing::parse_envelope(&obj.bytes).and_then(|env| {
+            if env.payload_type != signing::BAN_PAYLOAD_TYPE {
+                return Err(format!("payloadType {:?} is not a ban record's", env.payload_type));
+            }
+            trusted.verify(&env).map_err(|e| format!("not adopted: {e}"))?;
+            serde_json::from_slice::<BanDoc>(&env.payload).map_err(|e| e.to_string())
+        });
         match parsed {
             Ok(b) => bans.push(b),
             Err(e) => out.skipped.push(format!("{}: {e}", info.key)),
@@ -340,7 +384,7 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
         let envelope = ctx.store.get(&p.envelope_key()).await?;
         let part = body
             .zip(envelope)
-            .and_then(|(b, e)| Some((read_signed(&b, &e).ok()?, index::sha256_hex(&b.bytes))));
+            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, index::sha256_hex(&b.bytes))));
         served.insert(p.clone(), part);
     }
 
@@ -365,7 +409,10 @@ pub async fn rebuild(ctx: &Context<'_>, signer: Option<&Signer>, force: bool) ->
                 out.skipped.push(format!("ban record of {}/{}: unreadable", b.platform, b.version));
                 continue;
             };
-            let version = Version::derived(b.version.clone());
+            let Ok(version) = Version::stored(&b.version) else {
+                out.skipped.push(format!("ban record of {}/{:?}: not a version", b.platform, b.version));
+                continue;
+            };
             match index::package(tx, platform, &version)? {
                 Some(p) => {
                     index::ban_package(tx, p.id, &Ban { at, reason: b.reason.clone(), by: b.actor.clone() })?;

@@ -1,6 +1,11 @@
 //! `otapub regenerate`: renders the whole public tree from the index and
 //! writes only what differs, so a second run writes nothing and a deleted or
 //! damaged object comes back byte for byte, without re-signing.
+//!
+//! Immutable objects are restored from the bytes the index recorded (they
+//! belong to committed packages). Pointers go through the commit protocol's
+//! forward-only write: a regenerate that read the index before a `ban`
+//! committed can never put the banned package back.
 
 use std::collections::HashMap;
 
@@ -8,9 +13,10 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::{full_view, Context, UPLOAD_CONCURRENCY};
+use crate::commit;
 use crate::error::Result;
 use crate::index::Index;
-use crate::store::{Body, ObjectInfo};
+use crate::store::{Body, ObjectInfo, INDEX_KEY};
 use crate::tree::{self, PublicObject};
 
 /// What regenerate did (or would do).
@@ -45,6 +51,17 @@ async fn differs(
     }
 }
 
+/// Writes every pointer of `index` forward; returns the keys written.
+async fn write_pointers(ctx: &Context<'_>, index: &Index, dry_run: bool) -> Result<Vec<String>> {
+    let view = full_view(index)?;
+    let done: Vec<Vec<String>> = stream::iter(view.iter())
+        .map(|v| commit::write_view(ctx.store, index, v, dry_run))
+        .buffered(UPLOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(done.into_iter().flatten().collect())
+}
+
 /// Regenerates the tree: immutable objects first, then pointers.
 pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
     // The listing (often the slowest part) runs while the index is read and rendered.
@@ -52,52 +69,65 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         super::trace(|| "loading the index".into());
         let index = Index::load(ctx.store).await?;
         tokio::task::spawn_blocking(move || {
-            super::trace(|| "reading the index".into());
-            let view = full_view(&index)?;
-            super::trace(|| "rendering".into());
-            let objects = tree::render(&view);
-            super::trace(|| "rendered".into());
-            objects
+            super::trace(|| "rendering the immutable objects".into());
+            let mut objects = Vec::new();
+            for v in full_view(&index)? {
+                for p in &v.packages {
+                    objects.extend(tree::package_objects(p)?);
+                }
+            }
+            Ok::<_, crate::Error>((index, objects))
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     };
     let listing = async {
-        let listed = ctx.store.list("public/").await;
-        super::trace(|| "listed public/".into());
+        let listed = ctx.store.list("public/updates/").await;
+        super::trace(|| "listed public/updates/".into());
         listed
     };
-    let (objects, listed) = tokio::join!(render, listing);
-    let objects = objects?;
+    let (rendered, listed) = tokio::join!(render, listing);
+    let (mut index, immutable) = rendered?;
     let listed: HashMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
-    super::trace(|| format!("comparing {} objects with {} listed", objects.len(), listed.len()));
-    let (immutable, pointers): (Vec<&PublicObject>, Vec<&PublicObject>) =
-        objects.iter().partition(|o| o.key.starts_with("public/updates/"));
-    let mut written = Vec::new();
-    for group in [immutable, pointers] {
-        let done: Vec<Option<String>> = stream::iter(group)
-            .map(|o| {
-                let listed = &listed;
-                async move {
-                    // A listing cannot see metadata: where its etag says
-                    // "same bytes" the object is left alone; `check` compares everything.
-                    if !differs(ctx, listed, o, verify_bytes).await? {
-                        return Ok::<_, crate::Error>(None);
-                    }
-                    if !dry_run {
-                        ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
-                    }
-                    Ok(Some(o.key.clone()))
+    super::trace(|| format!("comparing {} objects with {} listed", immutable.len(), listed.len()));
+    let done: Vec<Option<String>> = stream::iter(&immutable)
+        .map(|o| {
+            let listed = &listed;
+            async move {
+                // A listing cannot see metadata: where its etag says
+                // "same bytes" the object is left alone; `check` compares everything.
+                if !differs(ctx, listed, o, verify_bytes).await? {
+                    return Ok::<_, crate::Error>(None);
                 }
-            })
-            .buffered(UPLOAD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        written.extend(done.into_iter().flatten());
+                if !dry_run {
+                    ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
+                }
+                Ok(Some(o.key.clone()))
+            }
+        })
+        .buffered(UPLOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut written: Vec<String> = done.into_iter().flatten().collect();
+    let mut pointer_count = 0;
+    super::trace(|| "writing pointers".into());
+    // Like every writer: while others committed meanwhile, once more from the newer index.
+    for _ in 0..commit::MAX_ATTEMPTS {
+        pointer_count = index.all_pointers()?.len() * 2;
+        written.extend(write_pointers(ctx, &index, dry_run).await?);
+        if dry_run || ctx.store.etag(INDEX_KEY).await?.as_deref() == index.etag() {
+            break;
+        }
+        index = Index::load(ctx.store).await?;
+    }
+    written.sort();
+    written.dedup();
+    if !dry_run {
+        ctx.store.clean_up().await?;
     }
     super::trace(|| "done".into());
     Ok(RegenerateOutcome {
-        rendered: objects.len(),
+        rendered: immutable.len() + pointer_count,
         written,
     })
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{commit, next_created_at, recorded_base_url, stamp, Context, Plan};
 use crate::error::{Error, Result};
-use crate::index::{self, NewEvent, Package, PackageContent};
+use crate::index::{self, ManifestFormat, NewEvent, Package, PackageContent};
 use crate::manifest::format_time;
 use crate::names::{Channel, Platform, PointerId, Version};
 use crate::signing::{Signatures, Signer};
@@ -28,7 +28,7 @@ pub enum RollbackTarget {
 }
 
 /// What a re-stamp made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Restamped {
     /// The pointer.
     pub pointer: String,
@@ -40,6 +40,17 @@ pub struct Restamped {
     /// createdAt (also the commitTime of a directive).
     #[serde(rename = "createdAt")]
     pub created_at: String,
+}
+
+/// What a pointer already serves, reported as the outcome of a re-stamp that
+/// had nothing left to do.
+fn current(live: &Package) -> Restamped {
+    Restamped {
+        pointer: live.pointer.to_string(),
+        version: live.version.clone(),
+        restamp_of: live.restamp_of.clone(),
+        created_at: format_time(live.created_at),
+    }
 }
 
 /// Re-stamps `source`'s bundle onto `pointer`. Refuses a banned source.
@@ -90,6 +101,7 @@ pub(crate) fn restamp(
         signatures: Signatures::default(),
         body_sha256: String::new(),
         ban: None,
+        format: ManifestFormat::V2,
     };
     let (_, objects) = stamp(conn, signer, pkg)?;
     let event = NewEvent {
@@ -147,12 +159,27 @@ pub async fn rollback(
     pointer: &PointerId,
     target: &RollbackTarget,
 ) -> Result<Restamped> {
-    commit(ctx, "rollback", |idx, now| {
+    commit(ctx, "rollback", None, |idx, now| {
         let packages = idx.pointer_packages(pointer)?;
         if packages.is_empty() {
             return Err(Error::usage(format!(
                 "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
             )));
+        }
+        // Idempotent by state: a rerun of a rollback to what the pointer
+        // already serves (a retry after a crash) changes nothing.
+        if let Some(live) = index::live::live_package(&packages) {
+            let already = match target {
+                RollbackTarget::Embedded => live.bundle().is_none(),
+                RollbackTarget::To(v) => packages
+                    .iter()
+                    .find(|p| &p.version == v)
+                    .is_some_and(|p| p.bundle().is_some() && p.original() == live.original()),
+                RollbackTarget::Previous => false,
+            };
+            if already {
+                return Ok(Plan::unchanged(current(live), BTreeSet::from([pointer.clone()])));
+            }
         }
         idx.transact("rollback", &ctx.actor, now, |tx| {
             let (out, objects, event) = match target {
@@ -209,6 +236,7 @@ fn embedded(
         signatures: Signatures::default(),
         body_sha256: String::new(),
         ban: None,
+        format: ManifestFormat::V2,
     };
     let (_, objects) = stamp(conn, signer, pkg)?;
     let event = NewEvent {
@@ -233,7 +261,7 @@ pub async fn promote(
     version: &Version,
     to: &Channel,
 ) -> Result<Restamped> {
-    commit(ctx, "promote", |idx, now| {
+    commit(ctx, "promote", None, |idx, now| {
         let source = idx.package(platform, version)?.ok_or_else(|| {
             Error::usage(format!("no package {version} on {platform}; `otapub status` lists them"))
         })?;
@@ -243,6 +271,12 @@ pub async fn promote(
             )));
         }
         let pointer = PointerId { channel: to.clone(), platform, fingerprint: source.pointer.fingerprint.clone() };
+        // Idempotent by state: the target already serves this bundle.
+        if let Some(live) = index::live::live_package(&idx.pointer_packages(&pointer)?) {
+            if live.bundle().is_some() && live.original() == source.original() {
+                return Ok(Plan::unchanged(current(live), BTreeSet::from([pointer.clone()])));
+            }
+        }
         idx.transact("promote", &ctx.actor, now, |tx| {
             let (out, objects, mut event) = restamp(tx, signer, &source, &pointer, now)?;
             event.action = "promote";

@@ -186,8 +186,13 @@ fn manifest_rules(doc: &Value) -> Vec<String> {
         ));
     }
     let launch = &doc["launchAsset"];
-    if launch["contentType"] != "application/javascript" || launch["fileExtension"] != ".bundle" {
-        problems.push("launchAsset must have contentType application/javascript and fileExtension .bundle".into());
+    // The Expo spec says the launch asset's fileExtension SHOULD be omitted;
+    // manifests signed before otapub followed that carry `.bundle`.
+    if launch["contentType"] != "application/javascript"
+        || !(launch["fileExtension"].is_null() || launch["fileExtension"] == ".bundle")
+    {
+        problems
+            .push("launchAsset must have contentType application/javascript and no fileExtension (or .bundle)".into());
     }
     let mut all = vec![launch];
     all.extend(
@@ -196,7 +201,7 @@ fn manifest_rules(doc: &Value) -> Vec<String> {
             .map(|a| a.iter().collect::<Vec<_>>())
             .unwrap_or_default(),
     );
-    for a in all {
+    for (i, a) in all.into_iter().enumerate() {
         let url = a["url"].as_str().unwrap_or("");
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             problems.push(format!("asset url {url:?} is not an absolute http(s) URL"));
@@ -204,7 +209,7 @@ fn manifest_rules(doc: &Value) -> Vec<String> {
         if a["key"].as_str().is_none_or(str::is_empty) || !a["contentType"].is_string() {
             problems.push(format!("asset {url} lacks a key or contentType"));
         }
-        if !a["fileExtension"].as_str().is_some_and(|e| e.starts_with('.')) {
+        if i > 0 && !a["fileExtension"].as_str().is_some_and(|e| e.starts_with('.')) {
             problems.push(format!("asset {url} has a fileExtension not starting with a dot"));
         }
         let hash_ok = a["hash"]

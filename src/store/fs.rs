@@ -86,10 +86,7 @@ impl FsStore {
                 key: key.to_string(),
                 reason: e.to_string(),
             }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ObjectMeta {
-                content_type: "application/octet-stream".into(),
-                cache_control: String::new(),
-            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ObjectMeta::new("application/octet-stream", "")),
             Err(e) => Err(Self::store_err("read metadata of", key)(e)),
         }
     }
@@ -100,7 +97,7 @@ impl FsStore {
         let dir = path.parent().expect("an object path has a parent");
         fs::create_dir_all(dir).map_err(Self::store_err("create directory for", key))?;
         let mut tmp = tempfile::Builder::new()
-            .prefix(".otapub-tmp-")
+            .prefix(&temp_prefix())
             .tempfile_in(dir)
             .map_err(Self::store_err("write", key))?;
         let mut md5 = Md5::new();
@@ -158,13 +155,13 @@ impl FsStore {
     /// file is the one it was taken of (same modification time).
     fn info(&self, key: String, meta: &fs::Metadata) -> ObjectInfo {
         let now = mtime_ns(meta);
-        let etag = self
+        let sidecar = self
             .read_sidecar(&key)
-            .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now)
-            .and_then(|s| s.etag);
+            .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now);
         ObjectInfo {
             size: meta.len(),
-            etag,
+            generation: sidecar.as_ref().and_then(|s| s.meta.generation),
+            etag: sidecar.and_then(|s| s.etag),
             modified: meta.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
             key,
         }
@@ -237,7 +234,9 @@ impl FsStore {
                     if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
                         stack.push(path);
                     }
-                } else if ft.is_file() && rel.starts_with(prefix) && !is_temp(&rel) {
+                } else if ft.is_file() && is_temp(&rel) {
+                    remove_if_stale(&path);
+                } else if ft.is_file() && rel.starts_with(prefix) {
                     let meta = entry.metadata().map_err(Self::store_err("list", prefix))?;
                     out.push(self.info(rel, &meta));
                 }
@@ -248,8 +247,39 @@ impl FsStore {
     }
 }
 
+const TEMP_PREFIX: &str = ".otapub-tmp-";
+
+/// Temporary files are named for the process that writes them, so a later
+/// listing can tell a dead writer's leftovers from a live writer's file.
+fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
 fn is_temp(key: &str) -> bool {
-    key.rsplit('/').next().is_some_and(|n| n.starts_with(".otapub-tmp-"))
+    key.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX))
+}
+
+/// Removes a temporary file left by a process that no longer runs (killed
+/// mid-write). Where that cannot be told (no /proc, an unnamed file), only
+/// files older than an hour go.
+fn remove_if_stale(path: &Path) {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let pid = name
+        .strip_prefix(TEMP_PREFIX)
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    let stale = match pid {
+        Some(pid) if pid == std::process::id() => false,
+        Some(pid) if Path::new("/proc/self").exists() => !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600)),
+    };
+    if stale {
+        let _ = fs::remove_file(path);
+    }
 }
 
 trait WithExtensionAdded {
@@ -326,6 +356,12 @@ impl Store for FsStore {
         let (this, prefix) = (self.clone(), prefix.to_string());
         blocking(move || this.list_sync(&prefix)).await
     }
+
+    async fn clean_up(&self) -> Result<()> {
+        // Listing everything removes what killed writers left (see `list_sync`).
+        let this = self.clone();
+        blocking(move || this.list_sync("").map(|_| ())).await
+    }
 }
 
 #[cfg(test)]
@@ -333,10 +369,7 @@ mod tests {
     use super::*;
 
     fn meta() -> ObjectMeta {
-        ObjectMeta {
-            content_type: "text/plain".into(),
-            cache_control: "no-store".into(),
-        }
+        ObjectMeta::new("text/plain", "no-store")
     }
 
     #[tokio::test]

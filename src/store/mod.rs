@@ -2,6 +2,7 @@
 //! backend, chosen by the store URL; missing objects are `Ok(None)`, never an
 //! error.
 
+mod faulty;
 mod fs;
 mod s3;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use self::faulty::FaultyStore;
 pub use self::fs::FsStore;
 pub use self::s3::{S3Options, S3Store, MULTIPART_THRESHOLD, PART_SIZE};
 use crate::error::{Error, Result};
@@ -30,6 +32,34 @@ pub struct ObjectMeta {
     /// Cache-Control.
     #[serde(rename = "cacheControl")]
     pub cache_control: String,
+    /// For a mutable object (pointer): the index generation it was rendered
+    /// from (S3 user metadata `x-amz-meta-otapub-generation`). A writer
+    /// replaces it only with a view at least as new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+impl ObjectMeta {
+    /// Metadata without a generation (immutable objects, state records).
+    pub fn new(content_type: impl Into<String>, cache_control: impl Into<String>) -> ObjectMeta {
+        ObjectMeta {
+            content_type: content_type.into(),
+            cache_control: cache_control.into(),
+            generation: None,
+        }
+    }
+}
+
+/// Parses a stored generation: bytes from the store are input, so anything but
+/// a plain decimal number is an error naming the object.
+pub fn parse_generation(key: &str, value: &str) -> Result<u64> {
+    value.parse::<u64>().map_err(|_| Error::Store {
+        action: "read the generation of",
+        key: key.to_string(),
+        reason: format!(
+            "{value:?} is not a generation number; the object was not written by otapub — run `otapub regenerate` to rewrite it"
+        ),
+    })
 }
 
 /// An object read back, with its metadata and entity tag.
@@ -55,6 +85,9 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     /// When the object was last written, where the backend says.
     pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// The generation of a mutable object, where the backend says without a
+    /// read (HEAD on S3; HEAD and listing on a local store).
+    pub generation: Option<u64>,
 }
 
 impl ObjectInfo {
@@ -139,6 +172,12 @@ pub trait Store: Send + Sync {
         self.put(key, Body::File(path.to_path_buf()), meta).await
     }
 
+    /// Removes what writers killed mid-write left behind (a local store's
+    /// temporary files); S3 aborts nothing here: a lost upload leaves no object.
+    async fn clean_up(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether the store honours conditional writes (a second
     /// `If-None-Match: *` write of one key must fail).
     async fn probe_conditional_writes(&self) -> Result<bool> {
@@ -146,8 +185,21 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// Opens the store a URL names: a directory path, `file:///abs/dir`, or `s3://bucket/prefix`.
+/// Opens the store a URL names: a directory path, `file:///abs/dir`, or
+/// `s3://bucket/prefix` — wrapped in a [`FaultyStore`] when the test hook
+/// `OTAPUB_FAULTS` is set.
 pub async fn open(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
+    let store = open_plain(url, s3).await?;
+    match std::env::var("OTAPUB_FAULTS") {
+        Ok(spec) if !spec.is_empty() => {
+            let dir = std::env::var_os("OTAPUB_FAULT_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+            Ok(Box::new(FaultyStore::new(store, &spec, dir)?))
+        }
+        _ => Ok(store),
+    }
+}
+
+async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     if url.is_empty() {
         return Err(Error::usage("--store is empty; give a directory such as ./otapub-data"));
     }

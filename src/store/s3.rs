@@ -25,6 +25,8 @@ pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Read buffer for streaming a file into a request.
 const READ_BUFFER: usize = 256 * 1024;
+/// User metadata key (`x-amz-meta-…`) of a mutable object's generation.
+const GENERATION_METADATA: &str = "otapub-generation";
 /// Parts in flight at once for one file (bounds memory: this many parts are buffered).
 const PART_CONCURRENCY: usize = 4;
 
@@ -61,23 +63,57 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<ch
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
-fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
+/// A short, user-facing account of an SDK failure: what the server said
+/// (status, code, message) or why it could not be reached, never the SDK's
+/// debug dump.
+fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> String {
-    let detail = format!("{}", DisplayErrorContext(e));
-    // The two failures a user meets first get the fix in front of the detail.
-    if matches!(e, SdkError::DispatchFailure(_)) && detail.contains("credentials") {
-        return format!(
-            "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the bucket's endpoint ({detail})"
-        );
-    }
-    if matches!(e, SdkError::DispatchFailure(_)) {
-        return format!(
-            "cannot reach the S3 endpoint: check AWS_ENDPOINT_URL (and that the server runs) or the network ({detail})"
-        );
-    }
-    detail
+    let detail = match e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().unwrap_or("no error code");
+            match se.err().message() {
+                Some(m) => format!("HTTP {status} {code}: {m}"),
+                None => format!("HTTP {status} {code}"),
+            }
+        }
+        SdkError::TimeoutError(_) => "the request timed out".to_string(),
+        SdkError::ResponseError(_) => "the server's response was cut off or unreadable".to_string(),
+        SdkError::ConstructionFailure(_) => format!("the request could not be built ({})", DisplayErrorContext(e)),
+        SdkError::DispatchFailure(_) => {
+            let context = DisplayErrorContext(e).to_string();
+            if context.contains("credentials") {
+                return "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the bucket's endpoint".to_string();
+            }
+            let cause = context.rsplit(": ").next().unwrap_or("").trim().to_string();
+            return format!(
+                "cannot reach the S3 endpoint ({}): check AWS_ENDPOINT_URL (and that the server runs) or the network",
+                truncate(&cause, 120)
+            );
+        }
+        _ => DisplayErrorContext(e).to_string(),
+    };
+    truncate(&detail, 300)
 }
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The generation a mutable object was written with, from its user metadata.
+fn generation_of(key: &str, metadata: Option<&std::collections::HashMap<String, String>>) -> Result<Option<u64>> {
+    metadata
+        .and_then(|m| m.get(GENERATION_METADATA))
+        .map(|v| super::parse_generation(key, v))
+        .transpose()
+}
+
+/// How many times a read whose body was cut off is tried.
+const READ_ATTEMPTS: u32 = 3;
 
 fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
     e.raw_response().map(HasStatus::status)
@@ -153,6 +189,10 @@ impl S3Store {
             .key(self.full(key))
             .content_type(&meta.content_type)
             .cache_control(&meta.cache_control)
+            .set_metadata(
+                meta.generation
+                    .map(|g| std::collections::HashMap::from([(GENERATION_METADATA.to_string(), g.to_string())])),
+            )
     }
 
     /// A file streamed as a request body, in large reads: the default 4 KiB
@@ -274,31 +314,61 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>> {
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await;
-        let out = match resp {
-            Ok(o) => o,
-            Err(e) if status(&e) == Some(404) => return Ok(None),
-            Err(e) => return Err(Self::err("read", key, sdk_message(&e))),
-        };
-        let meta = ObjectMeta {
-            content_type: out.content_type().unwrap_or("application/octet-stream").to_string(),
-            cache_control: out.cache_control().unwrap_or("").to_string(),
-        };
-        let etag = out.e_tag().unwrap_or("").to_string();
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Self::err("read", key, e.to_string()))?
-            .into_bytes()
-            .to_vec();
-        Ok(Some(Object { bytes, meta, etag }))
+        // The SDK retries a request that fails; a body cut off after the
+        // headers (a connection reset mid-download) is retried here.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .send()
+                .await;
+            let out = match resp {
+                Ok(o) => o,
+                Err(e) if status(&e) == Some(404) => return Ok(None),
+                Err(e) => return Err(Self::err("read", key, sdk_message(&e))),
+            };
+            let meta = ObjectMeta {
+                content_type: out.content_type().unwrap_or("application/octet-stream").to_string(),
+                cache_control: out.cache_control().unwrap_or("").to_string(),
+                generation: generation_of(key, out.metadata())?,
+            };
+            let etag = out
+                .e_tag()
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| {
+                    Self::err(
+                        "read",
+                        key,
+                        "the server sent no ETag, which conditional writes need; use an S3 server that reports ETags"
+                            .into(),
+                    )
+                })?
+                .to_string();
+            match out.body.collect().await {
+                Ok(b) => {
+                    return Ok(Some(Object {
+                        bytes: b.into_bytes().to_vec(),
+                        meta,
+                        etag,
+                    }))
+                }
+                Err(e) if attempt < READ_ATTEMPTS => {
+                    crate::ops::trace(|| format!("read of {key} cut off ({e}); reading again"));
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    return Err(Self::err(
+                        "read",
+                        key,
+                        format!("the download was cut off {READ_ATTEMPTS} times ({e})"),
+                    ))
+                }
+            }
+        }
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
@@ -315,6 +385,7 @@ impl Store for S3Store {
                 size: o.content_length().unwrap_or(0).max(0) as u64,
                 etag: o.e_tag().map(str::to_string),
                 modified: o.last_modified().and_then(to_chrono),
+                generation: generation_of(key, o.metadata())?,
             })),
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(Self::err("stat", key, sdk_message(&e))),
@@ -322,7 +393,15 @@ impl Store for S3Store {
     }
 
     async fn etag(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.head(key).await?.map(|info| info.etag.unwrap_or_default()))
+        match self.head(key).await? {
+            None => Ok(None),
+            Some(ObjectInfo { etag: Some(e), .. }) if !e.is_empty() => Ok(Some(e)),
+            Some(_) => Err(Self::err(
+                "stat",
+                key,
+                "the server sent no ETag, which conditional writes need; use an S3 server that reports ETags".into(),
+            )),
+        }
     }
 
     async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
@@ -356,7 +435,19 @@ impl Store for S3Store {
             Precondition::Matches(etag) => req.if_match(etag),
         };
         match req.customize().disable_payload_signing().send().await {
-            Ok(out) => Ok(CondPut::Written(out.e_tag().unwrap_or("").to_string())),
+            Ok(out) => match out.e_tag().filter(|e| !e.is_empty()) {
+                Some(e) => Ok(CondPut::Written(e.to_string())),
+                // Written, but without an etag the next conditional write
+                // cannot name it: read it back once.
+                None => match self.etag(key).await? {
+                    Some(e) => Ok(CondPut::Written(e)),
+                    None => Err(Self::err(
+                        "conditionally write",
+                        key,
+                        "the object vanished right after it was written".into(),
+                    )),
+                },
+            },
             // 412 Precondition Failed; AWS answers 409 ConditionalRequestConflict
             // to concurrent conditional writes.
             Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(CondPut::Conflict),
@@ -399,6 +490,7 @@ impl Store for S3Store {
                     size: o.size().unwrap_or(0).max(0) as u64,
                     etag: o.e_tag().map(str::to_string),
                     modified: o.last_modified().and_then(to_chrono),
+                    generation: None,
                 });
             }
         }
@@ -436,10 +528,7 @@ impl Store for S3Store {
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
         let key = format!("state/probe/{}", crate::signing::hex(&nonce));
-        let meta = ObjectMeta {
-            content_type: "text/plain".into(),
-            cache_control: "no-store".into(),
-        };
+        let meta = ObjectMeta::new("text/plain", "no-store");
         let first = self
             .put_if(&key, b"first".to_vec(), &meta, Precondition::Absent)
             .await?;

@@ -351,6 +351,8 @@ pub fn part_name(headers: &[(String, String)]) -> String {
         .find(|(n, _)| n == "content-disposition")
         .expect("content-disposition")
         .1;
+    // The Expo spec's "Multipart Response" section requires `inline`.
+    assert!(cd.starts_with("inline; "), "content-disposition {cd:?} is not inline");
     cd.split("name=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())

@@ -1,0 +1,520 @@
+//! The one commit protocol every writer goes through (SPEC "Every writer under
+//! one protocol"):
+//!
+//! 1. read the index; if this invocation's operation id already committed
+//!    (a retry after a lost response or a crash), only finish its pointers;
+//! 2. wait while a `gc` holds its lease;
+//! 3. apply the change in one transaction, which records the operation, its
+//!    audit events, its result under the operation id, a new generation and
+//!    the stamps of the pointers whose view it changed;
+//! 4. upload assets (content-addressed) and create immutable objects
+//!    (`If-None-Match: *`; an object already there with other bytes belongs to
+//!    no committed package and is replaced only after this writer commits);
+//! 5. write the index only if nobody else wrote it since step 1 — the commit
+//!    point; on losing, go back to 1;
+//! 6. write each affected pointer forward-only: replaced only when the stored
+//!    stamp is not newer, by a conditional write on the etag just read; then
+//!    re-read the index's etag and repeat from the newer index while other
+//!    writers committed meanwhile.
+//!
+//! Nothing else writes pointers, and nothing writes the index but through here
+//! (and `index rebuild`, which creates one).
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::index::{self, Index, Saved};
+use crate::names::PointerId;
+use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
+use crate::tree::{self, PointerView, PublicObject};
+
+/// How many times a command re-applies its change after losing a race.
+pub const MAX_ATTEMPTS: u32 = 12;
+/// Uploads in flight at once.
+pub const UPLOAD_CONCURRENCY: usize = 16;
+/// From this many assets unknown to the index on, one listing replaces a HEAD each.
+const LIST_INSTEAD_OF_HEAD: usize = 64;
+/// How long a `gc` may hold the store; writers wait at most this long.
+pub const GC_LEASE: Duration = Duration::minutes(5);
+/// Settings key of the gc lease.
+const LEASE_SETTING: &str = "gc_lease";
+/// Settings key counting gc runs: uploads an earlier attempt made are not
+/// trusted across one.
+pub(crate) const GC_EPOCH_SETTING: &str = "gc_epoch";
+/// Settings key recording that the store passed the conditional-write probe.
+const LOCKING_SETTING: &str = "conditional_writes";
+
+/// Where time comes from: the system clock, or a fixed instant (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// `Utc::now()`.
+    System,
+    /// Always this instant.
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    /// Now, truncated to milliseconds (the precision of createdAt).
+    pub fn now(&self) -> DateTime<Utc> {
+        let t = match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => *t,
+        };
+        t.duration_trunc(Duration::milliseconds(1)).unwrap_or(t)
+    }
+}
+
+/// What every command runs with.
+pub struct Context<'a> {
+    /// The store.
+    pub store: &'a dyn Store,
+    /// Who runs the command, for the audit log.
+    pub actor: String,
+    /// The clock.
+    pub clock: Clock,
+    /// Mutate a store that ignores conditional writes (one writer only).
+    pub unsafe_no_locking: bool,
+    /// This invocation's operation id: generated, or given (`--operation-id`)
+    /// so that a CI retry of a command whose commit landed does not apply it twice.
+    pub operation_id: String,
+}
+
+/// A fresh random operation id.
+pub fn new_operation_id() -> String {
+    let mut bytes = [0u8; 16];
+    // Without OS randomness the clock still makes ids distinct per run.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes[..16].copy_from_slice(&Utc::now().timestamp_nanos_opt().unwrap_or(0).to_be_bytes().repeat(2));
+    }
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// An asset a publish needs in the store.
+#[derive(Debug, Clone)]
+pub struct AssetUpload {
+    /// SHA-256 hex.
+    pub sha256: String,
+    /// The local file.
+    pub path: PathBuf,
+    /// Its Content-Type.
+    pub content_type: String,
+}
+
+/// What a change plans to write around its commit.
+pub struct Plan<T> {
+    /// What the command reports.
+    pub output: T,
+    /// Whether the index changed (and must be written back).
+    pub changed: bool,
+    /// Assets to upload before the commit: those the index did not know.
+    pub assets: Vec<AssetUpload>,
+    /// Immutable objects and state records to create before the commit.
+    pub objects: Vec<PublicObject>,
+    /// Pointers to render and write after the commit.
+    pub pointers: BTreeSet<PointerId>,
+}
+
+impl<T> Plan<T> {
+    /// A plan that changes nothing but still makes sure `pointers` match the index.
+    pub fn unchanged(output: T, pointers: BTreeSet<PointerId>) -> Plan<T> {
+        Plan {
+            output,
+            changed: false,
+            assets: Vec::new(),
+            objects: Vec::new(),
+            pointers,
+        }
+    }
+}
+
+/// The gc lease, as recorded in the index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    /// The operation id of the gc holding it.
+    pub op: String,
+    /// Who runs it.
+    pub actor: String,
+    /// Until when (ms since the epoch).
+    pub until: i64,
+}
+
+/// The lease in force at `now`, if any.
+pub fn active_lease(index: &Index, now: DateTime<Utc>) -> Result<Option<Lease>> {
+    let Some(raw) = index.setting(LEASE_SETTING)? else {
+        return Ok(None);
+    };
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let lease: Lease = serde_json::from_str(&raw).map_err(|e| {
+        Error::IndexContent(format!(
+            "the gc lease {raw:?} is unreadable ({e}); run `otapub gc` again"
+        ))
+    })?;
+    Ok((lease.until > index::to_ms(now)).then_some(lease))
+}
+
+/// Takes (or renews) the gc lease inside a transaction.
+pub(crate) fn take_lease(conn: &rusqlite::Connection, lease: &Lease) -> Result<()> {
+    let json = serde_json::to_string(lease).map_err(|e| Error::IndexContent(e.to_string()))?;
+    index::set_setting(conn, LEASE_SETTING, &json)
+}
+
+/// Releases the gc lease inside a transaction.
+pub(crate) fn release_lease(conn: &rusqlite::Connection) -> Result<()> {
+    index::set_setting(conn, LEASE_SETTING, "")
+}
+
+/// Waits a random time that doubles with each lost race (up to a second), so
+/// writers that collided do not collide again in lockstep.
+async fn backoff(attempt: u32) {
+    let mut r = [0u8; 2];
+    let _ = getrandom::getrandom(&mut r);
+    let cap_ms = (25u64 << attempt.min(6)).min(1000);
+    let ms = u64::from(u16::from_le_bytes(r)) % (cap_ms + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// Refuses to mutate a store whose server ignores conditional writes, since
+/// concurrent writers would then silently lose each other's work.
+async fn ensure_locking(ctx: &Context<'_>, index: &Index) -> Result<bool> {
+    if ctx.store.is_local() || index.setting(LOCKING_SETTING)?.as_deref() == Some("verified") {
+        return Ok(false);
+    }
+    if ctx.store.probe_conditional_writes().await? {
+        return Ok(true);
+    }
+    if ctx.unsafe_no_locking {
+        return Ok(false);
+    }
+    Err(Error::NoLocking { store: ctx.store.url() })
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::IndexContent(format!("a recorded operation result is unreadable ({e})"))
+}
+
+/// Runs a change under the commit protocol. `apply` gets a fresh copy of the
+/// index on every attempt; an error from it is bad input and nothing has been
+/// written. `preloaded` is an index the caller read already (while it did
+/// other work), used for the first attempt.
+pub async fn commit<T: Serialize + DeserializeOwned>(
+    ctx: &Context<'_>,
+    kind: &str,
+    mut preloaded: Option<Index>,
+    mut apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
+) -> Result<T> {
+    // One id per commit of an invocation (gc commits twice).
+    let op_key = format!("{}:{kind}", ctx.operation_id);
+    let mut uploaded = HashSet::new();
+    let mut gc_epoch: Option<Option<String>> = None;
+    let mut attempt = 0;
+    while attempt < MAX_ATTEMPTS {
+        crate::ops::trace(|| "loading the index".into());
+        let mut index = match preloaded.take() {
+            Some(index) => index,
+            None => Index::load(ctx.store).await?,
+        };
+        if let Some((output, pointers)) = index.committed_operation(&op_key)? {
+            // This invocation's change is already in the index: a retry after
+            // a lost response, or a rerun with the same --operation-id.
+            crate::ops::trace(|| format!("operation {op_key} already committed"));
+            let output: T = serde_json::from_str(&output).map_err(json_err)?;
+            let pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
+            converge_pointers(ctx.store, index, &pointers)
+                .await
+                .map_err(Error::after_commit)?;
+            return Ok(output);
+        }
+        let now = ctx.clock.now();
+        if kind != "gc" {
+            if let Some(lease) = active_lease(&index, now)? {
+                wait_for_lease(&lease, now).await;
+                continue;
+            }
+        }
+        let epoch = index.setting(GC_EPOCH_SETTING)?;
+        if gc_epoch.as_ref().is_some_and(|e| *e != epoch) {
+            // A gc ran since the last attempt: what that attempt uploaded may be gone.
+            uploaded.clear();
+        }
+        gc_epoch = Some(epoch);
+        index.set_operation_id(&op_key);
+        crate::ops::trace(|| "applying the change".into());
+        let plan = apply(&mut index, now)?;
+        if plan.changed {
+            let output = serde_json::to_string(&plan.output).map_err(json_err)?;
+            let pointers = serde_json::to_string(&plan.pointers).map_err(json_err)?;
+            index.record_result(&op_key, &output, &pointers)?;
+            let generation = index.bump_generation()?;
+            for p in &plan.pointers {
+                let view = pointer_view(&index, p)?;
+                if let Some([_, body]) = tree::pointer_objects(&view.pointer, &view.packages, view.directive.as_ref())?
+                {
+                    index.restamp_pointer(p, &index::sha256(&body.bytes), generation)?;
+                }
+            }
+        }
+        crate::ops::trace(|| "checking conditional writes".into());
+        if ensure_locking(ctx, &index).await? && plan.changed {
+            index::set_setting(index.conn(), LOCKING_SETTING, "verified")?;
+        }
+        let written = async {
+            crate::ops::trace(|| format!("uploading {} assets", plan.assets.len()));
+            upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
+            crate::ops::trace(|| format!("creating {} immutable objects", plan.objects.len()));
+            let mut replace_after_commit = Vec::new();
+            for o in &plan.objects {
+                if !create_immutable(ctx.store, o).await? {
+                    replace_after_commit.push(o);
+                }
+            }
+            crate::ops::trace(|| "writing the index".into());
+            let saved = if plan.changed {
+                index.save(ctx.store).await.map_err(|e| Error::MaybeCommitted {
+                    operation_id: ctx.operation_id.clone(),
+                    source: Box::new(e),
+                })?
+            } else {
+                Saved::Committed(index.etag().unwrap_or_default().to_string())
+            };
+            Ok::<_, Error>((saved, replace_after_commit))
+        }
+        .await;
+        match written {
+            Ok((Saved::Committed(_), replace)) => {
+                let finished = async {
+                    // This writer owns these keys now: what was there belonged
+                    // to no committed package.
+                    for o in replace {
+                        ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
+                    }
+                    crate::ops::trace(|| format!("writing {} pointers", plan.pointers.len()));
+                    converge_pointers(ctx.store, index, &plan.pointers).await
+                }
+                .await;
+                if plan.changed {
+                    finished.map_err(Error::after_commit)?;
+                } else {
+                    finished?;
+                }
+                ctx.store.clean_up().await?;
+                crate::ops::trace(|| "done".into());
+                return Ok(plan.output);
+            }
+            Ok((Saved::Conflict, _)) => {
+                crate::ops::trace(|| format!("lost the race (attempt {})", attempt + 1));
+                backoff(attempt).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                record_failure(ctx, kind, &e).await;
+                return Err(e.before_commit());
+            }
+        }
+    }
+    Err(Error::Race { attempts: MAX_ATTEMPTS })
+}
+
+/// Sleeps until the gc lease may have been released (checked again then).
+async fn wait_for_lease(lease: &Lease, now: DateTime<Utc>) {
+    eprintln!(
+        "waiting: `otapub gc` (operation {}, by {}) holds the store until {}",
+        lease.op,
+        lease.actor,
+        index::from_ms(lease.until).map_or_else(|_| lease.until.to_string(), crate::manifest::format_time)
+    );
+    let left = (lease.until - index::to_ms(now)).clamp(50, 2000);
+    tokio::time::sleep(std::time::Duration::from_millis(left as u64)).await;
+}
+
+/// Best effort: a command that failed after it started writing says so in the index.
+async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
+    let Ok(mut index) = Index::load(ctx.store).await else {
+        return;
+    };
+    if index
+        .record_failure(kind, &ctx.actor, ctx.clock.now(), &format!("{error:#}"))
+        .is_ok()
+    {
+        let _ = index.save(ctx.store).await;
+    }
+}
+
+/// Uploads what is not in the store yet: one HEAD per asset the index does
+/// not know (the plan lists only those), none for one already uploaded by an
+/// earlier attempt. Assets are content-addressed: writing one again writes
+/// the same bytes.
+async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut HashSet<String>) -> Result<()> {
+    let todo: Vec<&AssetUpload> = assets.iter().filter(|a| !uploaded.contains(&a.sha256)).collect();
+    // Many unknown assets (a first publish, a lost index): one listing of
+    // assets/ answers for all of them in far fewer requests than a HEAD each.
+    let listed: Option<HashSet<String>> = if todo.len() >= LIST_INSTEAD_OF_HEAD {
+        Some(store.list("public/assets/").await?.into_iter().map(|o| o.key).collect())
+    } else {
+        None
+    };
+    let listed = &listed;
+    let done: Vec<String> = stream::iter(todo)
+        .map(|a| async move {
+            let key = format!("public/assets/{}", a.sha256);
+            let present = match listed {
+                Some(keys) => keys.contains(&key),
+                None => store.head(&key).await?.is_some(),
+            };
+            if !present {
+                let meta = ObjectMeta::new(a.content_type.clone(), IMMUTABLE_CACHE_CONTROL);
+                store.put_file_sha256(&key, &a.path, &a.sha256, &meta).await?;
+            }
+            Ok::<_, Error>(a.sha256.clone())
+        })
+        .buffer_unordered(UPLOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    uploaded.extend(done);
+    Ok(())
+}
+
+/// Creates an immutable object unless the key exists (`If-None-Match: *`).
+/// Returns whether the store now holds exactly these bytes; `false` means the
+/// key holds something else, which belongs to no committed package (the
+/// caller's snapshot has no package there) and may be replaced once the
+/// caller has committed — never before.
+async fn create_immutable(store: &dyn Store, o: &PublicObject) -> Result<bool> {
+    match store
+        .put_if(&o.key, o.bytes.clone(), &o.meta, Precondition::Absent)
+        .await?
+    {
+        CondPut::Written(_) => Ok(true),
+        CondPut::Conflict => Ok(store.get(&o.key).await?.is_some_and(|e| e.bytes == o.bytes)),
+    }
+}
+
+/// Writes a mutable object only forward: replaced only when the stored stamp
+/// is older than `stamp` (or equal, with other bytes: damage to heal), by a
+/// conditional write on the etag just read, so a writer holding an older view
+/// can never put it back. Returns whether it wrote.
+pub async fn write_forward(store: &dyn Store, o: &PublicObject, stamp: u64) -> Result<bool> {
+    write_forward_or_check(store, o, stamp, false).await
+}
+
+/// [`write_forward`], or with `dry_run` only whether it would write.
+pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool) -> Result<bool> {
+    let meta = ObjectMeta {
+        generation: Some(stamp),
+        ..o.meta.clone()
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let cond = match store.head(&o.key).await? {
+            None => Precondition::Absent,
+            Some(info) => {
+                let stored = info.generation.unwrap_or(0);
+                if stored > stamp {
+                    return Ok(false);
+                }
+                if stored == stamp {
+                    let same = match info.holds(&o.bytes) {
+                        Some(same) => same,
+                        None => store.get(&o.key).await?.is_some_and(|e| e.bytes == o.bytes),
+                    };
+                    if same {
+                        return Ok(false);
+                    }
+                }
+                let etag = match info.etag {
+                    Some(e) if !e.is_empty() => e,
+                    _ => store.etag(&o.key).await?.ok_or_else(|| Error::Store {
+                        action: "write",
+                        key: o.key.clone(),
+                        reason: "the object vanished while it was being replaced".into(),
+                    })?,
+                };
+                Precondition::Matches(etag)
+            }
+        };
+        if dry_run {
+            return Ok(true);
+        }
+        match store.put_if(&o.key, o.bytes.clone(), &meta, cond).await? {
+            CondPut::Written(_) => return Ok(true),
+            CondPut::Conflict => continue,
+        }
+    }
+    Err(Error::Race { attempts: MAX_ATTEMPTS })
+}
+
+/// The current view of one pointer.
+pub fn pointer_view(index: &Index, pointer: &PointerId) -> Result<PointerView> {
+    Ok(PointerView {
+        pointer: pointer.clone(),
+        packages: index.pointer_packages(pointer)?,
+        directive: index.pointer_directive(pointer)?,
+    })
+}
+
+/// Every pointer's view.
+pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
+    index
+        .all_pointers()?
+        .into_iter()
+        .map(|(pointer, packages)| {
+            let directive = index.pointer_directive(&pointer)?;
+            Ok(PointerView {
+                pointer,
+                packages,
+                directive,
+            })
+        })
+        .collect()
+}
+
+/// Writes one pointer's objects forward from `index`: the Expo body first
+/// (what devices fetch); `verify` reports a pair a crash left disagreeing and
+/// `regenerate` heals it. Returns the keys written.
+pub async fn write_pointer(store: &dyn Store, index: &Index, pointer: &PointerId) -> Result<Vec<String>> {
+    let v = pointer_view(index, pointer)?;
+    write_view(store, index, &v, false).await
+}
+
+/// Writes (or with `dry_run`, lists what would be written of) one pointer's
+/// objects forward.
+pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
+    let stamp = index.pointer_stamp(&v.pointer)?;
+    let mut written = Vec::new();
+    if let Some(objs) = tree::pointer_objects(&v.pointer, &v.packages, v.directive.as_ref())? {
+        for o in objs.iter().rev() {
+            if write_forward_or_check(store, o, stamp, dry_run).await? {
+                written.push(o.key.clone());
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Writes the pointers from the committed index, then re-reads the index's
+/// etag: while another writer has committed since, renders them again from
+/// the newer index, so the last writer always leaves them matching.
+pub async fn converge_pointers(store: &dyn Store, mut index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
+    for _ in 0..MAX_ATTEMPTS * 4 {
+        for p in pointers {
+            write_pointer(store, &index, p).await?;
+        }
+        let now = store.etag(INDEX_KEY).await?;
+        if now.as_deref() == index.etag() {
+            return Ok(());
+        }
+        index = Index::load(store).await?;
+    }
+    Err(Error::Race {
+        attempts: MAX_ATTEMPTS * 4,
+    })
+}

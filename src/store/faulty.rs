@@ -1,0 +1,240 @@
+//! A store wrapper that injects faults into chosen requests, so tests can
+//! stop, fail, delay, lose the response of, or crash a command at an exact
+//! point of the commit protocol (the sccache wrapper pattern). It is active
+//! only when `OTAPUB_FAULTS` is set — a test hook, like `OTAPUB_NOW`.
+//!
+//! `OTAPUB_FAULTS` holds rules separated by `;`, each `ACTION@OP:KEY#N`:
+//! - ACTION: `fail` (an error instead of the request), `lost` (the request
+//!   is carried out, then reported as failed — for a conditional write, as
+//!   the 412 a client's retry of it would get), `kill` (the process aborts
+//!   before the request, as on SIGKILL), `delay=MS`, `pause` (waits before
+//!   the request until the file `$OTAPUB_FAULT_DIR/resume-I` exists, after
+//!   creating `$OTAPUB_FAULT_DIR/paused-I`; I is the rule's 0-based position);
+//! - OP: `get`, `head`, `etag`, `put`, `put_if`, `delete`, `list` or `*`;
+//! - KEY: an exact key, or a prefix ending in `*`;
+//! - N: the Nth matching request (1-based), or `*` for every one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    Fail,
+    Lost,
+    Kill,
+    Delay(u64),
+    Pause,
+}
+
+#[derive(Debug)]
+struct Rule {
+    action: Action,
+    op: String,
+    key: String,
+    nth: Option<usize>,
+    seen: AtomicUsize,
+}
+
+impl Rule {
+    fn matches(&self, op: &str, key: &str) -> bool {
+        (self.op == "*" || self.op == op)
+            && match self.key.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => key == self.key,
+            }
+    }
+}
+
+fn parse_rule(text: &str) -> Option<Rule> {
+    let (action, rest) = text.split_once('@')?;
+    let (op, rest) = rest.split_once(':')?;
+    let (key, nth) = rest.rsplit_once('#')?;
+    let action = match action {
+        "fail" => Action::Fail,
+        "lost" => Action::Lost,
+        "kill" => Action::Kill,
+        "pause" => Action::Pause,
+        d => Action::Delay(d.strip_prefix("delay=")?.parse().ok()?),
+    };
+    let nth = if nth == "*" { None } else { Some(nth.parse().ok()?) };
+    Some(Rule {
+        action,
+        op: op.to_string(),
+        key: key.to_string(),
+        nth,
+        seen: AtomicUsize::new(0),
+    })
+}
+
+/// A store whose chosen requests misbehave.
+pub struct FaultyStore {
+    inner: Box<dyn Store>,
+    rules: Vec<Rule>,
+    dir: PathBuf,
+}
+
+impl FaultyStore {
+    /// Wraps `inner` with the rules of `spec` (see the module docs).
+    pub fn new(inner: Box<dyn Store>, spec: &str, dir: PathBuf) -> Result<FaultyStore> {
+        let rules = spec
+            .split(';')
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| {
+                parse_rule(r.trim()).ok_or_else(|| {
+                    Error::usage(format!(
+                        "OTAPUB_FAULTS rule {r:?} is not ACTION@OP:KEY#N (e.g. fail@put_if:state/index.sqlite#1)"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(FaultyStore { inner, rules, dir })
+    }
+
+    /// What to do before a request: the first rule whose turn it is.
+    async fn before(&self, op: &str, key: &str) -> Result<Option<Action>> {
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.matches(op, key) {
+                continue;
+            }
+            let n = rule.seen.fetch_add(1, Ordering::SeqCst) + 1;
+            if rule.nth.is_some_and(|want| want != n) {
+                continue;
+            }
+            match &rule.action {
+                Action::Fail => {
+                    return Err(Error::Store {
+                        action: "reach",
+                        key: key.to_string(),
+                        reason: format!("injected failure ({op})"),
+                    })
+                }
+                Action::Kill => {
+                    eprintln!("otapub: injected crash before {op} {key}");
+                    std::process::abort();
+                }
+                Action::Delay(ms) => tokio::time::sleep(std::time::Duration::from_millis(*ms)).await,
+                Action::Pause => pause(&self.dir, i).await,
+                Action::Lost => return Ok(Some(Action::Lost)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn pause(dir: &Path, rule: usize) {
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(dir.join(format!("paused-{rule}")), b"");
+    let resume = dir.join(format!("resume-{rule}"));
+    // Bounded: a test that forgets to resume does not hang forever.
+    for _ in 0..6000 {
+        if resume.exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn lost(op: &str, key: &str) -> Error {
+    Error::Store {
+        action: "hear back from",
+        key: key.to_string(),
+        reason: format!("injected lost response ({op})"),
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>> {
+        let a = self.before("get", key).await?;
+        let out = self.inner.get(key).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("get", key));
+        }
+        Ok(out)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let a = self.before("head", key).await?;
+        let out = self.inner.head(key).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("head", key));
+        }
+        Ok(out)
+    }
+
+    async fn etag(&self, key: &str) -> Result<Option<String>> {
+        let a = self.before("etag", key).await?;
+        let out = self.inner.etag(key).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("etag", key));
+        }
+        Ok(out)
+    }
+
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
+        let a = self.before("put", key).await?;
+        self.inner.put(key, body, meta).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("put", key));
+        }
+        Ok(())
+    }
+
+    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
+        let a = self.before("put_if", key).await?;
+        let out = self.inner.put_if(key, bytes, meta, cond).await?;
+        if a == Some(Action::Lost) {
+            // The write landed; the client's retry of it is refused.
+            return Ok(CondPut::Conflict);
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let a = self.before("delete", key).await?;
+        self.inner.delete(key).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("delete", key));
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let a = self.before("list", prefix).await?;
+        let out = self.inner.list(prefix).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("list", prefix));
+        }
+        Ok(out)
+    }
+
+    async fn put_file_sha256(&self, key: &str, path: &Path, sha256_hex: &str, meta: &ObjectMeta) -> Result<()> {
+        let a = self.before("put", key).await?;
+        self.inner.put_file_sha256(key, path, sha256_hex, meta).await?;
+        if a == Some(Action::Lost) {
+            return Err(lost("put", key));
+        }
+        Ok(())
+    }
+
+    async fn clean_up(&self) -> Result<()> {
+        self.inner.clean_up().await
+    }
+
+    async fn probe_conditional_writes(&self) -> Result<bool> {
+        self.inner.probe_conditional_writes().await
+    }
+}

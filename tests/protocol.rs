@@ -1,0 +1,563 @@
+//! The commit protocol under forced interleavings (issue "one commit
+//! protocol for every writer"): each test stops, fails, loses the response
+//! of or crashes a command at an exact request through the `OTAPUB_FAULTS`
+//! store wrapper, then reads the tree back independently. Each runs on the
+//! local store and on a real S3 server (moto).
+
+mod common;
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::s3::S3Server;
+use common::*;
+
+fn on_both(f: impl Fn(&TestEnv)) {
+    f(&TestEnv::new());
+    let server = S3Server::start();
+    f(&TestEnv::on_s3(&server));
+}
+
+/// Publishes synthetic release `release` as version `release`.
+fn publish(env: &TestEnv, release: &str) {
+    let dir = format!("export-{release}");
+    write_export(&env.path(&dir), release);
+    env.otapub(&[
+        "publish",
+        &dir,
+        "--channel",
+        "production",
+        "--fingerprint",
+        "fp",
+        "--version",
+        release,
+    ])
+    .assert()
+    .success();
+}
+
+/// Starts a command that pauses at its first request matching `rule`
+/// (`OP:KEY`), and waits until it has paused there.
+fn start_paused(env: &TestEnv, args: &[&str], rule: &str) -> Child {
+    let gate = env.path("gate");
+    let _ = std::fs::remove_dir_all(&gate);
+    // The same command `env.otapub` builds, as a std Command to run in the background.
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("otapub"));
+    c.current_dir(env.dir.path()).args(args);
+    c.args(["--store", &env.store_url(), "--key", "keys/throwaway.key"]);
+    for var in [
+        "OTAPUB_SIGNING_KEY",
+        "OTAPUB_EXPO_SIGNING_KEY",
+        "OTAPUB_NOW",
+        "GITHUB_ACTOR",
+        "GITLAB_USER_LOGIN",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("USER", "tester");
+    if let Backend::S3 { server, .. } = &env.backend {
+        c.args(["--base-url", "https://cdn.example.com/ota"]);
+        for (k, v) in server.env() {
+            c.env(k, v);
+        }
+    }
+    c.env("OTAPUB_FAULTS", format!("pause@{rule}#1"))
+        .env("OTAPUB_FAULT_DIR", &gate);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn");
+    wait_for(&gate.join("paused-0"));
+    child
+}
+
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn resume(env: &TestEnv, child: Child) -> std::process::Output {
+    std::fs::write(env.path("gate/resume-0"), b"").unwrap();
+    child.wait_with_output().expect("wait")
+}
+
+/// Versions in a pointer's history, newest first.
+fn history(env: &TestEnv, platform: &str) -> Vec<String> {
+    let st = env.json(&["status"]);
+    st["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["platform"] == platform && p["channel"] == "production")
+        .flat_map(|p| p["history"].as_array().unwrap().iter())
+        .map(|h| h["version"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn served(env: &TestEnv, platform: &str) -> String {
+    env.pointer("production", platform, "fp")["metadata"]["otapub"]["version"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Item 1: a regenerate that read the index before a ban committed must not
+/// put the banned package back, even when it writes after the ban's pointers.
+#[test]
+fn stale_regenerate_cannot_undo_a_ban() {
+    on_both(|env| {
+        publish(env, "v1");
+        publish(env, "v2");
+        // The pointer is lost, so the regenerate below has something to write.
+        env.delete("public/production/ios/fp/manifest");
+        let regen = start_paused(env, &["regenerate"], "head:public/production/ios/fp/manifest");
+        env.otapub(&["ban", "v2", "--platform", "ios", "--reason", "crash on launch"])
+            .assert()
+            .success();
+        assert_eq!(served(env, "ios"), "v1");
+        let out = resume(env, regen);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(served(env, "ios"), "v1", "the stale regenerate put the banned v2 back");
+        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+            .assert()
+            .code(0);
+        env.otapub(&["check"]).assert().code(0);
+    });
+}
+
+/// Item 2: two default rollbacks at once compute the same re-stamp version;
+/// the loser's late write must not replace the winner's committed bytes.
+#[test]
+fn losing_writer_never_overwrites_committed_objects() {
+    on_both(|env| {
+        publish(env, "v1");
+        publish(env, "v2");
+        publish(env, "v3");
+        let args = [
+            "rollback",
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "fp",
+        ];
+        // The first stops right before it creates its immutable objects...
+        let slow = start_paused(env, &args, "*:public/updates/v2.r1/ios/manifest.json");
+        // ...while the second runs to the end and commits v2.r1.
+        env.otapub(&args).assert().success();
+        let committed = env.read("public/updates/v2.r1/ios/manifest");
+        let out = resume(env, slow);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(history(env, "ios"), ["v1.r1", "v2.r1", "v3", "v2", "v1"]);
+        assert_eq!(
+            env.read("public/updates/v2.r1/ios/manifest"),
+            committed,
+            "the loser replaced a committed object"
+        );
+        // The loser re-applied on the fresh index: one more step back.
+        env.otapub(&["check"]).assert().code(0);
+        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+            .assert()
+            .code(0);
+    });
+}
+
+/// Item 3: the index write lands but its response is lost; the retry must
+/// find the change committed, not roll back a second bundle.
+#[test]
+fn lost_commit_response_does_not_apply_twice() {
+    on_both(|env| {
+        publish(env, "v1");
+        publish(env, "v2");
+        publish(env, "v3");
+        env.otapub(&[
+            "rollback",
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "fp",
+        ])
+        .env("OTAPUB_FAULTS", "lost@put_if:state/index.sqlite#1")
+        .assert()
+        .success();
+        assert_eq!(history(env, "ios"), ["v2.r1", "v3", "v2", "v1"]);
+        assert_eq!(served(env, "ios"), "v2.r1");
+    });
+}
+
+/// Item 3: a rollback killed after its commit, rerun with the same
+/// --operation-id, finishes the pointers without stepping back again.
+#[test]
+fn rerun_after_a_crash_past_the_commit_is_idempotent() {
+    on_both(|env| {
+        publish(env, "v1");
+        publish(env, "v2");
+        publish(env, "v3");
+        let args = [
+            "rollback",
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "fp",
+            "--operation-id",
+            "ci-run-42",
+        ];
+        // Crash right after the commit, before any pointer write.
+        let out = env
+            .otapub(&args)
+            .env("OTAPUB_FAULTS", "kill@head:public/production/ios/fp/manifest#1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert_eq!(served(env, "ios"), "v3", "the crash came before the pointer write");
+        env.otapub(&args).assert().success();
+        assert_eq!(history(env, "ios"), ["v2.r1", "v3", "v2", "v1"]);
+        assert_eq!(served(env, "ios"), "v2.r1");
+        // Reruns of an explicit target are idempotent by state, without an id.
+        for _ in 0..2 {
+            env.otapub(&[
+                "rollback",
+                "--channel",
+                "production",
+                "--platform",
+                "android",
+                "--fingerprint",
+                "fp",
+                "--to",
+                "v1",
+            ])
+            .assert()
+            .success();
+        }
+        assert_eq!(history(env, "android"), ["v1.r1", "v3", "v2", "v1"]);
+    });
+}
+
+/// Item 3: a failure after the commit says so and how to finish.
+#[test]
+fn failure_after_the_commit_says_committed_and_exits_3() {
+    let env = TestEnv::new();
+    publish(&env, "v1");
+    write_export(&env.path("export-v2"), "v2");
+    let out = env
+        .otapub(&[
+            "publish",
+            "export-v2",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "v2",
+        ])
+        .env("OTAPUB_FAULTS", "fail@put_if:public/production/ios/fp/manifest#*")
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let err = stderr(&out);
+    assert!(
+        err.contains("committed; the pointers are not all written yet: run `otapub regenerate`"),
+        "{err}"
+    );
+    env.otapub(&["regenerate"]).assert().success();
+    assert_eq!(served(&env, "ios"), "v2");
+    // A failure before it says nothing was committed.
+    write_export(&env.path("export-v3"), "v3");
+    let out = env
+        .otapub(&[
+            "publish",
+            "export-v3",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "v3",
+        ])
+        .env("OTAPUB_FAULTS", "fail@put:public/assets/*#1")
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    assert!(
+        stderr(&out).contains("nothing was committed: running the command again is safe"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(history(&env, "ios"), ["v2", "v1"]);
+}
+
+/// Item 4: gc runs while a publish that found an old leftover asset already
+/// stored (so did not upload it) has not committed yet.
+#[test]
+fn gc_cannot_delete_what_a_running_publish_references() {
+    on_both(|env| {
+        publish(env, "v1");
+        // A leftover of a publish that died: the asset v2 needs, unreferenced.
+        write_export(&env.path("export-v2"), "v2");
+        write_export(&env.path("leftover"), "v2");
+        env.otapub(&[
+            "publish",
+            "leftover",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "v2",
+        ])
+        .env("OTAPUB_FAULTS", "kill@put_if:state/index.sqlite#1")
+        .assert()
+        .failure();
+        let pub_args = [
+            "publish",
+            "export-v2",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "v2",
+        ];
+        let publisher = start_paused(env, &pub_args, "put_if:state/index.sqlite");
+        // Far in the future, so everything unreferenced is past its grace period.
+        env.otapub_at("2099-01-01T00:00:00Z", &["gc"]).assert().success();
+        let out = resume(env, publisher);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(served(env, "ios"), "v2");
+        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+            .assert()
+            .code(0);
+        env.otapub(&["check"]).assert().code(0);
+    });
+}
+
+/// Item 5: a package signed by a foreign key, slipped into the bucket, is
+/// listed and skipped by `index rebuild --trust`.
+#[test]
+fn rebuild_adopts_only_envelopes_the_trusted_keys_signed() {
+    let env = TestEnv::new();
+    publish(&env, "v1");
+    // Another operator's store, signed by another key.
+    let foreign = TestEnv::new();
+    publish(&foreign, "evil");
+    for key in [
+        "public/updates/evil/ios/manifest",
+        "public/updates/evil/ios/manifest.json",
+        "state/meta/public/updates/evil/ios/manifest.json",
+        "state/meta/public/updates/evil/ios/manifest.json.json",
+    ] {
+        let dst = env.store().join(key);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(foreign.store().join(key), &dst).unwrap();
+    }
+    let out = env
+        .otapub(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = stdout(&out);
+    assert!(
+        text.contains("public/updates/evil/ios/manifest: not adopted: no signature by a trusted key"),
+        "{text}"
+    );
+    assert_eq!(history(&env, "ios"), ["v1"]);
+    // Without --trust (and no keys/*.pub) it refuses.
+    std::fs::remove_file(env.path("keys/throwaway.pub")).unwrap();
+    let out = env
+        .otapub(&["index", "rebuild", "--force"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(stderr(&out).contains("pass --trust"), "{}", stderr(&out));
+}
+
+/// Item 6: a zero-byte, foreign or negative-version index is a clear exit 3,
+/// and nothing is written.
+#[test]
+fn damaged_index_is_refused_and_nothing_changes() {
+    let env = TestEnv::new();
+    publish(&env, "v1");
+    write_export(&env.path("export-v2"), "v2");
+    let index = env.store().join("state/index.sqlite");
+    let good = std::fs::read(&index).unwrap();
+    type Damage<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Damage)> = vec![
+        ("is empty (0 bytes)", Box::new(|| std::fs::write(&index, b"").unwrap())),
+        (
+            "not an otapub index",
+            Box::new(|| {
+                std::fs::remove_file(&index).unwrap();
+                let c = rusqlite::Connection::open(&index).unwrap();
+                c.execute_batch("CREATE TABLE t (x)").unwrap();
+            }),
+        ),
+        (
+            "which no otapub writes",
+            Box::new(|| {
+                std::fs::write(&index, &good).unwrap();
+                let c = rusqlite::Connection::open(&index).unwrap();
+                c.execute_batch("PRAGMA user_version = -1").unwrap();
+            }),
+        ),
+        (
+            "out of range",
+            Box::new(|| {
+                std::fs::write(&index, &good).unwrap();
+                let c = rusqlite::Connection::open(&index).unwrap();
+                c.execute_batch(
+                    "DROP TRIGGER packages_immutable; UPDATE packages SET created_at = 9223372036854775807",
+                )
+                .unwrap();
+            }),
+        ),
+    ];
+    for (message, damage) in cases {
+        damage();
+        let before = env.snapshot();
+        for args in [
+            &["publish", "export-v2", "--channel", "production", "--fingerprint", "fp"][..],
+            &["status"][..],
+            &["check"][..],
+        ] {
+            let out = env.otapub(args).assert().code(3).get_output().clone();
+            assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("index rebuild"),
+                "says how to recover: {}",
+                stderr(&out)
+            );
+        }
+        assert_eq!(env.snapshot(), before, "{message}: the store changed");
+    }
+}
+
+/// Item 8: temporary files of killed writers are cleaned up.
+#[test]
+fn killed_writers_leave_no_litter() {
+    let env = TestEnv::new();
+    publish(&env, "v1");
+    let tmp = env.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Kill publishes mid-write a few times, at different writes.
+    for n in 1..=4 {
+        write_export(&env.path(&format!("export-k{n}")), &format!("k{n}"));
+        env.otapub(&[
+            "publish",
+            &format!("export-k{n}"),
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+        ])
+        .env("TMPDIR", &tmp)
+        .env("OTAPUB_FAULTS", format!("kill@*:public/*#{n}"))
+        .assert()
+        .failure();
+    }
+    // A leftover of a process id that does not run, in the store and in the temp dir.
+    std::fs::write(env.store().join("public/.otapub-tmp-999999999-x"), b"x").unwrap();
+    std::fs::write(tmp.join("otapub-index-999999999-x.sqlite"), b"x").unwrap();
+    publish(&env, "v2");
+    env.otapub(&["status"]).env("TMPDIR", &tmp).assert().success();
+    let litter: Vec<String> = walk(&env.store())
+        .into_iter()
+        .chain(walk(&tmp))
+        .filter(|p| p.contains(".otapub-tmp-") || p.contains("otapub-index-"))
+        .collect();
+    assert!(litter.is_empty(), "{litter:?}");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+/// Item 11: a store written with the old `form-data` framing is migrated by
+/// regenerate without re-signing; any other drift is refused.
+#[test]
+fn regenerate_migrates_form_data_framing_without_resigning() {
+    let env = TestEnv::new();
+    publish(&env, "v1");
+    let index = env.store().join("state/index.sqlite");
+    let envelopes_before: Vec<Vec<u8>> = [
+        "public/updates/v1/ios/manifest.json",
+        "public/production/ios/fp/manifest.json",
+    ]
+    .iter()
+    .map(|k| env.read(k))
+    .collect();
+    // Make the store look as an older otapub left it.
+    let c = rusqlite::Connection::open(&index).unwrap();
+    c.execute_batch("DROP TRIGGER packages_immutable").unwrap();
+    for key in ["public/updates/v1/ios/manifest", "public/production/ios/fp/manifest"] {
+        let path = env.store().join(key);
+        let old = String::from_utf8(std::fs::read(&path).unwrap())
+            .unwrap()
+            .replace("inline;", "form-data;");
+        std::fs::write(&path, &old).unwrap();
+        let digest = Sha256::digest(old.as_bytes()).to_vec();
+        c.execute(
+            "UPDATE packages SET body_sha256 = ?1 WHERE version = 'v1' AND platform = 'ios'",
+            [digest],
+        )
+        .unwrap();
+    }
+    drop(c);
+    env.otapub(&["regenerate"]).assert().success();
+    for key in ["public/updates/v1/ios/manifest", "public/production/ios/fp/manifest"] {
+        let text = String::from_utf8(env.read(key)).unwrap();
+        assert!(text.contains("content-disposition: inline; name=\"manifest\""), "{key}");
+        assert!(!text.contains("form-data"), "{key}");
+    }
+    let envelopes_after: Vec<Vec<u8>> = [
+        "public/updates/v1/ios/manifest.json",
+        "public/production/ios/fp/manifest.json",
+    ]
+    .iter()
+    .map(|k| env.read(k))
+    .collect();
+    assert_eq!(envelopes_before, envelopes_after, "no re-signing");
+    env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+        .assert()
+        .code(0);
+    // Any other difference from the signed bytes is refused.
+    let c = rusqlite::Connection::open(&index).unwrap();
+    c.execute(
+        "UPDATE packages SET body_sha256 = zeroblob(32) WHERE version = 'v1' AND platform = 'ios'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let out = env.otapub(&["regenerate"]).assert().code(3).get_output().clone();
+    assert!(
+        stderr(&out).contains("other than the ones it was signed as"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+use sha2::{Digest, Sha256};
