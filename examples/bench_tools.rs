@@ -150,7 +150,7 @@ fn gen_big(dir: &Path, mb: u64) {
     let name = hex(&md5.finalize());
     std::fs::rename(&tmp, dir.join("assets").join(&name)).expect("rename");
     std::fs::write(dir.join("_expo/static/js/ios/index.hbc"), b"big bundle").expect("bundle");
-    let meta = serde_json::json!({"fileMetadata": {"ios": {"bundle": "_expo/static/js/ios/index.hbc",
+    let meta = serde_json::json!({"version": 0, "bundler": "metro", "fileMetadata": {"ios": {"bundle": "_expo/static/js/ios/index.hbc",
         "assets": [{"path": format!("assets/{name}"), "ext": "bin"}]}}});
     std::fs::write(dir.join("metadata.json"), meta.to_string()).expect("metadata");
 }

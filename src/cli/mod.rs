@@ -288,7 +288,7 @@ impl Settings {
             }
             Some(id) => {
                 return Err(Error::usage(format!(
-                    "--operation-id {id:?}: use 1-128 chars of [A-Za-z0-9._-], e.g. the CI run id (\"$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT\" without the attempt)"
+                    "--operation-id {id:?}: use 1-128 chars of [A-Za-z0-9._-], e.g. publish-$GITHUB_RUN_ID (the same on every retry of one CI run)"
                 ))
                 .into())
             }

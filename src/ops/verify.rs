@@ -135,11 +135,16 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
                     "--url {url:?}: give the http(s) URL the app's update URLs start with"
                 )));
             }
-            let client = reqwest::Client::builder().build().map_err(|e| Error::Store {
-                action: "start an HTTP client for",
-                key: base.clone(),
-                reason: e.to_string(),
-            })?;
+            // A CDN that accepts the connection and never answers must not hang a CI job.
+            let client = reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|e| Error::Store {
+                    action: "start an HTTP client for",
+                    key: base.clone(),
+                    reason: e.to_string(),
+                })?;
             Source::Http { client, base }
         }
     };
