@@ -42,26 +42,7 @@ fn publish(env: &TestEnv, release: &str) {
 fn start_paused(env: &TestEnv, args: &[&str], rule: &str) -> Child {
     let gate = env.path("gate");
     let _ = std::fs::remove_dir_all(&gate);
-    // The same command `env.otapub` builds, as a std Command to run in the background.
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("otapub"));
-    c.current_dir(env.dir.path()).args(args);
-    c.args(["--store", &env.store_url(), "--key", "keys/throwaway.key"]);
-    for var in [
-        "OTAPUB_SIGNING_KEY",
-        "OTAPUB_EXPO_SIGNING_KEY",
-        "OTAPUB_NOW",
-        "GITHUB_ACTOR",
-        "GITLAB_USER_LOGIN",
-    ] {
-        c.env_remove(var);
-    }
-    c.env("USER", "tester");
-    if let Backend::S3 { server, .. } = &env.backend {
-        c.args(["--base-url", "https://cdn.example.com/ota"]);
-        for (k, v) in server.env() {
-            c.env(k, v);
-        }
-    }
+    let mut c = env.std_otapub(args);
     c.env("OTAPUB_FAULTS", format!("pause@{rule}#1"))
         .env("OTAPUB_FAULT_DIR", &gate);
     c.stdout(std::process::Stdio::piped())

@@ -83,12 +83,18 @@ impl TestEnv {
     /// The real binary, in this directory, with a clean environment (and the
     /// S3 server's endpoint and credentials for an S3 backend).
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("otapub").expect("binary");
+        Command::from_std(self.std_cmd(args))
+    }
+
+    /// [`TestEnv::cmd`] as a std Command, to run in the background.
+    pub fn std_cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("otapub"));
         c.current_dir(self.dir.path());
         for var in [
             "OTAPUB_SIGNING_KEY",
             "OTAPUB_EXPO_SIGNING_KEY",
             "OTAPUB_NOW",
+            "OTAPUB_FAULTS",
             "GITHUB_ACTOR",
             "GITLAB_USER_LOGIN",
         ] {
@@ -106,7 +112,12 @@ impl TestEnv {
 
     /// A command against the store, signed with the throwaway key.
     pub fn otapub(&self, args: &[&str]) -> Command {
-        let mut c = self.cmd(args);
+        Command::from_std(self.std_otapub(args))
+    }
+
+    /// [`TestEnv::otapub`] as a std Command, to run in the background.
+    pub fn std_otapub(&self, args: &[&str]) -> std::process::Command {
+        let mut c = self.std_cmd(args);
         c.args(["--store", &self.store_url(), "--key", "keys/throwaway.key"]);
         if !matches!(self.backend, Backend::Local) {
             c.args(["--base-url", "https://cdn.example.com/ota"]);
