@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::manifest::AssetRef;
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::signing::{hex, Signatures};
-use crate::store::{CondPut, ObjectMeta, Precondition, Store, INDEX_KEY};
+use crate::store::{litter, CondPut, ObjectMeta, Precondition, Store, INDEX_KEY};
 
 /// A ban: reason, actor and time, all three or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,34 +259,19 @@ const INDEX_COPY_PREFIX: &str = "otapub-index-";
 /// Settings key of the index generation.
 const GENERATION_SETTING: &str = "generation";
 
-/// Removes index copies in the temp directory left by otapub processes that
-/// were killed (a copy is named for its process; one whose process is gone
-/// is litter). Without /proc, copies older than a day go.
+/// Removes index copies in the temp directory that killed otapub processes
+/// left (a copy is named for its process). Once per process: the temp
+/// directory is not read again on every load of the index.
 fn remove_stale_copies() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    let have_proc = std::path::Path::new("/proc/self").exists();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(INDEX_COPY_PREFIX)) else {
-            continue;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let stale = match pid {
-            Some(pid) if pid == std::process::id() => false,
-            Some(pid) if have_proc => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            _ => entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(86_400)),
-        };
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
+        for entry in entries.flatten() {
+            litter::remove_if_left_behind(&entry.path(), INDEX_COPY_PREFIX, std::time::Duration::from_secs(86_400));
         }
-    }
+    });
 }
 
 /// The index, open on a private copy.
@@ -343,7 +328,7 @@ impl Index {
         }
         remove_stale_copies();
         let mut file = tempfile::Builder::new()
-            .prefix(&format!("{INDEX_COPY_PREFIX}{}-", std::process::id()))
+            .prefix(&litter::own_prefix(INDEX_COPY_PREFIX))
             .suffix(".sqlite")
             .tempfile()
             .map_err(Error::file(

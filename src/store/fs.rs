@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use md5::{Digest, Md5};
 
-use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use super::{litter, Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
 use crate::error::{Error, Result};
 use crate::signing::hex;
 
@@ -97,7 +97,7 @@ impl FsStore {
         let dir = path.parent().expect("an object path has a parent");
         fs::create_dir_all(dir).map_err(Self::store_err("create directory for", key))?;
         let mut tmp = tempfile::Builder::new()
-            .prefix(&temp_prefix())
+            .prefix(&litter::own_prefix(TEMP_PREFIX))
             .tempfile_in(dir)
             .map_err(Self::store_err("write", key))?;
         let mut md5 = Md5::new();
@@ -210,8 +210,10 @@ impl FsStore {
         Ok(CondPut::Written(etag))
     }
 
-    fn list_sync(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
+    /// Visits every file whose key starts with `prefix`, descending only
+    /// where the prefix can still match; on the way, removes the temporary
+    /// files of writers that were killed.
+    fn walk(&self, prefix: &str, mut visit: impl FnMut(String, &fs::DirEntry) -> Result<()>) -> Result<()> {
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
             let entries = match fs::read_dir(&dir) {
@@ -229,57 +231,38 @@ impl FsStore {
                 let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
                 let ft = entry.file_type().map_err(Self::store_err("list", prefix))?;
                 if ft.is_dir() {
-                    // Descend only where the prefix can still match.
                     let as_dir = format!("{rel}/");
                     if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
                         stack.push(path);
                     }
                 } else if ft.is_file() && is_temp(&rel) {
-                    remove_if_stale(&path);
+                    litter::remove_if_left_behind(&path, TEMP_PREFIX, TEMP_MAX_AGE);
                 } else if ft.is_file() && rel.starts_with(prefix) {
-                    let meta = entry.metadata().map_err(Self::store_err("list", prefix))?;
-                    out.push(self.info(rel, &meta));
+                    visit(rel, &entry)?;
                 }
             }
         }
+        Ok(())
+    }
+
+    fn list_sync(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        self.walk(prefix, |rel, entry| {
+            let meta = entry.metadata().map_err(Self::store_err("list", prefix))?;
+            out.push(self.info(rel, &meta));
+            Ok(())
+        })?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 }
 
 const TEMP_PREFIX: &str = ".otapub-tmp-";
-
-/// Temporary files are named for the process that writes them, so a later
-/// listing can tell a dead writer's leftovers from a live writer's file.
-fn temp_prefix() -> String {
-    format!("{TEMP_PREFIX}{}-", std::process::id())
-}
+/// How old a temporary file with no readable owner must be to be removed.
+const TEMP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn is_temp(key: &str) -> bool {
     key.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX))
-}
-
-/// Removes a temporary file left by a process that no longer runs (killed
-/// mid-write). Where that cannot be told (no /proc, an unnamed file), only
-/// files older than an hour go.
-fn remove_if_stale(path: &Path) {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let pid = name
-        .strip_prefix(TEMP_PREFIX)
-        .and_then(|r| r.split('-').next())
-        .and_then(|p| p.parse::<u32>().ok());
-    let stale = match pid {
-        Some(pid) if pid == std::process::id() => false,
-        Some(pid) if Path::new("/proc/self").exists() => !Path::new(&format!("/proc/{pid}")).exists(),
-        _ => fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > std::time::Duration::from_secs(3600)),
-    };
-    if stale {
-        let _ = fs::remove_file(path);
-    }
 }
 
 trait WithExtensionAdded {
@@ -358,9 +341,9 @@ impl Store for FsStore {
     }
 
     async fn clean_up(&self) -> Result<()> {
-        // Listing everything removes what killed writers left (see `list_sync`).
+        // The walk removes what killed writers left; files need no reading.
         let this = self.clone();
-        blocking(move || this.list_sync("").map(|_| ())).await
+        blocking(move || this.walk("", |_, _| Ok(()))).await
     }
 }
 

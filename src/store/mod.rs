@@ -4,6 +4,7 @@
 
 mod faulty;
 mod fs;
+pub(crate) mod litter;
 mod s3;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,38 @@
+//! Temporary files named for the process that writes them (the local
+//! store's `.otapub-tmp-<pid>-…`, the index copies `otapub-index-<pid>-…` in
+//! the temp directory), so a later run can tell what a killed writer left
+//! from what a live one is still writing, and remove only the former.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// The file-name prefix this process gives its temporary files of a kind.
+pub(crate) fn own_prefix(kind: &str) -> String {
+    format!("{kind}{}-", std::process::id())
+}
+
+/// Removes `path` if its name says a process wrote it that no longer runs.
+/// Where that cannot be told (no /proc, no pid in the name), only a file
+/// older than `max_age` goes. Best effort: a file that cannot be removed stays.
+pub(crate) fn remove_if_left_behind(path: &Path, kind: &str, max_age: Duration) {
+    let Some(rest) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(kind))
+    else {
+        return;
+    };
+    let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+    let stale = match pid {
+        Some(pid) if pid == std::process::id() => false,
+        Some(pid) if Path::new("/proc/self").exists() => !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > max_age),
+    };
+    if stale {
+        let _ = std::fs::remove_file(path);
+    }
+}
