@@ -88,9 +88,10 @@ pub struct Context<'a> {
 /// A fresh random operation id.
 pub fn new_operation_id() -> String {
     let mut bytes = [0u8; 16];
-    // Without OS randomness the clock still makes ids distinct per run.
+    // Without OS randomness, the clock and the pid still make ids distinct per run.
     if getrandom::getrandom(&mut bytes).is_err() {
-        bytes[..16].copy_from_slice(&Utc::now().timestamp_nanos_opt().unwrap_or(0).to_be_bytes().repeat(2));
+        bytes[..8].copy_from_slice(&Utc::now().timestamp_nanos_opt().unwrap_or(0).to_be_bytes());
+        bytes[8..12].copy_from_slice(&std::process::id().to_be_bytes());
     }
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
@@ -124,6 +125,14 @@ pub struct Plan<T> {
 }
 
 impl<T> Plan<T> {
+    /// A change of the index alone: no uploads, no objects.
+    pub fn index_only(output: T, pointers: BTreeSet<PointerId>) -> Plan<T> {
+        Plan {
+            changed: true,
+            ..Plan::unchanged(output, pointers)
+        }
+    }
+
     /// A plan that changes nothing but still makes sure `pointers` match the index.
     pub fn unchanged(output: T, pointers: BTreeSet<PointerId>) -> Plan<T> {
         Plan {
@@ -230,7 +239,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             crate::ops::trace(|| format!("operation {op_key} already committed"));
             let output: T = serde_json::from_str(&output).map_err(json_err)?;
             let pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
-            converge_pointers(ctx.store, index, &pointers)
+            write_pointers(ctx.store, index, &pointers)
                 .await
                 .map_err(Error::after_commit)?;
             return Ok(output);
@@ -299,7 +308,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
                         ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
                     }
                     crate::ops::trace(|| format!("writing {} pointers", plan.pointers.len()));
-                    converge_pointers(ctx.store, index, &plan.pointers).await
+                    write_pointers(ctx.store, index, &plan.pointers).await
                 }
                 .await;
                 if plan.changed {
@@ -477,16 +486,9 @@ pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
         .collect()
 }
 
-/// Writes one pointer's objects forward from `index`: the Expo body first
-/// (what devices fetch); `verify` reports a pair a crash left disagreeing and
-/// `regenerate` heals it. Returns the keys written.
-pub async fn write_pointer(store: &dyn Store, index: &Index, pointer: &PointerId) -> Result<Vec<String>> {
-    let v = pointer_view(index, pointer)?;
-    write_view(store, index, &v, false).await
-}
-
 /// Writes (or with `dry_run`, lists what would be written of) one pointer's
-/// objects forward.
+/// objects forward: the Expo body first (what devices fetch); `verify`
+/// reports a pair a crash left disagreeing and `regenerate` heals it.
 pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
     let stamp = index.pointer_stamp(&v.pointer)?;
     let mut written = Vec::new();
@@ -500,21 +502,69 @@ pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_r
     Ok(written)
 }
 
-/// Writes the pointers from the committed index, then re-reads the index's
-/// etag: while another writer has committed since, renders them again from
-/// the newer index, so the last writer always leaves them matching.
-pub async fn converge_pointers(store: &dyn Store, mut index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
+/// Writes the views forward, several pointers at once; returns the keys written.
+pub async fn write_views(
+    store: &dyn Store,
+    index: &Index,
+    views: &[PointerView],
+    dry_run: bool,
+) -> Result<Vec<String>> {
+    let done: Vec<Vec<String>> = stream::iter(views)
+        .map(|v| write_view(store, index, v, dry_run))
+        .buffered(UPLOAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// Which pointers to converge.
+#[derive(Debug, Clone, Copy)]
+pub enum Pointers<'a> {
+    /// These.
+    Some(&'a BTreeSet<PointerId>),
+    /// Every pointer of the index.
+    All,
+}
+
+/// Re-reads the index's etag after pointer writes: while another writer has
+/// committed since `index` was read, renders `which` again from the newer
+/// index and writes them, so the last writer always leaves them matching.
+/// `written` are the keys already written from `index`; returns them with
+/// what the later rounds wrote.
+pub async fn converge_pointers(
+    store: &dyn Store,
+    mut index: Index,
+    which: Pointers<'_>,
+    mut written: Vec<String>,
+) -> Result<Vec<String>> {
     for _ in 0..MAX_ATTEMPTS * 4 {
-        for p in pointers {
-            write_pointer(store, &index, p).await?;
-        }
-        let now = store.etag(INDEX_KEY).await?;
-        if now.as_deref() == index.etag() {
-            return Ok(());
+        if store.etag(INDEX_KEY).await?.as_deref() == index.etag() {
+            written.sort();
+            written.dedup();
+            return Ok(written);
         }
         index = Index::load(store).await?;
+        let views = match which {
+            Pointers::Some(set) => set
+                .iter()
+                .map(|p| pointer_view(&index, p))
+                .collect::<Result<Vec<_>>>()?,
+            Pointers::All => full_view(&index)?,
+        };
+        written.extend(write_views(store, &index, &views, false).await?);
     }
     Err(Error::Race {
         attempts: MAX_ATTEMPTS * 4,
     })
+}
+
+/// Writes `pointers` forward from the committed `index`, then converges.
+pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
+    let views = pointers
+        .iter()
+        .map(|p| pointer_view(&index, p))
+        .collect::<Result<Vec<_>>>()?;
+    let written = write_views(store, &index, &views, false).await?;
+    converge_pointers(store, index, Pointers::Some(pointers), written).await?;
+    Ok(())
 }

@@ -73,13 +73,7 @@ pub async fn ban(
                 already_banned: true,
                 restamped: Vec::new(),
             };
-            return Ok(Plan {
-                output: out,
-                changed: false,
-                assets: Vec::new(),
-                objects: Vec::new(),
-                pointers,
-            });
+            return Ok(Plan::unchanged(out, pointers));
         }
         idx.transact("ban", &ctx.actor, now, |tx| {
             let live_before: Vec<(PointerId, Option<i64>)> = pointers

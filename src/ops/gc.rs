@@ -101,8 +101,9 @@ async fn reached_by_pointers(store: &dyn Store, pointers: &[PointerId]) -> Resul
 pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcOutcome> {
     let index = Index::load(ctx.store).await?;
     let pointers: Vec<PointerId> = index.all_pointers()?.into_keys().collect();
+    let pointer_keep = reached_by_pointers(ctx.store, &pointers).await?;
     let mut keep = referenced(&index)?;
-    keep.extend(reached_by_pointers(ctx.store, &pointers).await?);
+    keep.extend(pointer_keep.iter().cloned());
     let cutoff: DateTime<Utc> = ctx.clock.now() - grace;
     let mut out = GcOutcome::default();
     let mut candidates = Vec::new();
@@ -129,8 +130,8 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
     }
 
     // The lease commit: re-checked against the index as it is now, since
-    // commits may have landed while the store was listed.
-    let pointer_keep = reached_by_pointers(ctx.store, &pointers).await?;
+    // commits may have landed while the store was listed (what they made
+    // pointers reach is in the index, so the pointers need no second read).
     let decision: Decision = commit(ctx, "gc-lease", None, |idx, now| {
         let mut still = referenced(idx)?;
         still.extend(pointer_keep.iter().cloned());
@@ -166,9 +167,8 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
                 target: ctx.store.url(),
                 details: serde_json::json!({ "candidates": output.delete.len(), "until": until }),
             };
-            Ok((Plan::unchanged(output.clone(), BTreeSet::new()), vec![event]))
+            Ok((Plan::index_only(output.clone(), BTreeSet::new()), vec![event]))
         })
-        .map(|plan| Plan { changed: true, ..plan })
     })
     .await?;
 
@@ -201,9 +201,8 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
                     details: serde_json::json!({ "graceHours": grace_hours }),
                 })
                 .collect();
-            Ok((Plan::unchanged((), BTreeSet::new()), events))
+            Ok((Plan::index_only((), BTreeSet::new()), events))
         })
-        .map(|plan| Plan { changed: true, ..plan })
     })
     .await?;
     if unfinished > 0 {

@@ -41,8 +41,7 @@ pub fn trace(phase: impl FnOnce() -> String) {
 }
 
 pub use crate::commit::{
-    commit, converge_pointers, full_view, pointer_view, AssetUpload, Clock, Context, Plan, MAX_ATTEMPTS,
-    UPLOAD_CONCURRENCY,
+    commit, full_view, pointer_view, AssetUpload, Clock, Context, Plan, MAX_ATTEMPTS, UPLOAD_CONCURRENCY,
 };
 
 /// A createdAt strictly newer than `newest` on the pointer, whatever the clock says.

@@ -16,7 +16,7 @@ use super::{full_view, Context, UPLOAD_CONCURRENCY};
 use crate::commit;
 use crate::error::Result;
 use crate::index::Index;
-use crate::store::{Body, ObjectInfo, INDEX_KEY};
+use crate::store::{Body, ObjectInfo};
 use crate::tree::{self, PublicObject};
 
 /// What regenerate did (or would do).
@@ -51,17 +51,6 @@ async fn differs(
     }
 }
 
-/// Writes every pointer of `index` forward; returns the keys written.
-async fn write_pointers(ctx: &Context<'_>, index: &Index, dry_run: bool) -> Result<Vec<String>> {
-    let view = full_view(index)?;
-    let done: Vec<Vec<String>> = stream::iter(view.iter())
-        .map(|v| commit::write_view(ctx.store, index, v, dry_run))
-        .buffered(UPLOAD_CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(done.into_iter().flatten().collect())
-}
-
 /// Regenerates the tree: immutable objects first, then pointers.
 pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
     // The listing (often the slowest part) runs while the index is read and rendered.
@@ -70,13 +59,12 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         let index = Index::load(ctx.store).await?;
         tokio::task::spawn_blocking(move || {
             super::trace(|| "rendering the immutable objects".into());
+            let view = full_view(&index)?;
             let mut objects = Vec::new();
-            for v in full_view(&index)? {
-                for p in &v.packages {
-                    objects.extend(tree::package_objects(p)?);
-                }
+            for p in view.iter().flat_map(|v| &v.packages) {
+                objects.extend(tree::package_objects(p)?);
             }
-            Ok::<_, crate::Error>((index, objects))
+            Ok::<_, crate::Error>((index, view, objects))
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -87,7 +75,7 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         listed
     };
     let (rendered, listed) = tokio::join!(render, listing);
-    let (mut index, immutable) = rendered?;
+    let (index, view, immutable) = rendered?;
     let listed: HashMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
     super::trace(|| format!("comparing {} objects with {} listed", immutable.len(), listed.len()));
     let done: Vec<Option<String>> = stream::iter(&immutable)
@@ -109,17 +97,15 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         .try_collect()
         .await?;
     let mut written: Vec<String> = done.into_iter().flatten().collect();
-    let mut pointer_count = 0;
     super::trace(|| "writing pointers".into());
+    let pointer_objects = 2 * view.len();
+    let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
     // Like every writer: while others committed meanwhile, once more from the newer index.
-    for _ in 0..commit::MAX_ATTEMPTS {
-        pointer_count = index.all_pointers()?.len() * 2;
-        written.extend(write_pointers(ctx, &index, dry_run).await?);
-        if dry_run || ctx.store.etag(INDEX_KEY).await?.as_deref() == index.etag() {
-            break;
-        }
-        index = Index::load(ctx.store).await?;
-    }
+    written.extend(if dry_run {
+        pointers
+    } else {
+        commit::converge_pointers(ctx.store, index, commit::Pointers::All, pointers).await?
+    });
     written.sort();
     written.dedup();
     if !dry_run {
@@ -127,7 +113,7 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
     }
     super::trace(|| "done".into());
     Ok(RegenerateOutcome {
-        rendered: immutable.len() + pointer_count,
+        rendered: immutable.len() + pointer_objects,
         written,
     })
 }
