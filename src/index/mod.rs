@@ -256,6 +256,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 const INDEX_COPY_PREFIX: &str = "otapub-index-";
+/// How to recover from an index otapub cannot use.
+const RECOVER: &str = "restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`";
 /// Settings key of the index generation.
 const GENERATION_SETTING: &str = "generation";
 
@@ -323,7 +325,7 @@ impl Index {
             // Taking it for "no index" would let the next commit replace
             // every package, ban and audit event with an index of one.
             return Err(Error::IndexContent(format!(
-                "{INDEX_KEY} is empty (0 bytes): it was truncated, not created by otapub; restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`"
+                "{INDEX_KEY} is empty (0 bytes): it was truncated, not created by otapub; {RECOVER}"
             )));
         }
         remove_stale_copies();
@@ -342,7 +344,7 @@ impl Index {
         }
         let unreadable = |e: &dyn std::fmt::Display| {
             Error::IndexContent(format!(
-                "{INDEX_KEY} is not a readable SQLite database ({e}); restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`"
+                "{INDEX_KEY} is not a readable SQLite database ({e}); {RECOVER}"
             ))
         };
         let mut conn = Connection::open(file.path())?;
@@ -373,7 +375,7 @@ impl Index {
             Err(_) => {
                 return Err(Error::IndexContent(format!(
                     "{INDEX_KEY} has schema version {version}, which no otapub writes; \
-                     restore it from a backup or run `otapub index rebuild --force --trust KEY.pub`"
+                     {RECOVER}"
                 )))
             }
         };

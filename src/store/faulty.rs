@@ -147,6 +147,25 @@ fn lost(op: &str, key: &str) -> Error {
     }
 }
 
+impl FaultyStore {
+    /// Runs `request` after the rules for (op, key) had their say; a `lost`
+    /// rule lets it run, then answers with `on_lost` instead.
+    async fn around<T>(
+        &self,
+        op: &str,
+        key: &str,
+        request: impl std::future::Future<Output = Result<T>>,
+        on_lost: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let action = self.before(op, key).await?;
+        let out = request.await?;
+        if action == Some(Action::Lost) {
+            return on_lost();
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl Store for FaultyStore {
     fn url(&self) -> String {
@@ -158,76 +177,45 @@ impl Store for FaultyStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>> {
-        let a = self.before("get", key).await?;
-        let out = self.inner.get(key).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("get", key));
-        }
-        Ok(out)
+        self.around("get", key, self.inner.get(key), || Err(lost("get", key)))
+            .await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        let a = self.before("head", key).await?;
-        let out = self.inner.head(key).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("head", key));
-        }
-        Ok(out)
+        self.around("head", key, self.inner.head(key), || Err(lost("head", key)))
+            .await
     }
 
     async fn etag(&self, key: &str) -> Result<Option<String>> {
-        let a = self.before("etag", key).await?;
-        let out = self.inner.etag(key).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("etag", key));
-        }
-        Ok(out)
+        self.around("etag", key, self.inner.etag(key), || Err(lost("etag", key)))
+            .await
     }
 
     async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
-        let a = self.before("put", key).await?;
-        self.inner.put(key, body, meta).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("put", key));
-        }
-        Ok(())
+        self.around("put", key, self.inner.put(key, body, meta), || Err(lost("put", key)))
+            .await
     }
 
     async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
-        let a = self.before("put_if", key).await?;
-        let out = self.inner.put_if(key, bytes, meta, cond).await?;
-        if a == Some(Action::Lost) {
-            // The write landed; the client's retry of it is refused.
-            return Ok(CondPut::Conflict);
-        }
-        Ok(out)
+        // A lost response to a conditional write that landed: the client's
+        // retry of it is refused.
+        let request = self.inner.put_if(key, bytes, meta, cond);
+        self.around("put_if", key, request, || Ok(CondPut::Conflict)).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        let a = self.before("delete", key).await?;
-        self.inner.delete(key).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("delete", key));
-        }
-        Ok(())
+        self.around("delete", key, self.inner.delete(key), || Err(lost("delete", key)))
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let a = self.before("list", prefix).await?;
-        let out = self.inner.list(prefix).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("list", prefix));
-        }
-        Ok(out)
+        self.around("list", prefix, self.inner.list(prefix), || Err(lost("list", prefix)))
+            .await
     }
 
     async fn put_file_sha256(&self, key: &str, path: &Path, sha256_hex: &str, meta: &ObjectMeta) -> Result<()> {
-        let a = self.before("put", key).await?;
-        self.inner.put_file_sha256(key, path, sha256_hex, meta).await?;
-        if a == Some(Action::Lost) {
-            return Err(lost("put", key));
-        }
-        Ok(())
+        let request = self.inner.put_file_sha256(key, path, sha256_hex, meta);
+        self.around("put", key, request, || Err(lost("put", key))).await
     }
 
     async fn clean_up(&self) -> Result<()> {

@@ -112,6 +112,16 @@ fn generation_of(key: &str, metadata: Option<&std::collections::HashMap<String, 
         .transpose()
 }
 
+/// An object the server reported without an ETag: conditional writes
+/// cannot name it, so this is an error, never an empty etag.
+fn no_etag(action: &'static str, key: &str) -> Error {
+    S3Store::err(
+        action,
+        key,
+        "the server sent no ETag, which conditional writes need; use an S3 server that reports ETags".into(),
+    )
+}
+
 /// How many times a read whose body was cut off is tried.
 const READ_ATTEMPTS: u32 = 3;
 
@@ -339,14 +349,7 @@ impl Store for S3Store {
             let etag = out
                 .e_tag()
                 .filter(|e| !e.is_empty())
-                .ok_or_else(|| {
-                    Self::err(
-                        "read",
-                        key,
-                        "the server sent no ETag, which conditional writes need; use an S3 server that reports ETags"
-                            .into(),
-                    )
-                })?
+                .ok_or_else(|| no_etag("read", key))?
                 .to_string();
             match out.body.collect().await {
                 Ok(b) => {
@@ -396,11 +399,7 @@ impl Store for S3Store {
         match self.head(key).await? {
             None => Ok(None),
             Some(ObjectInfo { etag: Some(e), .. }) if !e.is_empty() => Ok(Some(e)),
-            Some(_) => Err(Self::err(
-                "stat",
-                key,
-                "the server sent no ETag, which conditional writes need; use an S3 server that reports ETags".into(),
-            )),
+            Some(_) => Err(no_etag("stat", key)),
         }
     }
 
