@@ -40,9 +40,13 @@ fn publish(env: &TestEnv, release: &str) {
 /// Starts a command that pauses at its first request matching `rule`
 /// (`OP:KEY`), and waits until it has paused there.
 fn start_paused(env: &TestEnv, args: &[&str], rule: &str) -> Child {
+    start_paused_cmd(env, env.std_otapub(args), rule)
+}
+
+/// [`start_paused`] for a command built by the caller.
+fn start_paused_cmd(env: &TestEnv, mut c: std::process::Command, rule: &str) -> Child {
     let gate = env.path("gate");
     let _ = std::fs::remove_dir_all(&gate);
-    let mut c = env.std_otapub(args);
     c.env("OTAPUB_FAULTS", format!("pause@{rule}#1"))
         .env("OTAPUB_FAULT_DIR", &gate);
     c.stdout(std::process::Stdio::piped())
@@ -223,6 +227,33 @@ fn rerun_after_a_crash_past_the_commit_is_idempotent() {
             .success();
         }
         assert_eq!(history(env, "android"), ["v1.r1", "v3", "v2", "v1"]);
+        for _ in 0..2 {
+            env.otapub(&[
+                "rollback",
+                "--channel",
+                "production",
+                "--platform",
+                "android",
+                "--fingerprint",
+                "fp",
+                "--to-embedded",
+            ])
+            .assert()
+            .success();
+            env.otapub(&["promote", "v2", "--platform", "ios", "--to", "staging"])
+                .assert()
+                .success();
+        }
+        assert_eq!(history(env, "android").len(), 5, "one rollBackToEmbedded directive");
+        let st = env.json(&["status"]);
+        let staging: Vec<&serde_json::Value> = st["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["channel"] == "staging")
+            .flat_map(|p| p["history"].as_array().unwrap())
+            .collect();
+        assert_eq!(staging.len(), 1, "one promotion: {staging:?}");
     });
 }
 
@@ -279,6 +310,33 @@ fn failure_after_the_commit_says_committed_and_exits_3() {
         stderr(&out)
     );
     assert_eq!(history(&env, "ios"), ["v2", "v1"]);
+    // An index write whose outcome is unknown names the id to rerun with,
+    // and the rerun with it publishes once.
+    let v3 = [
+        "publish",
+        "export-v3",
+        "--channel",
+        "production",
+        "--fingerprint",
+        "fp",
+        "--version",
+        "v3",
+    ];
+    let out = env
+        .otapub(&v3)
+        .args(["--operation-id", "publish-7"])
+        .env("OTAPUB_FAULTS", "fail@put_if:state/index.sqlite#1")
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    assert!(
+        stderr(&out).contains("run the same command again with --operation-id publish-7"),
+        "{}",
+        stderr(&out)
+    );
+    env.otapub(&v3).args(["--operation-id", "publish-7"]).assert().success();
+    assert_eq!(history(&env, "ios"), ["v3", "v2", "v1"]);
 }
 
 /// Item 4: gc runs while a publish that found an old leftover asset already
@@ -318,6 +376,56 @@ fn gc_cannot_delete_what_a_running_publish_references() {
         env.otapub_at("2099-01-01T00:00:00Z", &["gc"]).assert().success();
         let out = resume(env, publisher);
         assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(served(env, "ios"), "v2");
+        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+            .assert()
+            .code(0);
+        env.otapub(&["check"]).assert().code(0);
+    });
+}
+
+/// Item 4: while gc holds its lease, a publish waits, then completes on the
+/// index gc left.
+#[test]
+fn writers_wait_for_the_gc_lease() {
+    on_both(|env| {
+        publish(env, "v1");
+        // Something for gc to delete, so that it stops at its first delete.
+        write_export(&env.path("leftover"), "lo");
+        env.otapub(&["publish", "leftover", "--channel", "production", "--fingerprint", "fp"])
+            .env("OTAPUB_FAULTS", "kill@put_if:state/index.sqlite#1")
+            .assert()
+            .failure();
+        let mut gc = env.std_otapub(&["gc"]);
+        gc.env("OTAPUB_NOW", "2099-01-01T00:00:00Z");
+        let gc = start_paused_cmd(env, gc, "delete:*");
+        write_export(&env.path("export-v2"), "v2");
+        let mut publisher = env
+            .std_otapub(&[
+                "publish",
+                "export-v2",
+                "--channel",
+                "production",
+                "--fingerprint",
+                "fp",
+                "--version",
+                "v2",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A tiny publish takes well under a second; this one must be waiting.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            publisher.try_wait().unwrap().is_none(),
+            "the publish did not wait for the gc lease"
+        );
+        let out = resume(env, gc);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = publisher.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("waiting: `otapub gc`"), "{}", stderr(&out));
         assert_eq!(served(env, "ios"), "v2");
         env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
             .assert()
@@ -435,7 +543,7 @@ fn killed_writers_leave_no_litter() {
     publish(&env, "v1");
     let tmp = env.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    // Kill publishes mid-write a few times, at different writes.
+    // Abort publishes at different requests: each leaves its index copy behind.
     for n in 1..=4 {
         write_export(&env.path(&format!("export-k{n}")), &format!("k{n}"));
         env.otapub(&[
