@@ -443,7 +443,14 @@ fn rebuild_adopts_only_envelopes_the_trusted_keys_signed() {
     // Another operator's store, signed by another key.
     let foreign = TestEnv::new();
     publish(&foreign, "evil");
+    // ...and a ban record of our v1, signed by that other key.
+    publish(&foreign, "v1");
+    foreign
+        .otapub(&["ban", "v1", "--platform", "ios", "--reason", "forged"])
+        .assert()
+        .success();
     for key in [
+        "state/bans/ios/v1.json",
         "public/updates/evil/ios/manifest",
         "public/updates/evil/ios/manifest.json",
         "state/meta/public/updates/evil/ios/manifest.json",
@@ -464,7 +471,12 @@ fn rebuild_adopts_only_envelopes_the_trusted_keys_signed() {
         text.contains("public/updates/evil/ios/manifest: not adopted: no signature by a trusted key"),
         "{text}"
     );
+    assert!(
+        text.contains("state/bans/ios/v1.json: not adopted: no signature by a trusted key"),
+        "{text}"
+    );
     assert_eq!(history(&env, "ios"), ["v1"]);
+    assert_eq!(served(&env, "ios"), "v1", "the forged ban was not applied");
     // Without --trust (and no keys/*.pub) it refuses.
     std::fs::remove_file(env.path("keys/throwaway.pub")).unwrap();
     let out = env
@@ -497,6 +509,14 @@ fn damaged_index_is_refused_and_nothing_changes() {
             }),
         ),
         (
+            "newer than this otapub knows",
+            Box::new(|| {
+                std::fs::write(&index, &good).unwrap();
+                let c = rusqlite::Connection::open(&index).unwrap();
+                c.execute_batch("PRAGMA user_version = 999").unwrap();
+            }),
+        ),
+        (
             "which no otapub writes",
             Box::new(|| {
                 std::fs::write(&index, &good).unwrap();
@@ -517,6 +537,13 @@ fn damaged_index_is_refused_and_nothing_changes() {
         ),
     ];
     for (message, damage) in cases {
+        // Each message names its fix: a newer index needs a newer otapub,
+        // anything else a restore or a rebuild.
+        let fix = if message.starts_with("newer") {
+            "upgrade otapub"
+        } else {
+            "index rebuild"
+        };
         damage();
         let before = env.snapshot();
         for args in [
@@ -526,11 +553,7 @@ fn damaged_index_is_refused_and_nothing_changes() {
         ] {
             let out = env.otapub(args).assert().code(3).get_output().clone();
             assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
-            assert!(
-                stderr(&out).contains("index rebuild"),
-                "says how to recover: {}",
-                stderr(&out)
-            );
+            assert!(stderr(&out).contains(fix), "says how to recover: {}", stderr(&out));
         }
         assert_eq!(env.snapshot(), before, "{message}: the store changed");
     }
