@@ -227,6 +227,9 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
     let mut uploaded = HashSet::new();
     let mut gc_epoch: Option<Option<String>> = None;
     let mut attempt = 0;
+    // Waiting for a gc lease is bounded in real time too: a lease stamped
+    // by a fixed clock (OTAPUB_NOW) or a far-off one must not hang a writer.
+    let started = std::time::Instant::now();
     while attempt < MAX_ATTEMPTS {
         crate::ops::trace(|| "loading the index".into());
         let mut index = match preloaded.take() {
@@ -247,6 +250,12 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         let now = ctx.clock.now();
         if kind != "gc" {
             if let Some(lease) = active_lease(&index, now)? {
+                if started.elapsed() > GC_LEASE.to_std().unwrap_or_default() * 2 {
+                    return Err(Error::Leased {
+                        operation: lease.op,
+                        actor: lease.actor,
+                    });
+                }
                 wait_for_lease(&lease, now).await;
                 continue;
             }

@@ -119,6 +119,15 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A gc kept its lease on the store far longer than a gc takes.
+    #[error("`otapub gc` (operation {operation}, by {actor}) has held the store for over 10 minutes; if it died, run `otapub gc` again once its lease has ended (see `otapub log`), then run this command again")]
+    Leased {
+        /// The gc's operation id.
+        operation: String,
+        /// Who ran it.
+        actor: String,
+    },
+
     /// Other writers kept committing first.
     #[error("lost the race to update the index {attempts} times in a row: other writers kept committing first; run the command again")]
     Race {
@@ -140,7 +149,7 @@ impl Error {
             | Error::BeforeCommit { .. }
             | Error::MaybeCommitted { .. }
             | Error::AfterCommit { .. } => ExitClass::Environment,
-            Error::Race { .. } => ExitClass::Race,
+            Error::Race { .. } | Error::Leased { .. } => ExitClass::Race,
         }
     }
 
