@@ -225,6 +225,10 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
     // One id per commit of an invocation (gc commits twice).
     let op_key = format!("{}:{kind}", ctx.operation_id);
     let mut uploaded = HashSet::new();
+    // Immutable keys an earlier attempt of this invocation created: they hold
+    // its uncommitted leftovers (a key someone committed since would not be
+    // in this attempt's plan), so a retry defers them without asking again.
+    let mut created: HashSet<String> = HashSet::new();
     let mut gc_epoch: Option<Option<String>> = None;
     let mut attempt = 0;
     // Waiting for a gc lease is bounded in real time too: a lease stamped
@@ -292,9 +296,10 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             crate::ops::trace(|| format!("creating {} immutable objects", plan.objects.len()));
             let mut replace_after_commit = Vec::new();
             for o in &plan.objects {
-                if !create_immutable(ctx.store, o).await? {
+                if created.contains(&o.key) || !create_immutable(ctx.store, o).await? {
                     replace_after_commit.push(o);
                 }
+                created.insert(o.key.clone());
             }
             crate::ops::trace(|| "writing the index".into());
             let saved = if plan.changed {
