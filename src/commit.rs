@@ -235,7 +235,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
     // by a fixed clock (OTAPUB_NOW) or a far-off one must not hang a writer.
     let started = std::time::Instant::now();
     while attempt < MAX_ATTEMPTS {
-        crate::ops::trace(|| "loading the index".into());
+        tracing::debug!("loading the index");
         let mut index = match preloaded.take() {
             Some(index) => index,
             None => Index::load(ctx.store).await?,
@@ -243,7 +243,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         if let Some((output, pointers)) = index.committed_operation(&op_key)? {
             // This invocation's change is already in the index: a retry after
             // a lost response, or a rerun with the same --operation-id.
-            crate::ops::trace(|| format!("operation {op_key} already committed"));
+            tracing::debug!("operation {op_key} already committed");
             let output: T = serde_json::from_str(&output).map_err(json_err)?;
             let pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
             write_pointers(ctx.store, index, &pointers)
@@ -271,8 +271,8 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         }
         gc_epoch = Some(epoch);
         index.set_operation_id(&op_key);
-        crate::ops::trace(|| "applying the change".into());
-        let plan = apply(&mut index, now)?;
+        tracing::debug!("applying the change");
+        let plan = off_runtime(|| apply(&mut index, now))?;
         if plan.changed {
             let output = serde_json::to_string(&plan.output).map_err(json_err)?;
             let pointers = serde_json::to_string(&plan.pointers).map_err(json_err)?;
@@ -286,14 +286,14 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
                 }
             }
         }
-        crate::ops::trace(|| "checking conditional writes".into());
+        tracing::debug!("checking conditional writes");
         if ensure_locking(ctx, &index).await? && plan.changed {
             index::set_setting(index.conn(), LOCKING_SETTING, "verified")?;
         }
         let written = async {
-            crate::ops::trace(|| format!("uploading {} assets", plan.assets.len()));
+            tracing::debug!("uploading {} assets", plan.assets.len());
             upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
-            crate::ops::trace(|| format!("creating {} immutable objects", plan.objects.len()));
+            tracing::debug!("creating {} immutable objects", plan.objects.len());
             let mut replace_after_commit = Vec::new();
             for o in &plan.objects {
                 if created.contains(&o.key) || !create_immutable(ctx.store, o).await? {
@@ -301,7 +301,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
                 }
                 created.insert(o.key.clone());
             }
-            crate::ops::trace(|| "writing the index".into());
+            tracing::debug!("writing the index");
             let saved = if plan.changed {
                 index.save(ctx.store).await.map_err(|e| Error::MaybeCommitted {
                     operation_id: ctx.operation_id.clone(),
@@ -321,7 +321,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
                     for o in replace {
                         ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
                     }
-                    crate::ops::trace(|| format!("writing {} pointers", plan.pointers.len()));
+                    tracing::debug!("writing {} pointers", plan.pointers.len());
                     write_pointers(ctx.store, index, &plan.pointers).await
                 }
                 .await;
@@ -331,11 +331,11 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
                     finished?;
                 }
                 ctx.store.clean_up().await?;
-                crate::ops::trace(|| "done".into());
+                tracing::debug!("done");
                 return Ok(plan.output);
             }
             Ok((Saved::Conflict, _)) => {
-                crate::ops::trace(|| format!("lost the race (attempt {})", attempt + 1));
+                tracing::debug!("lost the race (attempt {})", attempt + 1);
                 backoff(attempt).await;
                 attempt += 1;
             }
@@ -581,4 +581,14 @@ pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet
     let written = write_views(store, &index, &views, false).await?;
     converge_pointers(store, index, Pointers::Some(pointers), written).await?;
     Ok(())
+}
+
+/// Runs blocking work — SQLite transactions, signing, rendering — without
+/// stalling the runtime's other tasks (uploads in flight): on a
+/// multi-threaded runtime the worker hands its tasks to others first.
+pub fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }

@@ -11,7 +11,6 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::names::{Channel, Fingerprint, Platform, Version};
-use crate::signing::hex;
 
 /// Content type of every launch asset (bundle).
 pub const BUNDLE_CONTENT_TYPE: &str = "application/javascript";
@@ -23,10 +22,7 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 
 /// base64url SHA-256 without padding, from a hex digest.
 pub fn expo_hash(sha256_hex: &str) -> String {
-    let bytes: Vec<u8> = (0..sha256_hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(sha256_hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    B64URL.encode(bytes)
+    B64URL.encode(hex::decode(sha256_hex).unwrap_or_default())
 }
 
 /// The content type an asset is served with, from its extension.
@@ -302,7 +298,7 @@ pub fn multipart_framed(name: PartName, part: &[u8], expo_signature: Option<&str
     // A boundary must not occur in what it separates; a hash of the content
     // practically never does, but rehash until it provably doesn't.
     let boundary = loop {
-        let b = format!("otapub-{}", &hex(&digest)[..32]);
+        let b = format!("otapub-{}", &hex::encode(digest)[..32]);
         if !contains(part, b.as_bytes()) {
             break b;
         }

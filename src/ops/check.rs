@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use super::{full_view, Context};
 use crate::error::Result;
 use crate::index::Index;
-use crate::signing::hex;
 use crate::tree;
 
 /// Problems found, one line each; empty when the store matches.
@@ -49,7 +48,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
                 "{key}: missing; copy the export file with this SHA-256 back to it"
             )),
             Some(obj) => {
-                let got = hex(&Sha256::digest(&obj.bytes));
+                let got = hex::encode(Sha256::digest(&obj.bytes));
                 if got != sha {
                     problems.push(format!(
                         "{key}: content hashes to {got}; copy the export file with this SHA-256 back to it"

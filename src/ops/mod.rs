@@ -25,21 +25,6 @@ use crate::names::PointerId;
 use crate::signing::Signer;
 use crate::tree::{self, PublicObject};
 
-static TRACE_START: std::sync::OnceLock<Option<std::time::Instant>> = std::sync::OnceLock::new();
-
-/// With `OTAPUB_TRACE=1`, prints a phase and the milliseconds since the first
-/// trace to stderr: where a command spends its time, without a profiler.
-pub fn trace(phase: impl FnOnce() -> String) {
-    let start = TRACE_START.get_or_init(|| std::env::var_os("OTAPUB_TRACE").map(|_| std::time::Instant::now()));
-    if let Some(start) = start {
-        eprintln!(
-            "otapub trace {:>8.1} ms  {}",
-            start.elapsed().as_secs_f64() * 1000.0,
-            phase()
-        );
-    }
-}
-
 pub use crate::commit::{
     commit, full_view, pointer_view, AssetUpload, Clock, Context, Plan, MAX_ATTEMPTS, UPLOAD_CONCURRENCY,
 };

@@ -117,7 +117,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     }
     let base_url = opts.base_url.as_deref().map(normalize_base_url).transpose()?;
     let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
-    super::trace(|| "reading the export".into());
+    tracing::debug!("reading the export");
     let dir = opts.dir.clone();
     let exp = tokio::task::spawn_blocking(move || export::read_export(&dir, &platforms))
         .await
@@ -135,7 +135,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             )
         })
         .collect();
-    super::trace(|| format!("hashing {} files", files.len()));
+    tracing::debug!("hashing {} files", files.len());
     // The index is read while the files hash.
     let hashing = tokio::task::spawn_blocking(move || export::hash_files(&files));
     let (hashes, index) = tokio::join!(hashing, Index::load(ctx.store));

@@ -55,10 +55,10 @@ async fn differs(
 pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
     // The listing (often the slowest part) runs while the index is read and rendered.
     let render = async {
-        super::trace(|| "loading the index".into());
+        tracing::debug!("loading the index");
         let index = Index::load(ctx.store).await?;
         tokio::task::spawn_blocking(move || {
-            super::trace(|| "rendering the immutable objects".into());
+            tracing::debug!("rendering the immutable objects");
             let view = full_view(&index)?;
             let mut objects = Vec::new();
             for p in view.iter().flat_map(|v| &v.packages) {
@@ -71,13 +71,13 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
     };
     let listing = async {
         let listed = ctx.store.list("public/updates/").await;
-        super::trace(|| "listed public/updates/".into());
+        tracing::debug!("listed public/updates/");
         listed
     };
     let (rendered, listed) = tokio::join!(render, listing);
     let (index, view, immutable) = rendered?;
     let listed: HashMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
-    super::trace(|| format!("comparing {} objects with {} listed", immutable.len(), listed.len()));
+    tracing::debug!("comparing {} objects with {} listed", immutable.len(), listed.len());
     let done: Vec<Option<String>> = stream::iter(&immutable)
         .map(|o| {
             let listed = &listed;
@@ -97,7 +97,7 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         .try_collect()
         .await?;
     let mut written: Vec<String> = done.into_iter().flatten().collect();
-    super::trace(|| "writing pointers".into());
+    tracing::debug!("writing pointers");
     let pointer_objects = 2 * view.len();
     let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
     // Like every writer: while others committed meanwhile, once more from the newer index.
@@ -111,7 +111,7 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
     if !dry_run {
         ctx.store.clean_up().await?;
     }
-    super::trace(|| "done".into());
+    tracing::debug!("done");
     Ok(RegenerateOutcome {
         rendered: immutable.len() + pointer_objects,
         written,

@@ -1,0 +1,224 @@
+//! The domain model the index records: packages (updates and
+//! rollBackToEmbedded directives), their bans and content hashes, pointer
+//! directives, audit events and operations — apart from how SQLite stores
+//! them (the parent module).
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+
+use super::{corrupt, sha256_hex, to_ms};
+use crate::error::Result;
+use crate::manifest::AssetRef;
+use crate::names::{PointerId, Version};
+use crate::signing::Signatures;
+
+/// A ban: reason, actor and time, all three or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why (never blank).
+    pub reason: String,
+    /// Who.
+    pub by: String,
+}
+
+/// The content of an update: its launch asset and assets, by hash.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The launch asset (JavaScript / Hermes bundle).
+    pub launch: AssetRef,
+    /// The other assets.
+    pub assets: Vec<AssetRef>,
+    /// Compact JSON of the public app config, or none.
+    pub expo_config: Option<Box<RawValue>>,
+}
+
+/// What a package serves.
+#[derive(Debug, Clone)]
+pub enum PackageContent {
+    /// An update manifest.
+    Update {
+        /// The manifest id (UUID).
+        manifest_id: String,
+        /// Base URL of `public/` the asset URLs were built with.
+        base_url: String,
+        /// The bundle.
+        bundle: Bundle,
+    },
+    /// A `rollBackToEmbedded` directive whose commitTime is the createdAt.
+    RollBackToEmbedded,
+}
+
+/// One package, as recorded.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// Row id.
+    pub id: i64,
+    /// Where it is published.
+    pub pointer: PointerId,
+    /// Its version.
+    pub version: Version,
+    /// createdAt (millisecond precision).
+    pub created_at: DateTime<Utc>,
+    /// The original, for a re-stamp.
+    pub restamp_of: Option<Version>,
+    /// Free-text message.
+    pub message: Option<String>,
+    /// Update or directive.
+    pub content: PackageContent,
+    /// Hash of what a retried publish must match.
+    pub content_hash: String,
+    /// The recorded signatures.
+    pub signatures: Signatures,
+    /// SHA-256 hex of the Expo body the signatures belong to.
+    pub body_sha256: String,
+    /// Its ban, if any.
+    pub ban: Option<Ban>,
+    /// How its manifest is laid out (fixed when it was signed).
+    pub format: ManifestFormat,
+}
+
+/// The layout a package's manifest was signed in. Signed bytes never change,
+/// so a package keeps the format it was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestFormat {
+    /// Until otapub 0.1: `launchAsset.fileExtension` present.
+    V1,
+    /// Current: `launchAsset.fileExtension` omitted, as the Expo spec says it SHOULD be.
+    #[default]
+    V2,
+}
+
+impl ManifestFormat {
+    pub(super) fn from_column(v: i64) -> Result<ManifestFormat> {
+        match v {
+            1 => Ok(ManifestFormat::V1),
+            2 => Ok(ManifestFormat::V2),
+            other => Err(corrupt(format!("manifest format {other} is unknown"))),
+        }
+    }
+
+    pub(super) fn column(self) -> i64 {
+        match self {
+            ManifestFormat::V1 => 1,
+            ManifestFormat::V2 => 2,
+        }
+    }
+}
+
+impl Package {
+    /// The version of the original (itself unless a re-stamp).
+    pub fn original(&self) -> &Version {
+        self.restamp_of.as_ref().unwrap_or(&self.version)
+    }
+
+    /// The bundle, for an update.
+    pub fn bundle(&self) -> Option<&Bundle> {
+        match &self.content {
+            PackageContent::Update { bundle, .. } => Some(bundle),
+            PackageContent::RollBackToEmbedded => None,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct UpdateContent<'a> {
+    channel: &'a str,
+    platform: &'a str,
+    fingerprint: &'a str,
+    launch: &'a AssetRef,
+    assets: &'a [AssetRef],
+    expo_config: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+/// What a published update is, for telling a retry of the same publish from
+/// a different one: pointer, bundle, app config and message.
+pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option<&str>) -> String {
+    let key = UpdateContent {
+        channel: pointer.channel.as_str(),
+        platform: pointer.platform.as_str(),
+        fingerprint: pointer.fingerprint.as_str(),
+        launch: &bundle.launch,
+        assets: &bundle.assets,
+        expo_config: bundle.expo_config.as_deref().map(RawValue::get),
+        message,
+    };
+    sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"))
+}
+
+/// The content hash of a re-stamp.
+pub fn restamp_content_hash(pointer: &PointerId, version: &Version, original: &Version, at: DateTime<Utc>) -> String {
+    sha256_hex(format!("restamp\n{pointer}\n{version}\n{original}\n{}", to_ms(at)).as_bytes())
+}
+
+/// The content hash of a rollBackToEmbedded directive.
+pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> String {
+    sha256_hex(format!("rollBackToEmbedded\n{pointer}\n{}", to_ms(at)).as_bytes())
+}
+
+impl Package {
+    /// The content hash this package must carry, from its own fields.
+    pub fn expected_content_hash(&self) -> String {
+        match (&self.content, &self.restamp_of) {
+            (PackageContent::RollBackToEmbedded, _) => directive_content_hash(&self.pointer, self.created_at),
+            (PackageContent::Update { .. }, Some(original)) => {
+                restamp_content_hash(&self.pointer, &self.version, original, self.created_at)
+            }
+            (PackageContent::Update { bundle, .. }, None) => {
+                update_content_hash(&self.pointer, bundle, self.message.as_deref())
+            }
+        }
+    }
+}
+
+/// A pointer's stored `noUpdateAvailable` signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDirective {
+    /// Signatures over the directive payload.
+    pub signatures: Signatures,
+    /// SHA-256 hex of the Expo body.
+    pub body_sha256: String,
+}
+
+/// An audit event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEvent {
+    /// When (createdAt format).
+    pub time: String,
+    /// Who.
+    pub actor: String,
+    /// What (`publish`, `ban`, ...).
+    pub action: String,
+    /// On what (`ios/v1`, a pointer, ...).
+    pub target: String,
+    /// Details.
+    pub details: serde_json::Value,
+}
+
+/// A new audit event, before it is recorded.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// What.
+    pub action: &'static str,
+    /// On what.
+    pub target: String,
+    /// Details.
+    pub details: serde_json::Value,
+}
+
+/// An operation row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Operation {
+    /// Row id.
+    pub id: i64,
+    /// Command.
+    pub kind: String,
+    /// Who.
+    pub actor: String,
+    /// pending | running | succeeded | failed.
+    pub state: String,
+    /// The error of a failed operation.
+    pub error: Option<String>,
+}

@@ -1,0 +1,374 @@
+//! The SQL of each record: reading and writing packages, bans, assets,
+//! pointer directives and settings inside a transaction. Everything here
+//! takes a connection, so the commands' transactions compose them.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::*;
+use crate::error::Result;
+use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
+
+/// Reads a setting.
+pub fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Writes a setting.
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+pub(super) const PACKAGE_COLUMNS: &str =
+    "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
+    p.restamp_of, p.message, p.base_url, la.sha256, p.launch_key, lower(hex(p.content_hash)), p.signatures, lower(hex(p.body_sha256)),
+    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes, p.format";
+
+pub(super) struct RawPackage {
+    id: i64,
+    channel: String,
+    platform: String,
+    fingerprint: String,
+    version: String,
+    kind: String,
+    manifest_id: Option<String>,
+    created_at: i64,
+    restamp_of: Option<String>,
+    message: Option<String>,
+    base_url: Option<String>,
+    launch_asset: Option<String>,
+    launch_key: Option<String>,
+    content_hash: String,
+    signatures: String,
+    body_sha256: String,
+    banned_at: Option<i64>,
+    ban_reason: Option<String>,
+    banned_by: Option<String>,
+    asset_list: Option<Vec<u8>>,
+    expo_config: Option<Vec<u8>>,
+    format: i64,
+}
+
+impl RawPackage {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawPackage> {
+        Ok(RawPackage {
+            id: r.get(0)?,
+            channel: r.get(1)?,
+            platform: r.get(2)?,
+            fingerprint: r.get(3)?,
+            version: r.get(4)?,
+            kind: r.get(5)?,
+            manifest_id: r.get(6)?,
+            created_at: r.get(7)?,
+            restamp_of: r.get(8)?,
+            message: r.get(9)?,
+            base_url: r.get(10)?,
+            launch_asset: r.get(11)?,
+            launch_key: r.get(12)?,
+            content_hash: r.get(13)?,
+            signatures: r.get(14)?,
+            body_sha256: r.get(15)?,
+            banned_at: r.get(16)?,
+            ban_reason: r.get(17)?,
+            banned_by: r.get(18)?,
+            asset_list: r.get(19)?,
+            expo_config: r.get(20)?,
+            format: r.get(21)?,
+        })
+    }
+
+    fn into_package(self, lists: &mut HashMap<Vec<u8>, Vec<AssetRef>>) -> Result<Package> {
+        let pointer = PointerId {
+            channel: self.channel.parse::<Channel>().map_err(corrupt)?,
+            platform: self.platform.parse().map_err(corrupt)?,
+            fingerprint: self.fingerprint.parse::<Fingerprint>().map_err(corrupt)?,
+        };
+        let content = match (
+            self.kind.as_str(),
+            self.manifest_id,
+            self.base_url,
+            self.launch_asset,
+            self.launch_key,
+            self.asset_list,
+        ) {
+            ("update", Some(manifest_id), Some(base_url), Some(sha256), Some(key), Some(list)) => {
+                let assets = match lists.get(&list) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a: Vec<AssetRef> = serde_json::from_slice(&list).map_err(corrupt)?;
+                        lists.insert(list, a.clone());
+                        a
+                    }
+                };
+                let expo_config = match self.expo_config {
+                    Some(b) => Some(RawValue::from_string(String::from_utf8(b).map_err(corrupt)?).map_err(corrupt)?),
+                    None => None,
+                };
+                PackageContent::Update {
+                    manifest_id,
+                    base_url,
+                    bundle: Bundle {
+                        launch: AssetRef {
+                            sha256,
+                            key,
+                            ext: "bundle".into(),
+                        },
+                        assets,
+                        expo_config,
+                    },
+                }
+            }
+            ("rollBackToEmbedded", ..) => PackageContent::RollBackToEmbedded,
+            (kind, ..) => {
+                return Err(corrupt(format!(
+                    "package {} of kind {kind} is incomplete",
+                    self.version
+                )))
+            }
+        };
+        let ban = match (self.banned_at, self.ban_reason, self.banned_by) {
+            (Some(at), Some(reason), Some(by)) => Some(Ban {
+                at: from_ms(at)?,
+                reason,
+                by,
+            }),
+            _ => None,
+        };
+        Ok(Package {
+            id: self.id,
+            pointer,
+            version: Version::stored(&self.version).map_err(corrupt)?,
+            created_at: from_ms(self.created_at)?,
+            restamp_of: self
+                .restamp_of
+                .as_deref()
+                .map(Version::stored)
+                .transpose()
+                .map_err(corrupt)?,
+            format: ManifestFormat::from_column(self.format)?,
+            message: self.message,
+            content,
+            content_hash: self.content_hash,
+            signatures: serde_json::from_str(&self.signatures).map_err(corrupt)?,
+            body_sha256: self.body_sha256,
+            ban,
+        })
+    }
+}
+
+pub(super) fn query_packages<P: rusqlite::Params>(conn: &Connection, filter: &str, params: P) -> Result<Vec<Package>> {
+    let sql = format!(
+        "SELECT {PACKAGE_COLUMNS} FROM packages p
+         LEFT JOIN assets la ON la.id = p.launch_asset
+         LEFT JOIN blobs a ON a.id = p.asset_list
+         LEFT JOIN blobs e ON e.id = p.expo_config
+         WHERE {filter}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let raws = stmt
+        .query_map(params, RawPackage::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut lists = HashMap::new();
+    raws.into_iter().map(|r| r.into_package(&mut lists)).collect()
+}
+
+/// One package by (platform, version).
+pub fn package(conn: &Connection, platform: Platform, version: &Version) -> Result<Option<Package>> {
+    Ok(query_packages(
+        conn,
+        "p.platform = ?1 AND p.version = ?2",
+        params![platform.as_str(), version.as_str()],
+    )?
+    .pop())
+}
+
+/// Every package of one pointer, oldest first.
+pub fn pointer_packages(conn: &Connection, pointer: &PointerId) -> Result<Vec<Package>> {
+    query_packages(
+        conn,
+        "p.channel = ?1 AND p.platform = ?2 AND p.fingerprint = ?3 ORDER BY p.created_at",
+        params![
+            pointer.channel.as_str(),
+            pointer.platform.as_str(),
+            pointer.fingerprint.as_str()
+        ],
+    )
+}
+
+/// A package and every re-stamp of the same original, on one platform.
+pub fn family(conn: &Connection, platform: Platform, original: &Version) -> Result<Vec<Package>> {
+    query_packages(
+        conn,
+        "p.platform = ?1 AND (p.version = ?2 OR p.restamp_of = ?2) ORDER BY p.created_at",
+        params![platform.as_str(), original.as_str()],
+    )
+}
+
+/// The next re-stamp number of an original.
+pub fn next_restamp_number(conn: &Connection, platform: Platform, original: &Version) -> Result<u32> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM packages WHERE platform = ?1 AND restamp_of = ?2",
+        params![platform.as_str(), original.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(n as u32 + 1)
+}
+
+/// The stored noUpdateAvailable directive of a pointer.
+pub fn pointer_directive(conn: &Connection, pointer: &PointerId) -> Result<Option<StoredDirective>> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT signatures, body_sha256 FROM pointer_directives WHERE channel = ?1 AND platform = ?2 AND fingerprint = ?3",
+            params![pointer.channel.as_str(), pointer.platform.as_str(), pointer.fingerprint.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(s, b)| {
+        Ok(StoredDirective {
+            signatures: serde_json::from_str(&s).map_err(corrupt)?,
+            body_sha256: b,
+        })
+    })
+    .transpose()
+}
+
+/// Records a pointer's signed noUpdateAvailable directive.
+pub fn put_pointer_directive(conn: &Connection, pointer: &PointerId, d: &StoredDirective) -> Result<()> {
+    conn.execute(
+        "INSERT INTO pointer_directives (channel, platform, fingerprint, signatures, body_sha256) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO UPDATE SET signatures = excluded.signatures, body_sha256 = excluded.body_sha256",
+        params![
+            pointer.channel.as_str(),
+            pointer.platform.as_str(),
+            pointer.fingerprint.as_str(),
+            serde_json::to_string(&d.signatures).expect("signatures serialize"),
+            d.body_sha256
+        ],
+    )?;
+    Ok(())
+}
+
+/// Forgets an asset gc is about to delete: the next publish that needs it
+/// asks the store (and uploads it) instead of trusting the index.
+pub fn forget_asset(conn: &Connection, sha256: &str) -> Result<()> {
+    conn.execute("DELETE FROM assets WHERE sha256 = ?1", [sha256])?;
+    Ok(())
+}
+
+/// Records a key gc decided to delete.
+pub fn set_gc_pending(conn: &Connection, key: &str, at: DateTime<Utc>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO gc_pending (key, marked_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![key, to_ms(at)],
+    )?;
+    Ok(())
+}
+
+/// Clears a key gc has deleted.
+pub fn clear_gc_pending(conn: &Connection, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM gc_pending WHERE key = ?1", [key])?;
+    Ok(())
+}
+
+/// Records that an asset is in the store.
+pub fn put_asset(conn: &Connection, sha256: &str, size: u64, content_type: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO assets (sha256, size, content_type) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![sha256, size as i64, content_type],
+    )?;
+    Ok(())
+}
+
+/// Stores a shared blob once; returns its row id.
+pub(super) fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<i64> {
+    let h = sha256_hex(bytes);
+    conn.execute(
+        "INSERT INTO blobs (sha256, bytes) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![h, bytes],
+    )?;
+    Ok(conn.query_row("SELECT id FROM blobs WHERE sha256 = ?1", [h], |r| r.get(0))?)
+}
+
+/// Records a new package.
+pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
+    let (kind, manifest_id, base_url, launch_asset, launch_key, asset_list, expo_config) = match &p.content {
+        PackageContent::Update {
+            manifest_id,
+            base_url,
+            bundle,
+        } => {
+            let list = serde_json::to_vec(&bundle.assets).expect("asset refs serialize");
+            let config = bundle
+                .expo_config
+                .as_ref()
+                .map(|c| put_blob(conn, c.get().as_bytes()))
+                .transpose()?;
+            (
+                "update",
+                Some(manifest_id.as_str()),
+                Some(base_url.as_str()),
+                Some(bundle.launch.sha256.as_str()),
+                Some(bundle.launch.key.as_str()),
+                Some(put_blob(conn, &list)?),
+                config,
+            )
+        }
+        PackageContent::RollBackToEmbedded => ("rollBackToEmbedded", None, None, None, None, None, None),
+    };
+    conn.execute(
+        "INSERT INTO packages (channel, platform, fingerprint, version, kind, manifest_id, created_at, restamp_of, message,
+            base_url, launch_asset, launch_key, asset_list, expo_config, content_hash, signatures, body_sha256, format)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT id FROM assets WHERE sha256 = ?11), ?12, ?13, ?14,
+                 unhex(?15), ?16, unhex(?17), ?18)",
+        params![
+            p.pointer.channel.as_str(),
+            p.pointer.platform.as_str(),
+            p.pointer.fingerprint.as_str(),
+            p.version.as_str(),
+            kind,
+            manifest_id,
+            to_ms(p.created_at),
+            p.restamp_of.as_ref().map(Version::as_str),
+            p.message,
+            base_url,
+            launch_asset,
+            launch_key,
+            asset_list,
+            expo_config,
+            p.content_hash,
+            serde_json::to_string(&p.signatures).expect("signatures serialize"),
+            p.body_sha256,
+            p.format.column(),
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Bans one package row.
+pub fn ban_package(conn: &Connection, id: i64, ban: &Ban) -> Result<()> {
+    conn.execute(
+        "UPDATE packages SET banned_at = ?2, ban_reason = ?3, banned_by = ?4 WHERE id = ?1 AND banned_at IS NULL",
+        params![id, to_ms(ban.at), ban.reason, ban.by],
+    )?;
+    Ok(())
+}
+
+/// The newest createdAt on a pointer, banned packages included.
+pub fn newest_created_at(conn: &Connection, pointer: &PointerId) -> Result<Option<DateTime<Utc>>> {
+    let ms: Option<i64> = conn.query_row(
+        "SELECT max(created_at) FROM packages WHERE channel = ?1 AND platform = ?2 AND fingerprint = ?3",
+        params![
+            pointer.channel.as_str(),
+            pointer.platform.as_str(),
+            pointer.fingerprint.as_str()
+        ],
+        |r| r.get(0),
+    )?;
+    ms.map(from_ms).transpose()
+}

@@ -1,0 +1,150 @@
+//! DSSE v1 envelopes signed with ed25519: the pre-authentication
+//! encoding, the envelope bytes, parsing and verification with trusted keys.
+
+use std::fs;
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use super::key_id;
+use crate::error::{Error, Result};
+
+/// DSSE payload type of a manifest envelope.
+pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.otapub.manifest+json";
+/// DSSE payload type of a directive envelope.
+pub const DIRECTIVE_PAYLOAD_TYPE: &str = "application/vnd.otapub.directive+json";
+/// DSSE payload type of a signed ban record.
+pub const BAN_PAYLOAD_TYPE: &str = "application/vnd.otapub.ban+json";
+
+/// DSSE's pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A DSSE signature as stored in the index and in envelopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DsseSignature {
+    /// First 16 hex chars of SHA-256 of the public key.
+    pub keyid: String,
+    /// Standard base64 of the 64-byte signature.
+    pub sig: String,
+}
+
+/// The signatures of one signed payload, as the index records them so the
+/// exact bytes can be rebuilt without re-signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Signatures {
+    /// ed25519 signatures over DSSE's PAE, sorted by keyid.
+    pub dsse: Vec<DsseSignature>,
+    /// The `expo-signature` part header value, when Expo code signing is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expo: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EnvelopeJson {
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    payload: String,
+    signatures: Vec<DsseSignature>,
+}
+
+/// The DSSE envelope bytes: compact JSON, signatures sorted by keyid.
+pub fn envelope(payload_type: &str, payload: &[u8], sigs: &Signatures) -> Vec<u8> {
+    let mut signatures = sigs.dsse.clone();
+    signatures.sort_by(|a, b| a.keyid.cmp(&b.keyid));
+    let env = EnvelopeJson {
+        payload_type: payload_type.to_string(),
+        payload: B64.encode(payload),
+        signatures,
+    };
+    serde_json::to_vec(&env).expect("an envelope of strings serializes")
+}
+
+/// A parsed envelope: the payload bytes and signatures.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The payload type.
+    pub payload_type: String,
+    /// The decoded payload.
+    pub payload: Vec<u8>,
+    /// The signatures as given.
+    pub signatures: Vec<DsseSignature>,
+}
+
+/// Parses an envelope without checking signatures.
+pub fn parse_envelope(bytes: &[u8]) -> std::result::Result<Envelope, String> {
+    let env: EnvelopeJson = serde_json::from_slice(bytes).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    let payload = B64
+        .decode(env.payload.as_bytes())
+        .map_err(|e| format!("payload is not base64: {e}"))?;
+    Ok(Envelope {
+        payload_type: env.payload_type,
+        payload,
+        signatures: env.signatures,
+    })
+}
+
+/// Public keys a verifier trusts.
+#[derive(Debug, Default)]
+pub struct TrustedKeys {
+    pub(super) keys: Vec<(String, VerifyingKey)>,
+}
+
+impl TrustedKeys {
+    /// Loads SPKI PEM public keys.
+    pub fn load(paths: &[PathBuf]) -> Result<TrustedKeys> {
+        let mut keys = Vec::new();
+        for path in paths {
+            let key_err = |reason: String| Error::Key {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = fs::read_to_string(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
+            let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
+                key_err("not an ed25519 public key in SPKI PEM (`-----BEGIN PUBLIC KEY-----`, the .pub file `otapub keygen` writes)".into())
+            })?;
+            keys.push((key_id(&key), key));
+        }
+        Ok(TrustedKeys { keys })
+    }
+
+    /// Whether no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Ok when at least one signature by a trusted key verifies strictly.
+    pub fn verify(&self, env: &Envelope) -> std::result::Result<(), String> {
+        let message = pae(&env.payload_type, &env.payload);
+        let mut seen_trusted = false;
+        for s in &env.signatures {
+            let Some((_, key)) = self.keys.iter().find(|(id, _)| *id == s.keyid) else {
+                continue;
+            };
+            seen_trusted = true;
+            let Ok(raw) = B64.decode(s.sig.as_bytes()) else {
+                return Err(format!("signature by {} is not base64", s.keyid));
+            };
+            let Ok(sig) = Signature::from_slice(&raw) else {
+                return Err(format!("signature by {} is not 64 bytes", s.keyid));
+            };
+            if key.verify_strict(&message, &sig).is_err() {
+                return Err(format!("signature by {} does not verify", s.keyid));
+            }
+        }
+        if seen_trusted {
+            Ok(())
+        } else {
+            let ids: Vec<&str> = env.signatures.iter().map(|s| s.keyid.as_str()).collect();
+            Err(format!("no signature by a trusted key (signed by: {})", ids.join(", ")))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Expo code signing: the RSA key, the `expo-signature` header and the
+//! certificate the app embeds.
+
+use std::fs;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use super::KeySource;
+use crate::error::{Error, Result};
+
+/// The `alg` of Expo code signing.
+pub const EXPO_ALG: &str = "rsa-v1_5-sha256";
+
+/// OID of the Expo project information a certificate may carry
+/// (`<projectId>,<scopeKey>`); the client then requires matching
+/// `extra.eas.projectId` / `extra.scopeKey` in every manifest.
+pub const EXPO_PROJECT_INFORMATION_OID: &str = "1.2.840.113556.1.8000.2554.43437.254.128.102.157.7894389.20439.2.1";
+
+/// An RSA key for Expo code signing, with the keyid the app's
+/// `codeSigningMetadata` names.
+pub struct ExpoKey {
+    key: aws_lc_rs::rsa::KeyPair,
+    keyid: String,
+}
+
+impl std::fmt::Debug for ExpoKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExpoKey({})", self.keyid)
+    }
+}
+
+/// Checks an Expo keyid: it is quoted in a structured header, so it is kept to safe characters.
+pub fn check_expo_keyid(keyid: &str) -> Result<()> {
+    if keyid.is_empty() || keyid.len() > 64 || !keyid.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(Error::usage(format!(
+            "--expo-keyid {keyid:?}: use 1-64 letters, digits, `.`, `_` or `-`, as in the app's codeSigningMetadata (default `main`)"
+        )));
+    }
+    Ok(())
+}
+
+impl ExpoKey {
+    /// Loads an RSA private key in PKCS#1 (`BEGIN RSA PRIVATE KEY`, what
+    /// `npx expo-updates codesigning:generate` writes) or PKCS#8 PEM.
+    pub fn load(source: &KeySource, keyid: &str) -> Result<ExpoKey> {
+        check_expo_keyid(keyid)?;
+        let text = source.read_private_pem()?;
+        let key_err = |reason: &str| Error::Key {
+            path: source.label(),
+            reason: reason.to_string(),
+        };
+        let block = pem::parse(text.trim().as_bytes()).map_err(|_| {
+            key_err("not a PEM private key; pass the private-key.pem `npx expo-updates codesigning:generate` wrote")
+        })?;
+        let key = match block.tag() {
+            "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(block.contents()),
+            "PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents()),
+            _ => {
+                return Err(key_err(
+                    "not an RSA private key (expected `BEGIN RSA PRIVATE KEY` or `BEGIN PRIVATE KEY`)",
+                ))
+            }
+        }
+        .map_err(|_| key_err("not a usable RSA private key (2048 to 8192 bits) in PKCS#1 or PKCS#8"))?;
+        Ok(ExpoKey {
+            key,
+            keyid: keyid.to_string(),
+        })
+    }
+
+    /// The `expo-signature` header value over exactly `part`.
+    pub fn signature_header(&self, part: &[u8]) -> String {
+        let mut sig = vec![0u8; self.key.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.key
+            .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, part, &mut sig)
+            .expect("RSA signing with a validated key and a buffer of the modulus length");
+        format!(
+            "sig=\"{}\", keyid=\"{}\", alg=\"{EXPO_ALG}\"",
+            B64.encode(sig),
+            self.keyid
+        )
+    }
+}
+
+/// The fields of an `expo-signature` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpoSignature {
+    /// The signature bytes.
+    pub sig: Vec<u8>,
+    /// The keyid.
+    pub keyid: String,
+    /// The algorithm.
+    pub alg: String,
+}
+
+/// Parses an `expo-signature` header as the structured-field dictionary it is.
+pub fn parse_expo_signature(header: &str) -> std::result::Result<ExpoSignature, String> {
+    let dict = sfv::Parser::parse_dictionary(header.as_bytes())
+        .map_err(|e| format!("expo-signature is not a structured-field dictionary: {e}"))?;
+    let string = |name: &str| -> std::result::Result<String, String> {
+        match dict.get(name) {
+            Some(sfv::ListEntry::Item(sfv::Item {
+                bare_item: sfv::BareItem::String(s),
+                ..
+            })) => Ok(s.clone()),
+            Some(_) => Err(format!("expo-signature {name} is not a string")),
+            None => Err(format!("expo-signature has no {name}")),
+        }
+    };
+    let sig = B64
+        .decode(string("sig")?.as_bytes())
+        .map_err(|e| format!("expo-signature sig is not base64: {e}"))?;
+    let keyid = string("keyid").unwrap_or_else(|_| "root".to_string());
+    let alg = string("alg").unwrap_or_else(|_| EXPO_ALG.to_string());
+    Ok(ExpoSignature { sig, keyid, alg })
+}
+
+/// A code-signing certificate, as the app embeds it.
+pub struct ExpoCertificate {
+    public_key: Vec<u8>,
+}
+
+impl ExpoCertificate {
+    /// Loads a PEM certificate; refuses one bound to an EAS project, whose
+    /// manifests would need `extra.eas.projectId` and `extra.scopeKey`.
+    pub fn load(path: &Path) -> Result<ExpoCertificate> {
+        let key_err = |reason: String| Error::Key {
+            path: path.display().to_string(),
+            reason,
+        };
+        let bytes = fs::read(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+            .map_err(|_| key_err("not a PEM certificate (`-----BEGIN CERTIFICATE-----`)".into()))?;
+        let cert = pem
+            .parse_x509()
+            .map_err(|e| key_err(format!("not an X.509 certificate: {e}")))?;
+        if cert
+            .extensions()
+            .iter()
+            .any(|e| e.oid.to_id_string() == EXPO_PROJECT_INFORMATION_OID)
+        {
+            return Err(key_err(
+                "this certificate carries Expo project information, so the app would require extra.eas.projectId and extra.scopeKey in every manifest, which otapub does not write; generate a certificate without it (`npx expo-updates codesigning:generate`)".into(),
+            ));
+        }
+        let spki = cert.public_key();
+        if spki.algorithm.algorithm.to_id_string() != "1.2.840.113549.1.1.1" {
+            return Err(key_err("the certificate's key is not RSA".into()));
+        }
+        Ok(ExpoCertificate {
+            public_key: spki.subject_public_key.data.to_vec(),
+        })
+    }
+
+    /// Checks an `expo-signature` header over `part` as the client does.
+    pub fn verify(&self, part: &[u8], header: &str, keyid: &str) -> std::result::Result<(), String> {
+        let s = parse_expo_signature(header)?;
+        if s.alg != EXPO_ALG {
+            return Err(format!("expo-signature alg {:?}, expected {EXPO_ALG:?}", s.alg));
+        }
+        if s.keyid != keyid {
+            return Err(format!(
+                "expo-signature keyid {:?}, but the app expects {keyid:?}",
+                s.keyid
+            ));
+        }
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            &self.public_key,
+        )
+        .verify(part, &s.sig)
+        .map_err(|_| "expo-signature does not verify against the certificate".to_string())
+    }
+}
