@@ -488,6 +488,25 @@ fn rebuild_adopts_only_envelopes_the_trusted_keys_signed() {
     assert!(stderr(&out).contains("pass --trust"), "{}", stderr(&out));
 }
 
+/// A rebuilt index continues from the generation the pointer objects carry:
+/// otherwise its next commits would be taken for a stale writer's and never
+/// reach the pointers (found by the kill soak).
+#[test]
+fn publish_after_a_rebuild_moves_the_pointers() {
+    on_both(|env| {
+        publish(env, "v1");
+        publish(env, "v2");
+        publish(env, "v3");
+        env.otapub(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"])
+            .assert()
+            .success();
+        publish(env, "v4");
+        assert_eq!(served(env, "ios"), "v4");
+        assert_eq!(served(env, "android"), "v4");
+        env.otapub(&["check"]).assert().success();
+    });
+}
+
 /// Item 6: a zero-byte, foreign or negative-version index is a clear exit 3,
 /// and nothing is written.
 #[test]

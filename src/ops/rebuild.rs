@@ -379,9 +379,20 @@ pub async fn rebuild(
     let pointers: BTreeSet<PointerId> = packages.iter().map(|p| p.pointer.clone()).collect();
     // Each pointer pair read and parsed once: the signed part and its body's SHA-256.
     let mut served: BTreeMap<PointerId, Option<(SignedPart, String)>> = BTreeMap::new();
+    // The generation stamps the pointer objects carry, to continue from.
+    let mut stamps: BTreeMap<PointerId, ([u8; 32], u64)> = BTreeMap::new();
     for p in &pointers {
         let body = ctx.store.get(&p.manifest_key()).await?;
         let envelope = ctx.store.get(&p.envelope_key()).await?;
+        if let Some(b) = &body {
+            let generation = [Some(b), envelope.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.meta.generation)
+                .max()
+                .unwrap_or(0);
+            stamps.insert(p.clone(), (index::sha256(&b.bytes), generation));
+        }
         let part = body
             .zip(envelope)
             .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, index::sha256_hex(&b.bytes))));
@@ -466,6 +477,10 @@ pub async fn rebuild(
         };
         Ok((out, vec![event]))
     })?;
+    idx.raise_generation(stamps.values().map(|(_, g)| *g).max().unwrap_or(0))?;
+    for (pointer, (body_sha256, generation)) in &stamps {
+        idx.restamp_pointer(pointer, body_sha256, *generation)?;
+    }
     // Written over the index that was there when the rebuild started, or
     // only if there still is none.
     match idx.save(ctx.store).await? {

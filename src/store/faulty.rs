@@ -10,7 +10,8 @@
 //!   before the request, as on SIGKILL), `delay=MS`, `pause` (waits before
 //!   the request until the file `$OTAPUB_FAULT_DIR/resume-I` exists, after
 //!   creating `$OTAPUB_FAULT_DIR/paused-I`; I is the rule's 0-based position);
-//! - OP: `get`, `head`, `etag`, `put`, `put_if`, `delete`, `list` or `*`;
+//! - OP: `get`, `head`, `etag`, `put`, `put_if`, `delete`, `list`, `write`
+//!   (any of `put`, `put_if`, `delete`: a write boundary) or `*`;
 //! - KEY: an exact key, or a prefix ending in `*`;
 //! - N: the Nth matching request (1-based), or `*` for every one.
 
@@ -42,7 +43,12 @@ struct Rule {
 
 impl Rule {
     fn matches(&self, op: &str, key: &str) -> bool {
-        (self.op == "*" || self.op == op)
+        let op_matches = match self.op.as_str() {
+            "*" => true,
+            "write" => matches!(op, "put" | "put_if" | "delete"),
+            want => want == op,
+        };
+        op_matches
             && match self.key.strip_suffix('*') {
                 Some(prefix) => key.starts_with(prefix),
                 None => key == self.key,

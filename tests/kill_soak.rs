@@ -1,0 +1,470 @@
+//! The kill soak: every mutating command is killed — at each of its write
+//! boundaries (the fault wrapper aborts the process before its Nth write)
+//! and at random instants (SIGKILL after a random share of the command's
+//! own running time) — and after every kill an independent reader checks
+//! the tree the way a device would: every pointer and every immutable
+//! manifest verifies with the public key, every asset it names exists with
+//! the hash it names, and no pointer serves an older createdAt than before.
+//! Then the command is rerun with the same `--operation-id` and must
+//! succeed, after which `otapub check` must find nothing wrong.
+//!
+//! `OTAPUB_SOAK_TRIALS` random kills per command (default 20, what CI runs;
+//! `scripts/kill-soak.sh` runs 200), `OTAPUB_SOAK_SEED` replays a run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A small deterministic generator (xorshift64*), seeded and printed so a
+/// failing run can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// One mutating command under test: what to set up before each trial
+/// (never killed) and the command itself.
+struct Subject {
+    name: &'static str,
+    prepare: fn(&TestEnv, usize),
+    args: fn(usize) -> Vec<String>,
+}
+
+fn publish(env: &TestEnv, release: &str, channel: &str) {
+    write_export(&env.path(release), release);
+    env.otapub(&[
+        "publish",
+        release,
+        "--channel",
+        channel,
+        "--fingerprint",
+        "fp1",
+        "--version",
+        release,
+    ])
+    .assert()
+    .success();
+    std::fs::remove_dir_all(env.path(release)).expect("remove export");
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn subjects() -> Vec<Subject> {
+    vec![
+        Subject {
+            name: "publish",
+            prepare: |env, t| write_export(&env.path("next"), &format!("p{t}")),
+            args: |t| {
+                strings(&[
+                    "publish",
+                    "next",
+                    "--channel",
+                    "production",
+                    "--fingerprint",
+                    "fp1",
+                    "--version",
+                    &format!("p{t}"),
+                ])
+            },
+        },
+        Subject {
+            name: "ban",
+            prepare: |env, t| publish(env, &format!("b{t}"), "production"),
+            args: |t| strings(&["ban", &format!("b{t}"), "--platform", "ios", "--reason", "soak"]),
+        },
+        Subject {
+            name: "ban --rollback",
+            prepare: |env, t| publish(env, &format!("r{t}"), "production"),
+            args: |t| {
+                strings(&[
+                    "ban",
+                    &format!("r{t}"),
+                    "--platform",
+                    "android",
+                    "--reason",
+                    "soak",
+                    "--rollback",
+                ])
+            },
+        },
+        Subject {
+            name: "rollback",
+            prepare: |env, t| publish(env, &format!("k{t}"), "production"),
+            args: |_| {
+                strings(&[
+                    "rollback",
+                    "--channel",
+                    "production",
+                    "--platform",
+                    "ios",
+                    "--fingerprint",
+                    "fp1",
+                ])
+            },
+        },
+        Subject {
+            name: "promote",
+            prepare: |env, t| publish(env, &format!("s{t}"), "staging"),
+            args: |t| strings(&["promote", &format!("s{t}"), "--platform", "ios", "--to", "production"]),
+        },
+        Subject {
+            name: "regenerate",
+            // A publish whose pointer writes all fail leaves its commit for
+            // regenerate to serve (it says so and exits 3).
+            prepare: |env, t| {
+                let release = format!("g{t}");
+                write_export(&env.path(&release), &release);
+                let mut c = env.otapub(&[
+                    "publish",
+                    &release,
+                    "--channel",
+                    "production",
+                    "--fingerprint",
+                    "fp1",
+                    "--version",
+                    &release,
+                ]);
+                c.env("OTAPUB_FAULTS", "fail@put_if:public/production/*#*");
+                c.assert().code(3);
+            },
+            args: |_| strings(&["regenerate"]),
+        },
+        Subject {
+            name: "gc",
+            // Two objects nobody references, as a publish killed mid-upload leaves.
+            prepare: |env, t| {
+                for i in 0..2 {
+                    let name = hex(&<sha2::Sha256 as sha2::Digest>::digest(format!("orphan {t} {i}")));
+                    std::fs::write(env.store().join("public/assets").join(name), b"orphan").expect("orphan");
+                }
+            },
+            args: |_| strings(&["gc", "--grace-hours", "0"]),
+        },
+        Subject {
+            name: "index rebuild",
+            prepare: |env, t| publish(env, &format!("i{t}"), "production"),
+            args: |_| strings(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"]),
+        },
+    ]
+}
+
+const CERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/expo-codesigning/certs/certificate.pem"
+);
+const EXPO_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/expo-codesigning/keys/private-key.pem"
+);
+
+/// What each pointer object serves, by key: a manifest's id, or a
+/// directive's whole JSON.
+type Seen = BTreeMap<String, String>;
+
+/// Every pointer object (`manifest` and `manifest.json` under
+/// `public/<channel>/<platform>/<fingerprint>/`), relative to the store root.
+fn pointer_objects(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(channels) = std::fs::read_dir(root.join("public")) else {
+        return out;
+    };
+    for c in channels.flatten() {
+        let channel = c.file_name().to_string_lossy().to_string();
+        if channel == "assets" || channel == "updates" {
+            continue;
+        }
+        for p in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(p.path()).into_iter().flatten().flatten() {
+                for name in ["manifest", "manifest.json"] {
+                    if f.path().join(name).is_file() {
+                        let platform = p.file_name().to_string_lossy().to_string();
+                        let fp = f.file_name().to_string_lossy().to_string();
+                        out.push(format!("public/{channel}/{platform}/{fp}/{name}"));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn certificate_key() -> rsa::RsaPublicKey {
+    use rsa::pkcs8::DecodePublicKey;
+    let pem = std::fs::read(CERT).expect("certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+    let cert = pem.parse_x509().expect("X.509");
+    rsa::RsaPublicKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).expect("RSA key")
+}
+
+/// Reads one pointer object as its consumer does — `manifest` as the
+/// expo-updates client (RSA expo-signature over the part), `manifest.json`
+/// as a DSSE verifier — checks every asset it names, and returns what it
+/// serves. Panics on anything wrong.
+fn read_object(env: &TestEnv, key: &str) -> String {
+    use rsa::signature::Verifier;
+    let (part, name) = if key.ends_with(".json") {
+        let payload = verify_envelope(&env.read(key), &env.public_key());
+        let v: serde_json::Value = serde_json::from_slice(&payload).expect("payload JSON");
+        let name = if v.get("launchAsset").is_some() {
+            "manifest"
+        } else {
+            "directive"
+        };
+        (payload, name.to_string())
+    } else {
+        let (body, ct) = env.object(key).expect("exists");
+        let parts = parse_multipart(&ct, &body);
+        let (headers, part) = &parts[0];
+        let sig = headers
+            .iter()
+            .find(|(n, _)| n == "expo-signature")
+            .map(|(_, v)| v.clone())
+            .expect("expo-signature");
+        let sig = sig
+            .split("sig=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("sig=");
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sig).expect("base64 sig");
+        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(certificate_key())
+            .verify(
+                part,
+                &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).expect("signature"),
+            )
+            .expect("the expo-signature verifies against the certificate");
+        (part.clone(), part_name(headers))
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&part).expect("JSON part");
+    let fields: Vec<&str> = key.split('/').collect();
+    if name == "manifest" {
+        assert_eq!(doc["runtimeVersion"], fields[3]);
+        assert_eq!(doc["metadata"]["otapub"]["channel"], fields[1]);
+        assert_eq!(doc["metadata"]["otapub"]["platform"], fields[2]);
+        let mut all = vec![doc["launchAsset"].clone()];
+        all.extend(doc["assets"].as_array().expect("assets").iter().cloned());
+        for a in all {
+            let url = a["url"].as_str().expect("url");
+            let hexname = url.rsplit('/').next().expect("hash in url");
+            let bytes = env.read(&format!("public/assets/{hexname}"));
+            let hash = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                <sha2::Sha256 as sha2::Digest>::digest(&bytes),
+            );
+            assert_eq!(hash, a["hash"], "{url}");
+        }
+        doc["id"].as_str().expect("id").to_string()
+    } else {
+        assert_eq!(name, "directive");
+        assert_eq!(doc["extra"]["otapub"]["channel"], fields[1]);
+        doc.to_string()
+    }
+}
+
+/// Checks every pointer object; returns what each serves, or what is wrong.
+fn read_tree(env: &TestEnv) -> Result<Seen, String> {
+    let mut seen = Seen::new();
+    for key in pointer_objects(&env.store()) {
+        let served = catch_unwind(AssertUnwindSafe(|| read_object(env, &key))).map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            format!("{key}: {msg}")
+        })?;
+        seen.insert(key, served);
+    }
+    Ok(seen)
+}
+
+/// After a kill each pointer object serves what it served before the
+/// command or what it serves once the command completed — never a third,
+/// older view, and never nothing once it served something.
+fn between(before: &Seen, killed: &Seen, after: &Seen) -> Result<(), String> {
+    for key in before.keys().chain(killed.keys()).chain(after.keys()) {
+        let (b, k, a) = (before.get(key), killed.get(key), after.get(key));
+        if k != b && k != a {
+            return Err(format!(
+                "{key} served {k:?} after the kill: neither {b:?} (before) nor {a:?} (after)"
+            ));
+        }
+        if b.is_some() && (k.is_none() || a.is_none()) {
+            return Err(format!("{key} disappeared"));
+        }
+    }
+    // Once complete, the two objects of each pointer agree.
+    for (key, served) in after.iter().filter(|(k, _)| k.ends_with(".json")) {
+        let body = key.trim_end_matches(".json");
+        if after.get(body) != Some(served) {
+            return Err(format!("{body} and its manifest.json disagree after the rerun"));
+        }
+    }
+    Ok(())
+}
+
+fn run(env: &TestEnv, args: &[String], op: &str, faults: Option<&str>) -> std::process::Command {
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--operation-id", op]);
+    let mut c = env.std_otapub(&all);
+    if let Some(f) = faults {
+        c.env("OTAPUB_FAULTS", f);
+    }
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+#[derive(Default)]
+struct Tally {
+    trials: usize,
+    killed: usize,
+    consistent: usize,
+    completed: usize,
+    failures: Vec<String>,
+}
+
+/// One trial: kill the command (by `faults`, or after `after`), read the
+/// tree, rerun to completion, read it again and `check` it.
+fn trial(
+    env: &TestEnv,
+    subject: &Subject,
+    t: usize,
+    faults: Option<&str>,
+    after: Option<Duration>,
+    seen: &mut Seen,
+    tally: &mut Tally,
+) -> Duration {
+    (subject.prepare)(env, t);
+    // What the pointers serve right before the command (the set-up moved some).
+    match read_tree(env) {
+        Ok(s) => *seen = s,
+        Err(e) => tally
+            .failures
+            .push(format!("{} trial {t}: after the set-up: {e}", subject.name)),
+    }
+    let args = (subject.args)(t);
+    let op = format!("soak-{}-{t}", subject.name.replace(' ', "-"));
+    let mut child = run(env, &args, &op, faults).spawn().expect("spawn otapub");
+    if let Some(d) = after {
+        std::thread::sleep(d);
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    tally.trials += 1;
+    if !out.status.success() {
+        tally.killed += 1;
+    }
+    let label = format!("{} trial {t} ({})", subject.name, faults.unwrap_or("random kill"));
+    let killed = read_tree(env);
+    let start = Instant::now();
+    let rerun = run(env, &args, &op, None).output().expect("rerun");
+    let took = start.elapsed();
+    let checked = env.otapub(&["check"]).output().expect("check");
+    let after = read_tree(env);
+    match &killed {
+        Ok(k) => match after.as_ref().map(|a| between(seen, k, a)) {
+            Ok(Err(e)) => tally.failures.push(format!("{label}: {e}")),
+            _ => tally.consistent += 1,
+        },
+        Err(e) => tally.failures.push(format!("{label}: after the kill: {e}")),
+    }
+    match (rerun.status.success(), checked.status.success(), after) {
+        (true, true, Ok(a)) => {
+            tally.completed += 1;
+            *seen = a;
+        }
+        (r, c, tree) => tally.failures.push(format!(
+            "{label}: rerun ok={r} ({}), check ok={c} ({}), tree {:?}",
+            stderr(&rerun).trim(),
+            stdout(&checked).trim(),
+            tree.err()
+        )),
+    }
+    took
+}
+
+#[test]
+fn every_mutating_command_survives_kills() {
+    let random: usize = std::env::var("OTAPUB_SOAK_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("OTAPUB_SOAK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    eprintln!("kill soak: {random} random kills per command, OTAPUB_SOAK_SEED={seed}");
+    let mut rng = Rng(seed);
+    let mut all_ok = true;
+    for subject in subjects() {
+        let env = TestEnv::new();
+        // Every command signs for the stock client too, so the reader can
+        // check `manifest` objects as a device does.
+        std::fs::copy(EXPO_KEY, env.path("keys/expo.pem")).expect("copy the Expo key");
+        std::fs::set_permissions(
+            env.path("keys/expo.pem"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
+        std::fs::write(env.path("otapub.toml"), "expo_key = \"keys/expo.pem\"\n").expect("config");
+        publish(&env, "base1", "production");
+        publish(&env, "base2", "production");
+        publish(&env, "base3", "staging");
+        let mut seen = read_tree(&env).expect("a consistent start");
+        let mut tally = Tally::default();
+        let mut t = 0;
+        // Each write boundary, until the command runs past its last write.
+        let mut boundaries = 0;
+        let mut last = loop {
+            t += 1;
+            let rule = format!("kill@write:*#{}", boundaries + 1);
+            let killed_before = tally.killed;
+            let took = trial(&env, &subject, t, Some(&rule), None, &mut seen, &mut tally);
+            if tally.killed == killed_before {
+                break took;
+            }
+            boundaries += 1;
+            assert!(boundaries < 200, "{}: more than 200 writes?", subject.name);
+        };
+        // Random instants within the command's own running time.
+        for _ in 0..random {
+            t += 1;
+            let micros = (last.as_micros() as u64).max(1000);
+            let after = Duration::from_micros(rng.next() % micros);
+            last = last.max(trial(&env, &subject, t, None, Some(after), &mut seen, &mut tally));
+        }
+        // Killed processes leave no temporary files once a command has run.
+        let litter: Vec<String> = env.keys("").into_iter().filter(|k| k.contains(".otapub-tmp")).collect();
+        if !litter.is_empty() {
+            tally.failures.push(format!("litter left: {litter:?}"));
+        }
+        eprintln!(
+            "{:>15}: {} write boundaries + {random} random instants: {} killed, consistent after the kill {}/{}, rerun completed and checked {}/{}",
+            subject.name, boundaries, tally.killed, tally.consistent, tally.trials, tally.completed, tally.trials
+        );
+        for f in &tally.failures {
+            eprintln!("    {f}");
+        }
+        all_ok &= tally.failures.is_empty();
+    }
+    assert!(all_ok, "the kill soak found inconsistencies (above)");
+}
