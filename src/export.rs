@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::names::Platform;
-use crate::signing::hex;
 
 /// A file of the export, inside its directory.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +71,11 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
     let root = dir.canonicalize().map_err(|e| {
         err(format!("cannot open the directory ({e}); pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)"))
     })?;
+    if !root.is_dir() {
+        return Err(err(
+            "is a file, cannot open the directory; pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)".into(),
+        ));
+    }
     let meta_path = root.join("metadata.json");
     let text = std::fs::read_to_string(&meta_path).map_err(|e| {
         err(format!(
@@ -128,6 +132,11 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
 /// Resolves `rel` inside `root`, refusing anything that leaves it.
 fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
     let p = Path::new(rel);
+    if rel.chars().any(char::is_control) {
+        return Err(format!(
+            "metadata.json names {rel:?}, which holds a control character (a newline or NUL is never part of a file `expo export` writes): export again"
+        ));
+    }
     if rel.is_empty()
         || p.is_absolute()
         || p.components()
@@ -186,8 +195,8 @@ pub fn hash_file(path: &Path, with_md5: bool) -> Result<FileHash> {
         size += n as u64;
     }
     Ok(FileHash {
-        sha256: hex(&sha.finalize()),
-        md5: md5.map(|m| hex(&m.finalize())),
+        sha256: hex::encode(sha.finalize()),
+        md5: md5.map(|m| hex::encode(m.finalize())),
         size,
     })
 }

@@ -327,3 +327,453 @@ fn a_failed_first_publish_creates_no_store() {
     env.otapub(&publish_args("nowhere", &[])).assert().code(2);
     assert!(!env.store().exists());
 }
+
+/// One row of the table: what to break after [`setup`], the command, the
+/// exit code and a phrase of the message (which names the problem and the
+/// fix).
+struct Case {
+    break_it: fn(&TestEnv),
+    args: &'static [&'static str],
+    code: i32,
+    needle: &'static str,
+}
+
+fn nothing(_: &TestEnv) {}
+
+fn write(env: &TestEnv, rel: &str, bytes: &[u8]) {
+    let p = env.path(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, bytes).expect("write");
+}
+
+const INDEX: &str = "store/state/index.sqlite";
+
+/// Rewrites `next/metadata.json` through `f`.
+fn edit_metadata(env: &TestEnv, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = env.path("next/metadata.json");
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+    f(&mut meta);
+    std::fs::write(path, meta.to_string()).expect("write");
+}
+
+fn sqlite(env: &TestEnv, sql: &str) {
+    let c = rusqlite::Connection::open(env.path(INDEX)).expect("open");
+    c.execute_batch(sql).expect("sql");
+}
+
+const PUBLISH: &[&str] = &["publish", "next", "--channel", "production", "--fingerprint", "fp1"];
+
+fn table() -> Vec<Case> {
+    vec![
+        // A damaged index: exit 3, and how to recover.
+        Case {
+            break_it: |e| write(e, INDEX, b""),
+            args: PUBLISH,
+            code: 3,
+            needle: "is empty (0 bytes)",
+        },
+        Case {
+            break_it: |e| write(e, INDEX, b"this is not SQLite at all, just text"),
+            args: &["status"],
+            code: 3,
+            needle: "index rebuild",
+        },
+        Case {
+            break_it: |e| {
+                let bytes = std::fs::read(e.path(INDEX)).expect("index");
+                write(e, INDEX, &bytes[..bytes.len() / 2]);
+            },
+            args: &["ban", "v1", "--platform", "ios", "--reason", "x"],
+            code: 3,
+            needle: "index rebuild",
+        },
+        Case {
+            break_it: |e| {
+                std::fs::remove_file(e.path(INDEX)).expect("rm");
+                sqlite(e, "CREATE TABLE other (x)");
+            },
+            args: &["check"],
+            code: 3,
+            needle: "not an otapub index",
+        },
+        Case {
+            break_it: |e| sqlite(e, "PRAGMA user_version = 999"),
+            args: PUBLISH,
+            code: 3,
+            needle: "upgrade otapub",
+        },
+        Case {
+            break_it: |e| sqlite(e, "PRAGMA user_version = -7"),
+            args: &["status"],
+            code: 3,
+            needle: "which no otapub writes",
+        },
+        Case {
+            break_it: |e| {
+                sqlite(
+                    e,
+                    "DROP TRIGGER packages_immutable; UPDATE packages SET version = '../x'",
+                )
+            },
+            args: &["status"],
+            code: 3,
+            needle: "index rebuild",
+        },
+        Case {
+            break_it: |e| sqlite(e, "UPDATE settings SET value = 'many' WHERE key = 'generation'"),
+            args: PUBLISH,
+            code: 3,
+            needle: "generation \"many\" is not a number",
+        },
+        Case {
+            break_it: |e| {
+                std::fs::remove_file(e.path(INDEX)).expect("rm");
+                std::fs::create_dir(e.path(INDEX)).expect("mkdir");
+            },
+            args: &["status"],
+            code: 3,
+            needle: "is a directory",
+        },
+        // Objects a person put in the store by hand.
+        Case {
+            break_it: |e| {
+                let p = e.path("store/public/production/ios/fp1/manifest");
+                std::fs::remove_file(&p).expect("rm");
+                std::fs::create_dir(&p).expect("mkdir");
+            },
+            args: &["check"],
+            code: 3,
+            needle: "is a directory",
+        },
+        Case {
+            break_it: |e| {
+                write(
+                    e,
+                    "store/state/meta/public/production/ios/fp1/manifest.json",
+                    b"{garbage",
+                )
+            },
+            args: &["regenerate"],
+            code: 3,
+            needle: "public/production/ios/fp1/manifest",
+        },
+        // The store argument.
+        Case {
+            break_it: |e| write(e, "afile", b"x"),
+            args: &["status", "--store", "afile"],
+            code: 2,
+            needle: "is a file, not a directory",
+        },
+        Case {
+            break_it: nothing,
+            args: &["status", "--store", "s3://"],
+            code: 2,
+            needle: "expected s3://BUCKET",
+        },
+        Case {
+            break_it: nothing,
+            args: &["status", "--store", "s3://Bad_Bucket/x"],
+            code: 2,
+            needle: "valid bucket name",
+        },
+        Case {
+            break_it: nothing,
+            args: &["status", "--store", "ftp://x"],
+            code: 2,
+            needle: "unknown scheme",
+        },
+        Case {
+            break_it: nothing,
+            args: &["status", "--store", "file://relative"],
+            code: 2,
+            needle: "needs an absolute path",
+        },
+        // The config file: the message names the key and the line.
+        Case {
+            break_it: |e| write(e, "c.toml", b"store = 3\n"),
+            args: &["status", "--config", "c.toml"],
+            code: 2,
+            needle: "c.toml line 1: `store`",
+        },
+        Case {
+            break_it: |e| write(e, "c.toml", b"actor = \"me\"\npath_style = \"yes\"\n"),
+            args: &["status", "--config", "c.toml"],
+            code: 2,
+            needle: "c.toml line 2: `path_style`",
+        },
+        Case {
+            break_it: |e| write(e, "c.toml", b"key = \"keys/a.key\"\n"),
+            args: &["status", "--config", "c.toml"],
+            code: 2,
+            needle: "`key`: invalid type",
+        },
+        Case {
+            break_it: |e| write(e, "c.toml", b"\nstor = \"x\"\n"),
+            args: &["status", "--config", "c.toml"],
+            code: 2,
+            needle: "unknown field `stor`",
+        },
+        Case {
+            break_it: |e| write(e, "c.toml", b"[[[\n"),
+            args: &["status", "--config", "c.toml"],
+            code: 2,
+            needle: "c.toml line 1",
+        },
+        Case {
+            break_it: nothing,
+            args: &["status", "--config", "missing.toml"],
+            code: 2,
+            needle: "cannot read it",
+        },
+        // Values of flags.
+        Case {
+            break_it: nothing,
+            args: &["status", "--operation-id", "a b"],
+            code: 2,
+            needle: "use 1-128 chars",
+        },
+        Case {
+            break_it: nothing,
+            args: &["gc", "--grace-hours", "soon"],
+            code: 2,
+            needle: "invalid value 'soon'",
+        },
+        Case {
+            break_it: nothing,
+            args: &[
+                "rollback",
+                "--channel",
+                "production",
+                "--platform",
+                "ios",
+                "--fingerprint",
+                "fp1",
+                "--to",
+                "v1",
+                "--to-embedded",
+            ],
+            code: 2,
+            needle: "cannot be used with",
+        },
+        Case {
+            break_it: nothing,
+            args: &["promote", "v9", "--platform", "ios", "--to", "staging"],
+            code: 2,
+            needle: "no package v9 on ios",
+        },
+        Case {
+            break_it: nothing,
+            args: &["promote", "v1", "--platform", "ios", "--to", "updates"],
+            code: 2,
+            needle: "not `assets` or `updates`",
+        },
+        Case {
+            break_it: nothing,
+            args: &["ban", "v1", "--platform", "web", "--reason", "x"],
+            code: 2,
+            needle: "invalid value 'web'",
+        },
+        Case {
+            break_it: nothing,
+            args: &["verify", "--url", "ftp://cdn"],
+            code: 2,
+            needle: "give the http(s) URL",
+        },
+        Case {
+            break_it: nothing,
+            args: &["verify", "--trust", "keys/missing.pub"],
+            code: 2,
+            needle: "keys/missing.pub: cannot read it",
+        },
+        Case {
+            break_it: nothing,
+            args: &["index", "rebuild", "--trust", "keys/throwaway.pub"],
+            code: 2,
+            needle: "pass --force",
+        },
+        Case {
+            break_it: nothing,
+            args: &["publish", "next", "--channel", "", "--fingerprint", "fp1"],
+            code: 2,
+            needle: "invalid channel",
+        },
+        Case {
+            break_it: nothing,
+            args: &["publish", "next", "--channel", "production", "--fingerprint", ""],
+            code: 2,
+            needle: "invalid fingerprint",
+        },
+        Case {
+            break_it: nothing,
+            args: &[
+                "publish",
+                "next",
+                "--channel",
+                "production",
+                "--fingerprint",
+                "fp1",
+                "--version",
+                "a\nb",
+            ],
+            code: 2,
+            needle: "invalid version",
+        },
+        Case {
+            break_it: nothing,
+            args: &[
+                "publish",
+                "next",
+                "--channel",
+                "production",
+                "--fingerprint",
+                "fp1",
+                "--expo-key",
+                "keys/missing.pem",
+            ],
+            code: 2,
+            needle: "keys/missing.pem",
+        },
+        Case {
+            break_it: nothing,
+            args: &[
+                "publish",
+                "next",
+                "--channel",
+                "production",
+                "--fingerprint",
+                "fp1",
+                "--expo-key",
+                "keys/throwaway.key",
+            ],
+            code: 2,
+            needle: "not a usable RSA private key",
+        },
+        // The export.
+        Case {
+            break_it: |e| write(e, "next/x.json", b"not json"),
+            args: &[
+                "publish",
+                "next",
+                "--channel",
+                "production",
+                "--fingerprint",
+                "fp1",
+                "--expo-config",
+                "next/x.json",
+            ],
+            code: 2,
+            needle: "next/x.json",
+        },
+        Case {
+            break_it: |e| write(e, "next/x.json", b"[1, 2]"),
+            args: &[
+                "publish",
+                "next",
+                "--channel",
+                "production",
+                "--fingerprint",
+                "fp1",
+                "--expo-config",
+                "next/x.json",
+            ],
+            code: 2,
+            needle: "a JSON object",
+        },
+        Case {
+            break_it: |e| write(e, "afile", b"x"),
+            args: &["publish", "afile", "--channel", "production", "--fingerprint", "fp1"],
+            code: 2,
+            needle: "cannot open the directory",
+        },
+        Case {
+            break_it: |e| {
+                std::fs::remove_file(e.path("next/metadata.json")).expect("rm");
+                std::fs::create_dir(e.path("next/metadata.json")).expect("mkdir");
+            },
+            args: PUBLISH,
+            code: 2,
+            needle: "cannot read metadata.json",
+        },
+        Case {
+            break_it: |e| {
+                edit_metadata(e, |m| {
+                    m["fileMetadata"]["ios"]["assets"][0]["path"] = "assets/a\nb".into()
+                })
+            },
+            args: PUBLISH,
+            code: 2,
+            needle: "control character",
+        },
+        Case {
+            break_it: |e| {
+                edit_metadata(e, |m| {
+                    m["fileMetadata"]["ios"]["assets"][0]["path"] = "assets/a\u{0}b".into()
+                })
+            },
+            args: PUBLISH,
+            code: 2,
+            needle: "control character",
+        },
+        Case {
+            break_it: |e| edit_metadata(e, |m| m["fileMetadata"]["ios"]["bundle"] = "".into()),
+            args: PUBLISH,
+            code: 2,
+            needle: "not a relative path inside the export directory",
+        },
+        Case {
+            break_it: |e| {
+                edit_metadata(e, |m| {
+                    m["fileMetadata"]["ios"]["bundle"] = "_expo/static/js/ios/missing.hbc".into()
+                })
+            },
+            args: PUBLISH,
+            code: 2,
+            needle: "which cannot be opened",
+        },
+        Case {
+            break_it: |e| edit_metadata(e, |m| m["fileMetadata"] = serde_json::json!([])),
+            args: PUBLISH,
+            code: 2,
+            needle: "metadata.json is malformed",
+        },
+        Case {
+            break_it: |e| edit_metadata(e, |m| m["fileMetadata"]["ios"]["assets"] = serde_json::json!({})),
+            args: PUBLISH,
+            code: 2,
+            needle: "metadata.json is malformed",
+        },
+        Case {
+            break_it: |e| edit_metadata(e, |m| m["fileMetadata"]["ios"]["assets"][0]["ext"] = "".into()),
+            args: PUBLISH,
+            code: 2,
+            needle: "an extension must be 1-16 letters or digits",
+        },
+    ]
+}
+
+#[test]
+fn the_table() {
+    let cases = table();
+    for (i, case) in cases.iter().enumerate() {
+        let env = setup();
+        (case.break_it)(&env);
+        let before = env.snapshot();
+        let mut cmd = if case.args.contains(&"--store") {
+            env.cmd(case.args)
+        } else {
+            env.otapub(case.args)
+        };
+        let out = cmd.output().expect("run otapub");
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "case {i} {:?}: {err}", case.args);
+        assert_eq!(out.status.code(), Some(case.code), "case {i} {:?}: {err}", case.args);
+        assert!(
+            err.contains(case.needle),
+            "case {i} {:?}: expected {:?} in:\n{err}",
+            case.args,
+            case.needle
+        );
+        assert_eq!(env.snapshot(), before, "case {i} {:?} changed the store", case.args);
+    }
+    assert!(cases.len() >= 45, "the table has {} rows", cases.len());
+}

@@ -12,7 +12,6 @@ use md5::{Digest, Md5};
 
 use super::{litter, Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
 use crate::error::{Error, Result};
-use crate::signing::hex;
 
 const META_DIR: &str = "state/meta";
 
@@ -74,7 +73,16 @@ impl FsStore {
         move |e| Error::Store {
             action,
             key: key.to_string(),
-            reason: e.to_string(),
+            reason: match e.kind() {
+                io::ErrorKind::IsADirectory => {
+                    "it is a directory where otapub keeps a file: move that directory out of the store".into()
+                }
+                io::ErrorKind::NotADirectory => {
+                    "a file stands where otapub keeps a directory on the way to it: move that file out of the store"
+                        .into()
+                }
+                _ => e.to_string(),
+            },
         }
     }
 
@@ -84,7 +92,10 @@ impl FsStore {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Store {
                 action: "read metadata of",
                 key: key.to_string(),
-                reason: e.to_string(),
+                reason: format!(
+                    "{} is damaged ({e}): delete it and run `otapub regenerate`, which writes the object and its metadata again",
+                    path.display()
+                ),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ObjectMeta::new("application/octet-stream", "")),
             Err(e) => Err(Self::store_err("read metadata of", key)(e)),
@@ -120,7 +131,7 @@ impl FsStore {
             }
         }
         tmp.as_file().sync_data().map_err(Self::store_err("sync", key))?;
-        Ok((tmp, hex(&md5.finalize())))
+        Ok((tmp, hex::encode(md5.finalize())))
     }
 
     fn write_atomic(&self, key: &str, path: &Path, body: &Body) -> Result<()> {
@@ -180,7 +191,7 @@ impl FsStore {
             Err(e) => return Err(Self::store_err("read", key)(e)),
         };
         let meta = self.read_meta(key)?;
-        let etag = hex(&Md5::digest(&bytes));
+        let etag = hex::encode(Md5::digest(&bytes));
         Ok(Some(Object { bytes, meta, etag }))
     }
 
@@ -204,7 +215,7 @@ impl FsStore {
         if !holds {
             return Ok(CondPut::Conflict);
         }
-        let etag = hex(&Md5::digest(&bytes));
+        let etag = hex::encode(Md5::digest(&bytes));
         self.put_sync(key, &Body::Bytes(bytes), meta)?;
         drop(lock);
         Ok(CondPut::Written(etag))

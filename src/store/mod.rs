@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::faulty::FaultyStore;
 pub use self::fs::FsStore;
-pub use self::s3::{S3Options, S3Store, MULTIPART_THRESHOLD, PART_SIZE};
+pub use self::s3::{S3Options, S3Store, DEFAULT_READ_TIMEOUT, MULTIPART_THRESHOLD, PART_SIZE};
 use crate::error::{Error, Result};
 
 /// Cache-Control of immutable objects.
@@ -101,10 +101,7 @@ impl ObjectInfo {
             return None;
         }
         use md5::Digest;
-        Some(
-            self.size == bytes.len() as u64
-                && etag.eq_ignore_ascii_case(&crate::signing::hex(&md5::Md5::digest(bytes))),
-        )
+        Some(self.size == bytes.len() as u64 && etag.eq_ignore_ascii_case(&hex::encode(md5::Md5::digest(bytes))))
     }
 }
 
@@ -210,7 +207,7 @@ async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
                 "--store {url}: a file:// URL needs an absolute path, e.g. file:///srv/otapub"
             )));
         }
-        return Ok(Box::new(FsStore::new(PathBuf::from(rest))));
+        return local(url, PathBuf::from(rest));
     }
     if url.starts_with("s3://") {
         return Ok(Box::new(S3Store::connect(url, s3).await?));
@@ -220,5 +217,22 @@ async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
             "--store {url}: unknown scheme {scheme:?}; use a directory, file:///abs/dir or s3://bucket/prefix"
         )));
     }
-    Ok(Box::new(FsStore::new(PathBuf::from(url))))
+    local(url, PathBuf::from(url))
+}
+
+/// A local store at `root`, which must be a directory or not exist yet
+/// (nor anything on the way to it be a file).
+fn local(url: &str, root: PathBuf) -> Result<Box<dyn Store>> {
+    let blocker = root
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
+        .filter(|(_, m)| !m.is_dir());
+    if let Some((path, _)) = blocker {
+        return Err(Error::usage(format!(
+            "--store {url}: {} is a file, not a directory; give the store's directory (it is created on the first publish)",
+            path.display()
+        )));
+    }
+    Ok(Box::new(FsStore::new(root)))
 }
