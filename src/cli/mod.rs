@@ -168,6 +168,8 @@ struct ConfigFile {
     path_style: Option<bool>,
     /// `when_required` for servers that reject the SDK's default upload checksums.
     s3_request_checksums: Option<String>,
+    /// Seconds an S3 request may wait for the server's next bytes.
+    s3_read_timeout_secs: Option<u64>,
 }
 
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
@@ -178,9 +180,30 @@ fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, Conf
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::usage(format!("--config {}: cannot read it ({e})", path.display())))?;
-    let cfg: ConfigFile =
-        toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {}", path.display(), e.message())))?;
+    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| Error::usage(config_error(&path, &text, &e)))?;
     Ok((Some(path), cfg))
+}
+
+/// "FILE line N: `KEY`: what is wrong", from where the parser stopped.
+fn config_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return format!("{}: {}", path.display(), e.message());
+    };
+    let line = text[..at].matches('\n').count() + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+    let what = match key {
+        Some(k) => format!("`{k}`: "),
+        None => String::new(),
+    };
+    format!(
+        "{} line {line}: {what}{} (the README's \"Options and configuration\" section lists each key and its type)",
+        path.display(),
+        e.message()
+    )
 }
 
 /// Everything resolved from flags, environment and config file.
@@ -277,6 +300,16 @@ impl Settings {
         let s3 = S3Options {
             path_style: if g.path_style { Some(true) } else { cfg.path_style },
             checksums_when_required,
+            read_timeout: match cfg.s3_read_timeout_secs {
+                Some(0) => {
+                    return Err(Error::usage(
+                        "s3_read_timeout_secs = 0: give the seconds a request may wait for the server, e.g. 60",
+                    )
+                    .into())
+                }
+                Some(s) => std::time::Duration::from_secs(s),
+                None => store::DEFAULT_READ_TIMEOUT,
+            },
         };
         let operation_id = match g.operation_id {
             Some(id)
@@ -385,7 +418,7 @@ pub enum Outcome {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    otapub::ops::trace(|| "start".into());
+    tracing::debug!("start");
     let Cli { global, command } = cli;
     // The global options given before the subcommand, merged with those after it.
     let settings = |sub: &GlobalArgs| Settings::resolve(global.clone().merge(sub.clone())?);

@@ -31,7 +31,7 @@ const GENERATION_METADATA: &str = "otapub-generation";
 const PART_CONCURRENCY: usize = 4;
 
 /// How to reach the bucket, beyond the standard AWS configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct S3Options {
     /// Path-style addressing: `Some(true)` forces it; `None` uses it for IP
     /// and localhost endpoints.
@@ -39,7 +39,27 @@ pub struct S3Options {
     /// Compute upload checksums only when an operation requires them (for
     /// servers that reject the SDK's default aws-chunked CRC32 trailer).
     pub checksums_when_required: bool,
+    /// How long a request may wait for the server's next bytes before it
+    /// counts as failed (and is retried).
+    pub read_timeout: std::time::Duration,
 }
+
+impl Default for S3Options {
+    fn default() -> S3Options {
+        S3Options {
+            path_style: None,
+            checksums_when_required: false,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+        }
+    }
+}
+
+/// The default [`S3Options::read_timeout`].
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Attempts per request: the SDK's standard retry mode (exponential backoff
+/// with jitter) on throttling (503 SlowDown), 5xx, resets and timeouts.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// A store under `s3://bucket/prefix`.
 #[derive(Debug, Clone)]
@@ -78,15 +98,23 @@ fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 None => format!("HTTP {status} {code}"),
             }
         }
-        SdkError::TimeoutError(_) => "the request timed out".to_string(),
+        SdkError::TimeoutError(_) => TIMED_OUT.to_string(),
         SdkError::ResponseError(_) => "the server's response was cut off or unreadable".to_string(),
         SdkError::ConstructionFailure(_) => format!("the request could not be built ({})", DisplayErrorContext(e)),
-        SdkError::DispatchFailure(_) => {
+        SdkError::DispatchFailure(df) => {
             let context = DisplayErrorContext(e).to_string();
             if context.contains("credentials") {
                 return "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the bucket's endpoint".to_string();
             }
-            let cause = context.rsplit(": ").next().unwrap_or("").trim().to_string();
+            if df.is_timeout() {
+                return TIMED_OUT.to_string();
+            }
+            // The innermost cause says it plainly ("Connection refused (os error 111)").
+            let mut cause: &dyn std::error::Error = e;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            let cause = cause.to_string();
             return format!(
                 "cannot reach the S3 endpoint ({}): check AWS_ENDPOINT_URL (and that the server runs) or the network",
                 truncate(&cause, 120)
@@ -96,6 +124,9 @@ fn sdk_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
     };
     truncate(&detail, 300)
 }
+
+const TIMED_OUT: &str =
+    "the request timed out: the server did not answer in time (for a slow link, raise s3_read_timeout_secs in otapub.toml)";
 
 fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -166,7 +197,15 @@ impl S3Store {
         let path_style = opts
             .path_style
             .unwrap_or_else(|| sdk.endpoint_url().is_some_and(is_local_host));
-        let mut conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style);
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .read_timeout(opts.read_timeout)
+                    .build(),
+            );
         if opts.checksums_when_required {
             conf = conf
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -360,7 +399,7 @@ impl Store for S3Store {
                     }))
                 }
                 Err(e) if attempt < READ_ATTEMPTS => {
-                    crate::ops::trace(|| format!("read of {key} cut off ({e}); reading again"));
+                    tracing::debug!("read of {key} cut off ({e}); reading again");
                     tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
                 }
                 Err(e) => {
@@ -502,9 +541,7 @@ impl Store for S3Store {
             .await
             .map_err(|e| Self::err("read source of", key, e.to_string()))?
             .len();
-        let digest: Option<Vec<u8>> = (0..sha256_hex.len() / 2)
-            .map(|i| u8::from_str_radix(sha256_hex.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
+        let digest = hex::decode(sha256_hex).ok().filter(|d| d.len() == 32);
         let (Some(digest), true) = (digest, size < MULTIPART_THRESHOLD) else {
             return self.put(key, Body::File(path.to_path_buf()), meta).await;
         };
@@ -526,7 +563,7 @@ impl Store for S3Store {
     async fn probe_conditional_writes(&self) -> Result<bool> {
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
-        let key = format!("state/probe/{}", crate::signing::hex(&nonce));
+        let key = format!("state/probe/{}", hex::encode(nonce));
         let meta = ObjectMeta::new("text/plain", "no-store");
         let first = self
             .put_if(&key, b"first".to_vec(), &meta, Precondition::Absent)
