@@ -7,6 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::docs::{
+    AssetDoc, CommitTimeDoc, DirectiveDoc, DirectiveExtraDoc, ExtraDoc, ManifestDoc, MetadataDoc, OtapubDoc, PointerDoc,
+};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -76,56 +80,8 @@ pub struct ManifestFields<'a> {
     pub launch_file_extension: bool,
 }
 
-#[derive(Serialize)]
-struct ManifestJson<'a> {
-    id: &'a str,
-    #[serde(rename = "createdAt")]
-    created_at: String,
-    #[serde(rename = "runtimeVersion")]
-    runtime_version: &'a str,
-    #[serde(rename = "launchAsset")]
-    launch_asset: AssetJson,
-    assets: Vec<AssetJson>,
-    metadata: MetadataJson<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extra: Option<ExtraJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct AssetJson {
-    hash: String,
-    key: String,
-    #[serde(rename = "contentType")]
-    content_type: String,
-    #[serde(rename = "fileExtension", skip_serializing_if = "Option::is_none")]
-    file_extension: Option<String>,
-    url: String,
-}
-
-#[derive(Serialize)]
-struct MetadataJson<'a> {
-    otapub: OtapubMetadata<'a>,
-}
-
-#[derive(Serialize)]
-struct OtapubMetadata<'a> {
-    channel: &'a str,
-    platform: &'a str,
-    version: &'a str,
-    #[serde(rename = "restampOf", skip_serializing_if = "Option::is_none")]
-    restamp_of: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct ExtraJson<'a> {
-    #[serde(rename = "expoClient")]
-    expo_client: &'a RawValue,
-}
-
-fn asset_json(a: &AssetRef, content_type: String, base_url: &str) -> AssetJson {
-    AssetJson {
+fn asset_doc(a: &AssetRef, content_type: String, base_url: &str) -> AssetDoc {
+    AssetDoc {
         hash: expo_hash(&a.sha256),
         key: a.key.clone(),
         content_type,
@@ -136,31 +92,33 @@ fn asset_json(a: &AssetRef, content_type: String, base_url: &str) -> AssetJson {
 
 /// The exact bytes of the manifest part.
 pub fn manifest_bytes(f: &ManifestFields<'_>) -> Vec<u8> {
-    let doc = ManifestJson {
-        id: f.id,
+    let doc = ManifestDoc {
+        id: f.id.to_string(),
         created_at: format_time(f.created_at),
-        runtime_version: f.fingerprint.as_str(),
-        launch_asset: AssetJson {
+        runtime_version: f.fingerprint.to_string(),
+        launch_asset: AssetDoc {
             // The Expo spec says the launch asset's fileExtension SHOULD be
             // omitted; manifests signed before otapub followed it keep theirs.
             file_extension: f.launch_file_extension.then(|| format!(".{}", f.launch_asset.ext)),
-            ..asset_json(f.launch_asset, BUNDLE_CONTENT_TYPE.to_string(), f.base_url)
+            ..asset_doc(f.launch_asset, BUNDLE_CONTENT_TYPE.to_string(), f.base_url)
         },
         assets: f
             .assets
             .iter()
-            .map(|a| asset_json(a, asset_content_type(&a.ext), f.base_url))
+            .map(|a| asset_doc(a, asset_content_type(&a.ext), f.base_url))
             .collect(),
-        metadata: MetadataJson {
-            otapub: OtapubMetadata {
-                channel: f.channel.as_str(),
-                platform: f.platform.as_str(),
-                version: f.version.as_str(),
-                restamp_of: f.restamp_of.map(Version::as_str),
-                message: f.message,
+        metadata: MetadataDoc {
+            otapub: OtapubDoc {
+                channel: f.channel.to_string(),
+                platform: f.platform.to_string(),
+                version: f.version.to_string(),
+                restamp_of: f.restamp_of.map(Version::to_string),
+                message: f.message.map(str::to_string),
             },
         },
-        extra: f.expo_client.map(|expo_client| ExtraJson { expo_client }),
+        extra: f.expo_client.map(|c| ExtraDoc {
+            expo_client: Some(c.to_owned()),
+        }),
     };
     serde_json::to_vec(&doc).expect("a manifest of strings serializes")
 }
@@ -177,33 +135,6 @@ pub enum Directive {
     },
 }
 
-#[derive(Serialize)]
-struct DirectiveJson<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<CommitTime>,
-    extra: DirectiveExtra<'a>,
-}
-
-#[derive(Serialize)]
-struct CommitTime {
-    #[serde(rename = "commitTime")]
-    commit_time: String,
-}
-
-#[derive(Serialize)]
-struct DirectiveExtra<'a> {
-    otapub: DirectivePointer<'a>,
-}
-
-#[derive(Serialize)]
-struct DirectivePointer<'a> {
-    channel: &'a str,
-    platform: &'a str,
-    fingerprint: &'a str,
-}
-
 /// The exact bytes of a directive part, bound to its pointer so a signed
 /// directive cannot be replayed on another one.
 pub fn directive_bytes(d: &Directive, channel: &Channel, platform: Platform, fingerprint: &Fingerprint) -> Vec<u8> {
@@ -211,19 +142,19 @@ pub fn directive_bytes(d: &Directive, channel: &Channel, platform: Platform, fin
         Directive::NoUpdateAvailable => ("noUpdateAvailable", None),
         Directive::RollBackToEmbedded { commit_time } => (
             "rollBackToEmbedded",
-            Some(CommitTime {
+            Some(CommitTimeDoc {
                 commit_time: format_time(*commit_time),
             }),
         ),
     };
-    let doc = DirectiveJson {
-        kind,
+    let doc = DirectiveDoc {
+        kind: kind.to_string(),
         parameters,
-        extra: DirectiveExtra {
-            otapub: DirectivePointer {
-                channel: channel.as_str(),
-                platform: platform.as_str(),
-                fingerprint: fingerprint.as_str(),
+        extra: DirectiveExtraDoc {
+            otapub: PointerDoc {
+                channel: channel.to_string(),
+                platform: platform.to_string(),
+                fingerprint: fingerprint.to_string(),
             },
         },
     };

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::restamp::{restamp, Restamped};
 use super::{commit, ensure_no_update_directive, Context, Plan};
+use crate::docs::BanRecord;
 use crate::error::{Error, Result};
 use crate::index::{self, Ban, NewEvent};
 use crate::manifest::format_time;
@@ -26,16 +27,6 @@ pub struct BanOutcome {
     pub already_banned: bool,
     /// Fallback re-stamps made by `--rollback`.
     pub restamped: Vec<Restamped>,
-}
-
-#[derive(Serialize)]
-struct BanRecord<'a> {
-    platform: &'a str,
-    version: &'a str,
-    reason: &'a str,
-    actor: &'a str,
-    #[serde(rename = "bannedAt")]
-    banned_at: String,
 }
 
 /// Key of a signed ban record.
@@ -94,10 +85,10 @@ pub async fn ban(
             for p in &to_ban {
                 index::ban_package(tx, p.id, &ban)?;
                 let record = serde_json::to_vec(&BanRecord {
-                    platform: platform.as_str(),
-                    version: p.version.as_str(),
-                    reason,
-                    actor: &ctx.actor,
+                    platform: platform.to_string(),
+                    version: p.version.to_string(),
+                    reason: reason.to_string(),
+                    actor: ctx.actor.clone(),
                     banned_at: format_time(now),
                 })
                 .expect("a ban record serializes");

@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 
 use super::{Context, BASE_URL_SETTING};
+use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, ManifestDoc};
 use crate::error::{Error, Result};
 use crate::index::{
     self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, Saved, StoredDirective,
@@ -35,89 +35,6 @@ pub struct RebuildOutcome {
     /// committed packages whose pointer write was lost, or leftovers of a
     /// publish that died before its commit. Keep them or ban them.
     pub unconfirmed: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct ManifestDoc {
-    id: String,
-    #[serde(rename = "createdAt")]
-    created_at: String,
-    #[serde(rename = "runtimeVersion")]
-    runtime_version: String,
-    #[serde(rename = "launchAsset")]
-    launch_asset: AssetDoc,
-    assets: Vec<AssetDoc>,
-    metadata: MetadataDoc,
-    #[serde(default)]
-    extra: Option<ExtraDoc>,
-}
-
-#[derive(Deserialize)]
-struct AssetDoc {
-    key: String,
-    #[serde(rename = "contentType")]
-    content_type: String,
-    #[serde(rename = "fileExtension")]
-    file_extension: Option<String>,
-    url: String,
-}
-
-#[derive(Deserialize)]
-struct MetadataDoc {
-    otapub: OtapubDoc,
-}
-
-#[derive(Deserialize)]
-struct OtapubDoc {
-    channel: String,
-    platform: String,
-    version: String,
-    #[serde(rename = "restampOf")]
-    restamp_of: Option<String>,
-    message: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ExtraDoc {
-    #[serde(rename = "expoClient")]
-    expo_client: Option<Box<RawValue>>,
-}
-
-#[derive(Deserialize)]
-struct DirectiveDoc {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    parameters: Option<CommitTimeDoc>,
-    extra: DirectiveExtraDoc,
-}
-
-#[derive(Deserialize)]
-struct CommitTimeDoc {
-    #[serde(rename = "commitTime")]
-    commit_time: String,
-}
-
-#[derive(Deserialize)]
-struct DirectiveExtraDoc {
-    otapub: PointerDoc,
-}
-
-#[derive(Deserialize)]
-struct PointerDoc {
-    channel: String,
-    platform: String,
-    fingerprint: String,
-}
-
-#[derive(Deserialize)]
-struct BanDoc {
-    platform: String,
-    version: String,
-    reason: String,
-    actor: String,
-    #[serde(rename = "bannedAt")]
-    banned_at: String,
 }
 
 fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
@@ -359,7 +276,7 @@ pub async fn rebuild(
                 return Err(format!("payloadType {:?} is not a ban record's", env.payload_type));
             }
             trusted.verify(&env).map_err(|e| format!("not adopted: {e}"))?;
-            serde_json::from_slice::<BanDoc>(&env.payload).map_err(|e| e.to_string())
+            serde_json::from_slice::<BanRecord>(&env.payload).map_err(|e| e.to_string())
         });
         match parsed {
             Ok(b) => bans.push(b),
