@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use md5::Digest;
-use otapub::index::{self, Bundle, Index, Package, PackageContent};
+use otapub::index::{self, Bundle, Index, PackageContent, PackageDraft};
 use otapub::manifest::AssetRef;
 use otapub::names::{Channel, Fingerprint, Platform, PointerId, Version};
-use otapub::signing::{Ed25519Key, KeySource, Signatures, Signer};
+use otapub::signing::{Ed25519Key, KeySource, Signer};
 use otapub::store::{self, Body, S3Options};
 use otapub::tree;
 
@@ -164,13 +164,13 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
     .expect("signer");
     let mut idx = Index::open(None, None).expect("index");
     let launch = AssetRef {
-        sha256: "a".repeat(64),
+        sha256: otapub::digest::Sha256Digest::of(b"launch"),
         key: "b".repeat(32),
         ext: "bundle".into(),
     };
     let assets: Vec<AssetRef> = (0..3)
         .map(|i| AssetRef {
-            sha256: format!("{i}").repeat(64),
+            sha256: otapub::digest::Sha256Digest::of(format!("asset {i}").as_bytes()),
             key: format!("{i}").repeat(32),
             ext: "png".into(),
         })
@@ -202,8 +202,7 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
                     assets: assets.clone(),
                     expo_config: None,
                 };
-                let mut pkg = Package {
-                    id: 0,
+                let mut draft = PackageDraft {
                     pointer: pointer.clone(),
                     version: format!("v{slot}").parse::<Version>()?,
                     created_at,
@@ -215,16 +214,10 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
                         bundle,
                     },
                     content_hash: String::new(),
-                    signatures: Signatures::default(),
-                    body_sha256: String::new(),
-                    ban: None,
                     format: Default::default(),
                 };
-                pkg.content_hash = pkg.expected_content_hash();
-                let payload = tree::package_payload(&pkg);
-                pkg.signatures = signer.sign_payload(&payload);
-                pkg.body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &pkg.signatures).body);
-                index::insert_package(tx, &pkg)?;
+                draft.content_hash = draft.expected_content_hash();
+                otapub::ops::stamp(tx, &signer, draft)?;
             }
             pointer_ids.push(pointer);
         }

@@ -28,6 +28,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Index, Saved};
 use crate::names::PointerId;
@@ -102,8 +103,8 @@ pub fn new_operation_id() -> String {
 /// An asset a publish needs in the store.
 #[derive(Debug, Clone)]
 pub struct AssetUpload {
-    /// SHA-256 hex.
-    pub sha256: String,
+    /// SHA-256 of the file.
+    pub sha256: Sha256Digest,
     /// The local file.
     pub path: PathBuf,
     /// Its Content-Type.
@@ -377,7 +378,7 @@ async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
 /// not know (the plan lists only those), none for one already uploaded by an
 /// earlier attempt. Assets are content-addressed: writing one again writes
 /// the same bytes.
-async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut HashSet<String>) -> Result<()> {
+async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut HashSet<Sha256Digest>) -> Result<()> {
     let todo: Vec<&AssetUpload> = assets.iter().filter(|a| !uploaded.contains(&a.sha256)).collect();
     // Many unknown assets (a first publish, a lost index): one listing of
     // assets/ answers for all of them in far fewer requests than a HEAD each.
@@ -387,7 +388,7 @@ async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut
         None
     };
     let listed = &listed;
-    let done: Vec<String> = stream::iter(todo)
+    let done: Vec<Sha256Digest> = stream::iter(todo)
         .map(|a| async move {
             let key = format!("public/assets/{}", a.sha256);
             let present = match listed {
@@ -398,7 +399,7 @@ async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut
                 let meta = ObjectMeta::new(a.content_type.clone(), IMMUTABLE_CACHE_CONTROL);
                 store.put_file_sha256(&key, &a.path, &a.sha256, &meta).await?;
             }
-            Ok::<_, Error>(a.sha256.clone())
+            Ok::<_, Error>(a.sha256)
         })
         .buffer_unordered(UPLOAD_CONCURRENCY)
         .try_collect()

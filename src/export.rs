@@ -11,6 +11,7 @@ use md5::Md5;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::names::Platform;
 
@@ -168,8 +169,8 @@ fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
 /// Digests of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileHash {
-    /// SHA-256, lowercase hex.
-    pub sha256: String,
+    /// SHA-256.
+    pub sha256: Sha256Digest,
     /// MD5, lowercase hex, when asked for (the launch asset's Expo key).
     pub md5: Option<String>,
     /// Size in bytes.
@@ -195,7 +196,7 @@ pub fn hash_file(path: &Path, with_md5: bool) -> Result<FileHash> {
         size += n as u64;
     }
     Ok(FileHash {
-        sha256: hex::encode(sha.finalize()),
+        sha256: Sha256Digest::from_bytes(sha.finalize().into()),
         md5: md5.map(|m| hex::encode(m.finalize())),
         size,
     })

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod commit;
+pub mod digest;
 pub mod docs;
 pub mod error;
 pub mod export;

@@ -3,11 +3,10 @@
 //! here is a pure function of its inputs, so the same package always renders
 //! to the same bytes.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::digest::Sha256Digest;
 use crate::docs::{
     AssetDoc, CommitTimeDoc, DirectiveDoc, DirectiveExtraDoc, ExtraDoc, ManifestDoc, MetadataDoc, OtapubDoc, PointerDoc,
 };
@@ -24,11 +23,6 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// base64url SHA-256 without padding, from a hex digest.
-pub fn expo_hash(sha256_hex: &str) -> String {
-    B64URL.encode(hex::decode(sha256_hex).unwrap_or_default())
-}
-
 /// The content type an asset is served with, from its extension.
 pub fn asset_content_type(ext: &str) -> String {
     mime_guess::from_ext(ext)
@@ -40,8 +34,8 @@ pub fn asset_content_type(ext: &str) -> String {
 /// One asset of a bundle as a manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AssetRef {
-    /// SHA-256 of the bytes, lowercase hex; also the object name under `assets/`.
-    pub sha256: String,
+    /// SHA-256 of the bytes; its hex is the object name under `assets/`.
+    pub sha256: Sha256Digest,
     /// The Metro md5 key (for the launch asset, the md5 of its bytes).
     pub key: String,
     /// Extension without the dot.
@@ -82,7 +76,7 @@ pub struct ManifestFields<'a> {
 
 fn asset_doc(a: &AssetRef, content_type: String, base_url: &str) -> AssetDoc {
     AssetDoc {
-        hash: expo_hash(&a.sha256),
+        hash: a.sha256.expo_hash(),
         key: a.key.clone(),
         content_type,
         file_extension: Some(format!(".{}", a.ext)),
@@ -361,13 +355,6 @@ mod tests {
         assert_eq!(parts[0].body, br#"{"id":"x"}"#);
         assert_eq!(parts[0].header("expo-signature"), Some("sig=\"a\""));
         assert_eq!(parts[1].body, EXTENSIONS);
-    }
-
-    #[test]
-    fn expo_hash_is_base64url_without_padding() {
-        // sha256("") in hex and its base64url form.
-        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(expo_hash(hex), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
     }
 
     #[test]

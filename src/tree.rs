@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{sha256_hex, ManifestFormat, Package, PackageContent, StoredDirective};
+use crate::index::{sha256_hex, ManifestFormat, Package, PackageContent, PackageDraft, StoredDirective};
 use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
 use crate::names::PointerId;
 use crate::signing::{self, Signatures};
@@ -41,7 +41,7 @@ impl Payload {
 }
 
 /// The payload a package signs: its manifest, or its directive.
-pub fn package_payload(p: &Package) -> Payload {
+pub fn package_payload(p: &PackageDraft) -> Payload {
     match &p.content {
         PackageContent::Update {
             manifest_id,
@@ -104,7 +104,7 @@ pub struct SignedPair {
 
 /// Builds the two signed objects of a payload.
 pub fn signed_pair(payload: &Payload, sigs: &Signatures) -> SignedPair {
-    let body = manifest::multipart(payload.part, &payload.bytes, sigs.expo.as_deref());
+    let body = manifest::multipart(payload.part, &payload.bytes, sigs.expo());
     SignedPair {
         content_type: body.content_type(),
         body: body.bytes,
@@ -134,12 +134,7 @@ fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &
     // inline, SPEC), which no signature covers. The recorded digest of an
     // older package is of its form-data body; the part bytes must be the same.
     let legacy = || {
-        let body = manifest::multipart_framed(
-            payload.part,
-            &payload.bytes,
-            sigs.expo.as_deref(),
-            Framing::LegacyFormData,
-        );
+        let body = manifest::multipart_framed(payload.part, &payload.bytes, sigs.expo(), Framing::LegacyFormData);
         sha256_hex(&body.bytes) == body_sha256
     };
     if got != body_sha256 && !legacy() {
@@ -159,7 +154,7 @@ pub fn package_key(p: &Package) -> String {
 /// The immutable objects of a package (envelope first).
 pub fn package_objects(p: &Package) -> Result<[PublicObject; 2]> {
     let what = format!("package {}/{}", p.pointer.platform, p.version);
-    let pair = checked_pair(&package_payload(p), &p.signatures, &p.body_sha256, &what)?;
+    let pair = checked_pair(&package_payload(p), p.signatures(), p.body_sha256(), &what)?;
     Ok(objects(package_key(p), pair, IMMUTABLE_CACHE_CONTROL))
 }
 
@@ -174,8 +169,8 @@ pub fn pointer_objects(
         PointerState::Empty => return Ok(None),
         PointerState::Live(p) => checked_pair(
             &package_payload(p),
-            &p.signatures,
-            &p.body_sha256,
+            p.signatures(),
+            p.body_sha256(),
             &format!("package {}/{}", p.pointer.platform, p.version),
         )?,
         PointerState::NoUpdateAvailable => {

@@ -36,7 +36,12 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
                 line.push_str(&format!("  re-stamp of {o}"));
             }
             if let Some(b) = &h.banned {
-                line.push_str(&format!("  BANNED by {} at {}: {}", b.by, b.at, b.reason.escape_debug()));
+                line.push_str(&format!(
+                    "  BANNED by {} at {}: {}",
+                    b.by,
+                    b.at,
+                    b.reason.escape_debug()
+                ));
             }
             say!("{line}");
         }

@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::manifest::AssetRef;
 use crate::names::{Platform, PointerId, Version};
@@ -405,23 +406,28 @@ impl Index {
     }
 
     /// Whether the index records this asset as stored.
-    pub fn has_asset(&self, sha256: &str) -> Result<bool> {
+    pub fn has_asset(&self, sha256: &Sha256Digest) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM assets WHERE sha256 = ?1", [sha256], |_| Ok(()))
+            .query_row("SELECT 1 FROM assets WHERE sha256 = ?1", [sha256.to_hex()], |_| Ok(()))
             .optional()?
             .is_some())
     }
 
     /// Every recorded asset: sha256 → (size, content type).
-    pub fn assets(&self) -> Result<BTreeMap<String, (u64, String)>> {
+    pub fn assets(&self) -> Result<BTreeMap<Sha256Digest, (u64, String)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT sha256, size, content_type FROM assets ORDER BY sha256")?;
         let rows = stmt.query_map([], |r| {
             Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)? as u64, r.get(2)?)))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (sha, v) = row?;
+            out.insert(sha.parse().map_err(|e| corrupt(format!("asset {e}")))?, v);
+        }
+        Ok(out)
     }
 
     /// The audit events, oldest first.

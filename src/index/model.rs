@@ -50,11 +50,10 @@ pub enum PackageContent {
     RollBackToEmbedded,
 }
 
-/// One package, as recorded.
+/// What a package says: everything its signatures cover, before it is
+/// signed. Only [`crate::ops`]'s `stamp` turns one into a [`Package`].
 #[derive(Debug, Clone)]
-pub struct Package {
-    /// Row id.
-    pub id: i64,
+pub struct PackageDraft {
     /// Where it is published.
     pub pointer: PointerId,
     /// Its version.
@@ -69,14 +68,57 @@ pub struct Package {
     pub content: PackageContent,
     /// Hash of what a retried publish must match.
     pub content_hash: String,
-    /// The recorded signatures.
-    pub signatures: Signatures,
-    /// SHA-256 hex of the Expo body the signatures belong to.
-    pub body_sha256: String,
-    /// Its ban, if any.
-    pub ban: Option<Ban>,
     /// How its manifest is laid out (fixed when it was signed).
     pub format: ManifestFormat,
+}
+
+/// One package as the index records it: a draft with the signatures made
+/// over it. The only ways to get one are signing a draft and reading back
+/// what was recorded (the index, or envelopes `index rebuild` verified), so
+/// nothing unsigned can be recorded or rendered. Its draft's fields read
+/// through `Deref`.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// Row id (0 until recorded).
+    pub id: i64,
+    draft: PackageDraft,
+    signatures: Signatures,
+    body_sha256: String,
+    /// Its ban, if any.
+    pub ban: Option<Ban>,
+}
+
+impl std::ops::Deref for Package {
+    type Target = PackageDraft;
+
+    fn deref(&self) -> &PackageDraft {
+        &self.draft
+    }
+}
+
+impl Package {
+    /// A draft with its signatures and the SHA-256 hex of the Expo body they
+    /// belong to: for `stamp` right after signing, and for what is read
+    /// back from the index or adopted from verified envelopes.
+    pub(crate) fn signed(draft: PackageDraft, signatures: Signatures, body_sha256: String) -> Package {
+        Package {
+            id: 0,
+            draft,
+            signatures,
+            body_sha256,
+            ban: None,
+        }
+    }
+
+    /// The recorded signatures.
+    pub fn signatures(&self) -> &Signatures {
+        &self.signatures
+    }
+
+    /// SHA-256 hex of the Expo body the signatures belong to.
+    pub fn body_sha256(&self) -> &str {
+        &self.body_sha256
+    }
 }
 
 /// The layout a package's manifest was signed in. Signed bytes never change,
@@ -107,7 +149,7 @@ impl ManifestFormat {
     }
 }
 
-impl Package {
+impl PackageDraft {
     /// The version of the original (itself unless a re-stamp).
     pub fn original(&self) -> &Version {
         self.restamp_of.as_ref().unwrap_or(&self.version)
@@ -158,7 +200,7 @@ pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> String 
     sha256_hex(format!("rollBackToEmbedded\n{pointer}\n{}", to_ms(at)).as_bytes())
 }
 
-impl Package {
+impl PackageDraft {
     /// The content hash this package must carry, from its own fields.
     pub fn expected_content_hash(&self) -> String {
         match (&self.content, &self.restamp_of) {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::*;
+use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 
@@ -115,7 +116,7 @@ impl RawPackage {
                     base_url,
                     bundle: Bundle {
                         launch: AssetRef {
-                            sha256,
+                            sha256: sha256.parse().map_err(|e| corrupt(format!("launch asset {e}")))?,
                             key,
                             ext: "bundle".into(),
                         },
@@ -140,8 +141,7 @@ impl RawPackage {
             }),
             _ => None,
         };
-        Ok(Package {
-            id: self.id,
+        let draft = PackageDraft {
             pointer,
             version: Version::stored(&self.version).map_err(corrupt)?,
             created_at: from_ms(self.created_at)?,
@@ -155,10 +155,13 @@ impl RawPackage {
             message: self.message,
             content,
             content_hash: self.content_hash,
-            signatures: serde_json::from_str(&self.signatures).map_err(corrupt)?,
-            body_sha256: self.body_sha256,
-            ban,
-        })
+        };
+        // Read back from the index: signed when it was recorded.
+        let signatures = serde_json::from_str(&self.signatures).map_err(corrupt)?;
+        let mut p = Package::signed(draft, signatures, self.body_sha256);
+        p.id = self.id;
+        p.ban = ban;
+        Ok(p)
     }
 }
 
@@ -277,10 +280,10 @@ pub fn clear_gc_pending(conn: &Connection, key: &str) -> Result<()> {
 }
 
 /// Records that an asset is in the store.
-pub fn put_asset(conn: &Connection, sha256: &str, size: u64, content_type: &str) -> Result<()> {
+pub fn put_asset(conn: &Connection, sha256: &Sha256Digest, size: u64, content_type: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO assets (sha256, size, content_type) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        params![sha256, size as i64, content_type],
+        params![sha256.to_hex(), size as i64, content_type],
     )?;
     Ok(())
 }
@@ -313,7 +316,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
                 "update",
                 Some(manifest_id.as_str()),
                 Some(base_url.as_str()),
-                Some(bundle.launch.sha256.as_str()),
+                Some(bundle.launch.sha256.to_hex()),
                 Some(bundle.launch.key.as_str()),
                 Some(put_blob(conn, &list)?),
                 config,
@@ -342,8 +345,8 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
             asset_list,
             expo_config,
             p.content_hash,
-            serde_json::to_string(&p.signatures).expect("signatures serialize"),
-            p.body_sha256,
+            serde_json::to_string(p.signatures()).expect("signatures serialize"),
+            p.body_sha256(),
             p.format.column(),
         ],
     )?;

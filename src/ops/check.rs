@@ -3,9 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use sha2::{Digest, Sha256};
-
 use super::{full_view, Context};
+use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::index::Index;
 use crate::tree;
@@ -34,11 +33,11 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
             Some(_) => {}
         }
     }
-    let referenced: BTreeSet<String> = view
+    let referenced: BTreeSet<Sha256Digest> = view
         .iter()
         .flat_map(|v| v.packages.iter())
         .filter_map(|p| p.bundle())
-        .flat_map(|b| std::iter::once(&b.launch).chain(&b.assets).map(|a| a.sha256.clone()))
+        .flat_map(|b| std::iter::once(&b.launch).chain(&b.assets).map(|a| a.sha256))
         .collect();
     let known = index.assets()?;
     for sha in referenced {
@@ -48,7 +47,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
                 "{key}: missing; copy the export file with this SHA-256 back to it"
             )),
             Some(obj) => {
-                let got = hex::encode(Sha256::digest(&obj.bytes));
+                let got = Sha256Digest::of(&obj.bytes);
                 if got != sha {
                     problems.push(format!(
                         "{key}: content hashes to {got}; copy the export file with this SHA-256 back to it"

@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::index::{self, Package, StoredDirective};
+use crate::index::{self, Package, PackageDraft, StoredDirective};
 use crate::names::PointerId;
 use crate::signing::Signer;
 use crate::tree::{self, PublicObject};
@@ -78,10 +78,11 @@ pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, poi
 }
 
 /// Signs and records a new package; returns it with its immutable objects.
-pub(crate) fn stamp(conn: &Connection, signer: &Signer, mut p: Package) -> Result<(Package, [PublicObject; 2])> {
-    let payload = tree::package_payload(&p);
-    p.signatures = signer.sign_payload(&payload);
-    p.body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &p.signatures).body);
+pub fn stamp(conn: &Connection, signer: &Signer, draft: PackageDraft) -> Result<(Package, [PublicObject; 2])> {
+    let payload = tree::package_payload(&draft);
+    let signatures = signer.sign_payload(&payload);
+    let body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &signatures).body);
+    let mut p = Package::signed(draft, signatures, body_sha256);
     p.id = index::insert_package(conn, &p)?;
     let objects = tree::package_objects(&p)?;
     Ok((p, objects))

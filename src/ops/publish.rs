@@ -9,12 +9,13 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{commit, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL_SETTING};
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::export::{self, FileHash};
-use crate::index::{self, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent};
+use crate::index::{self, Bundle, Index, ManifestFormat, NewEvent, PackageContent, PackageDraft};
 use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
-use crate::signing::{Signatures, Signer};
+use crate::signing::Signer;
 
 /// Default base URL of a local store: what `otapub serve` listens on.
 pub const LOCAL_BASE_URL: &str = "http://127.0.0.1:8080";
@@ -143,17 +144,17 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let index = index?;
     let hash_of = |p: &Path| -> &FileHash { &hashes[p] };
 
-    let mut uploads: BTreeMap<String, AssetUpload> = BTreeMap::new();
+    let mut uploads: BTreeMap<Sha256Digest, AssetUpload> = BTreeMap::new();
     let mut contents = BTreeMap::new();
     for (&platform, pe) in &exp.platforms {
         let bh = hash_of(&pe.bundle.path);
         let launch = AssetRef {
-            sha256: bh.sha256.clone(),
+            sha256: bh.sha256,
             key: bh.md5.clone().unwrap_or_default(),
             ext: "bundle".into(),
         };
-        uploads.entry(bh.sha256.clone()).or_insert_with(|| AssetUpload {
-            sha256: bh.sha256.clone(),
+        uploads.entry(bh.sha256).or_insert_with(|| AssetUpload {
+            sha256: bh.sha256,
             path: pe.bundle.path.clone(),
             content_type: BUNDLE_CONTENT_TYPE.into(),
         });
@@ -161,14 +162,14 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         for (file, ext) in &pe.assets {
             let h = hash_of(&file.path);
             assets.push(AssetRef {
-                sha256: h.sha256.clone(),
+                sha256: h.sha256,
                 key: export::md5_from_name(file)
                     .or_else(|| h.md5.clone())
                     .unwrap_or_default(),
                 ext: ext.clone(),
             });
-            uploads.entry(h.sha256.clone()).or_insert_with(|| AssetUpload {
-                sha256: h.sha256.clone(),
+            uploads.entry(h.sha256).or_insert_with(|| AssetUpload {
+                sha256: h.sha256,
                 path: file.path.clone(),
                 content_type: asset_content_type(ext),
             });
@@ -201,7 +202,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             (Version::derived(format!("auto-{}", &h[..16])), true)
         }
     };
-    let sizes: BTreeMap<String, u64> = hashes.values().map(|h| (h.sha256.clone(), h.size)).collect();
+    let sizes: BTreeMap<Sha256Digest, u64> = hashes.values().map(|h| (h.sha256, h.size)).collect();
     let uploads: Vec<AssetUpload> = uploads.into_values().collect();
 
     let packages = commit(ctx, "publish", Some(index), |idx, now| {
@@ -271,8 +272,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     &index::to_ms(created_at).to_string(),
                     &c.content_hash,
                 ]);
-                let pkg = Package {
-                    id: 0,
+                let pkg = PackageDraft {
                     pointer: c.pointer.clone(),
                     version: version.clone(),
                     created_at,
@@ -284,9 +284,6 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                         bundle: c.bundle.clone(),
                     },
                     content_hash: c.content_hash.clone(),
-                    signatures: Signatures::default(),
-                    body_sha256: String::new(),
-                    ban: None,
                     format: ManifestFormat::V2,
                 };
                 for a in std::iter::once(&c.bundle.launch).chain(&c.bundle.assets) {

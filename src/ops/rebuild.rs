@@ -11,10 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Context, BASE_URL_SETTING};
+use crate::digest::Sha256Digest;
 use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, ManifestDoc};
 use crate::error::{Error, Result};
 use crate::index::{
-    self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, Saved, StoredDirective,
+    self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, Saved,
+    StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -70,14 +72,12 @@ fn read_signed(body: &Object, envelope: &Object, trusted: &TrustedKeys) -> std::
     }
     // Only what the operator's keys signed is adopted: bytes someone with
     // bucket access slipped in must never be re-stamped with the real key.
-    trusted.verify(&env).map_err(|e| format!("not adopted: {e}"))?;
+    let signatures = Signatures::adopt(&env, trusted, first.header("expo-signature").map(str::to_string))
+        .map_err(|e| format!("not adopted: {e}"))?;
     Ok(SignedPart {
         name: first.name().unwrap_or("").to_string(),
         bytes: first.body.clone(),
-        signatures: Signatures {
-            dsse: env.signatures,
-            expo: first.header("expo-signature").map(str::to_string),
-        },
+        signatures,
     })
 }
 
@@ -88,9 +88,16 @@ fn asset_ref(a: &AssetDoc) -> std::result::Result<(AssetRef, String), String> {
         .ok_or_else(|| format!("asset url {} is not under /assets/", a.url))?;
     let ext = a.file_extension.as_deref().unwrap_or(".bundle");
     let ext = ext.strip_prefix('.').unwrap_or(ext);
+    let sha256: Sha256Digest = sha.parse()?;
+    if a.hash != sha256.expo_hash() {
+        return Err(format!(
+            "asset {} has hash {:?}, not the SHA-256 its url names",
+            a.url, a.hash
+        ));
+    }
     Ok((
         AssetRef {
-            sha256: sha.to_string(),
+            sha256,
             key: a.key.clone(),
             ext: ext.to_string(),
         },
@@ -104,11 +111,11 @@ fn recover(
     platform: &str,
     part: SignedPart,
     body_sha256: String,
-    assets: &mut BTreeMap<String, String>,
+    assets: &mut BTreeMap<Sha256Digest, String>,
 ) -> std::result::Result<Package, String> {
     let platform: Platform = platform.parse().map_err(|e| format!("{e}"))?;
     let version = Version::stored(version).map_err(|e| e.to_string())?;
-    let mut pkg = match part.name.as_str() {
+    let mut draft = match part.name.as_str() {
         "manifest" => {
             let doc: ManifestDoc = serde_json::from_slice(&part.bytes).map_err(|e| format!("manifest: {e}"))?;
             if doc.metadata.otapub.version != version.as_str() || doc.metadata.otapub.platform != platform.as_str() {
@@ -121,15 +128,14 @@ fn recover(
                 .rsplit_once("/assets/")
                 .map(|(b, _)| b.to_string())
                 .ok_or("launch asset url is not under /assets/")?;
-            assets.insert(launch.sha256.clone(), BUNDLE_CONTENT_TYPE.to_string());
+            assets.insert(launch.sha256, BUNDLE_CONTENT_TYPE.to_string());
             let mut list = Vec::new();
             for a in &doc.assets {
                 let (r, ct) = asset_ref(a)?;
-                assets.insert(r.sha256.clone(), ct);
+                assets.insert(r.sha256, ct);
                 list.push(r);
             }
-            Package {
-                id: 0,
+            PackageDraft {
                 pointer: PointerId {
                     channel: doc
                         .metadata
@@ -164,9 +170,6 @@ fn recover(
                     },
                 },
                 content_hash: String::new(),
-                signatures: part.signatures,
-                body_sha256,
-                ban: None,
                 format: if doc.launch_asset.file_extension.is_some() {
                     ManifestFormat::V1
                 } else {
@@ -183,8 +186,7 @@ fn recover(
                     doc.kind, doc.extra.otapub.platform
                 ));
             }
-            Package {
-                id: 0,
+            PackageDraft {
                 pointer: PointerId {
                     channel: doc.extra.otapub.channel.parse::<Channel>().map_err(|e| e.to_string())?,
                     platform,
@@ -201,15 +203,14 @@ fn recover(
                 message: None,
                 content: PackageContent::RollBackToEmbedded,
                 content_hash: String::new(),
-                signatures: part.signatures,
-                body_sha256,
-                ban: None,
                 format: ManifestFormat::V2,
             }
         }
         other => return Err(format!("first part is named {other:?}")),
     };
-    pkg.content_hash = pkg.expected_content_hash();
+    draft.content_hash = draft.expected_content_hash();
+    // Adopted only because `read_signed` verified these signatures with a trusted key.
+    let pkg = Package::signed(draft, part.signatures, body_sha256);
     // Only what renders back to the exact bytes read is recovered.
     tree::package_objects(&pkg).map_err(|e| e.to_string())?;
     Ok(pkg)
@@ -284,12 +285,12 @@ pub async fn rebuild(
         }
     }
 
-    let sizes: BTreeMap<String, u64> = ctx
+    let sizes: BTreeMap<Sha256Digest, u64> = ctx
         .store
         .list("public/assets/")
         .await?
         .into_iter()
-        .map(|o| (o.key["public/assets/".len()..].to_string(), o.size))
+        .filter_map(|o| Some((o.key["public/assets/".len()..].parse().ok()?, o.size)))
         .collect();
 
     // What each pointer serves now, to list what is newer than it.

@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::{commit, next_created_at, recorded_base_url, stamp, Context, Plan};
 use crate::error::{Error, Result};
-use crate::index::{self, ManifestFormat, NewEvent, Package, PackageContent};
+use crate::index::{self, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft};
 use crate::manifest::format_time;
 use crate::names::{Channel, Platform, PointerId, Version};
-use crate::signing::{Signatures, Signer};
+use crate::signing::Signer;
 use crate::tree::PublicObject;
 
 /// What a rollback goes back to.
@@ -85,8 +85,7 @@ pub(crate) fn restamp(
         &index::to_ms(created_at).to_string(),
         &content_hash,
     ]);
-    let pkg = Package {
-        id: 0,
+    let pkg = PackageDraft {
         pointer: pointer.clone(),
         version: version.clone(),
         created_at,
@@ -98,9 +97,6 @@ pub(crate) fn restamp(
             bundle: bundle.clone(),
         },
         content_hash,
-        signatures: Signatures::default(),
-        body_sha256: String::new(),
-        ban: None,
         format: ManifestFormat::V2,
     };
     let (_, objects) = stamp(conn, signer, pkg)?;
@@ -224,8 +220,7 @@ fn embedded(
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
     let content_hash = index::directive_content_hash(pointer, created_at);
     let version = Version::derived(format!("embedded-{}", &content_hash[..16]));
-    let pkg = Package {
-        id: 0,
+    let pkg = PackageDraft {
         pointer: pointer.clone(),
         version: version.clone(),
         created_at,
@@ -233,9 +228,6 @@ fn embedded(
         message: None,
         content: PackageContent::RollBackToEmbedded,
         content_hash,
-        signatures: Signatures::default(),
-        body_sha256: String::new(),
-        ban: None,
         format: ManifestFormat::V2,
     };
     let (_, objects) = stamp(conn, signer, pkg)?;

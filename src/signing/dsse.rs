@@ -38,14 +38,39 @@ pub struct DsseSignature {
 }
 
 /// The signatures of one signed payload, as the index records them so the
-/// exact bytes can be rebuilt without re-signing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// exact bytes can be rebuilt without re-signing. Made only by
+/// [`super::Signer::sign`], by [`Signatures::adopt`] (which verifies), and by
+/// reading back what the index recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signatures {
     /// ed25519 signatures over DSSE's PAE, sorted by keyid.
-    pub dsse: Vec<DsseSignature>,
+    pub(in crate::signing) dsse: Vec<DsseSignature>,
     /// The `expo-signature` part header value, when Expo code signing is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expo: Option<String>,
+    pub(in crate::signing) expo: Option<String>,
+}
+
+impl Signatures {
+    /// The signatures of an envelope read from the store, adopted only if
+    /// one of them verifies with a trusted key; `expo` is the
+    /// `expo-signature` header of its Expo twin (checked by the renderer,
+    /// which must reproduce the exact bytes read).
+    pub fn adopt(
+        env: &Envelope,
+        trusted: &TrustedKeys,
+        expo: Option<String>,
+    ) -> std::result::Result<Signatures, String> {
+        trusted.verify(env)?;
+        Ok(Signatures {
+            dsse: env.signatures.clone(),
+            expo,
+        })
+    }
+
+    /// The `expo-signature` header value, when Expo code signing was configured.
+    pub fn expo(&self) -> Option<&str> {
+        self.expo.as_deref()
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,8 +220,8 @@ impl Store for FaultyStore {
             .await
     }
 
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256_hex: &str, meta: &ObjectMeta) -> Result<()> {
-        let request = self.inner.put_file_sha256(key, path, sha256_hex, meta);
+    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
+        let request = self.inner.put_file_sha256(key, path, sha256, meta);
         self.around("put", key, request, || Err(lost("put", key))).await
     }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use self::faulty::FaultyStore;
 pub use self::fs::FsStore;
 pub use self::s3::{S3Options, S3Store, DEFAULT_READ_TIMEOUT, MULTIPART_THRESHOLD, PART_SIZE};
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
 /// Cache-Control of immutable objects.
@@ -162,11 +163,10 @@ pub trait Store: Send + Sync {
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
 
-    /// Uploads a local file whose SHA-256 (lowercase hex) is known; a store
-    /// that can have the server verify it does so instead of computing a
-    /// checksum of its own.
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256_hex: &str, meta: &ObjectMeta) -> Result<()> {
-        let _ = sha256_hex;
+    /// Uploads a local file whose SHA-256 is known; a store that can have
+    /// the server verify it does so instead of computing a checksum of its own.
+    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
+        let _ = sha256;
         self.put(key, Body::File(path.to_path_buf()), meta).await
     }
 

@@ -17,6 +17,7 @@ use aws_sdk_s3::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
 /// Files at least this large go up as multipart uploads.
@@ -536,21 +537,20 @@ impl Store for S3Store {
         Ok(out)
     }
 
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256_hex: &str, meta: &ObjectMeta) -> Result<()> {
+    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|e| Self::err("read source of", key, e.to_string()))?
             .len();
-        let digest = hex::decode(sha256_hex).ok().filter(|d| d.len() == 32);
-        let (Some(digest), true) = (digest, size < MULTIPART_THRESHOLD) else {
+        if size >= MULTIPART_THRESHOLD {
             return self.put(key, Body::File(path.to_path_buf()), meta).await;
-        };
+        }
         let body = Self::file_stream(key, path).await?;
         // The SHA-256 is already known: the server checks it, and neither side
         // computes another checksum.
         use base64::Engine;
         self.put_request(key, meta)
-            .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
+            .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(sha256.as_bytes()))
             .body(body)
             .customize()
             .disable_payload_signing()
