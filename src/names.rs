@@ -72,6 +72,11 @@ fn is_path_safe(s: &str, max: usize) -> bool {
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $what:literal, $rule:literal, $check:expr) => {
+        name_type!($(#[$doc])* $name, $what, $rule, $check, $check);
+    };
+    // `$stored` checks what is read back (deserialized): otapub's own
+    // derived names may be longer than a user may type.
+    ($(#[$doc:meta])* $name:ident, $what:literal, $rule:literal, $check:expr, $stored:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -99,7 +104,12 @@ macro_rules! name_type {
         impl TryFrom<String> for $name {
             type Error = InvalidName;
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                s.parse()
+                let stored: fn(&str) -> bool = $stored;
+                if stored(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(InvalidName { what: $what, value: s, rule: $rule })
+                }
             }
         }
 
@@ -147,21 +157,26 @@ name_type!(
     Version,
     "version",
     "use 1-100 characters of A-Z, a-z, 0-9, `.`, `_` and `-`, not starting with `.`",
-    |s| is_path_safe(s, 100)
+    |s| is_path_safe(s, 100),
+    |s| is_path_safe(s, MAX_STORED_VERSION)
 );
 
+/// The longest version otapub derives or reads back (a re-stamp appends
+/// `.r<N>` to a version of up to 100 characters).
+const MAX_STORED_VERSION: usize = 200;
+
 impl Version {
-    /// A version otapub derives itself (re-stamps, directives); its parts
-    /// are already validated, so only the length rule is relaxed.
-    pub(crate) fn derived(s: String) -> Version {
-        debug_assert!(is_path_safe(&s, 200), "derived version {s:?}");
-        Version(s)
+    /// A version otapub derives itself (re-stamps, directives, content
+    /// versions): checked like one read back, so an over-long one is an
+    /// error, never a name that escapes the rules.
+    pub(crate) fn derived(s: String) -> Result<Version, InvalidName> {
+        Version::stored(&s)
     }
 
     /// A version read back from the store or the index: input like any
     /// other, checked with the relaxed length of derived versions.
     pub fn stored(s: &str) -> Result<Version, InvalidName> {
-        if is_path_safe(s, 200) {
+        if is_path_safe(s, MAX_STORED_VERSION) {
             Ok(Version(s.to_string()))
         } else {
             Err(InvalidName {
@@ -208,6 +223,20 @@ impl fmt::Display for PointerId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restamp_of_a_longest_version_reads_back() {
+        // A user may give 100 characters; the re-stamp adds `.r1`, and an
+        // operation result recording it must deserialize on a retry.
+        let long = "v".repeat(100);
+        assert!(long.parse::<Version>().is_ok());
+        assert!(format!("{long}x").parse::<Version>().is_err());
+        let restamp = Version::derived(format!("{long}.r1")).expect("derived");
+        let json = serde_json::to_string(&restamp).expect("serialize");
+        assert_eq!(serde_json::from_str::<Version>(&json).expect("read back"), restamp);
+        assert!(Version::derived("x".repeat(201)).is_err());
+        assert!(serde_json::from_str::<Version>("\"../x\"").is_err());
+    }
 
     #[test]
     fn rejects_path_escapes_and_bad_characters() {

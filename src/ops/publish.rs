@@ -199,7 +199,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         None => {
             let all: Vec<&str> = contents.values().map(|c| c.content_hash.as_str()).collect();
             let h = index::sha256_hex(all.join("\n").as_bytes());
-            (Version::derived(format!("auto-{}", &h[..16])), true)
+            (Version::derived(format!("auto-{}", &h[..16]))?, true)
         }
     };
     let sizes: BTreeMap<Sha256Digest, u64> = hashes.values().map(|h| (h.sha256, h.size)).collect();

@@ -75,7 +75,7 @@ pub(crate) fn restamp(
         )));
     };
     let n = index::next_restamp_number(conn, pointer.platform, &original)?;
-    let version = Version::derived(format!("{original}.r{n}"));
+    let version = Version::derived(format!("{original}.r{n}"))?;
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
     let base_url = recorded_base_url(conn)?;
     let content_hash = index::restamp_content_hash(pointer, &version, &original, created_at);
@@ -219,7 +219,7 @@ fn embedded(
 ) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
     let content_hash = index::directive_content_hash(pointer, created_at);
-    let version = Version::derived(format!("embedded-{}", &content_hash[..16]));
+    let version = Version::derived(format!("embedded-{}", &content_hash[..16]))?;
     let pkg = PackageDraft {
         pointer: pointer.clone(),
         version: version.clone(),
