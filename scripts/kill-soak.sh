@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OTAPUB_SOAK_TRIALS="${1:-200}"
-cargo test --locked --test kill_soak -- --nocapture 2>&1 | grep -v '^\s*$'
+cargo test --locked --test kill_soak -- --nocapture 2>&1 | grep --line-buffered -v '^\s*$'

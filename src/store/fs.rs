@@ -27,6 +27,32 @@ struct Sidecar {
     /// epoch): a file changed since no longer matches, and its etag is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mtime_ns: Option<u128>,
+    /// The entry of the body this one replaces: the sidecar is renamed into
+    /// place before the body, so a writer killed between the two renames
+    /// leaves the old body described by this (the pair stays consistent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<Box<Sidecar>>,
+}
+
+impl Sidecar {
+    /// The entry (this one or the previous) taken of a body with this MD5;
+    /// this one when neither was (a body changed behind otapub's back).
+    fn for_etag(self, etag: &str) -> Sidecar {
+        let mine = self.etag.as_deref().is_none_or(|e| e == etag);
+        match self.previous {
+            Some(p) if !mine && p.etag.as_deref() == Some(etag) => *p,
+            _ => Sidecar { previous: None, ..self },
+        }
+    }
+
+    /// The entry taken of a body with this modification time, if any.
+    fn for_mtime(self, mtime: Option<u128>) -> Option<Sidecar> {
+        mtime?;
+        if self.mtime_ns == mtime {
+            return Some(Sidecar { previous: None, ..self });
+        }
+        self.previous.filter(|p| p.mtime_ns == mtime).map(|p| *p)
+    }
 }
 
 fn mtime_ns(meta: &fs::Metadata) -> Option<u128> {
@@ -86,10 +112,11 @@ impl FsStore {
         }
     }
 
-    fn read_meta(&self, key: &str) -> Result<ObjectMeta> {
+    /// The metadata of a body with MD5 `etag`.
+    fn read_meta(&self, key: &str, etag: &str) -> Result<ObjectMeta> {
         let path = self.meta_path(key)?;
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Store {
+            Ok(bytes) => serde_json::from_slice::<Sidecar>(&bytes).map(|s| s.for_etag(etag).meta).map_err(|e| Error::Store {
                 action: "read metadata of",
                 key: key.to_string(),
                 reason: format!(
@@ -149,26 +176,42 @@ impl FsStore {
         let (tmp, md5) = self.write_temp(key, &path, body)?;
         if key.starts_with("public/") {
             let mtime = tmp.as_file().metadata().ok().as_ref().and_then(mtime_ns);
-            let sidecar = Sidecar {
-                meta: meta.clone(),
-                etag: Some(md5),
-                mtime_ns: mtime,
-            };
-            let bytes = serde_json::to_vec(&sidecar).expect("metadata serializes");
-            self.write_atomic(key, &self.meta_path(key)?, &Body::Bytes(bytes))?;
+            self.write_sidecar(key, &path, meta, md5, mtime)?;
         }
         tmp.persist(&path)
             .map_err(|e| Self::store_err("rename into place", key)(e.error))?;
         Ok(())
     }
 
+    /// Writes the sidecar of a body about to be renamed into place, keeping
+    /// the entry of the body in place now (however earlier writers ended).
+    fn write_sidecar(&self, key: &str, path: &Path, meta: &ObjectMeta, md5: String, mtime: Option<u128>) -> Result<()> {
+        let previous = fs::metadata(path).ok().and_then(|m| {
+            let sidecar = self.read_sidecar(key)?;
+            match sidecar.for_mtime(mtime_ns(&m)) {
+                Some(s) => Some(Box::new(s)),
+                None => {
+                    let bytes = fs::read(path).ok()?;
+                    let sidecar = self.read_sidecar(key)?;
+                    Some(Box::new(sidecar.for_etag(&hex::encode(Md5::digest(&bytes)))))
+                }
+            }
+        });
+        let sidecar = Sidecar {
+            meta: meta.clone(),
+            etag: Some(md5),
+            mtime_ns: mtime,
+            previous,
+        };
+        let bytes = serde_json::to_vec(&sidecar).expect("metadata serializes");
+        self.write_atomic(key, &self.meta_path(key)?, &Body::Bytes(bytes))
+    }
+
     /// What a listing or HEAD reports: the recorded MD5 counts only while the
     /// file is the one it was taken of (same modification time).
     fn info(&self, key: String, meta: &fs::Metadata) -> ObjectInfo {
         let now = mtime_ns(meta);
-        let sidecar = self
-            .read_sidecar(&key)
-            .filter(|s| s.mtime_ns.is_some() && s.mtime_ns == now);
+        let sidecar = self.read_sidecar(&key).and_then(|s| s.for_mtime(now));
         ObjectInfo {
             size: meta.len(),
             generation: sidecar.as_ref().and_then(|s| s.meta.generation),
@@ -190,8 +233,8 @@ impl FsStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Self::store_err("read", key)(e)),
         };
-        let meta = self.read_meta(key)?;
         let etag = hex::encode(Md5::digest(&bytes));
+        let meta = self.read_meta(key, &etag)?;
         Ok(Some(Object { bytes, meta, etag }))
     }
 
@@ -364,6 +407,37 @@ mod tests {
 
     fn meta() -> ObjectMeta {
         ObjectMeta::new("text/plain", "no-store")
+    }
+
+    #[tokio::test]
+    async fn a_writer_killed_between_sidecar_and_body_leaves_a_consistent_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_path_buf());
+        let key = "public/c/ios/fp/manifest";
+        let first = ObjectMeta::new("multipart/mixed; boundary=a", "no-cache");
+        store.put(key, Body::Bytes(b"--a body".to_vec()), &first).await.unwrap();
+        // Two writers die after writing the sidecar, before renaming their body.
+        for (b, body) in [("b", "--b body"), ("c", "--c body")] {
+            let path = store.path(key).unwrap();
+            let meta = ObjectMeta::new(format!("multipart/mixed; boundary={b}"), "no-cache");
+            let md5 = hex::encode(Md5::digest(body.as_bytes()));
+            store.write_sidecar(key, &path, &meta, md5, Some(1)).unwrap();
+        }
+        let obj = store.get(key).await.unwrap().unwrap();
+        assert_eq!(obj.bytes, b"--a body");
+        assert_eq!(obj.meta.content_type, "multipart/mixed; boundary=a");
+        let info = store.head(key).await.unwrap().unwrap();
+        assert_eq!(
+            info.etag.as_deref(),
+            Some(hex::encode(Md5::digest(b"--a body")).as_str())
+        );
+        // The next complete write is described as usual.
+        let next = ObjectMeta::new("multipart/mixed; boundary=d", "no-cache");
+        store.put(key, Body::Bytes(b"--d body".to_vec()), &next).await.unwrap();
+        assert_eq!(
+            store.get(key).await.unwrap().unwrap().meta.content_type,
+            "multipart/mixed; boundary=d"
+        );
     }
 
     #[tokio::test]

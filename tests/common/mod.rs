@@ -169,13 +169,21 @@ impl TestEnv {
         match &self.backend {
             Backend::Local => {
                 let bytes = std::fs::read(self.store().join(key)).ok()?;
+                // The local store's sidecar describes the body by its MD5, and
+                // keeps the entry of the body it replaces (`previous`) until
+                // the new body is renamed into place.
+                let md5 = hex(&md5::Md5::digest(&bytes));
                 let ct = std::fs::read(self.store().join(format!("state/meta/{key}.json")))
                     .ok()
                     .map(|m| {
-                        serde_json::from_slice::<Value>(&m).expect("metadata JSON")["contentType"]
-                            .as_str()
-                            .expect("contentType")
-                            .to_string()
+                        let sidecar: Value = serde_json::from_slice(&m).expect("metadata JSON");
+                        let stale = sidecar["etag"].is_string() && sidecar["etag"] != md5.as_str();
+                        let entry = if stale && sidecar["previous"]["etag"] == md5.as_str() {
+                            &sidecar["previous"]
+                        } else {
+                            &sidecar
+                        };
+                        entry["contentType"].as_str().unwrap_or_default().to_string()
                     })
                     .unwrap_or_default();
                 Some((bytes, ct))
