@@ -39,6 +39,12 @@ use crate::tree::{self, PointerView, PublicObject};
 pub const MAX_ATTEMPTS: u32 = 12;
 /// Uploads in flight at once.
 pub const UPLOAD_CONCURRENCY: usize = 16;
+
+/// Pointers checked (HEAD, and a write where one is due) at once: the
+/// forward-only rule needs each pointer object's generation, which only a
+/// HEAD returns, so a full regenerate of 10,000 pointers is 20,000 small
+/// requests.
+const POINTER_CONCURRENCY: usize = 64;
 /// From this many assets unknown to the index on, one listing replaces a HEAD each.
 const LIST_INSTEAD_OF_HEAD: usize = 64;
 /// How long a `gc` may hold the store; writers wait at most this long.
@@ -526,7 +532,7 @@ pub async fn write_views(
 ) -> Result<Vec<String>> {
     let done: Vec<Vec<String>> = stream::iter(views)
         .map(|v| write_view(store, index, v, dry_run))
-        .buffered(UPLOAD_CONCURRENCY)
+        .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;
     Ok(done.into_iter().flatten().collect())
