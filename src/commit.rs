@@ -256,6 +256,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             write_pointers(ctx.store, index, &pointers)
                 .await
                 .map_err(Error::after_commit)?;
+            ctx.store.clean_up().await?;
             return Ok(output);
         }
         let now = ctx.clock.now();

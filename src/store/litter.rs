@@ -25,7 +25,7 @@ pub(crate) fn remove_if_left_behind(path: &Path, kind: &str, max_age: Duration) 
     let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
     let stale = match pid {
         Some(pid) if pid == std::process::id() => false,
-        Some(pid) if Path::new("/proc/self").exists() => !Path::new(&format!("/proc/{pid}")).exists(),
+        Some(pid) if Path::new("/proc/self").exists() => !is_otapub_process(pid),
         _ => std::fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()
@@ -34,5 +34,28 @@ pub(crate) fn remove_if_left_behind(path: &Path, kind: &str, max_age: Duration) 
     };
     if stale {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Whether `pid` is a running process of this same program: a pid can be
+/// reused, and `/proc/<n>` also exists for any thread id `n`.
+fn is_otapub_process(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if tgid != Some(pid) {
+        return false;
+    }
+    // The same command name (an upgraded otapub still running counts).
+    match (
+        std::fs::read_to_string(format!("/proc/{pid}/comm")),
+        std::fs::read_to_string("/proc/self/comm"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => true,
     }
 }
