@@ -7,7 +7,7 @@
 //! forward-only write: a regenerate that read the index before a `ban`
 //! committed can never put the banned package back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -99,40 +99,6 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
     let mut written: Vec<String> = done.into_iter().flatten().collect();
     tracing::debug!("writing pointers");
     let pointer_objects = 2 * view.len();
-    // Like the immutable objects: a pointer whose two objects the listing
-    // shows holding the rendered bytes is left alone (no HEAD each; with
-    // --verify-bytes every one is checked, and its generation brought up to
-    // date). Every write still goes through the forward-only check.
-    let view = if verify_bytes {
-        view
-    } else {
-        let channels: BTreeSet<&str> = view.iter().map(|v| v.pointer.channel.as_str()).collect();
-        let listed: HashMap<String, ObjectInfo> = stream::iter(
-            channels
-                .into_iter()
-                .map(|c| async move { ctx.store.list(&format!("public/{c}/")).await }),
-        )
-        .buffer_unordered(UPLOAD_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .flatten()
-        .map(|o| (o.key.clone(), o))
-        .collect();
-        let mut stale = Vec::new();
-        for v in view {
-            let current = match tree::pointer_objects(&v.pointer, &v.packages, v.directive.as_ref())? {
-                Some(objs) => objs
-                    .iter()
-                    .all(|o| listed.get(&o.key).and_then(|i| i.holds(&o.bytes)) == Some(true)),
-                None => true,
-            };
-            if !current {
-                stale.push(v);
-            }
-        }
-        stale
-    };
     let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
     // Like every writer: while others committed meanwhile, once more from the newer index.
     written.extend(if dry_run {
