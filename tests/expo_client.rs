@@ -13,19 +13,9 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::*;
-use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-const CERT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/expo-codesigning/certs/certificate.pem"
-);
-const KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/expo-codesigning/keys/private-key.pem"
-);
 
 struct Served {
     child: Child,
@@ -60,12 +50,7 @@ fn wait_for(port: u16) {
 /// signed with the Expo key, served by `otapub serve`.
 fn published() -> (TestEnv, Served) {
     let env = TestEnv::new();
-    std::fs::copy(KEY, env.path("keys/expo.pem")).unwrap();
-    std::fs::set_permissions(
-        env.path("keys/expo.pem"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    env.install_expo_key();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let blank = format!("{FIXTURES}/expo-blank/dist");
@@ -203,13 +188,6 @@ fn multipart(content_type: &str, body: Vec<u8>) -> Vec<(String, reqwest::header:
     })
 }
 
-fn certificate_key() -> rsa::RsaPublicKey {
-    let pem = std::fs::read(CERT).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
-    let cert = pem.parse_x509().unwrap();
-    rsa::RsaPublicKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).unwrap()
-}
-
 /// Checks one pointer as the client does; returns the signed JSON.
 fn check_pointer(served: &Served, channel: &str, platform: &str, expected_part: &str) -> Value {
     let resp = get(
@@ -252,7 +230,7 @@ fn check_pointer(served: &Served, channel: &str, platform: &str, expected_part: 
     assert_eq!(string("keyid"), "main");
     assert_eq!(string("alg"), "rsa-v1_5-sha256");
     let sig = STANDARD.decode(string("sig")).expect("standard base64, padded");
-    let key = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(certificate_key());
+    let key = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(expo_certificate_key());
     key.verify(bytes, &rsa::pkcs1v15::Signature::try_from(sig.as_slice()).unwrap())
         .expect("RSA signature over the part's exact bytes");
     serde_json::from_slice(bytes).expect("JSON part")
@@ -350,7 +328,7 @@ fn verify_url_accepts_the_served_tree_and_rejects_what_the_client_would() {
             "--url",
             base,
             "--expo-cert",
-            CERT,
+            EXPO_CERT,
         ]);
         c.args(extra);
         c.output().unwrap()
@@ -431,7 +409,7 @@ fn unsigned_manifests_are_reported_and_a_certificate_bound_to_an_eas_project_is_
             "--trust",
             "keys/throwaway.pub",
             "--expo-cert",
-            CERT,
+            EXPO_CERT,
         ])
         .output()
         .unwrap();
@@ -475,7 +453,7 @@ fn pkcs1_and_pkcs8_forms_of_the_key_both_sign_for_the_certificate() {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::EncodePrivateKey;
     let env = TestEnv::new();
-    let pkcs1 = std::fs::read_to_string(KEY).unwrap();
+    let pkcs1 = std::fs::read_to_string(EXPO_KEY).unwrap();
     assert!(pkcs1.contains("\r\n") && pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pkcs1.replace("\r\n", "\n")).unwrap();
     let pkcs8 = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
@@ -513,7 +491,7 @@ fn pkcs1_and_pkcs8_forms_of_the_key_both_sign_for_the_certificate() {
             panic!("sig")
         };
         let raw = STANDARD.decode(b64).unwrap();
-        rsa::pkcs1v15::VerifyingKey::<Sha256>::new(certificate_key())
+        rsa::pkcs1v15::VerifyingKey::<Sha256>::new(expo_certificate_key())
             .verify(bytes, &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).unwrap())
             .unwrap();
     }

@@ -42,20 +42,8 @@ struct Subject {
 }
 
 fn publish(env: &TestEnv, release: &str, channel: &str) {
-    write_export(&env.path(release), release);
-    env.otapub(&[
-        "publish",
-        release,
-        "--channel",
-        channel,
-        "--fingerprint",
-        "fp1",
-        "--version",
-        release,
-    ])
-    .assert()
-    .success();
-    std::fs::remove_dir_all(env.path(release)).expect("remove export");
+    env.publish_release(release, channel, "fp1").assert().success();
+    std::fs::remove_dir_all(env.path(&format!("export-{release}"))).expect("remove export");
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -125,18 +113,7 @@ fn subjects() -> Vec<Subject> {
             // A publish whose pointer writes all fail leaves its commit for
             // regenerate to serve (it says so and exits 3).
             prepare: |env, t| {
-                let release = format!("g{t}");
-                write_export(&env.path(&release), &release);
-                let mut c = env.otapub(&[
-                    "publish",
-                    &release,
-                    "--channel",
-                    "production",
-                    "--fingerprint",
-                    "fp1",
-                    "--version",
-                    &release,
-                ]);
+                let mut c = env.publish_release(&format!("g{t}"), "production", "fp1");
                 c.env("OTAPUB_FAULTS", "fail@put_if:public/production/*#*");
                 c.assert().code(3);
             },
@@ -160,15 +137,6 @@ fn subjects() -> Vec<Subject> {
         },
     ]
 }
-
-const CERT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/expo-codesigning/certs/certificate.pem"
-);
-const EXPO_KEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/expo-codesigning/keys/private-key.pem"
-);
 
 /// What each pointer object serves, by key: a manifest's id, or a
 /// directive's whole JSON.
@@ -202,14 +170,6 @@ fn pointer_objects(root: &Path) -> Vec<String> {
     out
 }
 
-fn certificate_key() -> rsa::RsaPublicKey {
-    use rsa::pkcs8::DecodePublicKey;
-    let pem = std::fs::read(CERT).expect("certificate");
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
-    let cert = pem.parse_x509().expect("X.509");
-    rsa::RsaPublicKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).expect("RSA key")
-}
-
 /// Reads one pointer object as its consumer does — `manifest` as the
 /// expo-updates client (RSA expo-signature over the part), `manifest.json`
 /// as a DSSE verifier — checks every asset it names, and returns what it
@@ -240,7 +200,7 @@ fn read_object(env: &TestEnv, key: &str) -> String {
             .and_then(|s| s.split('"').next())
             .expect("sig=");
         let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sig).expect("base64 sig");
-        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(certificate_key())
+        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(expo_certificate_key())
             .verify(
                 part,
                 &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).expect("signature"),
@@ -254,18 +214,7 @@ fn read_object(env: &TestEnv, key: &str) -> String {
         assert_eq!(doc["runtimeVersion"], fields[3]);
         assert_eq!(doc["metadata"]["otapub"]["channel"], fields[1]);
         assert_eq!(doc["metadata"]["otapub"]["platform"], fields[2]);
-        let mut all = vec![doc["launchAsset"].clone()];
-        all.extend(doc["assets"].as_array().expect("assets").iter().cloned());
-        for a in all {
-            let url = a["url"].as_str().expect("url");
-            let hexname = url.rsplit('/').next().expect("hash in url");
-            let bytes = env.read(&format!("public/assets/{hexname}"));
-            let hash = base64::Engine::encode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                <sha2::Sha256 as sha2::Digest>::digest(&bytes),
-            );
-            assert_eq!(hash, a["hash"], "{url}");
-        }
+        env.check_assets(&doc);
         doc["id"].as_str().expect("id").to_string()
     } else {
         assert_eq!(name, "directive");
@@ -429,13 +378,8 @@ fn every_mutating_command_survives_kills() {
         let env = TestEnv::new();
         // Every command signs for the stock client too, so the reader can
         // check `manifest` objects as a device does.
-        std::fs::copy(EXPO_KEY, env.path("keys/expo.pem")).expect("copy the Expo key");
-        std::fs::set_permissions(
-            env.path("keys/expo.pem"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .expect("chmod");
-        std::fs::write(env.path("otapub.toml"), "expo_key = \"keys/expo.pem\"\n").expect("config");
+        let key = env.install_expo_key();
+        std::fs::write(env.path("otapub.toml"), format!("expo_key = {key:?}\n")).expect("config");
         publish(&env, "base1", "production");
         publish(&env, "base2", "production");
         publish(&env, "base3", "staging");

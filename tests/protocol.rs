@@ -21,20 +21,7 @@ fn on_both(f: impl Fn(&TestEnv)) {
 
 /// Publishes synthetic release `release` as version `release`.
 fn publish(env: &TestEnv, release: &str) {
-    let dir = format!("export-{release}");
-    write_export(&env.path(&dir), release);
-    env.otapub(&[
-        "publish",
-        &dir,
-        "--channel",
-        "production",
-        "--fingerprint",
-        "fp",
-        "--version",
-        release,
-    ])
-    .assert()
-    .success();
+    env.publish_release(release, "production", "fp").assert().success();
 }
 
 /// Starts a command that pauses at its first request matching `rule`

@@ -15,20 +15,9 @@ use common::s3::S3Server;
 use common::*;
 
 fn publish(env: &TestEnv, release: &str) -> std::process::Output {
-    let dir = format!("export-{release}");
-    write_export(&env.path(&dir), release);
-    env.otapub(&[
-        "publish",
-        &dir,
-        "--channel",
-        "production",
-        "--fingerprint",
-        "fp",
-        "--version",
-        release,
-    ])
-    .output()
-    .expect("run otapub")
+    env.publish_release(release, "production", "fp")
+        .output()
+        .expect("run otapub")
 }
 
 fn served(env: &TestEnv) -> String {
@@ -127,6 +116,19 @@ fn a_failure_that_persists_is_one_clear_line_and_commits_nothing() {
         "says how to rerun safely: {err}"
     );
     assert_eq!(served(&env), "v1");
+    // The README's "5 attempts": the SDK sends one request at most five
+    // times in a row (the longest run of index PUTs with nothing between).
+    let mut run = 0;
+    let mut longest = 0;
+    for r in server.proxy.requests() {
+        run = if r.method == "PUT" && r.target.contains("state/index.sqlite") {
+            run + 1
+        } else {
+            0
+        };
+        longest = longest.max(run);
+    }
+    assert_eq!(longest, 5, "attempts at one index write");
     // Only uploads of content-addressed objects happened; the pointers did not move.
     let changed: Vec<String> = env
         .snapshot()

@@ -16,6 +16,25 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+/// The real Expo code-signing certificate and its private key (tests/data/PROVENANCE.txt).
+pub const EXPO_CERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/expo-codesigning/certs/certificate.pem"
+);
+pub const EXPO_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/expo-codesigning/keys/private-key.pem"
+);
+
+/// The RSA public key of [`EXPO_CERT`], read with x509-parser and `rsa`
+/// (not otapub's code), to check `expo-signature`s as the client does.
+pub fn expo_certificate_key() -> rsa::RsaPublicKey {
+    use rsa::pkcs8::DecodePublicKey;
+    let pem = std::fs::read(EXPO_CERT).expect("certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+    let cert = pem.parse_x509().expect("X.509");
+    rsa::RsaPublicKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).expect("RSA key")
+}
 
 pub mod proxy;
 pub mod s3;
@@ -129,6 +148,23 @@ impl TestEnv {
     pub fn json(&self, args: &[&str]) -> Value {
         let out = self.otapub(args).arg("--json").assert().success().get_output().clone();
         serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+    }
+
+    /// `otapub publish` of synthetic release `release` (written to
+    /// `export-<release>`) as version `release` on `channel` and fingerprint `fp`.
+    pub fn publish_release(&self, release: &str, channel: &str, fp: &str) -> Command {
+        let dir = format!("export-{release}");
+        write_export(&self.path(&dir), release);
+        self.otapub(&[
+            "publish",
+            &dir,
+            "--channel",
+            channel,
+            "--fingerprint",
+            fp,
+            "--version",
+            release,
+        ])
     }
 
     /// Same, at a fixed instant.
@@ -248,6 +284,30 @@ impl TestEnv {
         (name, serde_json::from_slice(part).expect("part is JSON"))
     }
 
+    /// Checks that every asset a manifest names exists with the hash it names.
+    pub fn check_assets(&self, doc: &Value) {
+        let mut all = vec![doc["launchAsset"].clone()];
+        all.extend(doc["assets"].as_array().expect("assets").iter().cloned());
+        for a in all {
+            let url = a["url"].as_str().expect("url");
+            let hexname = url.rsplit('/').next().expect("hash in url");
+            let bytes = self.read(&format!("public/assets/{hexname}"));
+            assert_eq!(URL_SAFE_NO_PAD.encode(Sha256::digest(&bytes)), a["hash"], "{url}");
+        }
+    }
+
+    /// Copies the real Expo signing key to `keys/expo.pem` (mode 0600, as
+    /// otapub requires); returns that path.
+    pub fn install_expo_key(&self) -> &'static str {
+        std::fs::copy(EXPO_KEY, self.path("keys/expo.pem")).expect("copy the Expo key");
+        std::fs::set_permissions(
+            self.path("keys/expo.pem"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
+        "keys/expo.pem"
+    }
+
     /// The live version a pointer serves, checking every asset hash.
     pub fn pointer(&self, channel: &str, platform: &str, fp: &str) -> Value {
         let key = format!("public/{channel}/{platform}/{fp}/manifest");
@@ -256,14 +316,7 @@ impl TestEnv {
             assert_eq!(doc["runtimeVersion"], fp);
             assert_eq!(doc["metadata"]["otapub"]["channel"], channel);
             assert_eq!(doc["metadata"]["otapub"]["platform"], platform);
-            let mut all = vec![doc["launchAsset"].clone()];
-            all.extend(doc["assets"].as_array().expect("assets").iter().cloned());
-            for a in all {
-                let url = a["url"].as_str().expect("url");
-                let hexname = url.rsplit('/').next().expect("hash in url");
-                let bytes = self.read(&format!("public/assets/{hexname}"));
-                assert_eq!(URL_SAFE_NO_PAD.encode(Sha256::digest(&bytes)), a["hash"], "{url}");
-            }
+            self.check_assets(&doc);
         } else {
             assert_eq!(name, "directive");
             assert_eq!(doc["extra"]["otapub"]["channel"], channel);
