@@ -280,7 +280,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         gc_epoch = Some(epoch);
         index.set_operation_id(&op_key);
         tracing::debug!("applying the change");
-        let plan = off_runtime(|| apply(&mut index, now))?;
+        let plan = crate::off_runtime(|| apply(&mut index, now))?;
         if plan.changed {
             let output = serde_json::to_string(&plan.output).map_err(json_err)?;
             let pointers = serde_json::to_string(&plan.pointers).map_err(json_err)?;
@@ -589,14 +589,4 @@ pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet
     let written = write_views(store, &index, &views, false).await?;
     converge_pointers(store, index, Pointers::Some(pointers), written).await?;
     Ok(())
-}
-
-/// Runs blocking work — SQLite transactions, signing, rendering — without
-/// stalling the runtime's other tasks (uploads in flight): on a
-/// multi-threaded runtime the worker hands its tasks to others first.
-pub fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }

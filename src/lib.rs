@@ -24,3 +24,13 @@ pub mod store;
 pub mod tree;
 
 pub use error::{Error, ExitClass, Result};
+
+/// Runs blocking work — SQLite transactions, signing, rendering — without
+/// stalling the runtime's other tasks (uploads in flight): on a
+/// multi-threaded runtime the worker hands its tasks to others first.
+pub fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

@@ -110,7 +110,7 @@ impl Index {
             Some(o) => (Some(o.bytes), Some(o.etag)),
             None => (None, None),
         };
-        crate::commit::off_runtime(|| Index::open(bytes.as_deref(), etag))
+        crate::off_runtime(|| Index::open(bytes.as_deref(), etag))
     }
 
     /// Opens a copy of index bytes (`None`: a new index) and brings its schema up to date.

@@ -45,13 +45,21 @@ impl Sidecar {
         }
     }
 
+    /// Whether this entry, or the previous one, was taken of a body with
+    /// this modification time.
+    fn knows_mtime(&self, mtime: Option<u128>) -> bool {
+        mtime.is_some() && (self.mtime_ns == mtime || self.previous.as_ref().is_some_and(|p| p.mtime_ns == mtime))
+    }
+
     /// The entry taken of a body with this modification time, if any.
     fn for_mtime(self, mtime: Option<u128>) -> Option<Sidecar> {
-        mtime?;
+        if !self.knows_mtime(mtime) {
+            return None;
+        }
         if self.mtime_ns == mtime {
             return Some(Sidecar { previous: None, ..self });
         }
-        self.previous.filter(|p| p.mtime_ns == mtime).map(|p| *p)
+        self.previous.map(|p| *p)
     }
 }
 
@@ -188,14 +196,17 @@ impl FsStore {
     fn write_sidecar(&self, key: &str, path: &Path, meta: &ObjectMeta, md5: String, mtime: Option<u128>) -> Result<()> {
         let previous = fs::metadata(path).ok().and_then(|m| {
             let sidecar = self.read_sidecar(key)?;
-            match sidecar.for_mtime(mtime_ns(&m)) {
-                Some(s) => Some(Box::new(s)),
-                None => {
-                    let bytes = fs::read(path).ok()?;
-                    let sidecar = self.read_sidecar(key)?;
-                    Some(Box::new(sidecar.for_etag(&hex::encode(Md5::digest(&bytes)))))
-                }
-            }
+            let now = mtime_ns(&m);
+            let entry = if sidecar.knows_mtime(now) {
+                sidecar.for_mtime(now)?
+            } else if sidecar.etag.is_none() {
+                // An entry without an MD5 describes whatever is there.
+                sidecar.for_etag("")
+            } else {
+                // No entry was taken of this file as it is: match it by its bytes.
+                sidecar.for_etag(&hex::encode(Md5::digest(fs::read(path).ok()?)))
+            };
+            Some(Box::new(entry))
         });
         let sidecar = Sidecar {
             meta: meta.clone(),

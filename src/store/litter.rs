@@ -51,11 +51,10 @@ fn is_otapub_process(pid: u32) -> bool {
         return false;
     }
     // The same command name (an upgraded otapub still running counts).
-    match (
-        std::fs::read_to_string(format!("/proc/{pid}/comm")),
-        std::fs::read_to_string("/proc/self/comm"),
-    ) {
-        (Ok(theirs), Ok(ours)) => theirs == ours,
+    static OURS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let ours = OURS.get_or_init(|| std::fs::read_to_string("/proc/self/comm").ok());
+    match (std::fs::read_to_string(format!("/proc/{pid}/comm")), ours) {
+        (Ok(theirs), Some(ours)) => &theirs == ours,
         _ => true,
     }
 }
