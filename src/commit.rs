@@ -288,8 +288,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             let generation = index.bump_generation()?;
             for p in &plan.pointers {
                 let view = pointer_view(&index, p)?;
-                if let Some([_, body]) = tree::pointer_objects(&view.pointer, &view.packages, view.directive.as_ref())?
-                {
+                if let Some([_, body]) = tree::pointer_objects(&view)? {
                     index.restamp_pointer(p, &index::sha256(&body.bytes), generation)?;
                 }
             }
@@ -430,16 +429,27 @@ async fn create_immutable(store: &dyn Store, o: &PublicObject) -> Result<bool> {
     }
 }
 
+/// What a forward-only write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// It wrote (or, on a dry run, would write).
+    Written,
+    /// The store holds these bytes at this stamp already.
+    Same,
+    /// The store holds a newer view: this writer is stale.
+    Newer,
+}
+
 /// Writes a mutable object only forward: replaced only when the stored stamp
 /// is older than `stamp` (or equal, with other bytes: damage to heal), by a
 /// conditional write on the etag just read, so a writer holding an older view
 /// can never put it back. Returns whether it wrote.
 pub async fn write_forward(store: &dyn Store, o: &PublicObject, stamp: u64) -> Result<bool> {
-    write_forward_or_check(store, o, stamp, false).await
+    Ok(write_forward_or_check(store, o, stamp, false).await? == Forward::Written)
 }
 
 /// [`write_forward`], or with `dry_run` only whether it would write.
-pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool) -> Result<bool> {
+pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool) -> Result<Forward> {
     let meta = ObjectMeta {
         generation: Some(stamp),
         ..o.meta.clone()
@@ -450,7 +460,7 @@ pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: 
             Some(info) => {
                 let stored = info.generation.unwrap_or(0);
                 if stored > stamp {
-                    return Ok(false);
+                    return Ok(Forward::Newer);
                 }
                 if stored == stamp {
                     let same = match info.holds(&o.bytes) {
@@ -458,7 +468,7 @@ pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: 
                         None => store.get(&o.key).await?.is_some_and(|e| e.bytes == o.bytes),
                     };
                     if same {
-                        return Ok(false);
+                        return Ok(Forward::Same);
                     }
                 }
                 let etag = match info.etag {
@@ -473,10 +483,10 @@ pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: 
             }
         };
         if dry_run {
-            return Ok(true);
+            return Ok(Forward::Written);
         }
         match store.put_if(&o.key, o.bytes.clone(), &meta, cond).await? {
-            CondPut::Written(_) => return Ok(true),
+            CondPut::Written(_) => return Ok(Forward::Written),
             CondPut::Conflict => continue,
         }
     }
@@ -489,20 +499,33 @@ pub fn pointer_view(index: &Index, pointer: &PointerId) -> Result<PointerView> {
         pointer: pointer.clone(),
         packages: index.pointer_packages(pointer)?,
         directive: index.pointer_directive(pointer)?,
+        rollout: index::latest_rollout(index.conn(), pointer)?,
     })
 }
 
 /// Every pointer's view.
 pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
+    let mut rollouts: std::collections::HashMap<PointerId, index::Rollout> = std::collections::HashMap::new();
+    // Newest first: the first seen per pointer is its latest.
+    for r in index::all_rollouts(index.conn())?.into_iter().rev() {
+        match rollouts.get(&r.pointer) {
+            Some(seen) if seen.id > r.id => {}
+            _ => {
+                rollouts.insert(r.pointer.clone(), r);
+            }
+        }
+    }
     index
         .all_pointers()?
         .into_iter()
         .map(|(pointer, packages)| {
             let directive = index.pointer_directive(&pointer)?;
+            let rollout = rollouts.remove(&pointer);
             Ok(PointerView {
                 pointer,
                 packages,
                 directive,
+                rollout,
             })
         })
         .collect()
@@ -510,15 +533,55 @@ pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
 
 /// Writes (or with `dry_run`, lists what would be written of) one pointer's
 /// objects forward: the Expo body first (what devices fetch); `verify`
-/// reports a pair a crash left disagreeing and `regenerate` heals it.
+/// reports a pair a crash left disagreeing and `regenerate` heals it. Then
+/// its rollout: the record first — a writer that finds a newer record is
+/// stale and leaves the buckets alone —, the buckets it lacks, and the
+/// removal of buckets no longer in the view (unless a newer view wrote them).
 pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
     let stamp = index.pointer_stamp(&v.pointer)?;
     let mut written = Vec::new();
-    if let Some(objs) = tree::pointer_objects(&v.pointer, &v.packages, v.directive.as_ref())? {
+    if let Some(objs) = tree::pointer_objects(v)? {
         for o in objs.iter().rev() {
-            if write_forward_or_check(store, o, stamp, dry_run).await? {
+            if write_forward_or_check(store, o, stamp, dry_run).await? == Forward::Written {
                 written.push(o.key.clone());
             }
+        }
+    }
+    let Some(ro) = tree::rollout_objects(v)? else {
+        return Ok(written);
+    };
+    match write_forward_or_check(store, &ro.record, ro.stamp, dry_run).await? {
+        Forward::Newer => return Ok(written),
+        Forward::Written => written.push(ro.record.key.clone()),
+        Forward::Same => {}
+    }
+    let mut listed: std::collections::BTreeMap<String, crate::store::ObjectInfo> = store
+        .list(&v.pointer.rollout_prefix())
+        .await?
+        .into_iter()
+        .map(|o| (o.key.clone(), o))
+        .collect();
+    // Bodies last, as for the pointer: a bucket's envelope is in place when
+    // its Expo body appears.
+    for o in ro.buckets.iter().rev() {
+        let info = listed.remove(&o.key);
+        if info.as_ref().and_then(|i| i.holds(&o.bytes)) == Some(true) {
+            continue;
+        }
+        if write_forward_or_check(store, o, ro.stamp, dry_run).await? == Forward::Written {
+            written.push(o.key.clone());
+        }
+    }
+    for (key, info) in listed {
+        let generation = match info.generation {
+            Some(g) => Some(g),
+            None => store.head(&key).await?.map(|i| i.generation.unwrap_or(0)),
+        };
+        if generation.is_some_and(|g| g <= ro.stamp) {
+            if !dry_run {
+                store.delete(&key).await?;
+            }
+            written.push(key);
         }
     }
     Ok(written)

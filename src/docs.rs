@@ -1,5 +1,5 @@
-//! One schema type per signed JSON document — the manifest, the directive
-//! and the ban record — used both to write the exact bytes that are signed
+//! One schema type per signed JSON document — the manifest, the directive,
+//! the ban record and the rollout record — used both to write the exact bytes that are signed
 //! and to read them back (`index rebuild`), so the two cannot drift apart.
 //! Field order is the order of the bytes; optional fields are omitted, never
 //! `null`. The fields are the documents' own keys, as the Expo Updates
@@ -105,4 +105,34 @@ pub struct BanRecord {
     pub reason: String,
     pub actor: String,
     pub banned_at: String,
+}
+
+/// Which package a side of a rollout serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServedDoc {
+    pub version: String,
+    /// The manifest id; `null` for a rollBackToEmbedded directive.
+    pub id: Option<String>,
+}
+
+/// A pointer's signed rollout record (`public/<channel>/<platform>/<fingerprint>/rollout.json`).
+/// SPEC's fields first; `state`, the campaign's settings and the whole
+/// permutation (so `index rebuild` can keep devices sticky) follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutDoc {
+    pub pointer: String,
+    pub candidate: ServedDoc,
+    /// What the pointer itself serves; `null` when nothing is live there.
+    pub control: Option<ServedDoc>,
+    pub percent: u8,
+    /// The candidate buckets that have objects: empty unless running.
+    pub buckets: Vec<u8>,
+    pub generation: u64,
+    pub paused: bool,
+    pub state: String,
+    pub strategy: String,
+    pub step: u8,
+    pub abort_threshold: f64,
+    pub permutation: Vec<u8>,
 }

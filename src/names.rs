@@ -212,6 +212,21 @@ impl PointerId {
     pub fn envelope_key(&self) -> String {
         format!("{}.json", self.manifest_key())
     }
+
+    /// The key of the pointer's signed rollout record.
+    pub fn rollout_record_key(&self) -> String {
+        format!("public/{self}/rollout.json")
+    }
+
+    /// Where the pointer's rollout buckets live (with a trailing slash).
+    pub fn rollout_prefix(&self) -> String {
+        format!("public/{self}/rollout/")
+    }
+
+    /// The key of the Expo body a candidate bucket serves.
+    pub fn bucket_key(&self, bucket: u8) -> String {
+        format!("{}{bucket:02}/manifest", self.rollout_prefix())
+    }
 }
 
 impl fmt::Display for PointerId {

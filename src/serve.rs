@@ -1,9 +1,12 @@
 //! `otapub serve`: the local CDN for development and tests. Serves `public/`
 //! with each object's stored Content-Type and Cache-Control, adds the two
 //! protocol headers to `manifest` objects as the CDN rule in `deploy/` does,
-//! and also answers header-routed requests (`GET /<channel>/manifest` with
+//! applies the edge rule of staged rollouts (a pointer request with an
+//! `eas-client-id` gets its bucket's object when one exists), and also
+//! answers header-routed requests (`GET /<channel>/manifest` with
 //! `expo-platform` and `expo-runtime-version`) so a development build can
-//! point at a laptop.
+//! point at a laptop. `--access-log` writes one JSON line per request, the
+//! format `otapub rollout advance --gate-log` reads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,8 +30,27 @@ fn text(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
+/// What a request names: an object key, and the pointer when it is a pointer's
+/// `manifest` or `manifest.json` (the file name), which the rollout rule applies to.
+struct Target {
+    key: String,
+    pointer: Option<(PointerId, &'static str)>,
+}
+
+fn pointer_target(pointer: PointerId, name: &str) -> Target {
+    let (key, name) = if name == "manifest" {
+        (pointer.manifest_key(), "manifest")
+    } else {
+        (pointer.envelope_key(), "manifest.json")
+    };
+    Target {
+        key,
+        pointer: Some((pointer, name)),
+    }
+}
+
 /// The object key a request path names, or why it names none.
-fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<String, Box<Response>> {
+fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<Target, Box<Response>> {
     let rel = path.trim_start_matches('/');
     let segments: Vec<&str> = rel.split('/').collect();
     if rel.is_empty()
@@ -64,24 +86,110 @@ fn key_for(path: &str, headers: &HeaderMap) -> std::result::Result<String, Box<R
                 )))
             }
         };
-        return Ok(if segments[1] == "manifest" {
-            pointer.manifest_key()
-        } else {
-            pointer.envelope_key()
-        });
+        return Ok(pointer_target(pointer, segments[1]));
     }
-    Ok(format!("public/{rel}"))
+    if let [channel, platform, fingerprint, name @ ("manifest" | "manifest.json")] = segments[..] {
+        if let (Ok(channel), Ok(platform), Ok(fingerprint)) = (
+            channel.parse::<Channel>(),
+            platform.parse::<Platform>(),
+            fingerprint.parse::<Fingerprint>(),
+        ) {
+            let pointer = PointerId {
+                channel,
+                platform,
+                fingerprint,
+            };
+            return Ok(pointer_target(pointer, name));
+        }
+    }
+    Ok(Target {
+        key: format!("public/{rel}"),
+        pointer: None,
+    })
 }
 
-async fn handle(State(store): State<Arc<dyn Store>>, req: Request) -> Response {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+/// The request headers the gate reads, under their lowercase names.
+const LOGGED_HEADERS: [&str; 7] = [
+    "eas-client-id",
+    "expo-current-update-id",
+    "expo-embedded-update-id",
+    "expo-recent-failed-update-ids",
+    "a-im",
+    "expo-requested-update-id",
+    "expo-platform",
+];
+
+/// Where `serve --access-log` writes.
+pub type AccessLog = Arc<std::sync::Mutex<std::fs::File>>;
+
+#[derive(Clone)]
+struct Served {
+    store: Arc<dyn Store>,
+    log: Option<AccessLog>,
+}
+
+/// One JSON line: the time, method, path and status, and the request
+/// headers the gate reads, values as sent.
+fn log_line(method: &Method, path: &str, headers: &HeaderMap, status: StatusCode) -> String {
+    let mut line = serde_json::Map::new();
+    line.insert("time".into(), crate::manifest::format_time(chrono::Utc::now()).into());
+    line.insert("method".into(), method.as_str().into());
+    line.insert("path".into(), path.into());
+    line.insert("status".into(), status.as_u16().into());
+    for name in LOGGED_HEADERS {
+        if let Some(v) = headers.get(name) {
+            line.insert(name.into(), String::from_utf8_lossy(v.as_bytes()).into());
+        }
+    }
+    serde_json::Value::Object(line).to_string()
+}
+
+async fn handle(State(served): State<Served>, req: Request) -> Response {
+    let (method, path, headers) = (
+        req.method().clone(),
+        req.uri().path().to_string(),
+        req.headers().clone(),
+    );
+    let resp = respond(served.store.as_ref(), &method, &path, &headers).await;
+    if let Some(log) = &served.log {
+        let line = log_line(&method, &path, &headers, resp.status());
+        if let Ok(mut f) = log.lock() {
+            use std::io::Write;
+            if let Err(e) = writeln!(f, "{line}") {
+                tracing::warn!("cannot write the access log: {e}");
+            }
+        }
+    }
+    resp
+}
+
+/// The object the edge rule picks for a pointer request: the bucket's
+/// object when the request carries an `eas-client-id` whose bucket has one.
+async fn pick(store: &dyn Store, target: &Target, headers: &HeaderMap) -> crate::Result<Option<crate::store::Object>> {
+    if let Some((pointer, name)) = &target.pointer {
+        let bucket = headers
+            .get("eas-client-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::rollout::bucket);
+        if let Some(b) = bucket {
+            let key = format!("{}{b:02}/{name}", pointer.rollout_prefix());
+            if let Some(o) = store.get(&key).await? {
+                return Ok(Some(o));
+            }
+        }
+    }
+    store.get(&target.key).await
+}
+
+async fn respond(store: &dyn Store, method: &Method, path: &str, headers: &HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
     }
-    let key = match key_for(req.uri().path(), req.headers()) {
+    let target = match key_for(path, headers) {
         Ok(k) => k,
         Err(resp) => return *resp,
     };
-    let obj = match store.get(&key).await {
+    let obj = match pick(store, &target, headers).await {
         Ok(Some(o)) => o,
         Ok(None) => return text(StatusCode::NOT_FOUND, "not found"),
         Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("{e}")),
@@ -98,28 +206,35 @@ async fn handle(State(store): State<Arc<dyn Store>>, req: Request) -> Response {
             }
         }
     }
-    if key.ends_with("/manifest") {
+    if target.key.ends_with("/manifest") {
         h.insert("expo-protocol-version", HeaderValue::from_static("1"));
         h.insert("expo-sfv-version", HeaderValue::from_static("0"));
+    }
+    if target.pointer.is_some() {
+        // The answer depends on the device: no shared cache may replay one
+        // device's bucket to another.
+        h.insert(header::VARY, HeaderValue::from_static("eas-client-id"));
     }
     resp
 }
 
 /// The router, for embedding and tests.
-pub fn router(store: Arc<dyn Store>) -> Router {
-    Router::new().fallback(handle).with_state(store)
+pub fn router(store: Arc<dyn Store>, log: Option<AccessLog>) -> Router {
+    Router::new().fallback(handle).with_state(Served { store, log })
 }
 
 /// Serves the store's `public/` on `addr` until the process ends.
-pub async fn serve(store: Arc<dyn Store>, addr: SocketAddr) -> Result<()> {
+pub async fn serve(store: Arc<dyn Store>, addr: SocketAddr, log: Option<AccessLog>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Error::usage(format!(
             "cannot listen on {addr} ({e}); choose another --addr, e.g. 127.0.0.1:8081"
         ))
     })?;
-    axum::serve(listener, router(store)).await.map_err(|e| Error::Store {
-        action: "serve",
-        key: addr.to_string(),
-        reason: e.to_string(),
-    })
+    axum::serve(listener, router(store, log))
+        .await
+        .map_err(|e| Error::Store {
+            action: "serve",
+            key: addr.to_string(),
+            reason: e.to_string(),
+        })
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{sha256_hex, ManifestFormat, Package, PackageContent, PackageDraft, StoredDirective};
+use crate::index::{sha256_hex, ManifestFormat, Package, PackageContent, PackageDraft, Rollout, StoredDirective};
 use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
 use crate::names::PointerId;
 use crate::signing::{self, Signatures};
@@ -93,6 +93,7 @@ pub fn no_update_payload(pointer: &PointerId) -> Payload {
 }
 
 /// The Expo body and the DSSE envelope of a signed payload.
+#[derive(Clone)]
 pub struct SignedPair {
     /// `manifest`: the multipart body.
     pub body: Vec<u8>,
@@ -158,23 +159,15 @@ pub fn package_objects(p: &Package) -> Result<[PublicObject; 2]> {
     Ok(objects(package_key(p), pair, IMMUTABLE_CACHE_CONTROL))
 }
 
-/// The two pointer objects (envelope first) of a pointer with these packages;
-/// none for a pointer without packages.
-pub fn pointer_objects(
-    pointer: &PointerId,
-    packages: &[Package],
-    directive: Option<&StoredDirective>,
-) -> Result<Option<[PublicObject; 2]>> {
-    let pair = match pointer_state(packages) {
+/// The two pointer objects (envelope first) of a pointer; none for a
+/// pointer without packages.
+pub fn pointer_objects(view: &PointerView) -> Result<Option<[PublicObject; 2]>> {
+    let pointer = &view.pointer;
+    let pair = match pointer_state(&view.packages, view.rollout.as_ref()) {
         PointerState::Empty => return Ok(None),
-        PointerState::Live(p) => checked_pair(
-            &package_payload(p),
-            p.signatures(),
-            p.body_sha256(),
-            &format!("package {}/{}", p.pointer.platform, p.version),
-        )?,
+        PointerState::Live(p) => live_pair(p)?,
         PointerState::NoUpdateAvailable => {
-            let d = directive.ok_or_else(|| {
+            let d = view.directive.as_ref().ok_or_else(|| {
                 Error::IndexContent(format!(
                     "pointer {pointer} has no live package and no signed noUpdateAvailable directive; run a ban or rollback on it to sign one"
                 ))
@@ -190,6 +183,66 @@ pub fn pointer_objects(
     Ok(Some(objects(pointer.manifest_key(), pair, POINTER_CACHE_CONTROL)))
 }
 
+fn live_pair(p: &Package) -> Result<SignedPair> {
+    checked_pair(
+        &package_payload(p),
+        p.signatures(),
+        p.body_sha256(),
+        &format!("package {}/{}", p.pointer.platform, p.version),
+    )
+}
+
+/// A pointer's rollout objects: its signed record, and the candidate's
+/// objects under each candidate bucket (none unless running).
+#[derive(Debug, Clone)]
+pub struct RolloutObjects {
+    /// The generation of the commit that last changed the rollout: the
+    /// stamp of every object here.
+    pub stamp: u64,
+    /// `P/rollout.json`.
+    pub record: PublicObject,
+    /// `P/rollout/<bb>/manifest` and `manifest.json`, sorted by key.
+    pub buckets: Vec<PublicObject>,
+}
+
+/// The rollout objects of a pointer that has (or had) a rollout. The record
+/// of an ended rollout stays as a tombstone: it carries the generation that
+/// keeps a stale writer from putting buckets back.
+pub fn rollout_objects(view: &PointerView) -> Result<Option<RolloutObjects>> {
+    let Some(r) = &view.rollout else {
+        return Ok(None);
+    };
+    let pointer = &view.pointer;
+    let record = PublicObject {
+        key: pointer.rollout_record_key(),
+        bytes: signing::envelope(signing::ROLLOUT_PAYLOAD_TYPE, &r.record.payload, &r.record.signatures),
+        meta: ObjectMeta::new("application/json", POINTER_CACHE_CONTROL),
+    };
+    let mut buckets = Vec::new();
+    let candidate = view.packages.iter().find(|p| p.version == r.candidate).ok_or_else(|| {
+        Error::IndexContent(format!(
+            "the rollout on {pointer} names candidate {} that is not a package there; restore the index with `otapub index rebuild`",
+            r.candidate
+        ))
+    })?;
+    // A banned candidate is never served, whatever a row says.
+    if candidate.ban.is_none() {
+        let buckets_now = r.live_buckets();
+        if !buckets_now.is_empty() {
+            let pair = live_pair(candidate)?;
+            for b in buckets_now {
+                buckets.extend(objects(pointer.bucket_key(b), pair.clone(), POINTER_CACHE_CONTROL));
+            }
+        }
+    }
+    buckets.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Some(RolloutObjects {
+        stamp: r.generation,
+        record,
+        buckets,
+    }))
+}
+
 /// One pointer's share of the index.
 #[derive(Debug, Clone)]
 pub struct PointerView {
@@ -199,6 +252,8 @@ pub struct PointerView {
     pub packages: Vec<Package>,
     /// Its stored noUpdateAvailable directive.
     pub directive: Option<StoredDirective>,
+    /// Its latest rollout (running, paused, or the last one that ended).
+    pub rollout: Option<Rollout>,
 }
 
 /// The whole public tree but the assets: immutable objects first, then
@@ -210,8 +265,12 @@ pub fn render(view: &[PointerView]) -> Result<Vec<PublicObject>> {
         for p in &v.packages {
             immutable.extend(package_objects(p)?);
         }
-        if let Some(objs) = pointer_objects(&v.pointer, &v.packages, v.directive.as_ref())? {
+        if let Some(objs) = pointer_objects(v)? {
             pointers.extend(objs);
+        }
+        if let Some(r) = rollout_objects(v)? {
+            pointers.push(r.record);
+            pointers.extend(r.buckets);
         }
     }
     immutable.sort_by(|a, b| a.key.cmp(&b.key));

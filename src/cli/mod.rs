@@ -19,6 +19,7 @@ mod promote;
 mod publish;
 mod regenerate;
 mod rollback;
+mod rollout;
 mod serve;
 mod status;
 mod verify;
@@ -133,6 +134,8 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Re-stamp a package into another channel
     Promote(promote::PromoteArgs),
+    /// Staged rollouts: set, pause, resume, advance, complete, abort, status, which
+    Rollout(rollout::RolloutArgs),
     /// Render the public tree from the index and write what differs
     Regenerate(regenerate::RegenerateArgs),
     /// Show what each pointer serves, and its history
@@ -436,6 +439,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Gc(a) => gc::run(settings(&a.global)?, a).await,
         Command::Serve(a) => serve::run(settings(&a.global)?, a).await,
         Command::Index(a) => index::run(settings(a.global())?, a).await,
+        Command::Rollout(a) => rollout::run(settings(a.global())?, a).await,
     }
 }
 

@@ -17,13 +17,24 @@ pub struct PromoteArgs {
     #[arg(long)]
     to: Channel,
     #[command(flatten)]
+    rollout: super::rollout::StartArgs,
+    #[command(flatten)]
     pub global: GlobalArgs,
 }
 
 pub async fn run(s: Settings, a: PromoteArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
     let signer = s.signer()?;
-    let out = promote(&s.context(store.as_ref()), &signer, a.platform, &a.version, &a.to).await?;
+    let plan = a.rollout.plan()?;
+    let out = promote(
+        &s.context(store.as_ref()),
+        &signer,
+        a.platform,
+        &a.version,
+        &a.to,
+        plan.as_ref(),
+    )
+    .await?;
     if s.json {
         s.print_json(&out)?;
     } else {

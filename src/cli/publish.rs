@@ -57,6 +57,8 @@ pub struct PublishArgs {
     #[arg(long)]
     change_base_url: bool,
     #[command(flatten)]
+    rollout: super::rollout::StartArgs,
+    #[command(flatten)]
     pub global: GlobalArgs,
 }
 
@@ -101,6 +103,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         expo_config: a.expo_config,
         base_url: s.base_url.clone(),
         change_base_url: a.change_base_url,
+        rollout: a.rollout.plan()?,
     };
     let store = s.open_store().await?;
     let signer = s.signer()?;

@@ -12,6 +12,9 @@ pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Append one JSON line per request to FILE (what `rollout advance --gate-log` reads)
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -19,6 +22,21 @@ pub struct ServeArgs {
 pub async fn run(s: Settings, a: ServeArgs) -> anyhow::Result<Outcome> {
     let store: Arc<dyn otapub::store::Store> = Arc::from(s.open_store().await?);
     eprintln!("serving {} public/ on http://{} (Ctrl-C stops)", store.url(), a.addr);
-    otapub::serve::serve(store, a.addr).await?;
+    let log = match &a.access_log {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    otapub::Error::usage(format!(
+                        "--access-log {}: cannot open it for appending ({e})",
+                        path.display()
+                    ))
+                })?,
+        ))),
+        None => None,
+    };
+    otapub::serve::serve(store, a.addr, log).await?;
     Ok(Outcome::Done)
 }

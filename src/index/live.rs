@@ -1,12 +1,18 @@
 //! The one live-package rule: for one (channel, platform, fingerprint), the
-//! non-banned package with the newest createdAt. Everything that needs to know
-//! what a pointer serves asks here.
+//! non-banned package with the newest createdAt — leaving out the candidate
+//! of a rollout that still runs there, which only its buckets serve.
+//! Everything that needs to know what a pointer serves asks here.
 
-use super::Package;
+use super::{Package, Rollout};
 
-/// The live package among the packages of one pointer, if any.
-pub fn live_package(packages: &[Package]) -> Option<&Package> {
-    packages.iter().filter(|p| p.ban.is_none()).max_by_key(|p| p.created_at)
+/// The live package among the packages of one pointer, if any, given the
+/// pointer's latest rollout (only an active one changes the answer).
+pub fn live_package<'a>(packages: &'a [Package], rollout: Option<&Rollout>) -> Option<&'a Package> {
+    let candidate = rollout.filter(|r| r.state.is_active()).map(|r| &r.candidate);
+    packages
+        .iter()
+        .filter(|p| p.ban.is_none() && Some(&p.version) != candidate)
+        .max_by_key(|p| p.created_at)
 }
 
 /// What a pointer serves.
@@ -20,9 +26,9 @@ pub enum PointerState<'a> {
     NoUpdateAvailable,
 }
 
-/// The state of a pointer from all of its packages.
-pub fn pointer_state(packages: &[Package]) -> PointerState<'_> {
-    match live_package(packages) {
+/// The state of a pointer from all of its packages and its latest rollout.
+pub fn pointer_state<'a>(packages: &'a [Package], rollout: Option<&Rollout>) -> PointerState<'a> {
+    match live_package(packages, rollout) {
         Some(p) => PointerState::Live(p),
         None if packages.is_empty() => PointerState::Empty,
         None => PointerState::NoUpdateAvailable,

@@ -1,14 +1,16 @@
-//! The SQLite index: packages, bans, re-stamps, pointer directives, audit
-//! events and operations. It lives in the store as one object; a mutating
+//! The SQLite index: packages, bans, re-stamps, pointer directives,
+//! rollouts, audit events and operations. It lives in the store as one object; a mutating
 //! command downloads it, changes it in one transaction and writes it back
 //! only if nobody else wrote it since (the commit point of SPEC).
 
 pub mod live;
 mod model;
+mod rollouts;
 mod rows;
 mod schema;
 
 pub use model::*;
+pub use rollouts::*;
 pub use rows::*;
 
 use std::collections::{BTreeMap, HashMap};

@@ -10,6 +10,7 @@ use super::{corrupt, sha256_hex, to_ms};
 use crate::error::Result;
 use crate::manifest::AssetRef;
 use crate::names::{PointerId, Version};
+use crate::rollout::{Lifecycle, Permutation, Strategy};
 use crate::signing::Signatures;
 
 /// A ban: reason, actor and time, all three or none.
@@ -263,4 +264,79 @@ pub struct Operation {
     pub state: String,
     /// The error of a failed operation.
     pub error: Option<String>,
+}
+
+/// A gate reading: devices that reported the candidate failed, of those
+/// that reported it at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GateReading {
+    /// Distinct devices whose recent failures name the candidate.
+    pub failed: u64,
+    /// Distinct devices that report the candidate as current or failed.
+    pub total: u64,
+}
+
+impl GateReading {
+    /// The failure rate (`None` with no device counted).
+    pub fn rate(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.failed as f64 / self.total as f64)
+    }
+}
+
+/// A signed rollout record: the exact `rollout.json` payload and its signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRecord {
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// Their signatures.
+    pub signatures: Signatures,
+}
+
+/// A staged rollout (a campaign) on one pointer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// Row id.
+    pub id: i64,
+    /// The pointer.
+    pub pointer: PointerId,
+    /// The candidate package.
+    pub candidate: Version,
+    /// The package live when the rollout started (none if it was a bare pointer).
+    pub control: Option<Version>,
+    /// How `advance` moves.
+    pub strategy: Strategy,
+    /// Step of a linear advance.
+    pub step: u8,
+    /// Failure rate above which a gated advance aborts.
+    pub abort_threshold: f64,
+    /// Share of buckets on the candidate.
+    pub percent: u8,
+    /// The order buckets join in.
+    pub permutation: Permutation,
+    /// Lifecycle state.
+    pub state: Lifecycle,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The generation of the commit that last changed it.
+    pub generation: u64,
+    /// The signed `rollout.json` of that commit.
+    pub record: SignedRecord,
+    /// The last gate reading.
+    pub gate: Option<GateReading>,
+    /// Why it was aborted.
+    pub reason: Option<String>,
+}
+
+impl Rollout {
+    /// The candidate buckets that have objects now: those of the
+    /// percentage while running, none otherwise.
+    pub fn live_buckets(&self) -> Vec<u8> {
+        if self.state == Lifecycle::Running {
+            self.permutation.buckets(self.percent)
+        } else {
+            Vec::new()
+        }
+    }
 }

@@ -169,6 +169,56 @@ BEGIN
   SELECT RAISE(ABORT, 'packages are immutable and bans irreversible');
 END;
 "#,
+    // 3: staged rollouts (SPEC "Staged rollouts").
+    r#"
+CREATE TABLE rollouts (
+    id              INTEGER PRIMARY KEY,
+    channel         TEXT NOT NULL,
+    platform        TEXT NOT NULL CHECK (platform IN ('ios', 'android')),
+    fingerprint     TEXT NOT NULL,
+    candidate       INTEGER NOT NULL UNIQUE REFERENCES packages (id),
+    control         INTEGER REFERENCES packages (id),   -- live when the rollout started
+    strategy        TEXT NOT NULL CHECK (strategy IN ('linear', 'canary')),
+    step            INTEGER NOT NULL CHECK (step BETWEEN 1 AND 100),
+    abort_threshold REAL NOT NULL CHECK (abort_threshold BETWEEN 0 AND 1),
+    percent         INTEGER NOT NULL CHECK (percent BETWEEN 1 AND 100),
+    permutation     BLOB NOT NULL CHECK (length(permutation) = 100),
+    state           TEXT NOT NULL CHECK (state IN ('created', 'running', 'paused', 'completed', 'aborted')),
+    started_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    generation      INTEGER NOT NULL CHECK (generation >= 0),   -- of the commit that last changed it
+    record          BLOB NOT NULL,                               -- the signed rollout.json payload
+    signatures      TEXT NOT NULL CHECK (json_valid(signatures)),
+    gate            TEXT CHECK (gate IS NULL OR json_valid(gate)),   -- the last gate reading
+    reason          TEXT CHECK (reason IS NULL OR trim(reason) <> ''),
+    CHECK ((state = 'aborted') = (reason IS NOT NULL))
+) STRICT;
+-- One campaign at a time per pointer.
+CREATE UNIQUE INDEX rollouts_one_active ON rollouts (channel, platform, fingerprint)
+    WHERE state IN ('created', 'running', 'paused');
+
+-- created -> running <-> paused -> completed | aborted; terminal rows never
+-- change; the percentage only grows; what the campaign is never changes.
+CREATE TRIGGER rollouts_lifecycle BEFORE UPDATE ON rollouts
+WHEN OLD.state IN ('completed', 'aborted')
+  OR NOT (NEW.state = OLD.state
+       OR (OLD.state = 'created' AND NEW.state IN ('running', 'aborted'))
+       OR (OLD.state = 'running' AND NEW.state IN ('paused', 'completed', 'aborted'))
+       OR (OLD.state = 'paused' AND NEW.state IN ('running', 'completed', 'aborted')))
+  OR NEW.percent < OLD.percent OR NEW.generation < OLD.generation
+  OR NEW.id IS NOT OLD.id OR NEW.channel IS NOT OLD.channel OR NEW.platform IS NOT OLD.platform
+  OR NEW.fingerprint IS NOT OLD.fingerprint OR NEW.candidate IS NOT OLD.candidate
+  OR NEW.control IS NOT OLD.control OR NEW.strategy IS NOT OLD.strategy OR NEW.step IS NOT OLD.step
+  OR NEW.abort_threshold IS NOT OLD.abort_threshold OR NEW.permutation IS NOT OLD.permutation
+  OR NEW.started_at IS NOT OLD.started_at
+BEGIN
+  SELECT RAISE(ABORT, 'rollouts move created -> running <-> paused -> completed | aborted, only grow, and never change once finished');
+END;
+CREATE TRIGGER rollouts_never_deleted BEFORE DELETE ON rollouts
+BEGIN
+  SELECT RAISE(ABORT, 'rollouts are never deleted');
+END;
+"#,
 ];
 
 #[cfg(test)]
@@ -232,5 +282,37 @@ mod tests {
         assert!(conn
             .execute("UPDATE operations SET state = 'failed', error = 'x'", [])
             .is_err());
+    }
+
+    #[test]
+    fn rollouts_follow_their_lifecycle_and_only_grow() {
+        let conn = db();
+        conn.execute(INSERT, []).unwrap();
+        let insert = |state: &str, reason: &str| {
+            conn.execute(
+                &format!(
+                    "INSERT INTO rollouts (channel, platform, fingerprint, candidate, strategy, step, abort_threshold, percent,
+                     permutation, state, started_at, updated_at, generation, record, signatures, reason)
+                     VALUES ('c', 'ios', 'f', 1, 'linear', 10, 0.05, 10, zeroblob(100), '{state}', 0, 0, 1, x'', '{{}}', {reason})"
+                ),
+                [],
+            )
+        };
+        insert("running", "NULL").unwrap();
+        assert!(conn.execute("UPDATE rollouts SET percent = 5", []).is_err(), "shrinks");
+        assert!(conn.execute("UPDATE rollouts SET state = 'created'", []).is_err());
+        assert!(
+            conn.execute("UPDATE rollouts SET state = 'aborted'", []).is_err(),
+            "no reason"
+        );
+        assert!(conn.execute("UPDATE rollouts SET step = 20", []).is_err());
+        conn.execute("UPDATE rollouts SET state = 'paused', percent = 20", [])
+            .unwrap();
+        conn.execute("UPDATE rollouts SET state = 'running'", []).unwrap();
+        conn.execute("UPDATE rollouts SET state = 'completed', percent = 100", [])
+            .unwrap();
+        assert!(conn.execute("UPDATE rollouts SET gate = '{}'", []).is_err(), "terminal");
+        assert!(conn.execute("DELETE FROM rollouts", []).is_err());
+        assert!(insert("running", "NULL").is_err(), "one candidate, one campaign");
     }
 }

@@ -12,6 +12,7 @@ pub mod publish;
 pub mod rebuild;
 pub mod regenerate;
 pub mod restamp;
+pub mod rollout;
 pub mod status;
 pub mod verify;
 
@@ -58,7 +59,8 @@ pub fn derive_manifest_id(parts: &[&str]) -> String {
 /// Signs a pointer's noUpdateAvailable directive once, when it has packages but none live.
 pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, pointer: &PointerId) -> Result<()> {
     let packages = index::pointer_packages(conn, pointer)?;
-    if packages.is_empty() || index::live::live_package(&packages).is_some() {
+    let rollout = index::latest_rollout(conn, pointer)?;
+    if packages.is_empty() || index::live::live_package(&packages, rollout.as_ref()).is_some() {
         return Ok(());
     }
     if index::pointer_directive(conn, pointer)?.is_some() {

@@ -15,6 +15,7 @@ use crate::export::{self, FileHash};
 use crate::index::{self, Bundle, Index, ManifestFormat, NewEvent, PackageContent, PackageDraft};
 use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
+use crate::rollout::RolloutPlan;
 use crate::signing::Signer;
 
 /// Default base URL of a local store: what `otapub serve` listens on.
@@ -39,6 +40,8 @@ pub struct PublishOptions {
     pub base_url: Option<String>,
     /// Allow a base URL other than the recorded one.
     pub change_base_url: bool,
+    /// Start a rollout with the new packages as candidates.
+    pub rollout: Option<RolloutPlan>,
 }
 
 /// One platform's result.
@@ -247,7 +250,10 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                          publish with another --version, or omit --version to derive one from the content"
                     )))
                 }
-                None => fresh.push((platform, c)),
+                None => {
+                    super::rollout::refuse_if_rolling(idx.conn(), &c.pointer, &format!("publish {version} to {}", c.pointer))?;
+                    fresh.push((platform, c))
+                }
             }
         }
         let pointers: BTreeSet<PointerId> = contents.values().map(|c| c.pointer.clone()).collect();
@@ -260,6 +266,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                 unknown_assets.push(a.clone());
             }
         }
+        let generation = idx.generation()? + 1;
         let plan = idx.transact("publish", &ctx.actor, now, |tx| {
             index::set_setting(tx, BASE_URL_SETTING, &base)?;
             let mut objects = Vec::new();
@@ -303,6 +310,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                         "message": opts.message,
                     }),
                 });
+                if let Some(plan) = &opts.rollout {
+                    events.push(super::rollout::start(tx, signer, &c.pointer, &version, plan, now, generation)?);
+                }
                 out.push(PublishedPackage {
                     platform: *platform,
                     pointer: c.pointer.to_string(),

@@ -1,7 +1,7 @@
 //! `otapub index rebuild`: recovers the index from the store alone — packages,
 //! re-stamps and directives from the immutable objects under `updates/`, bans
-//! from the signed ban records, `noUpdateAvailable` directives from the
-//! pointers. Signatures come from the objects themselves, so nothing is
+//! from the signed ban records, rollouts from the signed `rollout.json`
+//! records, `noUpdateAvailable` directives from the pointers. Signatures come from the objects themselves, so nothing is
 //! re-signed; each recovered package must render back to the exact bytes it
 //! was read from.
 
@@ -12,14 +12,15 @@ use serde::Serialize;
 
 use super::{Context, BASE_URL_SETTING};
 use crate::digest::Sha256Digest;
-use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, ManifestDoc};
+use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
 use crate::index::{
-    self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, Saved,
-    StoredDirective,
+    self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, Rollout, Saved,
+    SignedRecord, StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
+use crate::rollout::{Lifecycle, Permutation};
 use crate::signing::{self, Signatures, Signer, TrustedKeys};
 use crate::store::{Object, INDEX_KEY};
 use crate::tree;
@@ -31,6 +32,8 @@ pub struct RebuildOutcome {
     pub packages: usize,
     /// Ban records applied.
     pub bans: usize,
+    /// Rollouts recovered from their signed `rollout.json` (the last one of each pointer).
+    pub rollouts: usize,
     /// Objects under `updates/` that could not be recovered, with why.
     pub skipped: Vec<String>,
     /// Recovered packages newer than what their pointer serves: either
@@ -216,6 +219,80 @@ fn recover(
     Ok(pkg)
 }
 
+/// Reads a pointer's signed rollout record, adopted only if a trusted key signed it.
+fn read_rollout(
+    obj: &Object,
+    pointer: &PointerId,
+    trusted: &TrustedKeys,
+) -> std::result::Result<(RolloutDoc, Signatures), String> {
+    let env = signing::parse_envelope(&obj.bytes)?;
+    if env.payload_type != signing::ROLLOUT_PAYLOAD_TYPE {
+        return Err(format!("payloadType {:?} is not a rollout record's", env.payload_type));
+    }
+    let signatures = Signatures::adopt(&env, trusted, None).map_err(|e| format!("not adopted: {e}"))?;
+    let doc: RolloutDoc = serde_json::from_slice(&env.payload).map_err(|e| format!("rollout record: {e}"))?;
+    if doc.pointer != pointer.to_string() {
+        return Err(format!("the record names pointer {}", doc.pointer));
+    }
+    // The record must render back to exactly what was read.
+    if serde_json::to_vec(&doc).ok().as_deref() != Some(&env.payload[..]) {
+        return Err("the record is not in the form otapub writes".into());
+    }
+    Ok((doc, signatures))
+}
+
+/// Records a rollout read back from its signed record.
+fn adopt_rollout(
+    tx: &rusqlite::Connection,
+    pointer: &PointerId,
+    doc: &RolloutDoc,
+    signatures: &Signatures,
+    now: DateTime<Utc>,
+) -> std::result::Result<(), String> {
+    let version = |v: &str| Version::stored(v).map_err(|e| e.to_string());
+    let candidate_version = version(&doc.candidate.version)?;
+    let candidate = index::package(tx, pointer.platform, &candidate_version)
+        .map_err(|e| e.to_string())?
+        .filter(|p| &p.pointer == pointer)
+        .ok_or_else(|| {
+            format!(
+                "candidate {} is not a recovered package of {pointer}",
+                doc.candidate.version
+            )
+        })?;
+    let control = doc.control.as_ref().map(|c| version(&c.version)).transpose()?;
+    let state: Lifecycle = doc.state.parse()?;
+    let r = Rollout {
+        id: 0,
+        pointer: pointer.clone(),
+        candidate: candidate_version,
+        control: control.filter(|c| index::package(tx, pointer.platform, c).ok().flatten().is_some()),
+        strategy: doc.strategy.parse()?,
+        step: doc.step,
+        abort_threshold: doc.abort_threshold,
+        percent: doc.percent,
+        permutation: Permutation::from_slice(&doc.permutation)?,
+        state,
+        started_at: candidate.created_at,
+        updated_at: now,
+        generation: doc.generation,
+        record: SignedRecord {
+            payload: serde_json::to_vec(doc).map_err(|e| e.to_string())?,
+            signatures: signatures.clone(),
+        },
+        gate: None,
+        // An aborted rollout's reason is its candidate's ban reason.
+        reason: (state == Lifecycle::Aborted).then(|| {
+            candidate.ban.as_ref().map_or_else(
+                || "aborted (recovered by index rebuild)".to_string(),
+                |b| b.reason.clone(),
+            )
+        }),
+    };
+    index::insert_rollout(tx, &r).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Rebuilds the index. Refuses to replace an existing one unless `force`.
 /// `signer` signs the `noUpdateAvailable` directive of a pointer whose
 /// stored one cannot be recovered.
@@ -317,6 +394,21 @@ pub async fn rebuild(
         served.insert(p.clone(), part);
     }
 
+    // The last rollout of each pointer, from its signed record.
+    let mut rollouts: BTreeMap<PointerId, (RolloutDoc, Signatures)> = BTreeMap::new();
+    for p in &pointers {
+        let key = p.rollout_record_key();
+        let Some(obj) = ctx.store.get(&key).await? else {
+            continue;
+        };
+        match read_rollout(&obj, p, trusted) {
+            Ok(r) => {
+                rollouts.insert(p.clone(), r);
+            }
+            Err(e) => out.skipped.push(format!("{key}: {e}")),
+        }
+    }
+
     let mut idx = Index::open(None, existing)?;
     let now = ctx.clock.now();
     let actor = ctx.actor.clone();
@@ -350,19 +442,28 @@ pub async fn rebuild(
                 None => out.skipped.push(format!("ban record of {platform}/{version}: no such package")),
             }
         }
+        for (pointer, (doc, signatures)) in &rollouts {
+            if let Err(e) = adopt_rollout(tx, pointer, doc, signatures, now) {
+                out.skipped.push(format!("{}: {e}", pointer.rollout_record_key()));
+            } else {
+                out.rollouts += 1;
+            }
+        }
         for pointer in &pointers {
             let pkgs = index::pointer_packages(tx, pointer)?;
+            let rollout = index::latest_rollout(tx, pointer)?;
+            let candidate = rollout.as_ref().filter(|r| r.state.is_active()).map(|r| r.candidate.clone());
             let served_at = served[pointer].as_ref().and_then(|(part, _)| {
                 let v: serde_json::Value = serde_json::from_slice(&part.bytes).ok()?;
                 let t = v["createdAt"].as_str().or(v["parameters"]["commitTime"].as_str())?;
                 parse_time(t).ok()
             });
             for p in &pkgs {
-                if served_at.is_none_or(|t| p.created_at > t) && p.ban.is_none() {
+                if served_at.is_none_or(|t| p.created_at > t) && p.ban.is_none() && candidate.as_ref() != Some(&p.version) {
                     out.unconfirmed.push(format!("{}/{} on {} (createdAt {})", p.pointer.platform, p.version, pointer, format_time(p.created_at)));
                 }
             }
-            if pkgs.is_empty() || live::live_package(&pkgs).is_some() {
+            if pkgs.is_empty() || live::live_package(&pkgs, rollout.as_ref()).is_some() {
                 continue;
             }
             let payload = tree::no_update_payload(pointer);
@@ -395,7 +496,8 @@ pub async fn rebuild(
         };
         Ok((out, vec![event]))
     })?;
-    idx.raise_generation(stamps.values().map(|(_, g)| *g).max().unwrap_or(0))?;
+    let rollout_floor = rollouts.values().map(|(d, _)| d.generation).max().unwrap_or(0);
+    idx.raise_generation(stamps.values().map(|(_, g)| *g).max().unwrap_or(0).max(rollout_floor))?;
     for (pointer, (body_sha256, generation)) in &stamps {
         idx.restamp_pointer(pointer, body_sha256, *generation)?;
     }

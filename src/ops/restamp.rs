@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft};
 use crate::manifest::format_time;
 use crate::names::{Channel, Platform, PointerId, Version};
+use crate::rollout::RolloutPlan;
 use crate::signing::Signer;
 use crate::tree::PublicObject;
 
@@ -162,9 +163,10 @@ pub async fn rollback(
                 "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
             )));
         }
+        super::rollout::refuse_if_rolling(idx.conn(), pointer, "roll back")?;
         // Idempotent by state: a rerun of a rollback to what the pointer
         // already serves (a retry after a crash) changes nothing.
-        if let Some(live) = index::live::live_package(&packages) {
+        if let Some(live) = index::live::live_package(&packages, None) {
             let already = match target {
                 RollbackTarget::Embedded => live.bundle().is_none(),
                 RollbackTarget::To(v) => packages
@@ -211,7 +213,7 @@ pub async fn rollback(
 }
 
 /// Records a rollBackToEmbedded directive package.
-fn embedded(
+pub(crate) fn embedded(
     conn: &Connection,
     signer: &Signer,
     pointer: &PointerId,
@@ -245,13 +247,15 @@ fn embedded(
     Ok((out, objects, event))
 }
 
-/// Re-stamps a package into another channel (same platform and fingerprint).
+/// Re-stamps a package into another channel (same platform and
+/// fingerprint); with `rollout`, as the candidate of a rollout there.
 pub async fn promote(
     ctx: &Context<'_>,
     signer: &Signer,
     platform: Platform,
     version: &Version,
     to: &Channel,
+    rollout: Option<&RolloutPlan>,
 ) -> Result<Restamped> {
     commit(ctx, "promote", None, |idx, now| {
         let source = idx.package(platform, version)?.ok_or_else(|| {
@@ -263,15 +267,30 @@ pub async fn promote(
             )));
         }
         let pointer = PointerId { channel: to.clone(), platform, fingerprint: source.pointer.fingerprint.clone() };
-        // Idempotent by state: the target already serves this bundle.
-        if let Some(live) = index::live::live_package(&idx.pointer_packages(&pointer)?) {
+        // Idempotent by state: the target already serves this bundle (or a
+        // rollout of it runs there: the retry of a promote --rollout).
+        let target = idx.pointer_packages(&pointer)?;
+        if let Some(r) = index::active_rollout(idx.conn(), &pointer)? {
+            let candidate = target.iter().find(|p| p.version == r.candidate);
+            if rollout.is_some() && candidate.is_some_and(|c| c.original() == source.original()) {
+                let c = candidate.expect("checked");
+                return Ok(Plan::unchanged(current(c), BTreeSet::from([pointer.clone()])));
+            }
+        }
+        super::rollout::refuse_if_rolling(idx.conn(), &pointer, "promote")?;
+        if let Some(live) = index::live::live_package(&target, None) {
             if live.bundle().is_some() && live.original() == source.original() {
                 return Ok(Plan::unchanged(current(live), BTreeSet::from([pointer.clone()])));
             }
         }
+        let generation = idx.generation()? + 1;
         idx.transact("promote", &ctx.actor, now, |tx| {
             let (out, objects, mut event) = restamp(tx, signer, &source, &pointer, now)?;
             event.action = "promote";
+            let mut events = vec![event];
+            if let Some(plan) = rollout {
+                events.push(super::rollout::start(tx, signer, &pointer, &out.version, plan, now, generation)?);
+            }
             let plan = Plan {
                 output: out,
                 changed: true,
@@ -279,7 +298,7 @@ pub async fn promote(
                 objects: objects.to_vec(),
                 pointers: BTreeSet::from([pointer.clone()]),
             };
-            Ok((plan, vec![event]))
+            Ok((plan, events))
         })
     })
     .await

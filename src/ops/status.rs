@@ -88,7 +88,8 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
     let index = Index::load(ctx.store).await?;
     let mut pointers = Vec::new();
     for (pointer, packages) in index.all_pointers()? {
-        let serves = match pointer_state(&packages) {
+        let rollout = crate::index::latest_rollout(index.conn(), &pointer)?;
+        let serves = match pointer_state(&packages, rollout.as_ref()) {
             PointerState::Live(p) if matches!(p.content, PackageContent::RollBackToEmbedded) => {
                 format!("rollBackToEmbedded ({})", p.version)
             }

@@ -19,6 +19,8 @@ pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.otapub.manifest+json";
 pub const DIRECTIVE_PAYLOAD_TYPE: &str = "application/vnd.otapub.directive+json";
 /// DSSE payload type of a signed ban record.
 pub const BAN_PAYLOAD_TYPE: &str = "application/vnd.otapub.ban+json";
+/// DSSE payload type of a pointer's rollout record (`P/rollout.json`).
+pub const ROLLOUT_PAYLOAD_TYPE: &str = "application/vnd.otapub.rollout+json";
 
 /// DSSE's pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {

@@ -1,0 +1,167 @@
+//! The health gate of `rollout advance`: the candidate's failure rate, from
+//! a command of the operator's (`--gate-cmd`) or from CDN access logs
+//! (`--gate-log`, JSON lines as `otapub serve --access-log` writes them).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::index::GateReading;
+use crate::names::PointerId;
+
+/// Where the failure rate comes from.
+#[derive(Debug, Clone)]
+pub enum Gate {
+    /// A shell command that prints `{"failed": N, "total": M}`.
+    Command(String),
+    /// CDN access logs, JSON lines.
+    Logs(Vec<PathBuf>),
+}
+
+/// The request headers of one access-log line, under their lowercase names.
+#[derive(Debug, Default, Deserialize)]
+struct LogLine {
+    #[serde(rename = "eas-client-id")]
+    client_id: Option<String>,
+    #[serde(rename = "expo-current-update-id")]
+    current: Option<String>,
+    #[serde(rename = "expo-recent-failed-update-ids")]
+    failed: Option<String>,
+}
+
+/// What a gate command prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandReading {
+    failed: u64,
+    total: u64,
+}
+
+/// The ids an `expo-recent-failed-update-ids` header names (an RFC 8941
+/// list of strings), lowercased; `None` when it is not such a list.
+pub fn failed_ids(header: &str) -> Option<Vec<String>> {
+    let list = sfv::Parser::parse_list(header.as_bytes()).ok()?;
+    list.into_iter()
+        .map(|entry| match entry {
+            sfv::ListEntry::Item(sfv::Item {
+                bare_item: sfv::BareItem::String(s),
+                ..
+            }) => Some(s.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Gate {
+    /// Measures the candidate's failure rate.
+    pub fn measure(&self, candidate_id: &str, pointer: &PointerId) -> Result<GateReading> {
+        match self {
+            Gate::Command(cmd) => run_command(cmd, candidate_id, pointer),
+            Gate::Logs(files) => read_logs(files, candidate_id),
+        }
+    }
+}
+
+fn run_command(cmd: &str, candidate_id: &str, pointer: &PointerId) -> Result<GateReading> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("OTAPUB_CANDIDATE_ID", candidate_id)
+        .env("OTAPUB_POINTER", pointer.to_string())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::Gate(format!("cannot run --gate-cmd {cmd:?} with sh ({e})")))?;
+    if !output.status.success() {
+        return Err(Error::Gate(format!(
+            "--gate-cmd {cmd:?} failed ({}); nothing changed — fix the command and run `otapub rollout advance` again",
+            output.status
+        )));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let reading: CommandReading = serde_json::from_str(text.trim()).map_err(|e| {
+        Error::usage(format!(
+            "--gate-cmd {cmd:?} printed {:?}, not {{\"failed\": N, \"total\": M}} ({e}); nothing changed",
+            text.chars().take(200).collect::<String>()
+        ))
+    })?;
+    if reading.failed > reading.total {
+        return Err(Error::usage(format!(
+            "--gate-cmd {cmd:?} reports {} failed of {} in total; failed devices are counted in the total too. Nothing changed",
+            reading.failed, reading.total
+        )));
+    }
+    Ok(GateReading {
+        failed: reading.failed,
+        total: reading.total,
+    })
+}
+
+/// Counts distinct devices: failed when `expo-recent-failed-update-ids`
+/// names the candidate, in the total when they report it as current or failed.
+fn read_logs(files: &[PathBuf], candidate_id: &str) -> Result<GateReading> {
+    let candidate = candidate_id.to_ascii_lowercase();
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut total: HashSet<String> = HashSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Error::usage(format!(
+                "--gate-log {}: cannot read it ({e}); give the access log files of the CDN (JSON lines)",
+                file.display()
+            ))
+        })?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry: LogLine = serde_json::from_str(line).map_err(|e| {
+                Error::usage(format!(
+                    "--gate-log {} line {}: not a JSON object with the request headers ({e}); \
+                     the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)",
+                    file.display(),
+                    n + 1
+                ))
+            })?;
+            let Some(device) = entry.client_id.map(|c| c.to_ascii_lowercase()) else {
+                continue;
+            };
+            // A header a device garbled counts as naming nothing: one bad
+            // client must not hold the gate for everyone.
+            let failed_now = entry
+                .failed
+                .as_deref()
+                .and_then(failed_ids)
+                .is_some_and(|ids| ids.contains(&candidate));
+            let current = entry.current.is_some_and(|c| c.to_ascii_lowercase() == candidate);
+            if failed_now {
+                failed.insert(device.clone());
+            }
+            if failed_now || current {
+                total.insert(device);
+            }
+        }
+    }
+    Ok(GateReading {
+        failed: failed.len() as u64,
+        total: total.len() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_ids_are_an_sfv_list_of_strings() {
+        assert_eq!(
+            failed_ids(r#""A-b", "c""#),
+            Some(vec!["a-b".to_string(), "c".to_string()])
+        );
+        assert_eq!(failed_ids("abc"), None, "a token, not a string");
+        assert_eq!(failed_ids(r#""unterminated"#), None);
+        assert_eq!(failed_ids(""), Some(vec![]));
+    }
+}

@@ -1,0 +1,686 @@
+//! `otapub rollout …` and the rollout part of `publish`/`promote --rollout`:
+//! a campaign that serves a candidate package to a sticky share of devices
+//! through the pointer's bucket objects, while the pointer keeps serving the
+//! control (SPEC "Staged rollouts"). Every transition is one commit with
+//! its audit event; each re-signs the pointer's `rollout.json`.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use super::restamp::{embedded, restamp, Restamped};
+use super::{commit, ensure_no_update_directive, Context, Plan};
+use crate::docs::{RolloutDoc, ServedDoc};
+use crate::error::{Error, Result};
+use crate::index::{self, live, GateReading, Index, NewEvent, Package, PackageContent, Rollout, SignedRecord};
+use crate::manifest::format_time;
+use crate::names::{PointerId, Version};
+use crate::rollout::{self as rules, Lifecycle, Permutation, RolloutPlan};
+use crate::signing::{self, Signer};
+use crate::tree::PublicObject;
+
+/// What a side of a rollout serves, as reported.
+fn served(p: &Package) -> ServedDoc {
+    ServedDoc {
+        version: p.version.to_string(),
+        id: match &p.content {
+            PackageContent::Update { manifest_id, .. } => Some(manifest_id.clone()),
+            PackageContent::RollBackToEmbedded => None,
+        },
+    }
+}
+
+/// Signs the rollout's record as of the commit with `generation`: what the
+/// candidate buckets and the pointer serve once that commit lands.
+pub(crate) fn seal(conn: &Connection, signer: &Signer, r: &mut Rollout, generation: u64) -> Result<()> {
+    let packages = index::pointer_packages(conn, &r.pointer)?;
+    let candidate = packages.iter().find(|p| p.version == r.candidate).ok_or_else(|| {
+        Error::IndexContent(format!(
+            "the rollout on {} names candidate {} that is not a package there",
+            r.pointer, r.candidate
+        ))
+    })?;
+    r.generation = generation;
+    let doc = RolloutDoc {
+        pointer: r.pointer.to_string(),
+        candidate: served(candidate),
+        control: live::live_package(&packages, Some(r)).map(served),
+        percent: r.percent,
+        buckets: r.live_buckets(),
+        generation,
+        paused: r.state == Lifecycle::Paused,
+        state: r.state.as_str().to_string(),
+        strategy: r.strategy.as_str().to_string(),
+        step: r.step,
+        abort_threshold: r.abort_threshold,
+        permutation: r.permutation.as_slice().to_vec(),
+    };
+    let payload = serde_json::to_vec(&doc).expect("a rollout record serializes");
+    let signatures = signer.sign(signing::ROLLOUT_PAYLOAD_TYPE, &payload);
+    r.record = SignedRecord { payload, signatures };
+    Ok(())
+}
+
+/// How to finish the rollout on a pointer, for refusals.
+fn finish_first(r: &Rollout) -> String {
+    let p = &r.pointer;
+    format!(
+        "{p} has a {} rollout of {} at {} %; complete it (`otapub rollout complete --channel {} --platform {} --fingerprint {}`) \
+         or abort it (`otapub rollout abort … --reason TEXT`) first",
+        r.state.as_str(),
+        r.candidate,
+        r.percent,
+        p.channel,
+        p.platform,
+        p.fingerprint
+    )
+}
+
+/// Refuses a `publish`, `rollback` or `promote` that would change what a
+/// pointer with an active rollout serves.
+pub(crate) fn refuse_if_rolling(conn: &Connection, pointer: &PointerId, what: &str) -> Result<()> {
+    match index::active_rollout(conn, pointer)? {
+        Some(r) => Err(Error::usage(format!("cannot {what}: {}", finish_first(&r)))),
+        None => Ok(()),
+    }
+}
+
+/// Starts a rollout of `candidate` (just recorded on `pointer` in this
+/// transaction) against what the pointer served before it.
+pub(crate) fn start(
+    conn: &Connection,
+    signer: &Signer,
+    pointer: &PointerId,
+    candidate: &Version,
+    plan: &RolloutPlan,
+    now: DateTime<Utc>,
+    generation: u64,
+) -> Result<NewEvent> {
+    let packages = index::pointer_packages(conn, pointer)?;
+    let others: Vec<Package> = packages.iter().filter(|p| &p.version != candidate).cloned().collect();
+    let control = live::live_package(&others, None).ok_or_else(|| {
+        Error::usage(format!(
+            "{pointer} serves nothing yet that devices could keep as the control of a rollout; publish without --rollout"
+        ))
+    })?;
+    let mut r = Rollout {
+        id: 0,
+        pointer: pointer.clone(),
+        candidate: candidate.clone(),
+        control: Some(control.version.clone()),
+        strategy: plan.strategy,
+        step: plan.step,
+        abort_threshold: plan.abort_threshold,
+        percent: plan.percent,
+        permutation: Permutation::random()?,
+        state: Lifecycle::Created,
+        started_at: now,
+        updated_at: now,
+        generation,
+        record: SignedRecord {
+            payload: Vec::new(),
+            signatures: signer.sign(signing::ROLLOUT_PAYLOAD_TYPE, b""),
+        },
+        gate: None,
+        reason: None,
+    };
+    r.id = index::insert_rollout(conn, &r)?;
+    r.state = Lifecycle::Running;
+    seal(conn, signer, &mut r, generation)?;
+    index::update_rollout(conn, &r)?;
+    Ok(NewEvent {
+        action: "rollout-start",
+        target: pointer.to_string(),
+        details: serde_json::json!({
+            "candidate": candidate.as_str(),
+            "control": control.version.as_str(),
+            "percent": r.percent,
+            "strategy": r.strategy.as_str(),
+            "step": r.step,
+            "abortThreshold": r.abort_threshold,
+            "buckets": r.live_buckets(),
+        }),
+    })
+}
+
+/// Ends an active rollout whose candidate was just banned (by `rollout
+/// abort`, a tripped gate or `ban`): re-stamps what the pointer now serves
+/// so devices that took the candidate move back, and seals the record.
+pub(crate) fn finish_abort(
+    conn: &Connection,
+    signer: &Signer,
+    mut r: Rollout,
+    reason: &str,
+    now: DateTime<Utc>,
+    generation: u64,
+) -> Result<(Vec<PublicObject>, Vec<NewEvent>, Option<Restamped>)> {
+    r.state = Lifecycle::Aborted;
+    r.reason = Some(reason.to_string());
+    r.updated_at = now;
+    let packages = index::pointer_packages(conn, &r.pointer)?;
+    let mut objects = Vec::new();
+    let mut events = Vec::new();
+    let back = match live::live_package(&packages, Some(&r)) {
+        Some(control) if control.bundle().is_some() => Some(restamp(conn, signer, control, &r.pointer, now)?),
+        Some(_) => Some(embedded(conn, signer, &r.pointer, now)?),
+        None => {
+            ensure_no_update_directive(conn, signer, &r.pointer)?;
+            None
+        }
+    };
+    let restamped = back.map(|(out, objs, event)| {
+        objects.extend(objs);
+        events.push(event);
+        out
+    });
+    seal(conn, signer, &mut r, generation)?;
+    index::update_rollout(conn, &r)?;
+    events.insert(
+        0,
+        NewEvent {
+            action: "rollout-abort",
+            target: r.pointer.to_string(),
+            details: serde_json::json!({
+                "candidate": r.candidate.as_str(),
+                "percent": r.percent,
+                "reason": reason,
+                "gate": r.gate.map(gate_details),
+                "restamped": restamped.as_ref().map(|x| x.version.as_str()),
+            }),
+        },
+    );
+    Ok((objects, events, restamped))
+}
+
+fn gate_details(g: GateReading) -> serde_json::Value {
+    serde_json::json!({ "failed": g.failed, "total": g.total, "rate": g.rate() })
+}
+
+/// What a rollout command did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutOutcome {
+    /// The pointer.
+    pub pointer: String,
+    /// Lifecycle state after the command.
+    pub state: Lifecycle,
+    /// Percentage after the command.
+    pub percent: u8,
+    /// Candidate buckets served after the command.
+    pub buckets: Vec<u8>,
+    /// The candidate.
+    pub candidate: Version,
+    /// False when the rollout already was where the command would take it.
+    pub changed: bool,
+    /// The gate reading an advance measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateReading>,
+    /// The re-stamp an abort (or a complete behind a newer control) made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restamped: Option<Restamped>,
+    /// Why nothing changed, or why the rollout ended, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl RolloutOutcome {
+    fn of(r: &Rollout, changed: bool) -> RolloutOutcome {
+        RolloutOutcome {
+            pointer: r.pointer.to_string(),
+            state: r.state,
+            percent: r.percent,
+            buckets: r.live_buckets(),
+            candidate: r.candidate.clone(),
+            changed,
+            gate: r.gate,
+            restamped: None,
+            note: None,
+        }
+    }
+}
+
+/// A change to one rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Raise the percentage (100 completes).
+    Set(u8),
+    /// Stop new devices from getting the candidate.
+    Pause,
+    /// Serve the candidate buckets again.
+    Resume,
+    /// One step of the strategy, after the gate (if any) passed.
+    Advance(Option<GateReading>),
+    /// Make the candidate the pointer's live package.
+    Complete,
+    /// Ban the candidate and move devices back.
+    Abort(String),
+}
+
+impl Change {
+    fn kind(&self) -> &'static str {
+        match self {
+            Change::Set(_) => "rollout-set",
+            Change::Pause => "rollout-pause",
+            Change::Resume => "rollout-resume",
+            Change::Advance(_) => "rollout-advance",
+            Change::Complete => "rollout-complete",
+            Change::Abort(_) => "rollout-abort",
+        }
+    }
+}
+
+fn no_rollout(pointer: &PointerId) -> Error {
+    Error::usage(format!(
+        "no rollout runs on {pointer}; start one with `otapub publish … --rollout PERCENT` or `otapub promote … --rollout PERCENT` (`otapub rollout status` lists them)"
+    ))
+}
+
+/// The pointer's active rollout, or a usage error saying how to start one.
+pub fn active(index: &Index, pointer: &PointerId) -> Result<Rollout> {
+    index::active_rollout(index.conn(), pointer)?.ok_or_else(|| no_rollout(pointer))
+}
+
+/// Applies one change to the active rollout on `pointer`.
+pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, change: Change) -> Result<RolloutOutcome> {
+    if let Change::Abort(reason) = &change {
+        if reason.trim().is_empty() {
+            return Err(Error::usage(
+                "--reason is blank; say why the rollout is aborted, e.g. --reason \"crash rate up\" (the candidate is banned with it)",
+            ));
+        }
+    }
+    if let Change::Set(p) = change {
+        if !(1..=100).contains(&p) {
+            return Err(Error::usage(format!(
+                "--percent {p}: give the share of devices on the candidate, 1 to 100 (100 completes the rollout)"
+            )));
+        }
+    }
+    commit(ctx, change.kind(), None, |idx, now| {
+        let r = active(idx, pointer)?;
+        let generation = idx.generation()? + 1;
+        let paused_refusal = |what: &str| {
+            Error::usage(format!(
+                "the rollout on {pointer} is paused; `otapub rollout resume --channel {} --platform {} --fingerprint {}` before you {what}",
+                pointer.channel, pointer.platform, pointer.fingerprint
+            ))
+        };
+        // What the change does, decided before the transaction.
+        let target = match &change {
+            Change::Set(p) => {
+                if r.state == Lifecycle::Paused {
+                    return Err(paused_refusal("raise it"));
+                }
+                if *p < r.percent {
+                    return Err(Error::usage(format!(
+                        "--percent {p} is below the rollout's {} %: a rollout only grows (devices that took the candidate keep it); to go back use `otapub rollout pause` or `otapub rollout abort`",
+                        r.percent
+                    )));
+                }
+                if *p == r.percent {
+                    return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])));
+                }
+                Some(*p)
+            }
+            Change::Advance(_) => {
+                if r.state == Lifecycle::Paused {
+                    return Err(paused_refusal("advance it"));
+                }
+                Some(r.strategy.next(r.percent, r.step))
+            }
+            Change::Pause if r.state == Lifecycle::Paused => {
+                return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])))
+            }
+            Change::Resume if r.state == Lifecycle::Running => {
+                return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])))
+            }
+            _ => None,
+        };
+        let kind = change.kind();
+        idx.transact(kind, &ctx.actor, now, |tx| {
+            let mut r = r.clone();
+            let from = r.percent;
+            r.updated_at = now;
+            let mut objects = Vec::new();
+            let mut events = Vec::new();
+            let mut restamped = None;
+            let mut completing = false;
+            match &change {
+                Change::Pause => r.state = Lifecycle::Paused,
+                Change::Resume => r.state = Lifecycle::Running,
+                Change::Complete => completing = true,
+                Change::Set(_) | Change::Advance(_) => {
+                    if let Change::Advance(g) = &change {
+                        r.gate = *g;
+                    }
+                    let to = target.unwrap_or(r.percent);
+                    if to >= 100 {
+                        completing = true;
+                    } else {
+                        r.percent = to;
+                        events.push(NewEvent {
+                            action: kind,
+                            target: pointer.to_string(),
+                            details: serde_json::json!({
+                                "candidate": r.candidate.as_str(), "from": from, "to": to,
+                                "gate": r.gate.filter(|_| matches!(change, Change::Advance(Some(_)))).map(gate_details),
+                            }),
+                        });
+                    }
+                }
+                Change::Abort(reason) => {
+                    let reason = reason.trim();
+                    let (objs, evs, back) = abort_with_ban(tx, signer, r.clone(), reason, &ctx.actor, now, generation)?;
+                    let mut out = RolloutOutcome::of(&index::latest_rollout(tx, pointer)?.unwrap_or(r), true);
+                    out.restamped = back;
+                    return Ok((
+                        Plan { output: out, changed: true, assets: Vec::new(), objects: objs, pointers: BTreeSet::from([pointer.clone()]) },
+                        evs,
+                    ));
+                }
+            }
+            if completing {
+                let (objs, event, back) = complete(tx, signer, &mut r, now)?;
+                objects.extend(objs);
+                events.push(event);
+                restamped = back;
+            } else if matches!(change, Change::Pause | Change::Resume) {
+                events.push(NewEvent {
+                    action: kind,
+                    target: pointer.to_string(),
+                    details: serde_json::json!({ "candidate": r.candidate.as_str(), "percent": r.percent }),
+                });
+            }
+            seal(tx, signer, &mut r, generation)?;
+            index::update_rollout(tx, &r)?;
+            let mut out = RolloutOutcome::of(&r, true);
+            out.restamped = restamped;
+            Ok((
+                Plan { output: out, changed: true, assets: Vec::new(), objects, pointers: BTreeSet::from([pointer.clone()]) },
+                events,
+            ))
+        })
+    })
+    .await
+}
+
+/// Marks a rollout completed: the candidate becomes the pointer's live
+/// package — at once when it is the newest there, else (a `ban --rollback`
+/// of the control re-stamped something newer meanwhile) by a re-stamp.
+fn complete(
+    conn: &Connection,
+    signer: &Signer,
+    r: &mut Rollout,
+    now: DateTime<Utc>,
+) -> Result<(Vec<PublicObject>, NewEvent, Option<Restamped>)> {
+    let from = r.percent;
+    r.state = Lifecycle::Completed;
+    r.percent = 100;
+    let packages = index::pointer_packages(conn, &r.pointer)?;
+    let mut objects = Vec::new();
+    let mut restamped = None;
+    let live_now = live::live_package(&packages, Some(r));
+    if live_now.is_none_or(|p| p.version != r.candidate) {
+        let candidate = packages
+            .iter()
+            .find(|p| p.version == r.candidate)
+            .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not on {}", r.candidate, r.pointer)))?;
+        let (out, objs, _) = restamp(conn, signer, candidate, &r.pointer, now)?;
+        objects.extend(objs);
+        restamped = Some(out);
+    }
+    let event = NewEvent {
+        action: "rollout-complete",
+        target: r.pointer.to_string(),
+        details: serde_json::json!({
+            "candidate": r.candidate.as_str(), "from": from,
+            "restamped": restamped.as_ref().map(|x: &Restamped| x.version.as_str()),
+        }),
+    };
+    Ok((objects, event, restamped))
+}
+
+/// Aborts: bans the candidate (and its re-stamps) with `reason`, then
+/// moves devices back ([`finish_abort`]).
+#[allow(clippy::too_many_arguments)]
+fn abort_with_ban(
+    conn: &Connection,
+    signer: &Signer,
+    r: Rollout,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+    generation: u64,
+) -> Result<(Vec<PublicObject>, Vec<NewEvent>, Option<Restamped>)> {
+    let candidate = index::package(conn, r.pointer.platform, &r.candidate)?
+        .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
+    let family = index::family(conn, r.pointer.platform, candidate.original())?;
+    let to_ban: Vec<Package> = family.into_iter().filter(|p| p.ban.is_none()).collect();
+    let mut objects = super::ban::ban_packages(conn, signer, r.pointer.platform, &to_ban, reason, actor, now)?;
+    let ban_event = NewEvent {
+        action: "ban",
+        target: format!("{}/{}", r.pointer.platform, r.candidate),
+        details: serde_json::json!({
+            "reason": reason,
+            "covers": to_ban.iter().map(|p| p.version.as_str()).collect::<Vec<_>>(),
+            "rollout": r.pointer.to_string(),
+        }),
+    };
+    let (objs, mut events, back) = finish_abort(conn, signer, r, reason, now, generation)?;
+    objects.extend(objs);
+    events.insert(1, ban_event);
+    Ok((objects, events, back))
+}
+
+/// The result of a gated advance that did not advance.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateOutcome {
+    /// The rollout after the command.
+    pub rollout: RolloutOutcome,
+    /// Whether the gate let the rollout advance.
+    pub passed: bool,
+}
+
+/// `rollout advance`: measures the gate (when given), then aborts when the
+/// candidate's failure rate is above the threshold, changes nothing when no
+/// device was counted, and otherwise takes one step of the strategy.
+pub async fn advance(
+    ctx: &Context<'_>,
+    signer: &Signer,
+    pointer: &PointerId,
+    gate: Option<&crate::gate::Gate>,
+) -> Result<GateOutcome> {
+    let Some(gate) = gate else {
+        let out = change(ctx, signer, pointer, Change::Advance(None)).await?;
+        return Ok(GateOutcome {
+            rollout: out,
+            passed: true,
+        });
+    };
+    let index = Index::load(ctx.store).await?;
+    let r = active(&index, pointer)?;
+    if r.state == Lifecycle::Paused {
+        return Err(Error::usage(format!(
+            "the rollout on {pointer} is paused; `otapub rollout resume` it before you advance it"
+        )));
+    }
+    let candidate = index
+        .package(pointer.platform, &r.candidate)?
+        .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
+    let Some(id) = served(&candidate).id else {
+        return Err(Error::usage(
+            "the candidate is a directive, which no device reports; advance without a gate",
+        ));
+    };
+    let reading = crate::off_runtime(|| gate.measure(&id, pointer))?;
+    match reading.rate() {
+        None => {
+            let mut out = RolloutOutcome::of(&r, false);
+            out.gate = Some(reading);
+            out.note = Some(format!(
+                "no device has reported the candidate ({id}) yet; nothing changed — advance again once devices have checked in"
+            ));
+            Ok(GateOutcome {
+                rollout: out,
+                passed: false,
+            })
+        }
+        Some(rate) if rate > r.abort_threshold => {
+            let reason = format!(
+                "health gate: {} of {} devices ({:.2} %) failed to launch the candidate, above the abort threshold of {:.2} %",
+                reading.failed,
+                reading.total,
+                rate * 100.0,
+                r.abort_threshold * 100.0
+            );
+            let expected = r.id;
+            let out = commit(ctx, "rollout-advance", Some(index), |idx, now| {
+                let mut r = active(idx, pointer)?;
+                if r.id != expected {
+                    return Err(Error::usage(format!(
+                        "the rollout on {pointer} changed while the gate was measured; run the command again"
+                    )));
+                }
+                let generation = idx.generation()? + 1;
+                r.gate = Some(reading);
+                r.updated_at = now;
+                idx.transact("rollout-advance", &ctx.actor, now, |tx| {
+                    let (objects, events, back) =
+                        abort_with_ban(tx, signer, r.clone(), &reason, &ctx.actor, now, generation)?;
+                    let mut out = RolloutOutcome::of(&index::latest_rollout(tx, pointer)?.unwrap_or(r), true);
+                    out.restamped = back;
+                    out.note = Some(reason.clone());
+                    Ok((
+                        Plan {
+                            output: out,
+                            changed: true,
+                            assets: Vec::new(),
+                            objects,
+                            pointers: BTreeSet::from([pointer.clone()]),
+                        },
+                        events,
+                    ))
+                })
+            })
+            .await?;
+            Ok(GateOutcome {
+                rollout: out,
+                passed: false,
+            })
+        }
+        Some(_) => {
+            let out = change(ctx, signer, pointer, Change::Advance(Some(reading))).await?;
+            Ok(GateOutcome {
+                rollout: out,
+                passed: true,
+            })
+        }
+    }
+}
+
+/// One rollout as `rollout status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutStatus {
+    /// The pointer.
+    pub pointer: String,
+    /// Lifecycle state.
+    pub state: Lifecycle,
+    /// Percentage.
+    pub percent: u8,
+    /// Candidate buckets served now.
+    pub buckets: Vec<u8>,
+    /// The candidate.
+    pub candidate: ServedDoc,
+    /// What the pointer itself serves now (for an ended rollout: what it served then).
+    pub control: Option<ServedDoc>,
+    /// Strategy.
+    pub strategy: rules::Strategy,
+    /// Step.
+    pub step: u8,
+    /// Abort threshold.
+    #[serde(rename = "abortThreshold")]
+    pub abort_threshold: f64,
+    /// The last gate reading.
+    pub gate: Option<GateReading>,
+    /// Why it was aborted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it started.
+    #[serde(rename = "startedAt")]
+    pub started_at: String,
+    /// When it last changed.
+    #[serde(rename = "updatedAt")]
+    pub updated_at: String,
+    /// The generation of its last change.
+    pub generation: u64,
+}
+
+/// Every rollout, active ones first.
+pub fn status(index: &Index) -> Result<Vec<RolloutStatus>> {
+    let mut out = Vec::new();
+    for r in index::all_rollouts(index.conn())? {
+        let doc: RolloutDoc = serde_json::from_slice(&r.record.payload).map_err(|e| {
+            Error::IndexContent(format!(
+                "the rollout record of {} is unreadable ({e}); run `otapub index rebuild`",
+                r.pointer
+            ))
+        })?;
+        out.push(RolloutStatus {
+            pointer: r.pointer.to_string(),
+            state: r.state,
+            percent: r.percent,
+            buckets: r.live_buckets(),
+            candidate: doc.candidate,
+            control: doc.control,
+            strategy: r.strategy,
+            step: r.step,
+            abort_threshold: r.abort_threshold,
+            gate: r.gate,
+            reason: r.reason.clone(),
+            started_at: format_time(r.started_at),
+            updated_at: format_time(r.updated_at),
+            generation: r.generation,
+        });
+    }
+    Ok(out)
+}
+
+/// Which package one device gets from a pointer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Which {
+    /// The device's bucket; `null` when the id is not a UUID (it gets the control).
+    pub bucket: Option<u8>,
+    /// What it is served; `null` when the pointer serves a noUpdateAvailable directive.
+    pub serves: Option<ServedDoc>,
+    /// Whether that is the rollout's candidate.
+    pub candidate: bool,
+}
+
+/// `rollout which`: the package the edge rule gives a device.
+pub fn which(index: &Index, pointer: &PointerId, client_id: &str) -> Result<Which> {
+    let packages = index.pointer_packages(pointer)?;
+    if packages.is_empty() {
+        return Err(Error::usage(format!(
+            "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
+        )));
+    }
+    let rollout = index::latest_rollout(index.conn(), pointer)?;
+    let bucket = rules::bucket(client_id);
+    let in_candidate = match (&rollout, bucket) {
+        (Some(r), Some(b)) => r.live_buckets().contains(&b),
+        _ => false,
+    };
+    let serves = if in_candidate {
+        rollout
+            .as_ref()
+            .and_then(|r| packages.iter().find(|p| p.version == r.candidate && p.ban.is_none()))
+    } else {
+        live::live_package(&packages, rollout.as_ref())
+    };
+    Ok(Which {
+        bucket,
+        serves: serves.map(served),
+        candidate: in_candidate && serves.is_some(),
+    })
+}

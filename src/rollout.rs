@@ -1,0 +1,316 @@
+//! Staged rollouts, the pure part (SPEC "Staged rollouts"): which bucket a
+//! device falls in, the recorded permutation of buckets, strategies and the
+//! lifecycle. The edge rule in `deploy/` and `otapub serve` computes the same
+//! bucket as [`bucket`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How many buckets devices fall into.
+pub const BUCKETS: usize = 100;
+/// Default percentage added by a `linear` advance.
+pub const DEFAULT_STEP: u8 = 10;
+/// Default abort threshold of the health gate (failure rate).
+pub const DEFAULT_ABORT_THRESHOLD: f64 = 0.05;
+
+/// Whether `id` is a UUID in its 8-4-4-4-12 hex form, either case (the
+/// only form the stock client sends; braces, URNs and simple hex are not).
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let b = id.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut nibbles = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = (c as char).to_digit(16)? as u8;
+        out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+        nibbles += 1;
+    }
+    Some(out)
+}
+
+/// expo-eas-client's `deterministicUniformValue` of an `eas-client-id`:
+/// a splitmix64 finalizer over the UUID's two big-endian halves, as a double
+/// in [0, 1). `None` when the id is not a UUID.
+pub fn uniform_value(client_id: &str) -> Option<f64> {
+    let bytes = uuid_bytes(client_id)?;
+    let (hi, lo) = bytes.split_at(8);
+    let h = u64::from_be_bytes(hi.try_into().ok()?);
+    let l = u64::from_be_bytes(lo.try_into().ok()?);
+    let mut z = h ^ l;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    Some((z >> 11) as f64 / 9_007_199_254_740_992.0)
+}
+
+/// A device's bucket (0–99); `None` (the control) for an id that is not a UUID.
+pub fn bucket(client_id: &str) -> Option<u8> {
+    // value < 1, so value * 100 < 100 in doubles as well.
+    uniform_value(client_id).map(|v| (v * 100.0).floor() as u8)
+}
+
+/// The order in which buckets join a rollout: a permutation of 0–99 drawn
+/// once when the rollout starts; at p % the candidate buckets are its first p.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Permutation([u8; BUCKETS]);
+
+impl fmt::Debug for Permutation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Permutation({:?})", &self.0[..])
+    }
+}
+
+impl Permutation {
+    /// A fresh random permutation (Fisher–Yates over OS randomness).
+    pub fn random() -> Result<Permutation> {
+        let mut order: [u8; BUCKETS] = std::array::from_fn(|i| i as u8);
+        let mut seed = [0u8; 4 * BUCKETS];
+        getrandom::getrandom(&mut seed).map_err(|e| Error::Store {
+            action: "draw",
+            key: "a rollout's bucket permutation".into(),
+            reason: format!("no OS randomness ({e})"),
+        })?;
+        for i in (1..BUCKETS).rev() {
+            let r = u32::from_le_bytes([seed[4 * i], seed[4 * i + 1], seed[4 * i + 2], seed[4 * i + 3]]);
+            // 2^32 mod (i+1) bias is below 2^-25: irrelevant for sampling devices.
+            let j = (r % (i as u32 + 1)) as usize;
+            order.swap(i, j);
+        }
+        Ok(Permutation(order))
+    }
+
+    /// A permutation read back (index, signed record): exactly 0–99, each once.
+    pub fn from_slice(order: &[u8]) -> std::result::Result<Permutation, String> {
+        if order.len() != BUCKETS {
+            return Err(format!(
+                "a bucket permutation has {} entries, not {BUCKETS}",
+                order.len()
+            ));
+        }
+        let mut seen = [false; BUCKETS];
+        for &b in order {
+            let slot = seen
+                .get_mut(usize::from(b))
+                .ok_or_else(|| format!("bucket {b} is out of range 0-99"))?;
+            if *slot {
+                return Err(format!("bucket {b} appears twice in a permutation"));
+            }
+            *slot = true;
+        }
+        let mut out = [0u8; BUCKETS];
+        out.copy_from_slice(order);
+        Ok(Permutation(out))
+    }
+
+    /// The order, as stored.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The candidate buckets at `percent`, sorted.
+    pub fn buckets(&self, percent: u8) -> Vec<u8> {
+        let mut b = self.0[..usize::from(percent.min(100))].to_vec();
+        b.sort_unstable();
+        b
+    }
+}
+
+/// How `rollout advance` moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Adds the step each advance; reaching 100 completes.
+    Linear,
+    /// From the start percentage to 100 in one advance.
+    Canary,
+}
+
+impl Strategy {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Linear => "linear",
+            Strategy::Canary => "canary",
+        }
+    }
+
+    /// The percentage after one advance from `percent`.
+    pub fn next(self, percent: u8, step: u8) -> u8 {
+        match self {
+            Strategy::Linear => percent.saturating_add(step).min(100),
+            Strategy::Canary => 100,
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Strategy, String> {
+        match s {
+            "linear" => Ok(Strategy::Linear),
+            "canary" => Ok(Strategy::Canary),
+            other => Err(format!("strategy {other:?} is not linear or canary")),
+        }
+    }
+}
+
+/// The lifecycle: created → running ⇄ paused → completed | aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Recorded, not serving yet (only inside the transaction that starts it).
+    Created,
+    /// Candidate buckets serve the candidate.
+    Running,
+    /// No new device gets the candidate.
+    Paused,
+    /// The candidate is the pointer's live package. Terminal.
+    Completed,
+    /// The candidate is banned, the control re-stamped. Terminal.
+    Aborted,
+}
+
+impl Lifecycle {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "created",
+            Lifecycle::Running => "running",
+            Lifecycle::Paused => "paused",
+            Lifecycle::Completed => "completed",
+            Lifecycle::Aborted => "aborted",
+        }
+    }
+
+    /// Whether the rollout still holds its pointer.
+    pub fn is_active(self) -> bool {
+        matches!(self, Lifecycle::Created | Lifecycle::Running | Lifecycle::Paused)
+    }
+}
+
+impl FromStr for Lifecycle {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Lifecycle, String> {
+        Ok(match s {
+            "created" => Lifecycle::Created,
+            "running" => Lifecycle::Running,
+            "paused" => Lifecycle::Paused,
+            "completed" => Lifecycle::Completed,
+            "aborted" => Lifecycle::Aborted,
+            other => return Err(format!("rollout state {other:?} is unknown")),
+        })
+    }
+}
+
+/// How a rollout starts (`publish`/`promote --rollout P`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RolloutPlan {
+    /// Start percentage, 1–99.
+    pub percent: u8,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Step of a linear advance, 1–100.
+    pub step: u8,
+    /// Failure rate above which a gated advance aborts, 0–1.
+    pub abort_threshold: f64,
+}
+
+impl RolloutPlan {
+    /// Checks the values a user gave.
+    pub fn new(percent: u8, strategy: Strategy, step: u8, abort_threshold: f64) -> Result<RolloutPlan> {
+        if !(1..=99).contains(&percent) {
+            return Err(Error::usage(format!(
+                "--rollout {percent}: give the starting share of devices in percent, 1 to 99 (100 is a plain publish)"
+            )));
+        }
+        if !(1..=100).contains(&step) {
+            return Err(Error::usage(format!(
+                "--step {step}: give the percentage a linear advance adds, 1 to 100"
+            )));
+        }
+        if !(0.0..=1.0).contains(&abort_threshold) || abort_threshold.is_nan() {
+            return Err(Error::usage(format!(
+                "--abort-threshold {abort_threshold}: give a failure rate from 0 to 1, e.g. 0.05 for 5 %"
+            )));
+        }
+        Ok(RolloutPlan {
+            percent,
+            strategy,
+            step,
+            abort_threshold,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_hyphenated_form_in_either_case_has_a_bucket() {
+        let lower = "8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5f";
+        assert_eq!(bucket(lower), bucket(&lower.to_uppercase()));
+        assert!(bucket(lower).is_some_and(|b| b < 100));
+        for bad in [
+            "",
+            "8c5f4b6e3b1a4f7e9d2c0a1b2c3d4e5f",
+            "{8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5f}",
+            "urn:uuid:8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5f",
+            "8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5g",
+            "8c5f4b6e-3b1a-4f7e-9d2c_0a1b2c3d4e5f",
+            " 8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5",
+            "8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5fé",
+        ] {
+            assert_eq!(bucket(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_all_zero_id_mixes_to_zero() {
+        // h ^ l = 0 stays 0 through every step of the finalizer.
+        assert_eq!(uniform_value("00000000-0000-0000-0000-000000000000"), Some(0.0));
+        // h = l: the halves cancel.
+        assert_eq!(bucket("01234567-89ab-cdef-0123-456789abcdef"), Some(0));
+    }
+
+    #[test]
+    fn permutations_are_checked_and_buckets_only_grow() {
+        let p = Permutation::random().unwrap();
+        let again = Permutation::from_slice(p.as_slice()).unwrap();
+        assert_eq!(p, again);
+        let ten = p.buckets(10);
+        let fifty = p.buckets(50);
+        assert_eq!(ten.len(), 10);
+        assert!(ten.iter().all(|b| fifty.contains(b)));
+        assert_eq!(p.buckets(100), (0..100).collect::<Vec<u8>>());
+        assert!(Permutation::from_slice(&[0; 100]).is_err());
+        assert!(Permutation::from_slice(&[0; 99]).is_err());
+        let mut out_of_range: Vec<u8> = (0..100).collect();
+        out_of_range[5] = 100;
+        assert!(Permutation::from_slice(&out_of_range).is_err());
+    }
+
+    #[test]
+    fn strategies() {
+        assert_eq!(Strategy::Linear.next(10, 10), 20);
+        assert_eq!(Strategy::Linear.next(95, 10), 100);
+        assert_eq!(Strategy::Canary.next(5, 10), 100);
+        assert!(RolloutPlan::new(0, Strategy::Linear, 10, 0.05).is_err());
+        assert!(RolloutPlan::new(100, Strategy::Linear, 10, 0.05).is_err());
+        assert!(RolloutPlan::new(5, Strategy::Linear, 0, 0.05).is_err());
+        assert!(RolloutPlan::new(5, Strategy::Linear, 10, 1.5).is_err());
+        assert!(RolloutPlan::new(5, Strategy::Linear, 10, f64::NAN).is_err());
+    }
+}
