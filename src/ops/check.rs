@@ -14,7 +14,8 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
     let index = Index::load(ctx.store).await?;
     let view = full_view(&index)?;
     let mut problems = Vec::new();
-    for o in tree::render(&view)? {
+    let rendered = tree::render(&view)?;
+    for o in &rendered {
         match ctx.store.get(&o.key).await? {
             None => problems.push(format!("{}: missing (run `otapub regenerate --verify-bytes`)", o.key)),
             Some(got) if got.bytes != o.bytes => problems.push(format!(
@@ -31,6 +32,19 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
                 ))
             }
             Some(_) => {}
+        }
+    }
+    // Rollout buckets the index does not serve: a device in such a bucket
+    // would get what no rollout gives it now.
+    let rendered: BTreeSet<&str> = rendered.iter().map(|o| o.key.as_str()).collect();
+    for v in view.iter().filter(|v| v.rollout.is_some()) {
+        for o in ctx.store.list(&v.pointer.rollout_prefix()).await? {
+            if !rendered.contains(o.key.as_str()) {
+                problems.push(format!(
+                    "{}: a rollout bucket the index does not serve (run `otapub regenerate` to remove it)",
+                    o.key
+                ));
+            }
         }
     }
     let referenced: BTreeSet<Sha256Digest> = view

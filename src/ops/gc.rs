@@ -62,11 +62,21 @@ fn referenced(index: &Index) -> Result<BTreeSet<String>> {
 }
 
 /// What the pointer objects in the store reach, whatever the index says: the
-/// assets their manifests list and the immutable twin they were copied from.
-async fn reached_by_pointers(store: &dyn Store, pointers: &[PointerId]) -> Result<BTreeSet<String>> {
+/// assets their manifests list and the immutable twin they were copied from
+/// — rollout buckets included, for the pointers in `with_rollouts`.
+async fn reached_by_pointers(
+    store: &dyn Store,
+    pointers: &[PointerId],
+    with_rollouts: &BTreeSet<PointerId>,
+) -> Result<BTreeSet<String>> {
     let mut keep = BTreeSet::new();
-    for p in pointers {
-        let Some(body) = store.get(&p.manifest_key()).await? else {
+    let mut bodies: Vec<String> = pointers.iter().map(PointerId::manifest_key).collect();
+    for p in with_rollouts {
+        let listed = store.list(&p.rollout_prefix()).await?;
+        bodies.extend(listed.into_iter().map(|o| o.key).filter(|k| k.ends_with("/manifest")));
+    }
+    for key in bodies {
+        let Some(body) = store.get(&key).await? else {
             continue;
         };
         // A pointer that does not parse reaches nothing a device could load.
@@ -101,7 +111,9 @@ async fn reached_by_pointers(store: &dyn Store, pointers: &[PointerId]) -> Resul
 pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcOutcome> {
     let index = Index::load(ctx.store).await?;
     let pointers: Vec<PointerId> = index.all_pointers()?.into_keys().collect();
-    let pointer_keep = reached_by_pointers(ctx.store, &pointers).await?;
+    let with_rollouts: BTreeSet<PointerId> =
+        index::all_rollouts(index.conn())?.into_iter().map(|r| r.pointer).collect();
+    let pointer_keep = reached_by_pointers(ctx.store, &pointers, &with_rollouts).await?;
     let mut keep = referenced(&index)?;
     keep.extend(pointer_keep.iter().cloned());
     let cutoff: DateTime<Utc> = ctx.clock.now() - grace;

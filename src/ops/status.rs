@@ -51,6 +51,9 @@ pub struct PointerStatus {
     pub fingerprint: String,
     /// What it serves: a version, `rollBackToEmbedded:<version>`, or `noUpdateAvailable`.
     pub serves: String,
+    /// Its active rollout: the candidate a share of devices gets instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSummary>,
     /// Packages, newest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -83,6 +86,17 @@ fn entry(p: &Package) -> HistoryEntry {
     }
 }
 
+/// A pointer's active rollout, in short (`otapub rollout status` has the rest).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RolloutSummary {
+    /// The candidate's version.
+    pub candidate: String,
+    /// running or paused.
+    pub state: &'static str,
+    /// Share of devices on the candidate.
+    pub percent: u8,
+}
+
 /// Reads the status from the index.
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
     let index = Index::load(ctx.store).await?;
@@ -101,6 +115,11 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
             platform: pointer.platform.to_string(),
             fingerprint: pointer.fingerprint.to_string(),
             serves,
+            rollout: rollout.filter(|r| r.state.is_active()).map(|r| RolloutSummary {
+                candidate: r.candidate.to_string(),
+                state: r.state.as_str(),
+                percent: r.percent,
+            }),
             history: packages.iter().rev().map(entry).collect(),
         });
     }

@@ -155,7 +155,9 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
             continue;
         };
         report.pointers += 1;
-        let problems = verify_pointer(&source, opts, (&c, &p, &f), &mut asset_results).await?;
+        let path = format!("{c}/{p}/{f}/manifest");
+        let mut problems = verify_pointer(&source, opts, (&c, &p, &f), &path, &mut asset_results).await?;
+        problems.extend(verify_rollout(&source, opts, (&c, &p, &f), &mut asset_results).await?);
         report
             .problems
             .extend(problems.into_iter().map(|m| format!("{c}/{p}/{f}: {m}")));
@@ -227,10 +229,73 @@ fn manifest_rules(doc: &Value) -> Vec<String> {
     problems
 }
 
+/// Checks a pointer's signed `rollout.json`, when it has one, and every
+/// candidate bucket it lists as a device in that bucket would fetch it.
+async fn verify_rollout(
+    source: &Source<'_>,
+    opts: &VerifyOptions<'_>,
+    (c, p, f): (&str, &str, &str),
+    assets: &mut BTreeMap<String, Option<String>>,
+) -> Result<Vec<String>> {
+    let Some(record) = source.fetch(&format!("{c}/{p}/{f}/rollout.json")).await? else {
+        return Ok(Vec::new());
+    };
+    let envelope = match signing::parse_envelope(&record.bytes) {
+        Ok(e) => e,
+        Err(e) => return Ok(vec![format!("rollout.json: {e}")]),
+    };
+    let mut problems = Vec::new();
+    if envelope.payload_type != signing::ROLLOUT_PAYLOAD_TYPE {
+        problems.push(format!("rollout.json has payloadType {:?}", envelope.payload_type));
+    }
+    if let Err(e) = opts.trusted.verify(&envelope) {
+        problems.push(format!("rollout.json: {e}"));
+    }
+    let doc: crate::docs::RolloutDoc = match serde_json::from_slice(&envelope.payload) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("rollout.json payload: {e}"));
+            return Ok(problems);
+        }
+    };
+    if doc.pointer != format!("{c}/{p}/{f}") {
+        problems.push(format!("rollout.json is signed for pointer {}", doc.pointer));
+    }
+    let expected = match crate::rollout::Permutation::from_slice(&doc.permutation) {
+        Ok(perm) if doc.state == "running" => perm.buckets(doc.percent),
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            problems.push(format!("rollout.json: {e}"));
+            Vec::new()
+        }
+    };
+    if doc.buckets != expected || doc.paused != (doc.state == "paused") {
+        problems.push("rollout.json's buckets or paused flag disagree with its state, percent and permutation".into());
+    }
+    for b in &doc.buckets {
+        let path = format!("{c}/{p}/{f}/rollout/{b:02}/manifest");
+        let mut found = verify_pointer(source, opts, (c, p, f), &path, assets).await?;
+        if found.is_empty() {
+            if let Some(body) = source.fetch(&path).await? {
+                let id = boundary_of(&body.content_type)
+                    .and_then(|bd| parse_multipart(bd, &body.bytes).ok())
+                    .and_then(|parts| parts.first().and_then(|part| serde_json::from_slice::<Value>(&part.body).ok()))
+                    .and_then(|v| v["id"].as_str().map(str::to_string));
+                if id != doc.candidate.id {
+                    found.push(format!("serves {id:?}, not the candidate {:?}", doc.candidate.id));
+                }
+            }
+        }
+        problems.extend(found.into_iter().map(|m| format!("rollout bucket {b:02}: {m}")));
+    }
+    Ok(problems)
+}
+
 async fn verify_pointer(
     source: &Source<'_>,
     opts: &VerifyOptions<'_>,
     (c, p, f): (&str, &str, &str),
+    path: &str,
     assets: &mut BTreeMap<String, Option<String>>,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -238,8 +303,7 @@ async fn verify_pointer(
         problems.push("path is not a valid <channel>/<platform>/<fingerprint>".to_string());
         return Ok(problems);
     }
-    let path = format!("{c}/{p}/{f}/manifest");
-    let Some(body) = source.fetch(&path).await? else {
+    let Some(body) = source.fetch(path).await? else {
         return Ok(vec!["manifest is missing".into()]);
     };
     let Some(env_obj) = source.fetch(&format!("{path}.json")).await? else {
