@@ -229,10 +229,8 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
     let writes: Vec<_> = pointer_ids
         .iter()
         .map(|p| {
-            let packages = idx.pointer_packages(p).expect("packages");
-            tree::pointer_objects(p, &packages, None)
-                .expect("render")
-                .expect("a live package")
+            let view = otapub::ops::pointer_view(&idx, p).expect("view");
+            tree::pointer_objects(&view).expect("render").expect("a live package")
         })
         .collect();
     use futures::stream::{self, StreamExt};

@@ -561,15 +561,33 @@ pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_r
         .into_iter()
         .map(|o| (o.key.clone(), o))
         .collect();
-    // Bodies last, as for the pointer: a bucket's envelope is in place when
-    // its Expo body appears.
-    for o in ro.buckets.iter().rev() {
-        let info = listed.remove(&o.key);
-        if info.as_ref().and_then(|i| i.holds(&o.bytes)) == Some(true) {
+    // Pair by pair, envelope first and body last (as for the pointer: a
+    // bucket's envelope is in place when its Expo body appears); before each
+    // pair, the record is read again: once a newer commit has changed the
+    // rollout, this writer stops, so a stale writer cannot put back a
+    // bucket that commit removed (short of the instant between that read
+    // and its write).
+    for pair in ro.buckets.chunks(2) {
+        let todo: Vec<&PublicObject> = pair
+            .iter()
+            .filter(|o| listed.remove(&o.key).and_then(|i| i.holds(&o.bytes)) != Some(true))
+            .collect();
+        if todo.is_empty() {
             continue;
         }
-        if write_forward_or_check(store, o, ro.stamp, dry_run).await? == Forward::Written {
-            written.push(o.key.clone());
+        let newer = store
+            .head(&ro.record.key)
+            .await?
+            .is_some_and(|i| i.generation.unwrap_or(0) > ro.stamp);
+        if newer {
+            return Ok(written);
+        }
+        for o in todo {
+            match write_forward_or_check(store, o, ro.stamp, dry_run).await? {
+                Forward::Written => written.push(o.key.clone()),
+                Forward::Same => {}
+                Forward::Newer => return Ok(written),
+            }
         }
     }
     for (key, info) in listed {

@@ -125,7 +125,12 @@ fn read_logs(files: &[PathBuf], candidate_id: &str) -> Result<GateReading> {
                     n + 1
                 ))
             })?;
-            let Some(device) = entry.client_id.map(|c| c.to_ascii_lowercase()) else {
+            // nginx logs a header a request did not send as "".
+            let Some(device) = entry
+                .client_id
+                .filter(|c| !c.is_empty())
+                .map(|c| c.to_ascii_lowercase())
+            else {
                 continue;
             };
             // A header a device garbled counts as naming nothing: one bad

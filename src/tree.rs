@@ -201,7 +201,7 @@ pub struct RolloutObjects {
     pub stamp: u64,
     /// `P/rollout.json`.
     pub record: PublicObject,
-    /// `P/rollout/<bb>/manifest` and `manifest.json`, sorted by key.
+    /// Per candidate bucket, in bucket order: `P/rollout/<bb>/manifest.json`, then `manifest`.
     pub buckets: Vec<PublicObject>,
 }
 
@@ -235,7 +235,6 @@ pub fn rollout_objects(view: &PointerView) -> Result<Option<RolloutObjects>> {
             }
         }
     }
-    buckets.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(Some(RolloutObjects {
         stamp: r.generation,
         record,

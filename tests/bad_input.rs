@@ -25,17 +25,8 @@ fn setup() -> TestEnv {
     env
 }
 
-/// Runs otapub with `args`, expects exit 2 with `needle` in stderr and an unchanged store.
 fn refused(env: &TestEnv, args: &[&str], needle: &str) {
-    let before = env.snapshot();
-    let out = env.otapub(args).assert().code(2).get_output().clone();
-    let err = stderr(&out);
-    assert!(
-        err.contains(needle),
-        "expected {needle:?} in stderr of {args:?}:\n{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(env.snapshot(), before, "{args:?} changed the store");
+    env.refused(args, needle);
 }
 
 fn publish_args<'a>(dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

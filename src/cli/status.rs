@@ -28,7 +28,12 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
     for p in &st.pointers {
         say!("{}/{}/{}  serves {}", p.channel, p.platform, p.fingerprint, p.serves);
         if let Some(r) = &p.rollout {
-            say!("    rollout: {} to {} % of devices ({})", r.candidate, r.percent, r.state);
+            say!(
+                "    rollout: {} to {} % of devices ({})",
+                r.candidate,
+                r.percent,
+                r.state
+            );
         }
         for h in &p.history {
             let mut line = format!("    {:<40} {}", h.version, h.created_at);

@@ -111,8 +111,10 @@ async fn reached_by_pointers(
 pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcOutcome> {
     let index = Index::load(ctx.store).await?;
     let pointers: Vec<PointerId> = index.all_pointers()?.into_keys().collect();
-    let with_rollouts: BTreeSet<PointerId> =
-        index::all_rollouts(index.conn())?.into_iter().map(|r| r.pointer).collect();
+    let with_rollouts: BTreeSet<PointerId> = index::all_rollouts(index.conn())?
+        .into_iter()
+        .map(|r| r.pointer)
+        .collect();
     let pointer_keep = reached_by_pointers(ctx.store, &pointers, &with_rollouts).await?;
     let mut keep = referenced(&index)?;
     keep.extend(pointer_keep.iter().cloned());

@@ -279,7 +279,11 @@ async fn verify_rollout(
             if let Some(body) = source.fetch(&path).await? {
                 let id = boundary_of(&body.content_type)
                     .and_then(|bd| parse_multipart(bd, &body.bytes).ok())
-                    .and_then(|parts| parts.first().and_then(|part| serde_json::from_slice::<Value>(&part.body).ok()))
+                    .and_then(|parts| {
+                        parts
+                            .first()
+                            .and_then(|part| serde_json::from_slice::<Value>(&part.body).ok())
+                    })
                     .and_then(|v| v["id"].as_str().map(str::to_string));
                 if id != doc.candidate.id {
                     found.push(format!("serves {id:?}, not the candidate {:?}", doc.candidate.id));

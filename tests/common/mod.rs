@@ -271,6 +271,19 @@ impl TestEnv {
         assert_eq!(self.snapshot(), before);
     }
 
+    /// Runs otapub with `args`, expects exit 2 with `needle` in stderr and an unchanged store.
+    pub fn refused(&self, args: &[&str], needle: &str) {
+        let before = self.snapshot();
+        let out = self.otapub(args).assert().code(2).get_output().clone();
+        let err = stderr(&out);
+        assert!(
+            err.contains(needle),
+            "expected {needle:?} in stderr of {args:?}:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(self.snapshot(), before, "{args:?} changed the store");
+    }
+
     /// Reads a pointer or immutable manifest the way a device would and
     /// checks it completely; returns the signed part's name and JSON.
     pub fn read_signed(&self, key: &str) -> (String, Value) {
@@ -487,4 +500,62 @@ pub fn stdout(out: &std::process::Output) -> String {
 
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A device's rollout bucket, transcribed from SPEC independently of
+/// otapub's code (128-bit products, masked): `None` when `id` is not a UUID
+/// in 8-4-4-4-12 hex form.
+pub fn device_bucket(id: &str) -> Option<u8> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let shape_ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !shape_ok {
+        return None;
+    }
+    let n = u128::from_str_radix(&groups.concat(), 16).ok()?;
+    let mask = (1u128 << 64) - 1;
+    let mut z = (n >> 64) ^ (n & mask);
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & mask;
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & mask;
+    z ^= z >> 31;
+    let value = (z >> 11) as f64 / (1u64 << 53) as f64;
+    Some((value * 100.0).floor() as u8)
+}
+
+/// `n` random client ids (lowercase, as Android sends them), from a seeded
+/// generator so a failure can be replayed: `OTAPUB_TEST_SEED`, or printed.
+pub fn random_client_ids(n: usize) -> Vec<String> {
+    let seed = std::env::var("OTAPUB_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("client ids from OTAPUB_TEST_SEED={seed}");
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|_| {
+            let h = format!("{:016x}{:016x}", next(), next());
+            format!(
+                "{}-{}-4{}-a{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[13..16],
+                &h[17..20],
+                &h[20..32]
+            )
+        })
+        .collect()
 }
