@@ -24,3 +24,28 @@ else
   echo "s3s-fs 0.14.1: installing into $tools/s3s-fs (about 3 minutes)"
   cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet --root "$tools/s3s-fs"
 fi
+
+# The edge runtimes of the staged-rollout rule (tests/edge.rs):
+#   - nginx with njs, from Debian's packages (nginx-light, libnginx-mod-http-js);
+#   - workerd 1.20261117.1 (Cloudflare's Workers runtime), from the npm registry;
+#   - Node.js runs the Lambda@Edge function (the machine's own).
+if [ -x /usr/sbin/nginx ] && [ -f /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
+  echo "nginx + njs: already installed ($(/usr/sbin/nginx -v 2>&1); skipping install)"
+elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "nginx + njs: installing nginx-light and libnginx-mod-http-js with apt-get"
+  apt-get install -y -q nginx-light libnginx-mod-http-js >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q nginx-light libnginx-mod-http-js >/dev/null; }
+else
+  echo "nginx + njs: not installed, and this is not root on a Debian machine: install nginx and libnginx-mod-http-js, or tests/edge.rs fails" >&2
+fi
+
+workerd_version=1.20261117.1
+if [ -x "$tools/edge/node_modules/@cloudflare/workerd-linux-64/bin/workerd" ] \
+  && [ "$(node -p "require('$tools/edge/node_modules/workerd/package.json').version" 2>/dev/null)" = "$workerd_version" ]; then
+  echo "workerd $workerd_version: already installed in $tools/edge (skipping install)"
+else
+  echo "workerd $workerd_version: installing into $tools/edge with npm"
+  rm -rf "$tools/edge"
+  mkdir -p "$tools/edge"
+  (cd "$tools/edge" && npm install --silent --no-audit --no-fund --no-save "workerd@$workerd_version" >/dev/null)
+fi

@@ -36,6 +36,7 @@ pub fn expo_certificate_key() -> rsa::RsaPublicKey {
     rsa::RsaPublicKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).expect("RSA key")
 }
 
+pub mod edge;
 pub mod proxy;
 pub mod s3;
 pub mod scenario;

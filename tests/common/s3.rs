@@ -219,6 +219,33 @@ impl S3Server {
     }
 
     /// key (relative to `prefix/`) → sha256 of bytes, Content-Type and Cache-Control.
+    /// Makes every object under `prefix/public/` readable without
+    /// credentials, as a CDN origin is (moto answers anonymous reads of a
+    /// private object with 403, and errors on bucket policies).
+    pub fn make_public(&self, bucket: &str, prefix: &str) {
+        self.rt.block_on(async {
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(format!("{prefix}/public/"))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for o in page.expect("list").contents() {
+                    self.client
+                        .put_object_acl()
+                        .bucket(bucket)
+                        .key(o.key().expect("key"))
+                        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+                        .send()
+                        .await
+                        .expect("put-object-acl");
+                }
+            }
+        });
+    }
+
     pub fn snapshot(&self, bucket: &str, prefix: &str) -> BTreeMap<String, String> {
         self.rt.block_on(async {
             let mut out = BTreeMap::new();

@@ -1,0 +1,241 @@
+//! The edge runtimes the staged-rollout rule runs in, started on 127.0.0.1
+//! from `deploy/`'s own templates: `otapub serve`, nginx with njs (Debian's
+//! packages), workerd (the npm package) and Node for the Lambda@Edge
+//! function. `scripts/install-test-servers.sh` installs them; a test that
+//! cannot start one fails, naming what to install.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+
+pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+
+/// A child process killed when dropped.
+pub struct Spawned {
+    pub child: Child,
+    pub base: String,
+    pub name: &'static str,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until something listens on `port` (or the child has died).
+pub fn wait_for_port(child: &mut Child, port: u16, what: &str, log: Option<&Path>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let log = || {
+            log.map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited ({status}) before listening on 127.0.0.1:{port}\n{}",
+                log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on 127.0.0.1:{port}\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("OTAPUB_TOOLS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub"),
+    }
+}
+
+/// A deploy template with its example values replaced; each must occur.
+pub fn template(path: &str, replacements: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(Path::new(DEPLOY).join(path)).expect("template");
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "{path} no longer contains {from:?}: update the test with the template"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// nginx (with njs) serving `site` (an http-level config) from `dir`.
+pub fn nginx(dir: &Path, site: &str, port: u16) -> Spawned {
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    let d = dir.display();
+    let modules = std::env::var("OTAPUB_NGINX_MODULES").unwrap_or_else(|_| "/usr/lib/nginx/modules".into());
+    let main = format!(
+        "daemon off;\nmaster_process off;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+         load_module {modules}/ngx_http_js_module.so;\nevents {{ worker_connections 512; }}\n\
+         http {{\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n\
+           uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  include {d}/site.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let bin = std::env::var("OTAPUB_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+    let mut child = Command::new(&bin)
+        .args([
+            "-p",
+            &d.to_string(),
+            "-c",
+            &format!("{d}/nginx.conf"),
+            "-e",
+            &format!("{d}/error.log"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {bin} ({e}); run ./scripts/test.sh, which installs nginx and libnginx-mod-http-js")
+        });
+    wait_for_port(&mut child, port, "nginx", Some(&dir.join("error.log")));
+    Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        name: "nginx",
+    }
+}
+
+/// workerd running `deploy/cloudflare/worker.js` with `ORIGIN` bound to `origin`.
+pub fn workerd(dir: &Path, origin: &str) -> Spawned {
+    let port = free_port();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(Path::new(DEPLOY).join("cloudflare/worker.js"), dir.join("worker.js")).unwrap();
+    let config = format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .otapub),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
+);
+const otapub :Workerd.Worker = (
+  modules = [(name = "worker.js", esModule = embed "worker.js")],
+  compatibilityDate = "2024-09-23",
+  bindings = [(name = "ORIGIN", text = "{origin}")],
+  globalOutbound = "internet",
+);
+"#
+    );
+    std::fs::write(dir.join("config.capnp"), config).unwrap();
+    let bin = tools_dir().join("edge/node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+    let log = std::fs::File::create(dir.join("workerd.log")).unwrap();
+    let mut child = Command::new(&bin)
+        .args(["serve", "config.capnp"])
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}); run ./scripts/test.sh, which installs workerd from npm",
+                bin.display()
+            )
+        });
+    wait_for_port(&mut child, port, "workerd", Some(&dir.join("workerd.log")));
+    Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        name: "workerd",
+    }
+}
+
+/// Runs `deploy/cloudfront/rollout-edge.js` under Node for each id, with
+/// the viewer-request event shape of AWS's documentation; returns the URI
+/// each request leaves with. `origin` stands in for the distribution.
+pub fn lambda_edge(dir: &Path, origin: &str, uri: &str, ids: &[Option<String>]) -> Vec<String> {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ids.json"), serde_json::to_vec(ids).unwrap()).unwrap();
+    let runner = r#"
+const { handler } = require(process.argv[2]);
+const ids = JSON.parse(require('fs').readFileSync(process.argv[3], 'utf8'));
+const uri = process.argv[4];
+(async () => {
+  const out = [];
+  for (const id of ids) {
+    const headers = { host: [{ key: 'Host', value: 'd111111abcdef8.cloudfront.net' }] };
+    if (id !== null) headers['eas-client-id'] = [{ key: 'EAS-Client-ID', value: id }];
+    const event = { Records: [{ cf: {
+      config: { distributionDomainName: 'd111111abcdef8.cloudfront.net', distributionId: 'EDFDVBD6EXAMPLE',
+                eventType: 'viewer-request', requestId: '4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==' },
+      request: { clientIp: '203.0.113.178', headers, method: 'GET', querystring: '', uri },
+    } }] };
+    const request = await handler(event);
+    out.push(request.uri);
+  }
+  process.stdout.write(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    std::fs::write(dir.join("run.js"), runner).unwrap();
+    let out = Command::new("node")
+        .arg(dir.join("run.js"))
+        .arg(Path::new(DEPLOY).join("cloudfront/rollout-edge.js"))
+        .arg(dir.join("ids.json"))
+        .arg(uri)
+        .env("OTAPUB_EDGE_BASE", origin)
+        .output()
+        .expect("node (install Node.js 20)");
+    assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("a JSON list of URIs")
+}
+
+/// One response.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// GETs `base + path` once per id (`None`: no eas-client-id), 32 at a time;
+/// answers in the order of `ids`.
+pub fn ask_all(base: &str, path: &str, ids: &[Option<String>]) -> Vec<Answer> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{base}{path}");
+    rt.block_on(async {
+        stream::iter(ids.iter())
+            .map(|id| {
+                let mut req = client
+                    .get(&url)
+                    .header("expo-platform", "ios")
+                    .header("expo-protocol-version", "1");
+                if let Some(id) = id {
+                    req = req.header("eas-client-id", id);
+                }
+                async move {
+                    let resp = req.send().await.expect("GET");
+                    Answer {
+                        status: resp.status().as_u16(),
+                        headers: resp.headers().clone(),
+                        body: resp.bytes().await.expect("body").to_vec(),
+                    }
+                }
+            })
+            .buffered(32)
+            .collect()
+            .await
+    })
+}
