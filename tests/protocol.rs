@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
 use common::*;
+use serde_json::Value;
 
 fn on_both(f: impl Fn(&TestEnv)) {
     f(&TestEnv::new());
@@ -679,3 +680,80 @@ fn regenerate_migrates_form_data_framing_without_resigning() {
 }
 
 use sha2::{Digest, Sha256};
+
+/// The rollout buckets under P/rollout/.
+fn rollout_buckets(env: &TestEnv) -> Vec<String> {
+    env.keys("public/production/ios/fp/rollout/")
+}
+
+fn rollout_state(env: &TestEnv) -> Value {
+    let bytes = env.read("public/production/ios/fp/rollout.json");
+    serde_json::from_slice(&verify_envelope(&bytes, &env.public_key())).unwrap()
+}
+
+const ROLLOUT_POINTER: [&str; 6] = ["--channel", "production", "--platform", "ios", "--fingerprint", "fp"];
+
+/// A `rollout set` stopped after its commit — before it reads the rollout
+/// record, or just before its first bucket write — while `rollout pause`
+/// commits and removes the buckets: once it resumes, it must not grow the
+/// paused rollout back (SPEC: no stale writer grows or shrinks a rollout).
+#[test]
+fn a_stale_rollout_writer_cannot_grow_a_paused_rollout() {
+    on_both(|env| {
+        publish(env, "v1");
+        for (candidate, stop_at) in [
+            ("c1", "head:public/production/ios/fp/rollout.json"),
+            ("c2", "put_if:public/production/ios/fp/rollout/*"),
+        ] {
+            env.publish_release(candidate, "production", "fp")
+                .args(["--platform", "ios", "--rollout", "10"])
+                .assert()
+                .success();
+            assert_eq!(rollout_buckets(env).len(), 20);
+            let set = start_paused(env, &[&["rollout", "set"][..], &ROLLOUT_POINTER, &["--percent", "50"]].concat(), stop_at);
+            env.otapub(&[&["rollout", "pause"][..], &ROLLOUT_POINTER].concat()).assert().success();
+            assert!(rollout_buckets(env).is_empty());
+            let out = resume(env, set);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(rollout_buckets(env), Vec::<String>::new(), "stopped at {stop_at}: the stale set grew the paused rollout");
+            let r = rollout_state(env);
+            assert_eq!(r["state"], "paused");
+            assert_eq!(r["percent"], 50, "the set committed before the pause");
+            env.otapub(&["check"]).assert().code(0);
+            env.otapub(&["verify", "--trust", "keys/throwaway.pub"]).assert().code(0);
+            // Next round on a fresh rollout.
+            env.otapub(&[&["rollout", "abort"][..], &ROLLOUT_POINTER, &["--reason", "next round"]].concat())
+                .assert()
+                .success();
+        }
+    });
+}
+
+/// A `rollout pause` stopped after its commit while `rollout resume` and
+/// `rollout set` commit: once it resumes, it must not remove the buckets
+/// the newer commits serve.
+#[test]
+fn a_stale_rollout_writer_cannot_shrink_a_newer_rollout() {
+    on_both(|env| {
+        publish(env, "v1");
+        env.publish_release("v2", "production", "fp")
+            .args(["--platform", "ios", "--rollout", "10"])
+            .assert()
+            .success();
+        let pause = start_paused(
+            env,
+            &[&["rollout", "pause"][..], &ROLLOUT_POINTER].concat(),
+            "head:public/production/ios/fp/rollout.json",
+        );
+        env.otapub(&[&["rollout", "resume"][..], &ROLLOUT_POINTER].concat()).assert().success();
+        env.otapub(&[&["rollout", "set"][..], &ROLLOUT_POINTER, &["--percent", "30"]].concat())
+            .assert()
+            .success();
+        assert_eq!(rollout_buckets(env).len(), 60);
+        let out = resume(env, pause);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(rollout_buckets(env).len(), 60, "the stale pause removed buckets a newer commit serves");
+        assert_eq!(rollout_state(env)["state"], "running");
+        env.otapub(&["check"]).assert().code(0);
+    });
+}
