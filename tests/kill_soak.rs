@@ -46,6 +46,54 @@ fn publish(env: &TestEnv, release: &str, channel: &str) {
     std::fs::remove_dir_all(env.path(&format!("export-{release}"))).expect("remove export");
 }
 
+/// Completes the rollout a previous trial left running on production/ios/fp1.
+fn end_rollouts(env: &TestEnv) {
+    let _ = env
+        .otapub(&[
+            "rollout",
+            "complete",
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "fp1",
+        ])
+        .output();
+}
+
+/// A rollout of a new candidate at 2 % on production/ios/fp1, paused if asked.
+fn fresh_rollout(env: &TestEnv, t: usize, paused: bool) {
+    end_rollouts(env);
+    let release = format!("c{t}");
+    env.publish_release(&release, "production", "fp1")
+        .args(["--platform", "ios", "--rollout", "2"])
+        .assert()
+        .success();
+    std::fs::remove_dir_all(env.path(&format!("export-{release}"))).expect("remove export");
+    if paused {
+        env.otapub(&rollout_args(&["pause"]).iter().map(String::as_str).collect::<Vec<_>>())
+            .assert()
+            .success();
+    }
+}
+
+/// `rollout SUB` on production/ios/fp1, then `rest`.
+fn rollout_args(sub_and_rest: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "rollout",
+        sub_and_rest[0],
+        "--channel",
+        "production",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp1",
+    ];
+    v.extend_from_slice(&sub_and_rest[1..]);
+    strings(&v)
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -131,6 +179,59 @@ fn subjects() -> Vec<Subject> {
             args: |_| strings(&["gc", "--grace-hours", "0"]),
         },
         Subject {
+            name: "publish --rollout",
+            prepare: |env, t| {
+                end_rollouts(env);
+                write_export(&env.path("next"), &format!("q{t}"));
+            },
+            args: |t| {
+                strings(&[
+                    "publish",
+                    "next",
+                    "--channel",
+                    "production",
+                    "--fingerprint",
+                    "fp1",
+                    "--version",
+                    &format!("q{t}"),
+                    "--platform",
+                    "ios",
+                    "--rollout",
+                    "2",
+                ])
+            },
+        },
+        Subject {
+            name: "rollout set",
+            prepare: |env, t| fresh_rollout(env, t, false),
+            args: |_| rollout_args(&["set", "--percent", "4"]),
+        },
+        Subject {
+            name: "rollout pause",
+            prepare: |env, t| fresh_rollout(env, t, false),
+            args: |_| rollout_args(&["pause"]),
+        },
+        Subject {
+            name: "rollout resume",
+            prepare: |env, t| fresh_rollout(env, t, true),
+            args: |_| rollout_args(&["resume"]),
+        },
+        Subject {
+            name: "rollout advance",
+            prepare: |env, t| fresh_rollout(env, t, false),
+            args: |_| rollout_args(&["advance"]),
+        },
+        Subject {
+            name: "rollout complete",
+            prepare: |env, t| fresh_rollout(env, t, false),
+            args: |_| rollout_args(&["complete"]),
+        },
+        Subject {
+            name: "rollout abort",
+            prepare: |env, t| fresh_rollout(env, t, false),
+            args: |_| rollout_args(&["abort", "--reason", "soak"]),
+        },
+        Subject {
             name: "index rebuild",
             prepare: |env, t| publish(env, &format!("i{t}"), "production"),
             args: |_| strings(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"]),
@@ -156,11 +257,25 @@ fn pointer_objects(root: &Path) -> Vec<String> {
         }
         for p in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
             for f in std::fs::read_dir(p.path()).into_iter().flatten().flatten() {
-                for name in ["manifest", "manifest.json"] {
+                let platform = p.file_name().to_string_lossy().to_string();
+                let fp = f.file_name().to_string_lossy().to_string();
+                let pointer = format!("public/{channel}/{platform}/{fp}");
+                for name in ["manifest", "manifest.json", "rollout.json"] {
                     if f.path().join(name).is_file() {
-                        let platform = p.file_name().to_string_lossy().to_string();
-                        let fp = f.file_name().to_string_lossy().to_string();
-                        out.push(format!("public/{channel}/{platform}/{fp}/{name}"));
+                        out.push(format!("{pointer}/{name}"));
+                    }
+                }
+                // Rollout buckets: each is read as the device in it reads it.
+                for b in std::fs::read_dir(f.path().join("rollout"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let bb = b.file_name().to_string_lossy().to_string();
+                    for name in ["manifest", "manifest.json"] {
+                        if b.path().join(name).is_file() {
+                            out.push(format!("{pointer}/rollout/{bb}/{name}"));
+                        }
                     }
                 }
             }
@@ -176,6 +291,14 @@ fn pointer_objects(root: &Path) -> Vec<String> {
 /// serves. Panics on anything wrong.
 fn read_object(env: &TestEnv, key: &str) -> String {
     use rsa::signature::Verifier;
+    if key.ends_with("/rollout.json") {
+        // The signed record: what it says is what it serves.
+        let bytes = env.read(key);
+        let envelope: serde_json::Value = serde_json::from_slice(&bytes).expect("envelope JSON");
+        assert_eq!(envelope["payloadType"], "application/vnd.otapub.rollout+json");
+        let payload = verify_envelope(&bytes, &env.public_key());
+        return String::from_utf8(payload).expect("UTF-8 record");
+    }
     let (part, name) = if key.ends_with(".json") {
         let payload = verify_envelope(&env.read(key), &env.public_key());
         let v: serde_json::Value = serde_json::from_slice(&payload).expect("payload JSON");
@@ -261,12 +384,13 @@ fn between(before: &Seen, killed: &Seen, after: &Seen) -> Result<(), String> {
                 "{key} served {k:?} after the kill: neither {b:?} (before) nor {a:?} (after)"
             ));
         }
-        if b.is_some() && (k.is_none() || a.is_none()) {
+        // A rollout bucket may go (pause, complete, abort); a pointer never.
+        if b.is_some() && (k.is_none() || a.is_none()) && !key.contains("/rollout/") {
             return Err(format!("{key} disappeared"));
         }
     }
     // Once complete, the two objects of each pointer agree.
-    for (key, served) in after.iter().filter(|(k, _)| k.ends_with(".json")) {
+    for (key, served) in after.iter().filter(|(k, _)| k.ends_with("/manifest.json")) {
         let body = key.trim_end_matches(".json");
         if after.get(body) != Some(served) {
             return Err(format!("{body} and its manifest.json disagree after the rerun"));
@@ -316,6 +440,10 @@ fn trial(
             .push(format!("{} trial {t}: after the set-up: {e}", subject.name)),
     }
     let args = (subject.args)(t);
+    if std::env::var_os("OTAPUB_SOAK_VERBOSE").is_some() {
+        let st = env.otapub(&["rollout", "status"]).output().expect("status");
+        eprintln!("before {} trial {t}: {}", subject.name, stdout(&st).trim());
+    }
     let op = format!("soak-{}-{t}", subject.name.replace(' ', "-"));
     let mut child = run(env, &args, &op, faults).spawn().expect("spawn otapub");
     if let Some(d) = after {
@@ -323,6 +451,9 @@ fn trial(
         let _ = child.kill();
     }
     let out = child.wait_with_output().expect("wait");
+    if std::env::var_os("OTAPUB_SOAK_VERBOSE").is_some() {
+        eprintln!("{} trial {t}: {} {}", subject.name, out.status, stderr(&out).trim());
+    }
     tally.trials += 1;
     if !out.status.success() {
         tally.killed += 1;
@@ -374,7 +505,12 @@ fn every_mutating_command_survives_kills() {
     eprintln!("kill soak: {random} random kills per command, OTAPUB_SOAK_SEED={seed}");
     let mut rng = Rng(seed);
     let mut all_ok = true;
-    for subject in subjects() {
+    // OTAPUB_SOAK_ONLY=NAME runs one command's soak (e.g. "rollout set").
+    let only = std::env::var("OTAPUB_SOAK_ONLY").ok();
+    for subject in subjects()
+        .into_iter()
+        .filter(|s| only.as_deref().is_none_or(|o| o == s.name))
+    {
         let env = TestEnv::new();
         // Every command signs for the stock client too, so the reader can
         // check `manifest` objects as a device does.

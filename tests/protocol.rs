@@ -710,17 +710,29 @@ fn a_stale_rollout_writer_cannot_grow_a_paused_rollout() {
                 .assert()
                 .success();
             assert_eq!(rollout_buckets(env).len(), 20);
-            let set = start_paused(env, &[&["rollout", "set"][..], &ROLLOUT_POINTER, &["--percent", "50"]].concat(), stop_at);
-            env.otapub(&[&["rollout", "pause"][..], &ROLLOUT_POINTER].concat()).assert().success();
+            let set = start_paused(
+                env,
+                &[&["rollout", "set"][..], &ROLLOUT_POINTER, &["--percent", "50"]].concat(),
+                stop_at,
+            );
+            env.otapub(&[&["rollout", "pause"][..], &ROLLOUT_POINTER].concat())
+                .assert()
+                .success();
             assert!(rollout_buckets(env).is_empty());
             let out = resume(env, set);
             assert!(out.status.success(), "{}", stderr(&out));
-            assert_eq!(rollout_buckets(env), Vec::<String>::new(), "stopped at {stop_at}: the stale set grew the paused rollout");
+            assert_eq!(
+                rollout_buckets(env),
+                Vec::<String>::new(),
+                "stopped at {stop_at}: the stale set grew the paused rollout"
+            );
             let r = rollout_state(env);
             assert_eq!(r["state"], "paused");
             assert_eq!(r["percent"], 50, "the set committed before the pause");
             env.otapub(&["check"]).assert().code(0);
-            env.otapub(&["verify", "--trust", "keys/throwaway.pub"]).assert().code(0);
+            env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+                .assert()
+                .code(0);
             // Next round on a fresh rollout.
             env.otapub(&[&["rollout", "abort"][..], &ROLLOUT_POINTER, &["--reason", "next round"]].concat())
                 .assert()
@@ -745,14 +757,20 @@ fn a_stale_rollout_writer_cannot_shrink_a_newer_rollout() {
             &[&["rollout", "pause"][..], &ROLLOUT_POINTER].concat(),
             "head:public/production/ios/fp/rollout.json",
         );
-        env.otapub(&[&["rollout", "resume"][..], &ROLLOUT_POINTER].concat()).assert().success();
+        env.otapub(&[&["rollout", "resume"][..], &ROLLOUT_POINTER].concat())
+            .assert()
+            .success();
         env.otapub(&[&["rollout", "set"][..], &ROLLOUT_POINTER, &["--percent", "30"]].concat())
             .assert()
             .success();
         assert_eq!(rollout_buckets(env).len(), 60);
         let out = resume(env, pause);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(rollout_buckets(env).len(), 60, "the stale pause removed buckets a newer commit serves");
+        assert_eq!(
+            rollout_buckets(env).len(),
+            60,
+            "the stale pause removed buckets a newer commit serves"
+        );
         assert_eq!(rollout_state(env)["state"], "running");
         env.otapub(&["check"]).assert().code(0);
     });
