@@ -372,6 +372,53 @@ class Bench:
         self.record(server.kind, "regenerate: writes counted at the proxy", f"{len(writes)} writes", "-", "-", "0", not writes)
 
 
+    def rollout(self, server):
+        """`rollout set` 10 -> 50 % on one pointer of an index of 1,000: its
+        time, and the objects it writes (counted at the proxy): the 40 new
+        bucket pairs, the signed record and the index, nothing else."""
+        pointers = self.args.ban_pointers
+        store = f"s3://{BUCKET}/{server.kind}-rollout"
+        local, size = self.seed(server, f"{server.kind}-rollout", pointers, 1)
+        shutil.rmtree(local / "state" / "meta", ignore_errors=True)
+        small = self.work / "rollout-export"
+        if not small.exists():
+            subprocess.run([self.tools, "gen-export", small, "--assets", "3", "--total-mb", "1", "--bundle-mb", "1"], check=True)
+        env = server.env()
+        base = [*self.publish_cmd(small, store, "r0", ("--platform", "ios"))]
+        base[base.index("production")] = "canary"
+        subprocess.run(base, env=env, check=True, stdout=subprocess.DEVNULL)
+        where = ["--channel", "canary", "--platform", "ios", "--fingerprint", "fp1", "--store", store, "--key", self.key]
+
+        def start(i, proxied=False):
+            cmd = [*self.publish_cmd(small, store, f"r{i + 1}", ("--platform", "ios", "--rollout", "10"))]
+            cmd[cmd.index("production")] = "canary"
+            # The same bundle under a new version: a re-publish of other content.
+            cmd += ["--message", f"candidate {i + 1}"]
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+
+        times = []
+        for i in range(self.args.runs):
+            start(i)
+            times.append(timed([self.otapub, "rollout", "set", *where, "--percent", "50"], env))
+            subprocess.run([self.otapub, "rollout", "complete", *where], env=env, check=True, stdout=subprocess.DEVNULL)
+        s = stats(times)
+        start(self.args.runs)
+        server.proxy.clear()
+        subprocess.run([self.otapub, "rollout", "set", *where, "--percent", "50"], env=server.env(True), check=True,
+                       stdout=subprocess.DEVNULL)
+        writes = sorted(t.split("?")[0].split(f"/{server.kind}-rollout/", 1)[-1]
+                        for m, t in server.proxy.requests if m in ("PUT", "POST", "DELETE"))
+        buckets = [w for w in writes if "/rollout/" in w]
+        rest = sorted(set(writes) - set(buckets))
+        ok = (len(buckets) == 80 and len(set(buckets)) == 80
+              and rest == ["public/canary/ios/fp1/rollout.json", "state/index.sqlite"])
+        self.record(server.kind, f"rollout set 10 -> 50 % with {pointers} pointers in the index (index {size / 1e6:.1f} MB)",
+                    fmt(s), "-", "-", "<= 1 s", s["median"] <= 1.0)
+        self.record(server.kind, "rollout set 10 -> 50 %: objects written, counted at the proxy",
+                    f"{len(buckets)} bucket objects + {', '.join(rest)}", "-", "-",
+                    "the 40 new bucket pairs + rollout.json + the index", ok)
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -400,7 +447,7 @@ def main():
     p.add_argument("--servers", default="s3s-fs,moto", help="s3s-fs runs every figure; moto the publish figures")
     p.add_argument("--bin-dir", type=Path, default=None, help="where otapub and examples/bench_tools are")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    p.add_argument("--only", default="", help="comma-separated figures: hashing,cold,warm,memory,ban,regenerate")
+    p.add_argument("--only", default="", help="comma-separated figures: hashing,cold,warm,memory,ban,regenerate,rollout")
     args = p.parse_args()
     args.assets, args.total_mb, args.bundle_mb, args.big_mb = 300, 60, 5, 1024
     args.ban_pointers, args.ban_per_pointer, args.regen_pointers = 1000, 100, 10000
@@ -446,6 +493,8 @@ def main():
                         bench.ban(server)
                     if want("regenerate"):
                         bench.regenerate(server)
+                    if want("rollout"):
+                        bench.rollout(server)
             finally:
                 server.stop()
                 server_data = server.data

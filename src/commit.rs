@@ -450,6 +450,13 @@ pub async fn write_forward(store: &dyn Store, o: &PublicObject, stamp: u64) -> R
 
 /// [`write_forward`], or with `dry_run` only whether it would write.
 pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool) -> Result<Forward> {
+    forward(store, o, stamp, dry_run, false).await
+}
+
+/// The forward-only write. With `keep_older_same`, an object that already
+/// holds these bytes under an older stamp is left as it is (a rollout bucket
+/// that joined earlier: its stamp only decides who may remove it).
+async fn forward(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool, keep_older_same: bool) -> Result<Forward> {
     let meta = ObjectMeta {
         generation: Some(stamp),
         ..o.meta.clone()
@@ -462,7 +469,7 @@ pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: 
                 if stored > stamp {
                     return Ok(Forward::Newer);
                 }
-                if stored == stamp {
+                if stored == stamp || keep_older_same {
                     let same = match info.holds(&o.bytes) {
                         Some(same) => same,
                         None => store.get(&o.key).await?.is_some_and(|e| e.bytes == o.bytes),
@@ -583,7 +590,7 @@ pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_r
             return Ok(written);
         }
         for o in todo {
-            match write_forward_or_check(store, o, ro.stamp, dry_run).await? {
+            match forward(store, o, ro.stamp, dry_run, true).await? {
                 Forward::Written => written.push(o.key.clone()),
                 Forward::Same => {}
                 Forward::Newer => return Ok(written),
