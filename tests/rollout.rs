@@ -601,3 +601,29 @@ fn index_rebuild_recovers_a_running_rollout_and_regenerate_heals_buckets() {
     assert!(before.is_subset(&after));
     assert_eq!(bucket_objects(&env, "v2"), after);
 }
+
+#[test]
+fn abort_bans_the_candidate_everywhere_it_was_promoted() {
+    let env = TestEnv::new();
+    publish(&env, "v1", &[]).success();
+    publish(&env, "v2", &["--platform", "ios", "--rollout", "10"]).success();
+    env.otapub(&["promote", "v2", "--platform", "ios", "--to", "staging"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.pointer("staging", "ios", "fp")["metadata"]["otapub"]["restampOf"],
+        "v2"
+    );
+    rollout(&env, "abort", &["--reason", "crash on launch"]).success();
+    // The ban covers the re-stamp on staging, whose pointer is rewritten.
+    let staging = env.pointer("staging", "ios", "fp");
+    assert_eq!(staging["type"], "noUpdateAvailable", "{staging}");
+    assert_eq!(
+        env.pointer("production", "ios", "fp")["metadata"]["otapub"]["restampOf"],
+        "v1"
+    );
+    env.otapub(&["check"]).assert().success();
+    env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+        .assert()
+        .success();
+}

@@ -63,9 +63,8 @@ pub async fn ban(
             ))
         })?;
         let family = index::family(idx.conn(), platform, pkg.original())?;
-        let to_ban: Vec<_> = family.iter().filter(|p| p.ban.is_none()).cloned().collect();
         let pointers: BTreeSet<PointerId> = family.iter().map(|p| p.pointer.clone()).collect();
-        if to_ban.is_empty() {
+        if family.iter().all(|p| p.ban.is_some()) {
             let out = BanOutcome {
                 banned: Vec::new(),
                 already_banned: true,
@@ -76,86 +75,127 @@ pub async fn ban(
         }
         let generation = idx.generation()? + 1;
         idx.transact("ban", &ctx.actor, now, |tx| {
-            let live_before: Vec<(PointerId, Option<i64>)> = pointers
-                .iter()
-                .map(|p| {
-                    let rollout = index::latest_rollout(tx, p)?;
-                    Ok((
-                        p.clone(),
-                        index::live::live_package(&index::pointer_packages(tx, p)?, rollout.as_ref()).map(|l| l.id),
-                    ))
-                })
-                .collect::<Result<_>>()?;
-            let mut objects = ban_packages(tx, signer, platform, &to_ban, reason, &ctx.actor, now)?;
+            let banned = ban_family(tx, signer, &pkg, reason, &ctx.actor, rollback, now, generation)?;
             let mut events = vec![NewEvent {
                 action: "ban",
                 target: format!("{platform}/{version}"),
                 details: serde_json::json!({
                     "reason": reason,
-                    "covers": to_ban.iter().map(|p| p.version.as_str()).collect::<Vec<_>>(),
+                    "covers": banned.outcome.banned.iter().map(Version::as_str).collect::<Vec<_>>(),
                     "rollback": rollback,
                 }),
             }];
-            let mut restamped = Vec::new();
-            let mut aborted_rollouts = Vec::new();
-            for (pointer, before) in &live_before {
-                let rollout = index::active_rollout(tx, pointer)?;
-                // Banning a rollout's candidate aborts the rollout: devices
-                // that took it move back to a re-stamp of the control.
-                if let Some(r) = rollout
-                    .as_ref()
-                    .filter(|r| to_ban.iter().any(|b| b.version == r.candidate))
-                {
-                    let (objs, evs, back) =
-                        super::rollout::finish_abort(tx, signer, r.clone(), reason, now, generation)?;
-                    objects.extend(objs);
-                    events.extend(evs);
-                    restamped.extend(back);
-                    aborted_rollouts.push(pointer.to_string());
-                    continue;
-                }
-                let was_banned_live = before.is_some_and(|id| to_ban.iter().any(|b| b.id == id));
-                let packages = index::pointer_packages(tx, pointer)?;
-                if let (true, true, Some(fallback)) = (
-                    rollback,
-                    was_banned_live,
-                    index::live::live_package(&packages, rollout.as_ref()),
-                ) {
-                    if fallback.bundle().is_some() {
-                        let (out, objs, event) = restamp(tx, signer, fallback, pointer, now)?;
-                        objects.extend(objs);
-                        events.push(event);
-                        restamped.push(out);
-                    }
-                }
-                ensure_no_update_directive(tx, signer, pointer)?;
-                // The control of a running rollout was banned: the rollout
-                // goes on against what the pointer serves now, which its
-                // record names.
-                if let Some(mut r) = rollout {
-                    super::rollout::seal(tx, signer, &mut r, generation)?;
-                    index::update_rollout(tx, &r)?;
-                }
-            }
-            let out = BanOutcome {
-                banned: to_ban.iter().map(|p| p.version.clone()).collect(),
-                already_banned: false,
-                restamped,
-                aborted_rollouts,
-            };
+            events.extend(banned.events);
             Ok((
                 Plan {
-                    output: out,
+                    output: banned.outcome,
                     changed: true,
                     assets: Vec::new(),
-                    objects,
-                    pointers: pointers.clone(),
+                    objects: banned.objects,
+                    pointers: banned.pointers,
                 },
                 events,
             ))
         })
     })
     .await
+}
+
+/// What banning a family did inside a transaction.
+pub(crate) struct Banned {
+    /// The command's report.
+    pub outcome: BanOutcome,
+    /// Signed ban records and re-stamped packages' objects, to write before the commit.
+    pub objects: Vec<PublicObject>,
+    /// Audit events beyond the ban itself (re-stamps, aborted rollouts).
+    pub events: Vec<NewEvent>,
+    /// Every pointer whose view may have changed.
+    pub pointers: BTreeSet<PointerId>,
+}
+
+/// Bans `pkg` and every re-stamp of its original, in a transaction. On each
+/// pointer of the family: a rollout whose candidate is banned is aborted
+/// (its control re-stamped); with `rollback`, where a banned package was
+/// live, the fallback is re-stamped; a pointer left with nothing live gets
+/// its noUpdateAvailable directive; a running rollout whose control changed
+/// is re-sealed. `generation` is the one this commit will have.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ban_family(
+    tx: &Connection,
+    signer: &Signer,
+    pkg: &Package,
+    reason: &str,
+    actor: &str,
+    rollback: bool,
+    now: DateTime<Utc>,
+    generation: u64,
+) -> Result<Banned> {
+    let platform = pkg.pointer.platform;
+    let family = index::family(tx, platform, pkg.original())?;
+    let to_ban: Vec<Package> = family.iter().filter(|p| p.ban.is_none()).cloned().collect();
+    let pointers: BTreeSet<PointerId> = family.iter().map(|p| p.pointer.clone()).collect();
+    let live_before: Vec<(PointerId, Option<i64>)> = pointers
+        .iter()
+        .map(|p| {
+            let rollout = index::latest_rollout(tx, p)?;
+            Ok((
+                p.clone(),
+                index::live::live_package(&index::pointer_packages(tx, p)?, rollout.as_ref()).map(|l| l.id),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut objects = ban_packages(tx, signer, platform, &to_ban, reason, actor, now)?;
+    let mut events = Vec::new();
+    let mut restamped = Vec::new();
+    let mut aborted_rollouts = Vec::new();
+    for (pointer, before) in &live_before {
+        let rollout = index::active_rollout(tx, pointer)?;
+        // Banning a rollout's candidate aborts the rollout: devices that
+        // took it move back to a re-stamp of the control.
+        if let Some(r) = rollout
+            .as_ref()
+            .filter(|r| to_ban.iter().any(|b| b.version == r.candidate))
+        {
+            let (objs, evs, back) = super::rollout::finish_abort(tx, signer, r.clone(), reason, now, generation)?;
+            objects.extend(objs);
+            events.extend(evs);
+            restamped.extend(back);
+            aborted_rollouts.push(pointer.to_string());
+            continue;
+        }
+        let was_banned_live = before.is_some_and(|id| to_ban.iter().any(|b| b.id == id));
+        let packages = index::pointer_packages(tx, pointer)?;
+        if let (true, true, Some(fallback)) = (
+            rollback,
+            was_banned_live,
+            index::live::live_package(&packages, rollout.as_ref()),
+        ) {
+            if fallback.bundle().is_some() {
+                let (out, objs, event) = restamp(tx, signer, fallback, pointer, now)?;
+                objects.extend(objs);
+                events.push(event);
+                restamped.push(out);
+            }
+        }
+        ensure_no_update_directive(tx, signer, pointer)?;
+        // The control of a running rollout was banned: the rollout goes on
+        // against what the pointer serves now, which its record names.
+        if let Some(mut r) = rollout {
+            super::rollout::seal(tx, signer, &mut r, generation)?;
+            index::update_rollout(tx, &r)?;
+        }
+    }
+    Ok(Banned {
+        outcome: BanOutcome {
+            banned: to_ban.iter().map(|p| p.version.clone()).collect(),
+            already_banned: false,
+            restamped,
+            aborted_rollouts,
+        },
+        objects,
+        events,
+        pointers,
+    })
 }
 
 /// Bans packages and signs their ban records (`state/bans/…`), which

@@ -371,11 +371,10 @@ pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, cha
                 }
                 Change::Abort(reason) => {
                     let reason = reason.trim();
-                    let (objs, evs, back) = abort_with_ban(tx, signer, r.clone(), reason, &ctx.actor, now, generation)?;
-                    let mut out = RolloutOutcome::of(&index::latest_rollout(tx, pointer)?.unwrap_or(r), true);
-                    out.restamped = back;
+                    let (banned, evs) = abort_with_ban(tx, signer, &r, reason, &ctx.actor, now, generation)?;
+                    let out = aborted(tx, pointer, &r, &banned, None)?;
                     return Ok((
-                        Plan { output: out, changed: true, assets: Vec::new(), objects: objs, pointers: BTreeSet::from([pointer.clone()]) },
+                        Plan { output: out, changed: true, assets: Vec::new(), objects: banned.objects, pointers: banned.pointers },
                         evs,
                     ));
                 }
@@ -441,36 +440,54 @@ fn complete(
     Ok((objects, event, restamped))
 }
 
-/// Aborts: bans the candidate (and its re-stamps) with `reason`, then
-/// moves devices back ([`finish_abort`]).
-#[allow(clippy::too_many_arguments)]
+/// Aborts: records the rollout's last changes (a gate reading), then bans
+/// the candidate (and its re-stamps) with `reason` as `ban` does — which
+/// ends the rollout and moves devices back ([`finish_abort`]).
 fn abort_with_ban(
     conn: &Connection,
     signer: &Signer,
-    r: Rollout,
+    r: &Rollout,
     reason: &str,
     actor: &str,
     now: DateTime<Utc>,
     generation: u64,
-) -> Result<(Vec<PublicObject>, Vec<NewEvent>, Option<Restamped>)> {
+) -> Result<(super::ban::Banned, Vec<NewEvent>)> {
+    index::update_rollout(conn, r)?;
     let candidate = index::package(conn, r.pointer.platform, &r.candidate)?
         .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
-    let family = index::family(conn, r.pointer.platform, candidate.original())?;
-    let to_ban: Vec<Package> = family.into_iter().filter(|p| p.ban.is_none()).collect();
-    let mut objects = super::ban::ban_packages(conn, signer, r.pointer.platform, &to_ban, reason, actor, now)?;
-    let ban_event = NewEvent {
-        action: "ban",
-        target: format!("{}/{}", r.pointer.platform, r.candidate),
-        details: serde_json::json!({
-            "reason": reason,
-            "covers": to_ban.iter().map(|p| p.version.as_str()).collect::<Vec<_>>(),
-            "rollout": r.pointer.to_string(),
-        }),
-    };
-    let (objs, mut events, back) = finish_abort(conn, signer, r, reason, now, generation)?;
-    objects.extend(objs);
-    events.insert(1, ban_event);
-    Ok((objects, events, back))
+    let mut banned = super::ban::ban_family(conn, signer, &candidate, reason, actor, false, now, generation)?;
+    let mut events = std::mem::take(&mut banned.events);
+    events.insert(
+        1.min(events.len()),
+        NewEvent {
+            action: "ban",
+            target: format!("{}/{}", r.pointer.platform, r.candidate),
+            details: serde_json::json!({
+                "reason": reason,
+                "covers": banned.outcome.banned.iter().map(Version::as_str).collect::<Vec<_>>(),
+                "rollout": r.pointer.to_string(),
+            }),
+        },
+    );
+    Ok((banned, events))
+}
+
+/// The outcome of an abort, from what the ban did.
+fn aborted(
+    conn: &Connection,
+    pointer: &PointerId,
+    fallback: &Rollout,
+    banned: &super::ban::Banned,
+    note: Option<String>,
+) -> Result<RolloutOutcome> {
+    let mut out = RolloutOutcome::of(
+        &index::latest_rollout(conn, pointer)?.unwrap_or_else(|| fallback.clone()),
+        true,
+    );
+    let prefix = pointer.to_string();
+    out.restamped = banned.outcome.restamped.iter().find(|x| x.pointer == prefix).cloned();
+    out.note = note;
+    Ok(out)
 }
 
 /// The result of a gated advance that did not advance.
@@ -546,18 +563,15 @@ pub async fn advance(
                 r.gate = Some(reading);
                 r.updated_at = now;
                 idx.transact("rollout-advance", &ctx.actor, now, |tx| {
-                    let (objects, events, back) =
-                        abort_with_ban(tx, signer, r.clone(), &reason, &ctx.actor, now, generation)?;
-                    let mut out = RolloutOutcome::of(&index::latest_rollout(tx, pointer)?.unwrap_or(r), true);
-                    out.restamped = back;
-                    out.note = Some(reason.clone());
+                    let (banned, events) = abort_with_ban(tx, signer, &r, &reason, &ctx.actor, now, generation)?;
+                    let out = aborted(tx, pointer, &r, &banned, Some(reason.clone()))?;
                     Ok((
                         Plan {
                             output: out,
                             changed: true,
                             assets: Vec::new(),
-                            objects,
-                            pointers: BTreeSet::from([pointer.clone()]),
+                            objects: banned.objects,
+                            pointers: banned.pointers,
                         },
                         events,
                     ))
