@@ -456,7 +456,13 @@ pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: 
 /// The forward-only write. With `keep_older_same`, an object that already
 /// holds these bytes under an older stamp is left as it is (a rollout bucket
 /// that joined earlier: its stamp only decides who may remove it).
-async fn forward(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool, keep_older_same: bool) -> Result<Forward> {
+async fn forward(
+    store: &dyn Store,
+    o: &PublicObject,
+    stamp: u64,
+    dry_run: bool,
+    keep_older_same: bool,
+) -> Result<Forward> {
     let meta = ObjectMeta {
         generation: Some(stamp),
         ..o.meta.clone()
