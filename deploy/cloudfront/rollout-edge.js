@@ -76,10 +76,33 @@ async function exists(url) {
   return found;
 }
 
+// The request headers `otapub rollout advance --gate-log` reads, under
+// their lowercase names: one JSON line per pointer request that carries one
+// of them, in the function's CloudWatch log (see README.md).
+const GATE_HEADERS = ['eas-client-id', 'expo-current-update-id', 'expo-embedded-update-id', 'expo-recent-failed-update-ids'];
+
+function gateLog(request) {
+  const line = { path: request.uri };
+  let any = false;
+  for (const name of GATE_HEADERS) {
+    const h = request.headers[name];
+    if (h && h.length > 0) {
+      line[name] = h[0].value;
+      any = any || name !== 'eas-client-id';
+    }
+  }
+  if (any) {
+    console.log(JSON.stringify(line));
+  }
+}
+
 exports.handler = async (event) => {
   const cf = event.Records[0].cf;
   const request = cf.request;
   const pointer = request.uri.match(POINTER);
+  if (pointer) {
+    gateLog(request);
+  }
   const header = request.headers['eas-client-id'];
   if (!pointer || !header || header.length === 0) {
     return request;

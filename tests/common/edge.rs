@@ -182,7 +182,7 @@ const uri = process.argv[4];
     const request = await handler(event);
     out.push(request.uri);
   }
-  process.stdout.write(JSON.stringify(out));
+  require('fs').writeFileSync(process.argv[5], JSON.stringify(out));
 })().catch((e) => { console.error(e); process.exit(1); });
 "#;
     std::fs::write(dir.join("run.js"), runner).unwrap();
@@ -191,11 +191,12 @@ const uri = process.argv[4];
         .arg(Path::new(DEPLOY).join("cloudfront/rollout-edge.js"))
         .arg(dir.join("ids.json"))
         .arg(uri)
+        .arg(dir.join("uris.json"))
         .env("OTAPUB_EDGE_BASE", origin)
         .output()
         .expect("node (install Node.js 20)");
     assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("a JSON list of URIs")
+    serde_json::from_slice(&std::fs::read(dir.join("uris.json")).expect("uris.json")).expect("a JSON list of URIs")
 }
 
 /// One response.
