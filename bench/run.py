@@ -382,7 +382,7 @@ class Bench:
         shutil.rmtree(local / "state" / "meta", ignore_errors=True)
         small = self.work / "rollout-export"
         if not small.exists():
-            subprocess.run([self.tools, "gen-export", small, "--assets", "3", "--total-mb", "1", "--bundle-mb", "1"], check=True)
+            subprocess.run([self.tools, "gen-export", small, "--assets", "3", "--total-mb", "3", "--bundle-mb", "1"], check=True)
         env = server.env()
         base = [*self.publish_cmd(small, store, "r0", ("--platform", "ios"))]
         base[base.index("production")] = "canary"
