@@ -248,8 +248,56 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
     }
     assert!(ids.iter().all(|id| !at30.candidate_for(id) || at60.candidate_for(id)));
 
-    // After abort every device gets the re-stamped control.
-    rollout(&env, &["abort", "--reason", "crashes"]);
+    // Devices report through nginx; its access log (log_format otapub_gate)
+    // feeds the gate: 6 of 24 report the candidate failed, 25 % > 5 %, so
+    // the advance aborts. After abort every device gets the re-stamped control.
+    let reporting: Vec<String> = ids
+        .iter()
+        .flatten()
+        .filter(|i| at60.candidate_for(&Some(i.to_string())))
+        .take(24)
+        .cloned()
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        for (i, id) in reporting.iter().enumerate() {
+            let mut req = client
+                .get(format!("{}/{P}/manifest", nginx.base))
+                .header("eas-client-id", id)
+                .header("expo-current-update-id", &at60.candidate);
+            if i % 4 == 0 {
+                req = req.header(
+                    "expo-recent-failed-update-ids",
+                    format!("\"{}\", \"{}\"", at60.candidate, at60.control),
+                );
+            }
+            assert_eq!(req.send().await.unwrap().status(), 200);
+        }
+    });
+    env.otapub(&[
+        "rollout",
+        "advance",
+        "--channel",
+        "production",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp",
+        "--expo-key",
+        "keys/expo.pem",
+        "--gate-log",
+        "nginx-local/gate.log",
+    ])
+    .assert()
+    .code(1);
+    let rs = env.json(&["rollout", "status"]);
+    assert_eq!(rs[0]["state"], "aborted");
+    assert_eq!(rs[0]["gate"]["failed"], 6);
+    assert_eq!(rs[0]["gate"]["total"], 24);
     let control = env.pointer("production", "ios", "fp");
     assert_eq!(control["metadata"]["otapub"]["restampOf"], "v1");
     let after_abort = Expectation {
