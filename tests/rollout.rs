@@ -627,3 +627,36 @@ fn abort_bans_the_candidate_everywhere_it_was_promoted() {
         .assert()
         .success();
 }
+
+#[test]
+fn promote_starts_a_rollout_of_the_re_stamp() {
+    let env = TestEnv::new();
+    publish(&env, "v1", &[]).success();
+    env.publish_release("s1", "staging", "fp").assert().success();
+    let promote = [
+        "promote",
+        "s1",
+        "--platform",
+        "ios",
+        "--to",
+        "production",
+        "--rollout",
+        "20",
+        "--strategy",
+        "canary",
+    ];
+    env.otapub(&promote).assert().success();
+    let r = record(&env);
+    assert_eq!(r["candidate"]["version"], "s1.r1");
+    assert_eq!(r["strategy"], "canary");
+    assert_eq!(served_version(&env), "v1");
+    assert_eq!(bucket_objects(&env, "s1.r1"), buckets_of(&r));
+    // A retry of the same promote changes nothing.
+    env.assert_writes_nothing(|| {
+        env.otapub(&promote).assert().success();
+    });
+    // canary: one advance completes.
+    rollout(&env, "advance", &[]).success();
+    assert_eq!(served_version(&env), "s1.r1");
+    assert!(env.keys(&format!("public/{P}/rollout/")).is_empty());
+}
