@@ -49,3 +49,14 @@ else
   mkdir -p "$tools/edge"
   (cd "$tools/edge" && npm install --silent --no-audit --no-fund --no-save "workerd@$workerd_version" >/dev/null)
 fi
+
+# Colin Percival's bsdiff/bspatch 4.3 (Debian's bsdiff package): the reference
+# the patch tests check otapub's BSDIFF40 patches against (tests/patch_format.rs).
+if [ -x /usr/bin/bspatch ] && [ -x /usr/bin/bsdiff ]; then
+  echo "bsdiff 4.3: already installed (skipping install)"
+elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "bsdiff 4.3: installing Debian's bsdiff package with apt-get"
+  apt-get install -y -q bsdiff >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q bsdiff >/dev/null; }
+else
+  echo "bsdiff 4.3: not installed, and this is not root on a Debian machine: install bsdiff, or tests/patch_format.rs fails" >&2
+fi

@@ -19,6 +19,7 @@ pub mod index;
 pub mod manifest;
 pub mod names;
 pub mod ops;
+pub mod patch;
 pub mod rollout;
 pub mod serve;
 pub mod signing;
