@@ -2,7 +2,8 @@
 //! patches (qbsdiff) applied by Colin Percival's `bspatch` 4.3 (Debian's
 //! `bsdiff` package, which `scripts/install-test-servers.sh` installs), and
 //! the reference `bsdiff`'s patches applied by otapub, on real Hermes
-//! bundles from `expo export`.
+//! bundles from `expo export`: two successive exports of one app
+//! (tests/data/expo-successive) and two different apps.
 
 mod common;
 
@@ -12,13 +13,11 @@ use std::time::Instant;
 
 use common::FIXTURES;
 
-fn bundle(app: &str, platform: &str) -> PathBuf {
-    let dir = Path::new(FIXTURES)
-        .join(app)
-        .join("dist/_expo/static/js")
-        .join(platform);
+/// The Hermes bundle of `dist` (relative to tests/data) for a platform.
+fn bundle(dist: &str, platform: &str) -> PathBuf {
+    let dir = Path::new(FIXTURES).join(dist).join("_expo/static/js").join(platform);
     std::fs::read_dir(&dir)
-        .expect("bundle dir")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "hbc"))
@@ -38,16 +37,15 @@ fn tool(name: &str) -> String {
 fn patches_are_what_the_reference_bspatch_applies_and_the_other_way_round() {
     let dir = tempfile::tempdir().unwrap();
     for platform in ["ios", "android"] {
-        let old_path = bundle("expo-blank", platform);
-        let old = std::fs::read(&old_path).unwrap();
-        // A successive build: the same bundle with a few changed bytes and a
-        // short insertion, as a one-line code change leaves it.
-        let mut edited = old.clone();
-        let mid = edited.len() / 2;
-        edited[mid..mid + 16].copy_from_slice(b"otapub-changed!!");
-        edited.splice(mid / 2..mid / 2, b"inserted by the test".iter().copied());
-        let other = std::fs::read(bundle("expo-tabs", platform)).unwrap();
-        for (what, new) in [("one edit", &edited), ("another app", &other)] {
+        // Two successive real exports a one-line change apart, and two
+        // different apps (the worst case a pointer can see).
+        for (what, old_dist, new_dist) in [
+            ("successive exports", "expo-successive/dist1", "expo-successive/dist2"),
+            ("another app", "expo-blank/dist", "expo-tabs/dist"),
+        ] {
+            let old_path = bundle(old_dist, platform);
+            let old = std::fs::read(&old_path).unwrap();
+            let new = &std::fs::read(bundle(new_dist, platform)).unwrap();
             let new_path = dir.path().join("new");
             std::fs::write(&new_path, new).unwrap();
 
@@ -94,6 +92,13 @@ fn patches_are_what_the_reference_bspatch_applies_and_the_other_way_round() {
                 our_time.as_secs_f64(),
                 reference.len(),
                 ref_time.as_secs_f64()
+            );
+            // As small as the reference's, within a tenth.
+            assert!(
+                ours.len() * 10 <= reference.len() * 11,
+                "{platform} {what}: {} vs {}",
+                ours.len(),
+                reference.len()
             );
         }
     }
