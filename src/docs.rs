@@ -1,5 +1,5 @@
 //! One schema type per signed JSON document — the manifest, the directive,
-//! the ban record and the rollout record — used both to write the exact bytes that are signed
+//! the ban record, the rollout record and the embedded-base record — used both to write the exact bytes that are signed
 //! and to read them back (`index rebuild`), so the two cannot drift apart.
 //! Field order is the order of the bytes; optional fields are omitted, never
 //! `null`. The fields are the documents' own keys, as the Expo Updates
@@ -135,4 +135,18 @@ pub struct RolloutDoc {
     pub step: u8,
     pub abort_threshold: f64,
     pub permutation: Vec<u8>,
+}
+
+/// A build's embedded update recorded as a patch base
+/// (`state/embedded/<platform>/<update-id>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmbeddedRecord {
+    pub platform: String,
+    pub fingerprint: String,
+    pub update_id: String,
+    /// SHA-256 hex of the embedded launch asset (stored under `public/assets/`).
+    pub launch_asset: String,
+    pub size: u64,
+    pub added_at: String,
 }

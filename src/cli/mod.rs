@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod ban;
 mod check;
+mod embedded;
 mod gc;
 mod index;
 mod keygen;
@@ -136,6 +137,8 @@ enum Command {
     Promote(promote::PromoteArgs),
     /// Staged rollouts: set, pause, resume, advance, complete, abort, status, which
     Rollout(rollout::RolloutArgs),
+    /// Builds' embedded updates, recorded as patch bases
+    Embedded(embedded::EmbeddedArgs),
     /// Render the public tree from the index and write what differs
     Regenerate(regenerate::RegenerateArgs),
     /// Show what each pointer serves, and its history
@@ -440,6 +443,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(a) => serve::run(settings(&a.global)?, a).await,
         Command::Index(a) => index::run(settings(a.global())?, a).await,
         Command::Rollout(a) => rollout::run(settings(a.global())?, a).await,
+        Command::Embedded(a) => embedded::run(settings(a.global())?, a).await,
     }
 }
 

@@ -54,5 +54,14 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
             say!("{line}");
         }
     }
+    for e in &st.embedded {
+        say!(
+            "embedded {}/{}: update {} (launch asset {}), a patch base",
+            e.platform,
+            e.fingerprint,
+            e.update_id,
+            e.launch_asset
+        );
+    }
     Ok(Outcome::Done)
 }

@@ -3,12 +3,14 @@
 //! command downloads it, changes it in one transaction and writes it back
 //! only if nobody else wrote it since (the commit point of SPEC).
 
+mod embedded;
 pub mod live;
 mod model;
 mod rollouts;
 mod rows;
 mod schema;
 
+pub use embedded::*;
 pub use model::*;
 pub use rollouts::*;
 pub use rows::*;

@@ -219,6 +219,28 @@ BEGIN
   SELECT RAISE(ABORT, 'rollouts are never deleted');
 END;
 "#,
+    // 4: embedded updates recorded as patch bases (SPEC "Patches for the launch asset").
+    r#"
+CREATE TABLE embedded_bases (
+    id           INTEGER PRIMARY KEY,
+    platform     TEXT NOT NULL CHECK (platform IN ('ios', 'android')),
+    fingerprint  TEXT NOT NULL,
+    update_id    TEXT NOT NULL,                  -- the build's embedded update id, lowercase
+    launch_asset INTEGER NOT NULL REFERENCES assets (id),
+    added_at     INTEGER NOT NULL,
+    record       BLOB NOT NULL,                  -- the signed state/embedded record's payload
+    signatures   TEXT NOT NULL CHECK (json_valid(signatures)),
+    UNIQUE (platform, update_id)
+) STRICT;
+CREATE TRIGGER embedded_bases_immutable BEFORE UPDATE ON embedded_bases
+BEGIN
+  SELECT RAISE(ABORT, 'an embedded base never changes');
+END;
+CREATE TRIGGER embedded_bases_never_deleted BEFORE DELETE ON embedded_bases
+BEGIN
+  SELECT RAISE(ABORT, 'an embedded base is never deleted');
+END;
+"#,
 ];
 
 #[cfg(test)]

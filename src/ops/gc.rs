@@ -58,6 +58,10 @@ fn referenced(index: &Index) -> Result<BTreeSet<String>> {
             }
         }
     }
+    // Embedded launch assets are patch bases: kept while recorded.
+    for e in index::embedded_bases(index.conn())? {
+        keep.insert(format!("public/assets/{}", e.launch_asset));
+    }
     Ok(keep)
 }
 

@@ -6,6 +6,7 @@
 
 pub mod ban;
 pub mod check;
+pub mod embedded;
 pub mod gc;
 pub mod log;
 pub mod publish;

@@ -12,11 +12,11 @@ use serde::Serialize;
 
 use super::{Context, BASE_URL_SETTING};
 use crate::digest::Sha256Digest;
-use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, ManifestDoc, RolloutDoc};
+use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
 use crate::index::{
-    self, live, Ban, Bundle, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, Rollout, Saved,
-    SignedRecord, StoredDirective,
+    self, live, Ban, Bundle, EmbeddedBase, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
+    Rollout, Saved, SignedRecord, StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -34,6 +34,8 @@ pub struct RebuildOutcome {
     pub bans: usize,
     /// Rollouts recovered from their signed `rollout.json` (the last one of each pointer).
     pub rollouts: usize,
+    /// Embedded patch bases recovered from their signed records.
+    pub embedded: usize,
     /// Objects under `updates/` that could not be recovered, with why.
     pub skipped: Vec<String>,
     /// Recovered packages newer than what their pointer serves: either
@@ -219,6 +221,30 @@ fn recover(
     Ok(pkg)
 }
 
+/// Reads an embedded base's signed record, adopted only if a trusted key signed it.
+fn read_embedded(obj: &Object, trusted: &TrustedKeys) -> std::result::Result<(EmbeddedRecord, EmbeddedBase), String> {
+    let env = signing::parse_envelope(&obj.bytes)?;
+    if env.payload_type != signing::EMBEDDED_PAYLOAD_TYPE {
+        return Err(format!("payloadType {:?} is not an embedded base's", env.payload_type));
+    }
+    let signatures = Signatures::adopt(&env, trusted, None).map_err(|e| format!("not adopted: {e}"))?;
+    let doc: EmbeddedRecord = serde_json::from_slice(&env.payload).map_err(|e| format!("embedded record: {e}"))?;
+    if crate::rollout::uniform_value(&doc.update_id).is_none() || doc.update_id != doc.update_id.to_ascii_lowercase() {
+        return Err(format!("update id {:?} is not a lowercase UUID", doc.update_id));
+    }
+    let base = EmbeddedBase {
+        platform: doc.platform.parse().map_err(|e| format!("{e}"))?,
+        fingerprint: doc.fingerprint.parse().map_err(|e| format!("{e}"))?,
+        update_id: doc.update_id.clone(),
+        launch_asset: doc.launch_asset.parse()?,
+        record: SignedRecord {
+            payload: env.payload.clone(),
+            signatures,
+        },
+    };
+    Ok((doc, base))
+}
+
 /// Reads a pointer's signed rollout record, adopted only if a trusted key signed it.
 fn read_rollout(
     obj: &Object,
@@ -394,6 +420,18 @@ pub async fn rebuild(
         served.insert(p.clone(), part);
     }
 
+    // Embedded patch bases, from their signed records.
+    let mut embedded = Vec::new();
+    for info in ctx.store.list("state/embedded/").await? {
+        let Some(obj) = ctx.store.get(&info.key).await? else {
+            continue;
+        };
+        match read_embedded(&obj, trusted) {
+            Ok(e) => embedded.push(e),
+            Err(e) => out.skipped.push(format!("{}: {e}", info.key)),
+        }
+    }
+
     // The last rollout of each pointer, from its signed record.
     let mut rollouts: BTreeMap<PointerId, (RolloutDoc, Signatures)> = BTreeMap::new();
     for p in &pointers {
@@ -441,6 +479,20 @@ pub async fn rebuild(
                 }
                 None => out.skipped.push(format!("ban record of {platform}/{version}: no such package")),
             }
+        }
+        for (record, base) in &embedded {
+            let Some(&size) = sizes.get(&base.launch_asset) else {
+                out.skipped.push(format!(
+                    "{}: its launch asset {} is not in the store",
+                    super::embedded::embedded_record_key(base.platform, &base.update_id),
+                    base.launch_asset
+                ));
+                continue;
+            };
+            index::put_asset(tx, &base.launch_asset, size, crate::manifest::BUNDLE_CONTENT_TYPE)?;
+            let at = parse_time(&record.added_at).unwrap_or(now);
+            index::insert_embedded_base(tx, base, at)?;
+            out.embedded += 1;
         }
         for (pointer, (doc, signatures)) in &rollouts {
             if let Err(e) = adopt_rollout(tx, pointer, doc, signatures, now) {
@@ -492,7 +544,7 @@ pub async fn rebuild(
         let event = NewEvent {
             action: "index-rebuild",
             target: ctx.store.url(),
-            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
+            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "embedded": out.embedded, "rollouts": out.rollouts, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
         };
         Ok((out, vec![event]))
     })?;

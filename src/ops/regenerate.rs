@@ -64,15 +64,20 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
             for p in view.iter().flat_map(|v| &v.packages) {
                 objects.extend(tree::package_objects(p)?);
             }
+            // The signed records of embedded patch bases (few; compared like the rest).
+            for e in crate::index::embedded_bases(index.conn())? {
+                objects.push(super::embedded::embedded_record(&e));
+            }
             Ok::<_, crate::Error>((index, view, objects))
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     };
     let listing = async {
-        let listed = ctx.store.list("public/updates/").await;
-        tracing::debug!("listed public/updates/");
-        listed
+        let mut listed = ctx.store.list("public/updates/").await?;
+        listed.extend(ctx.store.list("state/embedded/").await?);
+        tracing::debug!("listed public/updates/ and state/embedded/");
+        Ok::<_, crate::Error>(listed)
     };
     let (rendered, listed) = tokio::join!(render, listing);
     let (index, view, immutable) = rendered?;

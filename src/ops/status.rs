@@ -66,6 +66,23 @@ pub struct Status {
     pub base_url: Option<String>,
     /// Pointers, sorted.
     pub pointers: Vec<PointerStatus>,
+    /// Builds' embedded updates recorded as patch bases (`otapub embedded add`).
+    pub embedded: Vec<EmbeddedStatus>,
+}
+
+/// An embedded patch base, as `status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EmbeddedStatus {
+    /// Platform.
+    pub platform: String,
+    /// The build's runtime version.
+    pub fingerprint: String,
+    /// The embedded update id.
+    #[serde(rename = "updateId")]
+    pub update_id: String,
+    /// SHA-256 hex of its launch asset.
+    #[serde(rename = "launchAsset")]
+    pub launch_asset: String,
 }
 
 fn entry(p: &Package) -> HistoryEntry {
@@ -123,8 +140,18 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
             history: packages.iter().rev().map(entry).collect(),
         });
     }
+    let embedded = crate::index::embedded_bases(index.conn())?
+        .into_iter()
+        .map(|e| EmbeddedStatus {
+            platform: e.platform.to_string(),
+            fingerprint: e.fingerprint.to_string(),
+            update_id: e.update_id,
+            launch_asset: e.launch_asset.to_hex(),
+        })
+        .collect();
     Ok(Status {
         base_url: index.setting(super::BASE_URL_SETTING)?,
         pointers,
+        embedded,
     })
 }

@@ -21,6 +21,8 @@ pub const DIRECTIVE_PAYLOAD_TYPE: &str = "application/vnd.otapub.directive+json"
 pub const BAN_PAYLOAD_TYPE: &str = "application/vnd.otapub.ban+json";
 /// DSSE payload type of a pointer's rollout record (`P/rollout.json`).
 pub const ROLLOUT_PAYLOAD_TYPE: &str = "application/vnd.otapub.rollout+json";
+/// DSSE payload type of an embedded patch base's record (`state/embedded/…`).
+pub const EMBEDDED_PAYLOAD_TYPE: &str = "application/vnd.otapub.embedded+json";
 
 /// DSSE's pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
