@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SIGKILL soak of every mutating command (publish, ban, ban --rollback,
 # rollback, promote, regenerate, gc, publish --rollout, rollout set, pause,
-# resume, advance, complete, abort, index rebuild): each is killed at each of
+# resume, advance, complete, abort, embedded add, index rebuild): each is killed at each of
 # its write boundaries and at N random instants (default 200), the tree is read
 # back after every kill by an independent reader (tests/kill_soak.rs), the
 # command is rerun to completion and `otapub check` must pass. Prints the

@@ -232,6 +232,25 @@ fn subjects() -> Vec<Subject> {
             args: |_| rollout_args(&["abort", "--reason", "soak"]),
         },
         Subject {
+            name: "embedded add",
+            prepare: |env, t| {
+                std::fs::write(env.path("embedded.bundle"), format!("embedded bundle {t}")).expect("bundle")
+            },
+            args: |t| {
+                strings(&[
+                    "embedded",
+                    "add",
+                    "--platform",
+                    "ios",
+                    "--fingerprint",
+                    "fp1",
+                    "--update-id",
+                    &format!("00000000-0000-4000-8000-{t:012}"),
+                    "embedded.bundle",
+                ])
+            },
+        },
+        Subject {
             name: "index rebuild",
             prepare: |env, t| publish(env, &format!("i{t}"), "production"),
             args: |_| strings(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"]),
