@@ -5,8 +5,10 @@
 //! `eas-client-id` gets its bucket's object when one exists), and also
 //! answers header-routed requests (`GET /<channel>/manifest` with
 //! `expo-platform` and `expo-runtime-version`) so a development build can
-//! point at a laptop. `--access-log` writes one JSON line per request, the
-//! format `otapub rollout advance --gate-log` reads.
+//! point at a laptop. A launch-asset request that asks for a bsdiff patch
+//! gets `patches/<requested>/<current>` when the tree has it (SPEC "Patches
+//! for the launch asset"). `--access-log` writes one JSON line per request,
+//! the format `otapub rollout advance --gate-log` reads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -181,6 +183,50 @@ async fn pick(store: &dyn Store, target: &Target, headers: &HeaderMap) -> crate:
     store.get(&target.key).await
 }
 
+/// The update ids of a launch-asset request that asks for a patch
+/// (SPEC "Patches for the launch asset"): `a-im` names bsdiff and both
+/// `expo-requested-update-id` and `expo-current-update-id` are UUIDs that
+/// differ. Lowercased: (requested, current).
+fn patch_request(headers: &HeaderMap) -> Option<(String, String)> {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let wants = h("a-im")?.split(',').any(|v| v.trim().eq_ignore_ascii_case("bsdiff"));
+    let requested = h("expo-requested-update-id").filter(|v| crate::rollout::uniform_value(v).is_some())?;
+    let current = h("expo-current-update-id").filter(|v| crate::rollout::uniform_value(v).is_some())?;
+    let (r, c) = (requested.to_ascii_lowercase(), current.to_ascii_lowercase());
+    (wants && r != c).then_some((r, c))
+}
+
+/// The patch response, when the tree has `patches/<requested>/<current>`:
+/// `im: bsdiff`, the base's id, and never stored by a shared or private
+/// cache (Android's HTTP cache would replay it to the full-asset retry).
+async fn patch_response(store: &dyn Store, rel: &str, headers: &HeaderMap) -> crate::Result<Option<Response>> {
+    if !rel.starts_with("assets/") {
+        return Ok(None);
+    }
+    let Some((requested, current)) = patch_request(headers) else {
+        return Ok(None);
+    };
+    let Some(patch) = store.get(&format!("public/patches/{requested}/{current}")).await? else {
+        return Ok(None);
+    };
+    let mut resp = Response::new(Body::from(patch.bytes));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("A-IM, Expo-Current-Update-ID, Expo-Requested-Update-ID"),
+    );
+    h.insert("im", HeaderValue::from_static("bsdiff"));
+    if let Ok(v) = HeaderValue::from_str(&current) {
+        h.insert("expo-base-update-id", v);
+    }
+    Ok(Some(resp))
+}
+
 async fn respond(store: &dyn Store, method: &Method, path: &str, headers: &HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
@@ -189,6 +235,13 @@ async fn respond(store: &dyn Store, method: &Method, path: &str, headers: &Heade
         Ok(k) => k,
         Err(resp) => return *resp,
     };
+    if let Some(rel) = target.key.strip_prefix("public/") {
+        match patch_response(store, rel, headers).await {
+            Ok(Some(resp)) => return resp,
+            Ok(None) => {}
+            Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("{e}")),
+        }
+    }
     let obj = match pick(store, &target, headers).await {
         Ok(Some(o)) => o,
         Ok(None) => return text(StatusCode::NOT_FOUND, "not found"),
