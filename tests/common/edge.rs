@@ -114,11 +114,15 @@ pub fn nginx(dir: &Path, site: &str, port: u16) -> Spawned {
     }
 }
 
-/// workerd running `deploy/cloudflare/worker.js` with `ORIGIN` bound to `origin`.
+/// workerd running `deploy/cloudflare/worker.js` (and the bucket module it
+/// imports) with `ORIGIN` bound to `origin`.
 pub fn workerd(dir: &Path, origin: &str) -> Spawned {
     let port = free_port();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::copy(Path::new(DEPLOY).join("cloudflare/worker.js"), dir.join("worker.js")).unwrap();
+    for module in ["cloudflare/worker.js", "edge/bucket.mjs"] {
+        let to = dir.join(module);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(DEPLOY).join(module), to).unwrap();
+    }
     let config = format!(
         r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
@@ -129,7 +133,10 @@ const config :Workerd.Config = (
   sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
 );
 const otapub :Workerd.Worker = (
-  modules = [(name = "worker.js", esModule = embed "worker.js")],
+  modules = [
+    (name = "cloudflare/worker.js", esModule = embed "cloudflare/worker.js"),
+    (name = "edge/bucket.mjs", esModule = embed "edge/bucket.mjs"),
+  ],
   compatibilityDate = "2024-09-23",
   bindings = [(name = "ORIGIN", text = "{origin}")],
   globalOutbound = "internet",
@@ -159,17 +166,47 @@ const otapub :Workerd.Worker = (
     }
 }
 
-/// Runs `deploy/cloudfront/rollout-edge.js` under Node for each id, with
+/// Runs `body` under Node, as an async function of `module` (the deploy/
+/// module, imported), `ids` and `arg`, in `dir`; returns the JSON it returns.
+fn node<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    module: &str,
+    body: &str,
+    ids: &[Option<String>],
+    arg: &str,
+    env: &[(&str, &str)],
+) -> T {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ids.json"), serde_json::to_vec(ids).unwrap()).unwrap();
+    let runner = format!(
+        "const fs = require('fs');\n\
+         (async () => {{\n\
+           const module = await import(require('url').pathToFileURL(process.argv[2]));\n\
+           const ids = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));\n\
+           const arg = process.argv[4];\n\
+           const out = await (async () => {{ {body} }})();\n\
+           fs.writeFileSync(process.argv[5], JSON.stringify(out));\n\
+         }})().catch((e) => {{ console.error(e); process.exit(1); }});\n"
+    );
+    std::fs::write(dir.join("run.js"), runner).unwrap();
+    let out = Command::new("node")
+        .arg(dir.join("run.js"))
+        .arg(Path::new(DEPLOY).join(module))
+        .arg(dir.join("ids.json"))
+        .arg(arg)
+        .arg(dir.join("out.json"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("node (install Node.js 20)");
+    assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&std::fs::read(dir.join("out.json")).expect("out.json")).expect("JSON from node")
+}
+
+/// Runs `deploy/cloudfront/rollout-edge.mjs` under Node for each id, with
 /// the viewer-request event shape of AWS's documentation; returns the URI
 /// each request leaves with. `origin` stands in for the distribution.
 pub fn lambda_edge(dir: &Path, origin: &str, uri: &str, ids: &[Option<String>]) -> Vec<String> {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("ids.json"), serde_json::to_vec(ids).unwrap()).unwrap();
-    let runner = r#"
-const { handler } = require(process.argv[2]);
-const ids = JSON.parse(require('fs').readFileSync(process.argv[3], 'utf8'));
-const uri = process.argv[4];
-(async () => {
+    let body = r#"
   const out = [];
   for (const id of ids) {
     const headers = { host: [{ key: 'Host', value: 'd111111abcdef8.cloudfront.net' }] };
@@ -177,26 +214,24 @@ const uri = process.argv[4];
     const event = { Records: [{ cf: {
       config: { distributionDomainName: 'd111111abcdef8.cloudfront.net', distributionId: 'EDFDVBD6EXAMPLE',
                 eventType: 'viewer-request', requestId: '4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==' },
-      request: { clientIp: '203.0.113.178', headers, method: 'GET', querystring: '', uri },
+      request: { clientIp: '203.0.113.178', headers, method: 'GET', querystring: '', uri: arg },
     } }] };
-    const request = await handler(event);
-    out.push(request.uri);
+    out.push((await module.handler(event)).uri);
   }
-  require('fs').writeFileSync(process.argv[5], JSON.stringify(out));
-})().catch((e) => { console.error(e); process.exit(1); });
-"#;
-    std::fs::write(dir.join("run.js"), runner).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("run.js"))
-        .arg(Path::new(DEPLOY).join("cloudfront/rollout-edge.js"))
-        .arg(dir.join("ids.json"))
-        .arg(uri)
-        .arg(dir.join("uris.json"))
-        .env("OTAPUB_EDGE_BASE", origin)
-        .output()
-        .expect("node (install Node.js 20)");
-    assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&std::fs::read(dir.join("uris.json")).expect("uris.json")).expect("a JSON list of URIs")
+  return out;"#;
+    node(
+        dir,
+        "cloudfront/rollout-edge.mjs",
+        body,
+        ids,
+        uri,
+        &[("OTAPUB_EDGE_BASE", origin)],
+    )
+}
+
+/// The bucket `deploy/edge/bucket.mjs` gives each id, under Node.
+pub fn bucket_mjs(dir: &Path, ids: &[Option<String>]) -> Vec<Option<u8>> {
+    node(dir, "edge/bucket.mjs", "return ids.map(module.default);", ids, "", &[])
 }
 
 /// One response.

@@ -1,9 +1,9 @@
 // otapub's rollout bucket of a device (SPEC "Staged rollouts"): expo-eas-client's
 // deterministicUniformValue of its eas-client-id, times 100, rounded down;
 // null when the id is not a UUID in 8-4-4-4-12 hex form. 32-bit arithmetic
-// only: njs and CloudFront have no BigInt. The edge templates carry a copy of
-// this block between the BEGIN/END lines; tests/edge.rs checks they are equal.
-// BEGIN otapub bucket
+// only: njs has no BigInt. One ES module, imported by every edge template
+// (nginx's otapub.js, the Worker, the Lambda@Edge function); tests/edge.rs
+// checks it against an independent transcription of SPEC's formula.
 var OTAPUB_UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 // (a * b) mod 2^64 of [high, low] u32 pairs, in 16-bit limbs.
@@ -27,7 +27,7 @@ function otapubXorShift(z, n) {
   return [(z[0] ^ (z[0] >>> n)) >>> 0, (z[1] ^ ((z[1] >>> n) | (z[0] << (32 - n)))) >>> 0];
 }
 
-function otapubBucket(id) {
+export default function otapubBucket(id) {
   if (typeof id !== 'string' || !OTAPUB_UUID.test(id)) {
     return null;
   }
@@ -41,4 +41,3 @@ function otapubBucket(id) {
   var value = ((z[0] >>> 11) * 4294967296 + (((z[1] >>> 11) | (z[0] << 21)) >>> 0)) / 9007199254740992;
   return Math.floor(value * 100);
 }
-// END otapub bucket
