@@ -518,16 +518,10 @@ pub fn pointer_view(index: &Index, pointer: &PointerId) -> Result<PointerView> {
 
 /// Every pointer's view.
 pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
-    let mut rollouts: std::collections::HashMap<PointerId, index::Rollout> = std::collections::HashMap::new();
-    // Newest first: the first seen per pointer is its latest.
-    for r in index::all_rollouts(index.conn())?.into_iter().rev() {
-        match rollouts.get(&r.pointer) {
-            Some(seen) if seen.id > r.id => {}
-            _ => {
-                rollouts.insert(r.pointer.clone(), r);
-            }
-        }
-    }
+    let mut rollouts: std::collections::HashMap<PointerId, index::Rollout> = index::latest_rollouts(index.conn())?
+        .into_iter()
+        .map(|r| (r.pointer.clone(), r))
+        .collect();
     index
         .all_pointers()?
         .into_iter()

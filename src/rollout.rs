@@ -240,7 +240,7 @@ impl RolloutPlan {
                 "--step {step}: give the percentage a linear advance adds, 1 to 100"
             )));
         }
-        if !(0.0..=1.0).contains(&abort_threshold) || abort_threshold.is_nan() {
+        if !(0.0..=1.0).contains(&abort_threshold) {
             return Err(Error::usage(format!(
                 "--abort-threshold {abort_threshold}: give a failure rate from 0 to 1, e.g. 0.05 for 5 %"
             )));

@@ -32,6 +32,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use otapub::error::Error;
+use otapub::names::{Channel, Fingerprint, Platform, PointerId};
 use otapub::ops::{Clock, Context};
 use otapub::signing::{Ed25519Key, ExpoKey, KeySource, Signer, TrustedKeys};
 use otapub::store::{self, S3Options, Store};
@@ -155,6 +156,30 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Delete what no package references (older than a grace period)
     Gc(gc::GcArgs),
+}
+
+/// The pointer a command acts on: `--channel --platform --fingerprint`.
+#[derive(Debug, Args)]
+pub struct PointerArgs {
+    /// Channel
+    #[arg(long)]
+    channel: Channel,
+    /// Platform
+    #[arg(long)]
+    platform: Platform,
+    /// Fingerprint (runtime version)
+    #[arg(long)]
+    fingerprint: Fingerprint,
+}
+
+impl PointerArgs {
+    pub fn pointer(&self) -> PointerId {
+        PointerId {
+            channel: self.channel.clone(),
+            platform: self.platform,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
 }
 
 /// The config file (`otapub.toml`).

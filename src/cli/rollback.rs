@@ -2,21 +2,14 @@
 
 use clap::Args;
 
-use super::{GlobalArgs, Outcome, Settings};
-use otapub::names::{Channel, Fingerprint, Platform, PointerId, Version};
+use super::{GlobalArgs, Outcome, PointerArgs, Settings};
+use otapub::names::Version;
 use otapub::ops::restamp::{rollback, RollbackTarget};
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// Channel
-    #[arg(long)]
-    channel: Channel,
-    /// Platform
-    #[arg(long)]
-    platform: Platform,
-    /// Fingerprint (runtime version)
-    #[arg(long)]
-    fingerprint: Fingerprint,
+    #[command(flatten)]
+    pointer: PointerArgs,
     /// Re-stamp this version of the pointer [default: one bundle back from the newest]
     #[arg(long, conflicts_with = "to_embedded")]
     to: Option<Version>,
@@ -28,11 +21,7 @@ pub struct RollbackArgs {
 }
 
 pub async fn run(s: Settings, a: RollbackArgs) -> anyhow::Result<Outcome> {
-    let pointer = PointerId {
-        channel: a.channel,
-        platform: a.platform,
-        fingerprint: a.fingerprint,
-    };
+    let pointer = a.pointer.pointer();
     let target = match (a.to, a.to_embedded) {
         (Some(v), _) => RollbackTarget::To(v),
         (None, true) => RollbackTarget::Embedded,

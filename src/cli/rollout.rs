@@ -4,11 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{GlobalArgs, Outcome, Settings};
+use super::{GlobalArgs, Outcome, PointerArgs, Settings};
 use otapub::error::Error;
 use otapub::gate::Gate;
 use otapub::index::Index;
-use otapub::names::{Channel, Fingerprint, Platform, PointerId};
 use otapub::ops::rollout::{self, Change, RolloutOutcome};
 use otapub::rollout::{RolloutPlan, Strategy, DEFAULT_ABORT_THRESHOLD, DEFAULT_STEP};
 
@@ -48,30 +47,6 @@ impl StartArgs {
         self.rollout
             .map(|p| RolloutPlan::new(p, strategy, self.step, self.abort_threshold))
             .transpose()
-    }
-}
-
-/// The pointer a rollout command acts on.
-#[derive(Debug, Args)]
-pub struct PointerArgs {
-    /// Channel
-    #[arg(long)]
-    channel: Channel,
-    /// Platform
-    #[arg(long)]
-    platform: Platform,
-    /// Fingerprint (runtime version)
-    #[arg(long)]
-    fingerprint: Fingerprint,
-}
-
-impl PointerArgs {
-    fn pointer(&self) -> PointerId {
-        PointerId {
-            channel: self.channel.clone(),
-            platform: self.platform,
-            fingerprint: self.fingerprint.clone(),
-        }
     }
 }
 
@@ -190,6 +165,9 @@ fn report(s: &Settings, out: &RolloutOutcome) -> anyhow::Result<()> {
             out.buckets.len()
         );
     }
+    if let Some(note) = &out.note {
+        say!("{note}");
+    }
     if let Some(r) = &out.restamped {
         say!(
             "{}: re-stamped {} as {} (createdAt {})",
@@ -202,44 +180,58 @@ fn report(s: &Settings, out: &RolloutOutcome) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_status(list: &[rollout::RolloutStatus]) {
+    if list.is_empty() {
+        say!("no rollout yet; start one with `otapub publish … --rollout PERCENT`");
+    }
+    for r in list {
+        let control = r
+            .control
+            .as_ref()
+            .map_or("nothing (noUpdateAvailable)".to_string(), |c| c.version.clone());
+        say!(
+            "{}  {} {} %  candidate {}  control {}  {} step {}  abort above {:.1} %",
+            r.pointer,
+            r.state.as_str(),
+            r.percent,
+            r.candidate.version,
+            control,
+            r.strategy.as_str(),
+            r.step,
+            r.abort_threshold * 100.0
+        );
+        if let Some(g) = r.gate {
+            let rate = g.rate().map_or("-".to_string(), |x| format!("{:.2} %", x * 100.0));
+            say!("    gate: {} of {} devices failed ({rate})", g.failed, g.total);
+        }
+        if let Some(reason) = &r.reason {
+            say!("    aborted: {}", reason.escape_debug());
+        }
+    }
+}
+
+fn print_which(w: &rollout::Which) {
+    let bucket = w
+        .bucket
+        .map_or("none (not a UUID: gets the control)".to_string(), |b| format!("{b:02}"));
+    let serves = w
+        .serves
+        .as_ref()
+        .map_or("noUpdateAvailable".to_string(), |x| x.version.clone());
+    let side = if w.candidate { " (the rollout's candidate)" } else { "" };
+    say!("bucket {bucket}: serves {serves}{side}");
+}
+
 pub async fn run(s: Settings, a: RolloutArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
     let ctx = s.context(store.as_ref());
-    let simple = |pointer: &PointerArgs, change: Change| (pointer.pointer(), change);
     let (pointer, change) = match a.command {
         RolloutCommand::Status { .. } => {
-            let index = Index::load(store.as_ref()).await?;
-            let list = rollout::status(&index)?;
+            let list = rollout::status(&Index::load(store.as_ref()).await?)?;
             if s.json {
                 s.print_json(&list)?;
-            } else if list.is_empty() {
-                say!("no rollout yet; start one with `otapub publish … --rollout PERCENT`");
-            }
-            if !s.json {
-                for r in &list {
-                    let control = r
-                        .control
-                        .as_ref()
-                        .map_or("nothing (noUpdateAvailable)".to_string(), |c| c.version.clone());
-                    say!(
-                        "{}  {} {} %  candidate {}  control {}  {} step {}  abort above {:.1} %",
-                        r.pointer,
-                        r.state.as_str(),
-                        r.percent,
-                        r.candidate.version,
-                        control,
-                        r.strategy.as_str(),
-                        r.step,
-                        r.abort_threshold * 100.0
-                    );
-                    if let Some(g) = r.gate {
-                        let rate = g.rate().map_or("-".to_string(), |x| format!("{:.2} %", x * 100.0));
-                        say!("    gate: {} of {} devices failed ({rate})", g.failed, g.total);
-                    }
-                    if let Some(reason) = &r.reason {
-                        say!("    aborted: {}", reason.escape_debug());
-                    }
-                }
+            } else {
+                print_status(&list);
             }
             return Ok(Outcome::Done);
         }
@@ -249,15 +241,7 @@ pub async fn run(s: Settings, a: RolloutArgs) -> anyhow::Result<Outcome> {
             if s.json {
                 s.print_json(&w)?;
             } else {
-                let bucket = w
-                    .bucket
-                    .map_or("none (not a UUID: gets the control)".to_string(), |b| format!("{b:02}"));
-                let serves = w
-                    .serves
-                    .as_ref()
-                    .map_or("noUpdateAvailable".to_string(), |x| x.version.clone());
-                let side = if w.candidate { " (the rollout's candidate)" } else { "" };
-                say!("bucket {bucket}: serves {serves}{side}");
+                print_which(&w);
             }
             return Ok(Outcome::Done);
         }
@@ -275,21 +259,16 @@ pub async fn run(s: Settings, a: RolloutArgs) -> anyhow::Result<Outcome> {
             let signer = s.signer()?;
             let out = rollout::advance(&ctx, &signer, &pointer.pointer(), gate.as_ref()).await?;
             report(&s, &out.rollout)?;
-            if let Some(note) = &out.rollout.note {
-                if !s.json {
-                    say!("{note}");
-                }
-            }
             return Ok(if out.passed { Outcome::Done } else { Outcome::Problems });
         }
-        RolloutCommand::Set { pointer, percent, .. } => simple(&pointer, Change::Set(percent)),
-        RolloutCommand::Pause { pointer, .. } => simple(&pointer, Change::Pause),
-        RolloutCommand::Resume { pointer, .. } => simple(&pointer, Change::Resume),
-        RolloutCommand::Complete { pointer, .. } => simple(&pointer, Change::Complete),
-        RolloutCommand::Abort { pointer, reason, .. } => simple(&pointer, Change::Abort(reason)),
+        RolloutCommand::Set { pointer, percent, .. } => (pointer, Change::Set(percent)),
+        RolloutCommand::Pause { pointer, .. } => (pointer, Change::Pause),
+        RolloutCommand::Resume { pointer, .. } => (pointer, Change::Resume),
+        RolloutCommand::Complete { pointer, .. } => (pointer, Change::Complete),
+        RolloutCommand::Abort { pointer, reason, .. } => (pointer, Change::Abort(reason)),
     };
     let signer = s.signer()?;
-    let out = rollout::change(&ctx, &signer, &pointer, change).await?;
+    let out = rollout::change(&ctx, &signer, &pointer.pointer(), change).await?;
     report(&s, &out)?;
     Ok(Outcome::Done)
 }

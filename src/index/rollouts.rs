@@ -13,96 +13,51 @@ const COLUMNS: &str = "r.id, r.channel, r.platform, r.fingerprint, c.version, k.
     r.signatures, r.gate, r.reason";
 const FROM: &str = "rollouts r JOIN packages c ON c.id = r.candidate LEFT JOIN packages k ON k.id = r.control";
 
-type RawRollout = (
-    i64,
-    [String; 3],
-    String,
-    Option<String>,
-    String,
-    i64,
-    f64,
-    i64,
-    Vec<u8>,
-    String,
-    [i64; 3],
-    Vec<u8>,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
-fn raw(r: &Row<'_>) -> rusqlite::Result<RawRollout> {
-    Ok((
-        r.get(0)?,
-        [r.get(1)?, r.get(2)?, r.get(3)?],
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        [r.get(12)?, r.get(13)?, r.get(14)?],
-        r.get(15)?,
-        r.get(16)?,
-        r.get(17)?,
-        r.get(18)?,
-    ))
-}
-
-/// Checks a row read back: every value the index holds is input.
-fn into_rollout(r: RawRollout) -> Result<Rollout> {
-    let (
-        id,
-        [channel, platform, fingerprint],
-        candidate,
-        control,
-        strategy,
-        step,
-        threshold,
-        percent,
-        perm,
-        state,
-        times,
-        record,
-        sigs,
-        gate,
-        reason,
-    ) = r;
-    let [started, updated, generation] = times;
-    let small = |what: &str, v: i64| u8::try_from(v).map_err(|_| corrupt(format!("rollout {id}: {what} {v}")));
+/// Reads one row; every value the index holds is input, checked here.
+fn read_row(r: &Row<'_>) -> Result<Rollout> {
+    let id: i64 = r.get(0)?;
+    let small = |i: usize, what: &str| -> Result<u8> {
+        let v: i64 = r.get(i)?;
+        u8::try_from(v).map_err(|_| corrupt(format!("rollout {id}: {what} {v}")))
+    };
+    let generation: i64 = r.get(14)?;
+    let control: Option<String> = r.get(5)?;
+    let gate: Option<String> = r.get(17)?;
     Ok(Rollout {
         id,
         pointer: PointerId {
-            channel: channel.parse().map_err(corrupt)?,
-            platform: platform.parse().map_err(corrupt)?,
-            fingerprint: fingerprint.parse().map_err(corrupt)?,
+            channel: r.get::<_, String>(1)?.parse().map_err(corrupt)?,
+            platform: r.get::<_, String>(2)?.parse().map_err(corrupt)?,
+            fingerprint: r.get::<_, String>(3)?.parse().map_err(corrupt)?,
         },
-        candidate: Version::stored(&candidate).map_err(corrupt)?,
+        candidate: Version::stored(&r.get::<_, String>(4)?).map_err(corrupt)?,
         control: control.as_deref().map(Version::stored).transpose().map_err(corrupt)?,
-        strategy: strategy.parse().map_err(corrupt)?,
-        step: small("step", step)?,
-        abort_threshold: threshold,
-        percent: small("percent", percent)?,
-        permutation: Permutation::from_slice(&perm).map_err(corrupt)?,
-        state: state.parse().map_err(corrupt)?,
-        started_at: from_ms(started)?,
-        updated_at: from_ms(updated)?,
+        strategy: r.get::<_, String>(6)?.parse().map_err(corrupt)?,
+        step: small(7, "step")?,
+        abort_threshold: r.get(8)?,
+        percent: small(9, "percent")?,
+        permutation: Permutation::from_slice(&r.get::<_, Vec<u8>>(10)?).map_err(corrupt)?,
+        state: r.get::<_, String>(11)?.parse().map_err(corrupt)?,
+        started_at: from_ms(r.get(12)?)?,
+        updated_at: from_ms(r.get(13)?)?,
         generation: u64::try_from(generation).map_err(|_| corrupt(format!("rollout generation {generation}")))?,
         record: SignedRecord {
-            payload: record,
-            signatures: serde_json::from_str(&sigs).map_err(corrupt)?,
+            payload: r.get(15)?,
+            signatures: serde_json::from_str(&r.get::<_, String>(16)?).map_err(corrupt)?,
         },
         gate: gate.as_deref().map(serde_json::from_str).transpose().map_err(corrupt)?,
-        reason,
+        reason: r.get(18)?,
     })
 }
 
 fn query(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Rollout>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM {FROM} WHERE {filter}"))?;
-    let rows = stmt.query_map(p, raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(into_rollout).collect()
+    let mut rows = stmt.query(p)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read_row(row)?);
+    }
+    Ok(out)
 }
 
 /// The newest rollout of a pointer, whatever its state: a running one, or
@@ -134,9 +89,13 @@ pub fn all_rollouts(conn: &Connection) -> Result<Vec<Rollout>> {
     )
 }
 
-/// The rollout whose candidate is this package, if any.
-pub fn rollout_of_candidate(conn: &Connection, package_id: i64) -> Result<Option<Rollout>> {
-    Ok(query(conn, "r.candidate = ?1", [package_id])?.pop())
+/// The latest rollout of every pointer that has had one.
+pub fn latest_rollouts(conn: &Connection) -> Result<Vec<Rollout>> {
+    query(
+        conn,
+        "r.id IN (SELECT max(id) FROM rollouts GROUP BY channel, platform, fingerprint)",
+        [],
+    )
 }
 
 /// Records a new rollout (state `created`); returns its row id.

@@ -48,8 +48,9 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
         }
     }
     // Embedded patch bases: their signed records, as the index holds them.
-    for e in crate::index::embedded_bases(index.conn())? {
-        let want = super::embedded::embedded_record(&e);
+    let embedded = crate::index::embedded_bases(index.conn())?;
+    for e in &embedded {
+        let want = super::embedded::embedded_record(e);
         let key = &want.key;
         match ctx.store.get(key).await? {
             None => problems.push(format!("{key}: missing (run `otapub regenerate`)")),
@@ -59,16 +60,12 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
             Some(_) => {}
         }
     }
-    let embedded: Vec<Sha256Digest> = crate::index::embedded_bases(index.conn())?
-        .into_iter()
-        .map(|e| e.launch_asset)
-        .collect();
     let referenced: BTreeSet<Sha256Digest> = view
         .iter()
         .flat_map(|v| v.packages.iter())
         .filter_map(|p| p.bundle())
         .flat_map(|b| std::iter::once(&b.launch).chain(&b.assets).map(|a| a.sha256))
-        .chain(embedded)
+        .chain(embedded.iter().map(|e| e.launch_asset))
         .collect();
     let known = index.assets()?;
     for sha in referenced {

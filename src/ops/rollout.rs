@@ -250,11 +250,23 @@ pub enum Change {
     /// Serve the candidate buckets again.
     Resume,
     /// One step of the strategy, after the gate (if any) passed.
-    Advance(Option<GateReading>),
+    Advance(Option<Measured>),
     /// Make the candidate the pointer's live package.
     Complete,
     /// Ban the candidate and move devices back.
     Abort(String),
+    /// The gate tripped: abort, with the reading as the reason.
+    Tripped(Measured),
+}
+
+/// A gate reading, and the rollout it was measured for: a change based on
+/// it applies only to that rollout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// The reading.
+    pub reading: GateReading,
+    /// The rollout's row id.
+    pub rollout: i64,
 }
 
 impl Change {
@@ -263,11 +275,37 @@ impl Change {
             Change::Set(_) => "rollout-set",
             Change::Pause => "rollout-pause",
             Change::Resume => "rollout-resume",
-            Change::Advance(_) => "rollout-advance",
+            Change::Advance(_) | Change::Tripped(_) => "rollout-advance",
             Change::Complete => "rollout-complete",
             Change::Abort(_) => "rollout-abort",
         }
     }
+
+    fn measured(&self) -> Option<Measured> {
+        match self {
+            Change::Advance(m) => *m,
+            Change::Tripped(m) => Some(*m),
+            _ => None,
+        }
+    }
+}
+
+fn paused_refusal(pointer: &PointerId, what: &str) -> Error {
+    Error::usage(format!(
+        "the rollout on {pointer} is paused; `otapub rollout resume --channel {} --platform {} --fingerprint {}` before you {what}",
+        pointer.channel, pointer.platform, pointer.fingerprint
+    ))
+}
+
+/// The abort reason of a tripped gate.
+fn tripped_reason(reading: GateReading, threshold: f64) -> String {
+    format!(
+        "health gate: {} of {} devices ({:.2} %) failed to launch the candidate, above the abort threshold of {:.2} %",
+        reading.failed,
+        reading.total,
+        reading.rate().unwrap_or(0.0) * 100.0,
+        threshold * 100.0
+    )
 }
 
 fn no_rollout(pointer: &PointerId) -> Error {
@@ -299,18 +337,17 @@ pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, cha
     }
     commit(ctx, change.kind(), None, |idx, now| {
         let r = active(idx, pointer)?;
+        if change.measured().is_some_and(|m| m.rollout != r.id) {
+            return Err(Error::usage(format!(
+                "the rollout on {pointer} changed while the gate was measured; run the command again"
+            )));
+        }
         let generation = idx.generation()? + 1;
-        let paused_refusal = |what: &str| {
-            Error::usage(format!(
-                "the rollout on {pointer} is paused; `otapub rollout resume --channel {} --platform {} --fingerprint {}` before you {what}",
-                pointer.channel, pointer.platform, pointer.fingerprint
-            ))
-        };
         // What the change does, decided before the transaction.
         let target = match &change {
             Change::Set(p) => {
                 if r.state == Lifecycle::Paused {
-                    return Err(paused_refusal("raise it"));
+                    return Err(paused_refusal(pointer, "raise it"));
                 }
                 if *p < r.percent {
                     return Err(Error::usage(format!(
@@ -323,12 +360,10 @@ pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, cha
                 }
                 Some(*p)
             }
-            Change::Advance(_) => {
-                if r.state == Lifecycle::Paused {
-                    return Err(paused_refusal("advance it"));
-                }
-                Some(r.strategy.next(r.percent, r.step))
+            Change::Advance(_) | Change::Tripped(_) if r.state == Lifecycle::Paused => {
+                return Err(paused_refusal(pointer, "advance it"))
             }
+            Change::Advance(_) => Some(r.strategy.next(r.percent, r.step)),
             Change::Pause if r.state == Lifecycle::Paused => {
                 return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])))
             }
@@ -351,8 +386,8 @@ pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, cha
                 Change::Resume => r.state = Lifecycle::Running,
                 Change::Complete => completing = true,
                 Change::Set(_) | Change::Advance(_) => {
-                    if let Change::Advance(g) = &change {
-                        r.gate = *g;
+                    if let Change::Advance(m) = &change {
+                        r.gate = m.map(|m| m.reading);
                     }
                     let to = target.unwrap_or(r.percent);
                     if to >= 100 {
@@ -370,13 +405,12 @@ pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, cha
                     }
                 }
                 Change::Abort(reason) => {
-                    let reason = reason.trim();
-                    let (banned, evs) = abort_with_ban(tx, signer, &r, reason, &ctx.actor, now, generation)?;
-                    let out = aborted(tx, pointer, &r, &banned, None)?;
-                    return Ok((
-                        Plan { output: out, changed: true, assets: Vec::new(), objects: banned.objects, pointers: banned.pointers },
-                        evs,
-                    ));
+                    return abort_plan(tx, signer, &r, reason.trim(), None, &ctx.actor, now, generation);
+                }
+                Change::Tripped(m) => {
+                    r.gate = Some(m.reading);
+                    let reason = tripped_reason(m.reading, r.abort_threshold);
+                    return abort_plan(tx, signer, &r, &reason, Some(reason.clone()), &ctx.actor, now, generation);
                 }
             }
             if completing {
@@ -456,38 +490,47 @@ fn abort_with_ban(
     let candidate = index::package(conn, r.pointer.platform, &r.candidate)?
         .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
     let mut banned = super::ban::ban_family(conn, signer, &candidate, reason, actor, false, now, generation)?;
-    let mut events = std::mem::take(&mut banned.events);
-    events.insert(
-        1.min(events.len()),
-        NewEvent {
-            action: "ban",
-            target: format!("{}/{}", r.pointer.platform, r.candidate),
-            details: serde_json::json!({
-                "reason": reason,
-                "covers": banned.outcome.banned.iter().map(Version::as_str).collect::<Vec<_>>(),
-                "rollout": r.pointer.to_string(),
-            }),
-        },
-    );
+    // As `ban` records it: the ban first, then what it caused.
+    let mut events = vec![NewEvent {
+        action: "ban",
+        target: format!("{}/{}", r.pointer.platform, r.candidate),
+        details: serde_json::json!({
+            "reason": reason,
+            "covers": banned.outcome.banned.iter().map(Version::as_str).collect::<Vec<_>>(),
+            "rollout": r.pointer.to_string(),
+        }),
+    }];
+    events.append(&mut banned.events);
     Ok((banned, events))
 }
 
-/// The outcome of an abort, from what the ban did.
-fn aborted(
+/// An abort's plan: the ban's objects and pointers, and the rollout as it
+/// ended, with the re-stamp made on its pointer.
+#[allow(clippy::too_many_arguments)]
+fn abort_plan(
     conn: &Connection,
-    pointer: &PointerId,
-    fallback: &Rollout,
-    banned: &super::ban::Banned,
+    signer: &Signer,
+    r: &Rollout,
+    reason: &str,
     note: Option<String>,
-) -> Result<RolloutOutcome> {
-    let mut out = RolloutOutcome::of(
-        &index::latest_rollout(conn, pointer)?.unwrap_or_else(|| fallback.clone()),
-        true,
-    );
-    let prefix = pointer.to_string();
-    out.restamped = banned.outcome.restamped.iter().find(|x| x.pointer == prefix).cloned();
+    actor: &str,
+    now: DateTime<Utc>,
+    generation: u64,
+) -> Result<(Plan<RolloutOutcome>, Vec<NewEvent>)> {
+    let (banned, events) = abort_with_ban(conn, signer, r, reason, actor, now, generation)?;
+    let ended = index::latest_rollout(conn, &r.pointer)?.unwrap_or_else(|| r.clone());
+    let mut out = RolloutOutcome::of(&ended, true);
+    let pointer = r.pointer.to_string();
+    out.restamped = banned.outcome.restamped.iter().find(|x| x.pointer == pointer).cloned();
     out.note = note;
-    Ok(out)
+    let plan = Plan {
+        output: out,
+        changed: true,
+        assets: Vec::new(),
+        objects: banned.objects,
+        pointers: banned.pointers,
+    };
+    Ok((plan, events))
 }
 
 /// The result of a gated advance that did not advance.
@@ -517,10 +560,9 @@ pub async fn advance(
     };
     let index = Index::load(ctx.store).await?;
     let r = active(&index, pointer)?;
+    // Refused before the gate runs, as the change itself would be.
     if r.state == Lifecycle::Paused {
-        return Err(Error::usage(format!(
-            "the rollout on {pointer} is paused; `otapub rollout resume` it before you advance it"
-        )));
+        return Err(paused_refusal(pointer, "advance it"));
     }
     let candidate = index
         .package(pointer.platform, &r.candidate)?
@@ -531,66 +573,24 @@ pub async fn advance(
         ));
     };
     let reading = crate::off_runtime(|| gate.measure(&id, pointer))?;
-    match reading.rate() {
+    let measured = Measured { reading, rollout: r.id };
+    let (change_to, passed) = match reading.rate() {
         None => {
             let mut out = RolloutOutcome::of(&r, false);
             out.gate = Some(reading);
             out.note = Some(format!(
                 "no device has reported the candidate ({id}) yet; nothing changed — advance again once devices have checked in"
             ));
-            Ok(GateOutcome {
+            return Ok(GateOutcome {
                 rollout: out,
                 passed: false,
-            })
+            });
         }
-        Some(rate) if rate > r.abort_threshold => {
-            let reason = format!(
-                "health gate: {} of {} devices ({:.2} %) failed to launch the candidate, above the abort threshold of {:.2} %",
-                reading.failed,
-                reading.total,
-                rate * 100.0,
-                r.abort_threshold * 100.0
-            );
-            let expected = r.id;
-            let out = commit(ctx, "rollout-advance", Some(index), |idx, now| {
-                let mut r = active(idx, pointer)?;
-                if r.id != expected {
-                    return Err(Error::usage(format!(
-                        "the rollout on {pointer} changed while the gate was measured; run the command again"
-                    )));
-                }
-                let generation = idx.generation()? + 1;
-                r.gate = Some(reading);
-                r.updated_at = now;
-                idx.transact("rollout-advance", &ctx.actor, now, |tx| {
-                    let (banned, events) = abort_with_ban(tx, signer, &r, &reason, &ctx.actor, now, generation)?;
-                    let out = aborted(tx, pointer, &r, &banned, Some(reason.clone()))?;
-                    Ok((
-                        Plan {
-                            output: out,
-                            changed: true,
-                            assets: Vec::new(),
-                            objects: banned.objects,
-                            pointers: banned.pointers,
-                        },
-                        events,
-                    ))
-                })
-            })
-            .await?;
-            Ok(GateOutcome {
-                rollout: out,
-                passed: false,
-            })
-        }
-        Some(_) => {
-            let out = change(ctx, signer, pointer, Change::Advance(Some(reading))).await?;
-            Ok(GateOutcome {
-                rollout: out,
-                passed: true,
-            })
-        }
-    }
+        Some(rate) if rate > r.abort_threshold => (Change::Tripped(measured), false),
+        Some(_) => (Change::Advance(Some(measured)), true),
+    };
+    let out = change(ctx, signer, pointer, change_to).await?;
+    Ok(GateOutcome { rollout: out, passed })
 }
 
 /// One rollout as `rollout status` shows it.

@@ -118,8 +118,8 @@ pub struct RolloutSummary {
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
     let index = Index::load(ctx.store).await?;
     let mut pointers = Vec::new();
-    for (pointer, packages) in index.all_pointers()? {
-        let rollout = crate::index::latest_rollout(index.conn(), &pointer)?;
+    for v in super::full_view(&index)? {
+        let (pointer, packages, rollout) = (v.pointer, v.packages, v.rollout);
         let serves = match pointer_state(&packages, rollout.as_ref()) {
             PointerState::Live(p) if matches!(p.content, PackageContent::RollBackToEmbedded) => {
                 format!("rollBackToEmbedded ({})", p.version)
