@@ -19,10 +19,22 @@ fn pointer_args(extra: &[&'static str]) -> Vec<&'static str> {
     v
 }
 
+/// `rollout SUB` on P, then `extra`.
+fn rollout_args(sub: &'static str, extra: &[&'static str]) -> Vec<&'static str> {
+    [&["rollout", sub][..], &pointer_args(extra)].concat()
+}
+
 fn rollout(env: &TestEnv, sub: &'static str, extra: &[&'static str]) -> assert_cmd::assert::Assert {
-    let mut args = vec!["rollout", sub];
-    args.extend(pointer_args(extra));
-    env.otapub(&args).assert()
+    env.otapub(&rollout_args(sub, extra)).assert()
+}
+
+/// A store where v1 is live on P and v2 (iOS only) is published with
+/// `extra` (a rollout's options).
+fn rolling(extra: &[&str]) -> TestEnv {
+    let env = TestEnv::new();
+    publish(&env, "v1", &[]).success();
+    publish(&env, "v2", &[&["--platform", "ios"][..], extra].concat()).success();
+    env
 }
 
 /// `publish` of release `v` on production/fp, with extra arguments.
@@ -93,8 +105,7 @@ fn client_in(buckets: &BTreeSet<u8>, inside: bool) -> String {
 }
 
 fn which(env: &TestEnv, id: &str) -> Value {
-    let mut args = vec!["rollout", "which"];
-    args.extend(pointer_args(&[]));
+    let mut args = rollout_args("which", &[]);
     args.extend(["--client-id", id]);
     env.json(&args)
 }
@@ -118,9 +129,7 @@ fn audit_actions(env: &TestEnv) -> Vec<String> {
 
 #[test]
 fn a_rollout_moves_forward_through_its_lifecycle() {
-    let env = TestEnv::new();
-    publish(&env, "v1", &[]).success();
-    publish(&env, "v2", &["--platform", "ios", "--rollout", "20"]).success();
+    let env = rolling(&["--rollout", "20"]);
     let v1 = manifest_id(&env, "v1");
     let v2 = manifest_id(&env, "v2");
 
@@ -174,11 +183,8 @@ fn a_rollout_moves_forward_through_its_lifecycle() {
     assert!(buckets_of(&r).is_empty());
     assert!(env.keys(&format!("public/{P}/rollout/")).is_empty());
     assert_eq!(which(&env, &inside)["serves"]["id"], v1.as_str());
-    env.refused(
-        &[&["rollout", "set"][..], &pointer_args(&["--percent", "60"])].concat(),
-        "resume",
-    );
-    env.refused(&[&["rollout", "advance"][..], &pointer_args(&[])].concat(), "resume");
+    env.refused(&rollout_args("set", &["--percent", "60"]), "resume");
+    env.refused(&rollout_args("advance", &[]), "resume");
 
     // Resume brings the same buckets back; advance adds the default step.
     rollout(&env, "resume", &[]).success();
@@ -222,19 +228,9 @@ fn a_rollout_moves_forward_through_its_lifecycle() {
 
 #[test]
 fn abort_bans_the_candidate_and_moves_its_devices_back() {
-    let env = TestEnv::new();
-    publish(&env, "v1", &[]).success();
-    publish(
-        &env,
-        "v2",
-        &["--platform", "ios", "--rollout", "30", "--strategy", "canary"],
-    )
-    .success();
+    let env = rolling(&["--rollout", "30", "--strategy", "canary"]);
     let v2_created = env.read_signed("public/updates/v2/ios/manifest").1["createdAt"].clone();
-    env.refused(
-        &[&["rollout", "abort"][..], &pointer_args(&["--reason", "  "])].concat(),
-        "--reason is blank",
-    );
+    env.refused(&rollout_args("abort", &["--reason", "  "]), "--reason is blank");
     rollout(&env, "abort", &["--reason", "crash on launch"]).success();
 
     // The control is re-stamped newer than the candidate: devices that took
@@ -263,10 +259,7 @@ fn abort_bans_the_candidate_and_moves_its_devices_back() {
     assert_eq!(rs[0]["state"], "aborted");
     assert_eq!(rs[0]["reason"], "crash on launch");
     // An aborted rollout is over: no running rollout left to change.
-    env.refused(
-        &[&["rollout", "set"][..], &pointer_args(&["--percent", "50"])].concat(),
-        "no rollout runs",
-    );
+    env.refused(&rollout_args("set", &["--percent", "50"]), "no rollout runs");
     env.otapub(&["check"]).assert().success();
     env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
         .assert()
@@ -381,31 +374,13 @@ fn bad_input_changes_nothing() {
         "--abort-threshold 2",
     );
     // No running rollout yet.
-    env.refused(
-        &[&["rollout", "set"][..], &pointer_args(&["--percent", "50"])].concat(),
-        "no rollout runs",
-    );
-    env.refused(
-        &[&["rollout", "abort"][..], &pointer_args(&["--reason", "x"])].concat(),
-        "no rollout runs",
-    );
+    env.refused(&rollout_args("set", &["--percent", "50"]), "no rollout runs");
+    env.refused(&rollout_args("abort", &["--reason", "x"]), "no rollout runs");
     env.otapub(&pub2(&["--rollout", "30"])).assert().success();
-    env.refused(
-        &[&["rollout", "set"][..], &pointer_args(&["--percent", "101"])].concat(),
-        "1 to 100",
-    );
-    env.refused(
-        &[&["rollout", "set"][..], &pointer_args(&["--percent", "0"])].concat(),
-        "1 to 100",
-    );
-    env.refused(
-        &[&["rollout", "set"][..], &pointer_args(&["--percent", "20"])].concat(),
-        "only grows",
-    );
-    env.refused(
-        &[&["rollout", "abort"][..], &pointer_args(&["--reason", ""])].concat(),
-        "--reason is blank",
-    );
+    env.refused(&rollout_args("set", &["--percent", "101"]), "1 to 100");
+    env.refused(&rollout_args("set", &["--percent", "0"]), "1 to 100");
+    env.refused(&rollout_args("set", &["--percent", "20"]), "only grows");
+    env.refused(&rollout_args("abort", &["--reason", ""]), "--reason is blank");
     env.refused(
         &[
             "rollout",
@@ -440,19 +415,11 @@ fn bad_input_changes_nothing() {
 
 #[test]
 fn the_health_gate_advances_refuses_or_aborts() {
-    let env = TestEnv::new();
-    publish(&env, "v1", &[]).success();
-    publish(
-        &env,
-        "v2",
-        &["--platform", "ios", "--rollout", "10", "--abort-threshold", "0.2"],
-    )
-    .success();
+    let env = rolling(&["--rollout", "10", "--abort-threshold", "0.2"]);
     let v1 = manifest_id(&env, "v1");
     let v2 = manifest_id(&env, "v2");
     let advance = |gate: &[&str]| {
-        let mut args = vec!["rollout", "advance"];
-        args.extend(pointer_args(&[]));
+        let mut args = rollout_args("advance", &[]);
         args.extend_from_slice(gate);
         env.otapub(&args)
     };
@@ -547,9 +514,7 @@ fn the_health_gate_advances_refuses_or_aborts() {
 
 #[test]
 fn index_rebuild_recovers_a_running_rollout_and_regenerate_heals_buckets() {
-    let env = TestEnv::new();
-    publish(&env, "v1", &[]).success();
-    publish(&env, "v2", &["--platform", "ios", "--rollout", "30"]).success();
+    let env = rolling(&["--rollout", "30"]);
     let before = buckets_of(&record(&env));
 
     // A deleted bucket object is reported and restored; a stray one removed.
@@ -604,9 +569,7 @@ fn index_rebuild_recovers_a_running_rollout_and_regenerate_heals_buckets() {
 
 #[test]
 fn abort_bans_the_candidate_everywhere_it_was_promoted() {
-    let env = TestEnv::new();
-    publish(&env, "v1", &[]).success();
-    publish(&env, "v2", &["--platform", "ios", "--rollout", "10"]).success();
+    let env = rolling(&["--rollout", "10"]);
     env.otapub(&["promote", "v2", "--platform", "ios", "--to", "staging"])
         .assert()
         .success();
@@ -659,4 +622,29 @@ fn promote_starts_a_rollout_of_the_re_stamp() {
     rollout(&env, "advance", &[]).success();
     assert_eq!(served_version(&env), "s1.r1");
     assert!(env.keys(&format!("public/{P}/rollout/")).is_empty());
+}
+
+#[test]
+fn a_gate_reading_applies_only_to_the_rollout_it_measured() {
+    let env = rolling(&["--rollout", "10"]);
+    write_export(&env.path("export-v3"), "v3");
+    // While the gate measures, the measured rollout completes and another starts.
+    let bin = assert_cmd::cargo::cargo_bin("otapub").display().to_string();
+    let at = "--store store --key keys/throwaway.key --channel production --fingerprint fp";
+    let cmd = format!(
+        "{bin} rollout complete {at} --platform ios >/dev/null && \
+         {bin} publish export-v3 {at} --platform ios --version v3 --rollout 10 >/dev/null && \
+         echo '{{\"failed\": 0, \"total\": 5}}'"
+    );
+    let mut args: Vec<&str> = rollout_args("advance", &[]);
+    args.extend(["--gate-cmd", &cmd]);
+    let out = env.otapub(&args).assert().code(2).get_output().clone();
+    assert!(
+        stderr(&out).contains("changed while the gate was measured"),
+        "{}",
+        stderr(&out)
+    );
+    let r = record(&env);
+    assert_eq!(r["candidate"]["version"], "v3");
+    assert_eq!(r["percent"], 10, "the reading of v2 advanced v3's rollout");
 }
