@@ -48,8 +48,7 @@ struct Expectation {
 
 impl Expectation {
     fn read(env: &TestEnv) -> Expectation {
-        let bytes = env.read(&format!("public/{P}/rollout.json"));
-        let record: Value = serde_json::from_slice(&verify_envelope(&bytes, &env.public_key())).unwrap();
+        let record = env.rollout_record(P);
         let control = env.pointer("production", "ios", "fp")["id"]
             .as_str()
             .unwrap()
@@ -156,33 +155,12 @@ fn stock_client_accepts(base: &str, id: &str) {
         .expect("the stock client's signature check");
 }
 
-fn serve(env: &TestEnv, extra: &[&str]) -> Spawned {
-    let port = free_port();
-    let mut c = env.std_cmd(&[
-        "serve",
-        "--store",
-        &env.store_url(),
-        "--addr",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    c.args(extra)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = c.spawn().expect("otapub serve");
-    wait_for_port(&mut child, port, "otapub serve", None);
-    Spawned {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        name: "otapub serve",
-    }
-}
-
 fn publish(env: &TestEnv, v: &str, extra: &[&str]) {
     let mut c = env.publish_release(v, "production", "fp");
     c.args(["--expo-key", "keys/expo.pem"]).args(extra).assert().success();
 }
 
-fn rollout(env: &TestEnv, args: &[&str]) {
+fn rollout(env: &TestEnv, args: &[&str]) -> assert_cmd::assert::Assert {
     let mut all = vec!["rollout"];
     all.extend_from_slice(&args[..1]);
     all.extend([
@@ -196,7 +174,7 @@ fn rollout(env: &TestEnv, args: &[&str]) {
         "keys/expo.pem",
     ]);
     all.extend_from_slice(&args[1..]);
-    env.otapub(&all).assert().success();
+    env.otapub(&all).assert()
 }
 
 /// The template's js_path, pointed at the repository: otapub.js and the
@@ -231,7 +209,7 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
     publish(&env, "v2", &["--platform", "ios", "--rollout", "30"]);
     let ids = client_ids(10_000);
     let at30 = Expectation::read(&env);
-    let served = serve(&env, &[]);
+    let served = otapub_serve(&env, &[]);
     let nginx = nginx_local(&env);
     for rt in [&served, &nginx] {
         let share = agrees(rt.name, &rt.base, &ids, &at30);
@@ -245,7 +223,7 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
     }
 
     // Raising keeps every device that had the candidate.
-    rollout(&env, &["set", "--percent", "60"]);
+    rollout(&env, &["set", "--percent", "60"]).success();
     let at60 = Expectation::read(&env);
     assert!(at30.buckets.is_subset(&at60.buckets));
     for rt in [&served, &nginx] {
@@ -264,42 +242,14 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
         .take(24)
         .cloned()
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        for (i, id) in reporting.iter().enumerate() {
-            let mut req = client
-                .get(format!("{}/{P}/manifest", nginx.base))
-                .header("eas-client-id", id)
-                .header("expo-current-update-id", &at60.candidate);
-            if i % 4 == 0 {
-                req = req.header(
-                    "expo-recent-failed-update-ids",
-                    format!("\"{}\", \"{}\"", at60.candidate, at60.control),
-                );
-            }
-            assert_eq!(req.send().await.unwrap().status(), 200);
-        }
-    });
-    env.otapub(&[
-        "rollout",
-        "advance",
-        "--channel",
-        "production",
-        "--platform",
-        "ios",
-        "--fingerprint",
-        "fp",
-        "--expo-key",
-        "keys/expo.pem",
-        "--gate-log",
-        "nginx-local/gate.log",
-    ])
-    .assert()
-    .code(1);
+    check_in(
+        &nginx.base,
+        &format!("/{P}/manifest"),
+        &reporting,
+        &at60.candidate,
+        |i| (i % 4 == 0).then(|| format!("\"{}\", \"{}\"", at60.candidate, at60.control)),
+    );
+    rollout(&env, &["advance", "--gate-log", "nginx-local/gate.log"]).code(1);
     let rs = env.json(&["rollout", "status"]);
     assert_eq!(rs[0]["state"], "aborted");
     assert_eq!(rs[0]["gate"]["failed"], 6);
@@ -317,7 +267,7 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
 
     // After complete every device gets the candidate, and P/rollout/ is gone.
     publish(&env, "v3", &["--platform", "ios", "--rollout", "10"]);
-    rollout(&env, &["complete"]);
+    rollout(&env, &["complete"]).success();
     assert!(env.keys(&format!("public/{P}/rollout/")).is_empty());
     let v3 = env.pointer("production", "ios", "fp");
     assert_eq!(v3["metadata"]["otapub"]["version"], "v3");
@@ -348,7 +298,7 @@ fn every_runtime_in_front_of_s3_gives_the_same_table() {
     let origin = format!("{}/{bucket}/{prefix}/public", server.direct_endpoint());
 
     // otapub serve, reading the S3 store.
-    let served = serve(&env, &[]);
+    let served = otapub_serve(&env, &[]);
     agrees("otapub serve (S3 store)", &served.base, &ids, &want);
 
     // nginx in front of the S3 server, from deploy/nginx/otapub.conf.
@@ -428,76 +378,30 @@ fn the_access_log_of_serve_feeds_the_gate() {
         &["--platform", "ios", "--rollout", "50", "--abort-threshold", "0.1"],
     );
     let want = Expectation::read(&env);
-    let served = serve(&env, &["--access-log", "access.log"]);
+    let served = otapub_serve(&env, &["--access-log", "access.log"]);
     // Devices check in as the stock client does: on the candidate, some
     // reporting it failed to launch (an RFC 8941 list of strings).
     let ids = random_client_ids(40);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        for (i, id) in ids.iter().enumerate() {
-            let mut req = client
-                .get(format!("{}/{P}/manifest", served.base))
-                .header("eas-client-id", id)
-                .header("expo-current-update-id", &want.candidate);
-            if i % 4 == 0 {
-                req = req.header("expo-recent-failed-update-ids", format!("\"{}\"", want.candidate));
-            }
-            assert_eq!(req.send().await.unwrap().status(), 200);
-        }
+    check_in(&served.base, &format!("/{P}/manifest"), &ids, &want.candidate, |i| {
+        (i % 4 == 0).then(|| format!("\"{}\"", want.candidate))
     });
     let log = std::fs::read_to_string(env.path("access.log")).unwrap();
-    let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let first: Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["eas-client-id"] == ids[0].as_str())
+        .expect("device 0's request is logged");
     assert_eq!(first["path"], format!("/{P}/manifest"));
-    assert_eq!(first["eas-client-id"], ids[0].as_str());
     assert_eq!(
         first["expo-recent-failed-update-ids"],
         format!("\"{}\"", want.candidate)
     );
     // 10 of 40 failed: 25 % > 10 % — the gate aborts and exits 1.
-    env.otapub(&[
-        "rollout",
-        "advance",
-        "--channel",
-        "production",
-        "--platform",
-        "ios",
-        "--fingerprint",
-        "fp",
-        "--expo-key",
-        "keys/expo.pem",
-        "--gate-log",
-        "access.log",
-    ])
-    .assert()
-    .code(1);
+    rollout(&env, &["advance", "--gate-log", "access.log"]).code(1);
     let rs = env.json(&["rollout", "status"]);
     assert_eq!(rs[0]["state"], "aborted");
     assert_eq!(rs[0]["gate"]["failed"], 10);
     assert_eq!(rs[0]["gate"]["total"], 40);
-}
-
-/// Answers one request with the given headers.
-fn ask_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut req = reqwest::Client::new().get(format!("{base}{path}"));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.expect("GET");
-        Answer {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.expect("body").to_vec(),
-        }
-    })
 }
 
 /// The patch rule of `otapub serve` (SPEC "Patches for the launch asset"),
@@ -555,18 +459,16 @@ fn serve_answers_a_patch_request_only_as_the_rule_says() {
         .status()
         .expect("bsdiff (Debian's bsdiff package: ./scripts/test.sh installs it)");
     assert!(made.success());
-    let served = serve(&env, &[]);
+    let served = otapub_serve(&env, &[]);
     let asset = format!("/assets/{new_sha}");
     let upper = id1.to_uppercase();
     let client = |a_im: Option<&str>, current: &str| {
         let mut h = vec![
-            ("expo-current-update-id", current),
-            ("expo-requested-update-id", id2.as_str()),
+            ("expo-current-update-id", current.to_string()),
+            ("expo-requested-update-id", id2.clone()),
         ];
-        if let Some(v) = a_im {
-            h.push(("a-im", v));
-        }
-        ask_with(&served.base, &asset, &h)
+        h.extend(a_im.map(|v| ("a-im", v.to_string())));
+        ask(&served.base, &asset, &[h]).remove(0)
     };
 
     // The client's request (iOS sends upper case ids): the patch, marked.

@@ -7,48 +7,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use common::edge::{free_port, otapub_serve_on, wait_for_port, Spawned};
 use common::*;
 use rsa::signature::Verifier;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on 127.0.0.1:{port}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// A store with a live manifest (production), a noUpdateAvailable directive
 /// (staging) and a rollBackToEmbedded directive (beta) on both platforms,
 /// signed with the Expo key, served by `otapub serve`.
-fn published() -> (TestEnv, Served) {
+fn published() -> (TestEnv, Spawned) {
     let env = TestEnv::new();
     env.install_expo_key();
     let port = free_port();
@@ -127,15 +99,9 @@ fn published() -> (TestEnv, Served) {
             "--to-embedded",
         ]);
     }
-    let child = Command::new(assert_cmd::cargo::cargo_bin("otapub"))
-        .current_dir(env.dir.path())
-        .args(["serve", "--store", "store", "--addr", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("otapub serve");
-    wait_for(port);
-    (env, Served { child, base })
+    let served = otapub_serve_on(&env, port, &[]);
+    assert_eq!(served.base, base);
+    (env, served)
 }
 
 struct Response {
@@ -189,7 +155,7 @@ fn multipart(content_type: &str, body: Vec<u8>) -> Vec<(String, reqwest::header:
 }
 
 /// Checks one pointer as the client does; returns the signed JSON.
-fn check_pointer(served: &Served, channel: &str, platform: &str, expected_part: &str) -> Value {
+fn check_pointer(served: &Spawned, channel: &str, platform: &str, expected_part: &str) -> Value {
     let resp = get(
         &format!("{}/{channel}/{platform}/fp1/manifest", served.base),
         &[
@@ -348,7 +314,7 @@ fn verify_url_accepts_the_served_tree_and_rejects_what_the_client_would() {
 
     // A plain static server: no protocol headers.
     let port = free_port();
-    let mut plain = Command::new("python3")
+    let mut child = Command::new("python3")
         .args([
             "-m",
             "http.server",
@@ -362,10 +328,14 @@ fn verify_url_accepts_the_served_tree_and_rejects_what_the_client_would() {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 -m http.server");
-    wait_for(port);
-    let out = verify(&format!("http://127.0.0.1:{port}"), &[]);
-    let _ = plain.kill();
-    let _ = plain.wait();
+    wait_for_port(&mut child, port, "python3 -m http.server", None);
+    let plain = Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        name: "python3 -m http.server",
+    };
+    let out = verify(&plain.base, &[]);
+    drop(plain);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("no `expo-protocol-version: 1` header"),

@@ -310,13 +310,12 @@ fn pointer_objects(root: &Path) -> Vec<String> {
 /// serves. Panics on anything wrong.
 fn read_object(env: &TestEnv, key: &str) -> String {
     use rsa::signature::Verifier;
-    if key.ends_with("/rollout.json") {
+    if let Some(pointer) = key
+        .strip_prefix("public/")
+        .and_then(|k| k.strip_suffix("/rollout.json"))
+    {
         // The signed record: what it says is what it serves.
-        let bytes = env.read(key);
-        let envelope: serde_json::Value = serde_json::from_slice(&bytes).expect("envelope JSON");
-        assert_eq!(envelope["payloadType"], "application/vnd.otapub.rollout+json");
-        let payload = verify_envelope(&bytes, &env.public_key());
-        return String::from_utf8(payload).expect("UTF-8 record");
+        return env.rollout_record(pointer).to_string();
     }
     let (part, name) = if key.ends_with(".json") {
         let payload = verify_envelope(&env.read(key), &env.public_key());

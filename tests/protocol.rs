@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
 use common::*;
-use serde_json::Value;
 
 fn on_both(f: impl Fn(&TestEnv)) {
     f(&TestEnv::new());
@@ -686,11 +685,6 @@ fn rollout_buckets(env: &TestEnv) -> Vec<String> {
     env.keys("public/production/ios/fp/rollout/")
 }
 
-fn rollout_state(env: &TestEnv) -> Value {
-    let bytes = env.read("public/production/ios/fp/rollout.json");
-    serde_json::from_slice(&verify_envelope(&bytes, &env.public_key())).unwrap()
-}
-
 const ROLLOUT_POINTER: [&str; 6] = ["--channel", "production", "--platform", "ios", "--fingerprint", "fp"];
 
 /// A `rollout set` stopped after its commit — before it reads the rollout
@@ -726,7 +720,7 @@ fn a_stale_rollout_writer_cannot_grow_a_paused_rollout() {
                 Vec::<String>::new(),
                 "stopped at {stop_at}: the stale set grew the paused rollout"
             );
-            let r = rollout_state(env);
+            let r = env.rollout_record("production/ios/fp");
             assert_eq!(r["state"], "paused");
             assert_eq!(r["percent"], 50, "the set committed before the pause");
             env.otapub(&["check"]).assert().code(0);
@@ -771,7 +765,7 @@ fn a_stale_rollout_writer_cannot_shrink_a_newer_rollout() {
             60,
             "the stale pause removed buckets a newer commit serves"
         );
-        assert_eq!(rollout_state(env)["state"], "running");
+        assert_eq!(env.rollout_record("production/ios/fp")["state"], "running");
         env.otapub(&["check"]).assert().code(0);
     });
 }

@@ -46,11 +46,7 @@ fn publish(env: &TestEnv, v: &str, extra: &[&str]) -> assert_cmd::assert::Assert
 
 /// The signed rollout record of P, checked with the test key.
 fn record(env: &TestEnv) -> Value {
-    let bytes = env.read(&format!("public/{P}/rollout.json"));
-    let envelope: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(envelope["payloadType"], "application/vnd.otapub.rollout+json");
-    let payload = verify_envelope(&bytes, &env.public_key());
-    serde_json::from_slice(&payload).unwrap()
+    env.rollout_record(P)
 }
 
 /// The buckets that have objects under P/rollout/, each checked to hold

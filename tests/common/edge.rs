@@ -241,9 +241,8 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// GETs `base + path` once per id (`None`: no eas-client-id), 32 at a time;
-/// answers in the order of `ids`.
-pub fn ask_all(base: &str, path: &str, ids: &[Option<String>]) -> Vec<Answer> {
+/// GETs `base + path` once per header list, 32 at a time; answers in order.
+pub fn ask(base: &str, path: &str, requests: &[Vec<(&str, String)>]) -> Vec<Answer> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -252,14 +251,11 @@ pub fn ask_all(base: &str, path: &str, ids: &[Option<String>]) -> Vec<Answer> {
     let client = reqwest::Client::new();
     let url = format!("{base}{path}");
     rt.block_on(async {
-        stream::iter(ids.iter())
-            .map(|id| {
-                let mut req = client
-                    .get(&url)
-                    .header("expo-platform", "ios")
-                    .header("expo-protocol-version", "1");
-                if let Some(id) = id {
-                    req = req.header("eas-client-id", id);
+        stream::iter(requests)
+            .map(|headers| {
+                let mut req = client.get(&url);
+                for (name, value) in headers {
+                    req = req.header(*name, value);
                 }
                 async move {
                     let resp = req.send().await.expect("GET");
@@ -274,4 +270,66 @@ pub fn ask_all(base: &str, path: &str, ids: &[Option<String>]) -> Vec<Answer> {
             .collect()
             .await
     })
+}
+
+/// GETs `base + path` once per id as an iOS client's update check
+/// (`None`: no eas-client-id); answers in the order of `ids`.
+pub fn ask_all(base: &str, path: &str, ids: &[Option<String>]) -> Vec<Answer> {
+    let requests: Vec<Vec<(&str, String)>> = ids
+        .iter()
+        .map(|id| {
+            let mut h = vec![
+                ("expo-platform", "ios".to_string()),
+                ("expo-protocol-version", "1".to_string()),
+            ];
+            h.extend(id.iter().map(|id| ("eas-client-id", id.clone())));
+            h
+        })
+        .collect();
+    ask(base, path, &requests)
+}
+
+/// Devices checking in on the candidate `candidate` through `base`, as the
+/// stock client does; `failed(i)` is the `expo-recent-failed-update-ids`
+/// device i sends, if any. Each must be answered.
+pub fn check_in(base: &str, path: &str, ids: &[String], candidate: &str, failed: impl Fn(usize) -> Option<String>) {
+    let requests: Vec<Vec<(&str, String)>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut h = vec![
+                ("eas-client-id", id.clone()),
+                ("expo-current-update-id", candidate.to_string()),
+            ];
+            h.extend(failed(i).map(|f| ("expo-recent-failed-update-ids", f)));
+            h
+        })
+        .collect();
+    for a in ask(base, path, &requests) {
+        assert_eq!(a.status, 200);
+    }
+}
+
+/// `otapub serve` on the test store, with `extra` options.
+pub fn otapub_serve(env: &super::TestEnv, extra: &[&str]) -> Spawned {
+    otapub_serve_on(env, free_port(), extra)
+}
+
+/// [`otapub_serve`] on a port chosen beforehand (the store's base URL names it).
+pub fn otapub_serve_on(env: &super::TestEnv, port: u16, extra: &[&str]) -> Spawned {
+    let mut c = env.std_cmd(&[
+        "serve",
+        "--store",
+        &env.store_url(),
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    c.args(extra).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().expect("otapub serve");
+    wait_for_port(&mut child, port, "otapub serve", None);
+    Spawned {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        name: "otapub serve",
+    }
 }

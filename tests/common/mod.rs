@@ -285,6 +285,15 @@ impl TestEnv {
         assert_eq!(self.snapshot(), before, "{args:?} changed the store");
     }
 
+    /// A pointer's signed rollout record (`public/<pointer>/rollout.json`),
+    /// its payloadType and ed25519 signature checked with the test key.
+    pub fn rollout_record(&self, pointer: &str) -> Value {
+        let bytes = self.read(&format!("public/{pointer}/rollout.json"));
+        let envelope: Value = serde_json::from_slice(&bytes).expect("envelope JSON");
+        assert_eq!(envelope["payloadType"], "application/vnd.otapub.rollout+json");
+        serde_json::from_slice(&verify_envelope(&bytes, &self.public_key())).expect("a JSON record")
+    }
+
     /// Reads a pointer or immutable manifest the way a device would and
     /// checks it completely; returns the signed part's name and JSON.
     pub fn read_signed(&self, key: &str) -> (String, Value) {

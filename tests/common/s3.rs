@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
+use super::edge::free_port;
 use super::proxy::CountingProxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +42,6 @@ fn tools_dir() -> PathBuf {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub"),
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 impl S3Server {
