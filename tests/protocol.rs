@@ -97,10 +97,7 @@ fn stale_regenerate_cannot_undo_a_ban() {
         let out = resume(env, regen);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(served(env, "ios"), "v1", "the stale regenerate put the banned v2 back");
-        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
-            .assert()
-            .code(0);
-        env.otapub(&["check"]).assert().code(0);
+        env.assert_consistent();
     });
 }
 
@@ -135,10 +132,7 @@ fn losing_writer_never_overwrites_committed_objects() {
             "the loser replaced a committed object"
         );
         // The loser re-applied on the fresh index: one more step back.
-        env.otapub(&["check"]).assert().code(0);
-        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
-            .assert()
-            .code(0);
+        env.assert_consistent();
     });
 }
 
@@ -364,10 +358,7 @@ fn gc_cannot_delete_what_a_running_publish_references() {
         let out = resume(env, publisher);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(served(env, "ios"), "v2");
-        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
-            .assert()
-            .code(0);
-        env.otapub(&["check"]).assert().code(0);
+        env.assert_consistent();
     });
 }
 
@@ -414,10 +405,7 @@ fn writers_wait_for_the_gc_lease() {
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stderr(&out).contains("waiting: `otapub gc`"), "{}", stderr(&out));
         assert_eq!(served(env, "ios"), "v2");
-        env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
-            .assert()
-            .code(0);
-        env.otapub(&["check"]).assert().code(0);
+        env.assert_consistent();
     });
 }
 
@@ -723,10 +711,7 @@ fn a_stale_rollout_writer_cannot_grow_a_paused_rollout() {
             let r = env.rollout_record("production/ios/fp");
             assert_eq!(r["state"], "paused");
             assert_eq!(r["percent"], 50, "the set committed before the pause");
-            env.otapub(&["check"]).assert().code(0);
-            env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
-                .assert()
-                .code(0);
+            env.assert_consistent();
             // Next round on a fresh rollout.
             env.otapub(&[&["rollout", "abort"][..], &ROLLOUT_POINTER, &["--reason", "next round"]].concat())
                 .assert()

@@ -285,6 +285,15 @@ impl TestEnv {
         assert_eq!(self.snapshot(), before, "{args:?} changed the store");
     }
 
+    /// `otapub check` (the store against the index) and `otapub verify`
+    /// (every pointer as a device reads it) both find nothing wrong.
+    pub fn assert_consistent(&self) {
+        self.otapub(&["check"]).assert().code(0);
+        self.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+            .assert()
+            .code(0);
+    }
+
     /// A pointer's signed rollout record (`public/<pointer>/rollout.json`),
     /// its payloadType and ed25519 signature checked with the test key.
     pub fn rollout_record(&self, pointer: &str) -> Value {
