@@ -321,6 +321,18 @@ pub fn active(index: &Index, pointer: &PointerId) -> Result<Rollout> {
 
 /// Applies one change to the active rollout on `pointer`.
 pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, change: Change) -> Result<RolloutOutcome> {
+    apply(ctx, signer, pointer, change, None).await
+}
+
+/// [`change`], starting from an index the caller read already (the commit
+/// reads it again only if another writer committed since).
+async fn apply(
+    ctx: &Context<'_>,
+    signer: &Signer,
+    pointer: &PointerId,
+    change: Change,
+    preloaded: Option<Index>,
+) -> Result<RolloutOutcome> {
     if let Change::Abort(reason) = &change {
         if reason.trim().is_empty() {
             return Err(Error::usage(
@@ -335,7 +347,7 @@ pub async fn change(ctx: &Context<'_>, signer: &Signer, pointer: &PointerId, cha
             )));
         }
     }
-    commit(ctx, change.kind(), None, |idx, now| {
+    commit(ctx, change.kind(), preloaded, |idx, now| {
         let r = active(idx, pointer)?;
         if change.measured().is_some_and(|m| m.rollout != r.id) {
             return Err(Error::usage(format!(
@@ -589,7 +601,7 @@ pub async fn advance(
         Some(rate) if rate > r.abort_threshold => (Change::Tripped(measured), false),
         Some(_) => (Change::Advance(Some(measured)), true),
     };
-    let out = change(ctx, signer, pointer, change_to).await?;
+    let out = apply(ctx, signer, pointer, change_to, Some(index)).await?;
     Ok(GateOutcome { rollout: out, passed })
 }
 
