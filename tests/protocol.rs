@@ -31,11 +31,19 @@ fn start_paused(env: &TestEnv, args: &[&str], rule: &str) -> Child {
 }
 
 /// [`start_paused`] for a command built by the caller.
-fn start_paused_cmd(env: &TestEnv, mut c: std::process::Command, rule: &str) -> Child {
+fn start_paused_cmd(env: &TestEnv, c: std::process::Command, rule: &str) -> Child {
+    start_paused_then(env, c, rule, None)
+}
+
+/// [`start_paused_cmd`], with further fault rules (`then`) for after it resumes.
+fn start_paused_then(env: &TestEnv, mut c: std::process::Command, rule: &str, then: Option<&str>) -> Child {
     let gate = env.path("gate");
     let _ = std::fs::remove_dir_all(&gate);
-    c.env("OTAPUB_FAULTS", format!("pause@{rule}#1"))
-        .env("OTAPUB_FAULT_DIR", &gate);
+    let faults = match then {
+        Some(then) => format!("pause@{rule}#1;{then}"),
+        None => format!("pause@{rule}#1"),
+    };
+    c.env("OTAPUB_FAULTS", faults).env("OTAPUB_FAULT_DIR", &gate);
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().expect("spawn");
@@ -717,6 +725,45 @@ fn a_stale_rollout_writer_cannot_grow_a_paused_rollout() {
                 .assert()
                 .success();
         }
+    });
+}
+
+/// The narrower claim: a stale `rollout set` resumed before its first bucket
+/// write after a `rollout pause`, and killed at its first removal (so its
+/// own convergence never cleans up), puts back at most the one bucket pair
+/// it was about to write — it reads the record again before each pair —
+/// and `regenerate` removes that.
+#[test]
+fn a_killed_stale_rollout_writer_leaves_at_most_one_bucket_pair() {
+    on_both(|env| {
+        publish(env, "v1");
+        env.publish_release("c1", "production", "fp")
+            .args(["--platform", "ios", "--rollout", "10"])
+            .assert()
+            .success();
+        let set = start_paused_then(
+            env,
+            env.std_otapub(&[&["rollout", "set"][..], &ROLLOUT_POINTER, &["--percent", "50"]].concat()),
+            "put_if:public/production/ios/fp/rollout/*",
+            Some("kill@delete:public/production/ios/fp/rollout/*#1"),
+        );
+        env.otapub(&[&["rollout", "pause"][..], &ROLLOUT_POINTER].concat())
+            .assert()
+            .success();
+        let out = resume(env, set);
+        assert!(
+            !out.status.success(),
+            "the stale set was to be killed at its first removal"
+        );
+        let left = rollout_buckets(env);
+        assert!(
+            left.len() <= 2,
+            "a killed stale set put back {} bucket objects: {left:?}",
+            left.len()
+        );
+        env.otapub(&["regenerate"]).assert().success();
+        assert_eq!(rollout_buckets(env), Vec::<String>::new());
+        env.assert_consistent();
     });
 }
 
