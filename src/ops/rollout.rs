@@ -119,6 +119,8 @@ pub(crate) fn start(
         started_at: now,
         updated_at: now,
         generation,
+        // Sealed below, once running; a row always holds a signed record,
+        // so the created row holds an empty one (never rendered).
         record: SignedRecord {
             payload: Vec::new(),
             signatures: signer.sign(signing::ROLLOUT_PAYLOAD_TYPE, b""),
