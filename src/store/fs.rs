@@ -390,7 +390,10 @@ impl Store for FsStore {
 
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
-        for p in [self.meta_path(key)?, path] {
+        // The body goes first: a delete killed between the two removals
+        // leaves a sidecar nobody reads (the next write of the key ignores
+        // it), never a body served without its Content-Type.
+        for p in [path, self.meta_path(key)?] {
             match tokio::fs::remove_file(&p).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -449,6 +452,30 @@ mod tests {
             store.get(key).await.unwrap().unwrap().meta.content_type,
             "multipart/mixed; boundary=d"
         );
+    }
+
+    #[tokio::test]
+    async fn a_delete_stopped_between_its_removals_leaves_no_body_without_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_path_buf());
+        let key = "public/c/ios/fp/rollout/07/manifest";
+        let typed = ObjectMeta::new("multipart/mixed; boundary=a", "no-cache");
+        store.put(key, Body::Bytes(b"--a body".to_vec()), &typed).await.unwrap();
+        // Make the second removal fail: the sidecar's path becomes a directory.
+        let sidecar = store.meta_path(key).unwrap();
+        std::fs::remove_file(&sidecar).unwrap();
+        std::fs::create_dir(&sidecar).unwrap();
+        store.delete(key).await.unwrap_err();
+        assert!(store.get(key).await.unwrap().is_none(), "the body went first");
+        std::fs::remove_dir(&sidecar).unwrap();
+        // A sidecar left without its body is ignored by the next write.
+        store.put(key, Body::Bytes(b"--a body".to_vec()), &typed).await.unwrap();
+        std::fs::remove_file(store.path(key).unwrap()).unwrap();
+        let next = ObjectMeta::new("multipart/mixed; boundary=b", "no-cache");
+        store.put(key, Body::Bytes(b"--b body".to_vec()), &next).await.unwrap();
+        let obj = store.get(key).await.unwrap().unwrap();
+        assert_eq!(obj.meta.content_type, "multipart/mixed; boundary=b");
+        assert!(store.read_sidecar(key).unwrap().previous.is_none());
     }
 
     #[tokio::test]
