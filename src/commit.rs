@@ -32,6 +32,7 @@ use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Index, Saved};
 use crate::names::PointerId;
+use crate::patch;
 use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
 use crate::tree::{self, PointerView, PublicObject};
 
@@ -90,6 +91,8 @@ pub struct Context<'a> {
     /// This invocation's operation id: generated, or given (`--operation-id`)
     /// so that a CI retry of a command whose commit landed does not apply it twice.
     pub operation_id: String,
+    /// Which launch-asset patches commits make.
+    pub patches: patch::Policy,
 }
 
 /// A fresh random operation id.
@@ -129,6 +132,9 @@ pub struct Plan<T> {
     pub objects: Vec<PublicObject>,
     /// Pointers to render and write after the commit.
     pub pointers: BTreeSet<PointerId>,
+    /// Pointers whose served updates need patches made although their view
+    /// did not change (a new embedded base); those of `pointers` always do.
+    pub patch_for: BTreeSet<PointerId>,
 }
 
 impl<T> Plan<T> {
@@ -148,6 +154,7 @@ impl<T> Plan<T> {
             assets: Vec::new(),
             objects: Vec::new(),
             pointers,
+            patch_for: BTreeSet::new(),
         }
     }
 }
@@ -237,6 +244,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
     // in this attempt's plan), so a retry defers them without asking again.
     let mut created: HashSet<String> = HashSet::new();
     let mut gc_epoch: Option<Option<String>> = None;
+    let mut patch_cache = patch::make::Cache::default();
     let mut attempt = 0;
     // Waiting for a gc lease is bounded in real time too: a lease stamped
     // by a fixed clock (OTAPUB_NOW) or a far-off one must not hang a writer.
@@ -281,6 +289,15 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         index.set_operation_id(&op_key);
         tracing::debug!("applying the change");
         let plan = crate::off_runtime(|| apply(&mut index, now))?;
+        // The patches devices of the affected pointers can ask for and no
+        // commit made yet: made below, recorded in this commit.
+        let pairs = if plan.changed {
+            let pointers = plan.pointers.union(&plan.patch_for).cloned().collect();
+            let wanted = patch::plan::wanted(index.conn(), &pointers, &ctx.patches)?;
+            patch::plan::missing(index.conn(), wanted)?
+        } else {
+            Vec::new()
+        };
         if plan.changed {
             let output = serde_json::to_string(&plan.output).map_err(json_err)?;
             let pointers = serde_json::to_string(&plan.pointers).map_err(json_err)?;
@@ -300,11 +317,15 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         let written = async {
             tracing::debug!("uploading {} assets", plan.assets.len());
             upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
-            tracing::debug!("creating {} immutable objects", plan.objects.len());
+            let patches = patch::make::make(ctx.store, &pairs, &plan.assets, &ctx.patches, &mut patch_cache).await;
+            for row in &patches.rows {
+                index::insert_patch(index.conn(), row)?;
+            }
+            tracing::debug!("creating {} immutable objects", plan.objects.len() + patches.objects.len());
             let mut replace_after_commit = Vec::new();
-            for o in &plan.objects {
+            for o in plan.objects.iter().chain(&patches.objects) {
                 if created.contains(&o.key) || !create_immutable(ctx.store, o).await? {
-                    replace_after_commit.push(o);
+                    replace_after_commit.push(o.clone());
                 }
                 created.insert(o.key.clone());
             }

@@ -33,6 +33,7 @@ use serde::Deserialize;
 
 use otapub::error::Error;
 use otapub::names::{Channel, Fingerprint, Platform, PointerId};
+use otapub::patch::Policy as PatchPolicy;
 use otapub::ops::{Clock, Context};
 use otapub::signing::{Ed25519Key, ExpoKey, KeySource, Signer, TrustedKeys};
 use otapub::store::{self, S3Options, Store};
@@ -92,6 +93,12 @@ pub struct GlobalArgs {
     /// Id of this invocation: give the same one when retrying a command (CI retries) so a change that already committed is not applied twice [default: random]
     #[arg(long, value_name = "ID")]
     operation_id: Option<String>,
+    /// Launch-asset patches: how many of a pointer's newest earlier bundles are patch bases [default: 3; config: patch_bases]
+    #[arg(long, value_name = "N")]
+    patch_bases: Option<usize>,
+    /// Launch-asset patches: keep a patch only when smaller than this share of the full asset [default: 0.6; config: patch_max_fraction]
+    #[arg(long, value_name = "F")]
+    patch_max_fraction: Option<f64>,
 }
 
 fn merge_one<T: PartialEq + std::fmt::Debug>(name: &str, a: Option<T>, b: Option<T>) -> anyhow::Result<Option<T>> {
@@ -120,6 +127,8 @@ impl GlobalArgs {
             path_style: self.path_style || sub.path_style,
             unsafe_no_locking: self.unsafe_no_locking || sub.unsafe_no_locking,
             operation_id: merge_one("operation-id", self.operation_id, sub.operation_id)?,
+            patch_bases: merge_one("patch-bases", self.patch_bases, sub.patch_bases)?,
+            patch_max_fraction: merge_one("patch-max-fraction", self.patch_max_fraction, sub.patch_max_fraction)?,
         })
     }
 }
@@ -201,6 +210,8 @@ struct ConfigFile {
     s3_request_checksums: Option<String>,
     /// Seconds an S3 request may wait for the server's next bytes.
     s3_read_timeout_secs: Option<u64>,
+    patch_bases: Option<usize>,
+    patch_max_fraction: Option<f64>,
 }
 
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
@@ -252,6 +263,7 @@ pub struct Settings {
     s3: S3Options,
     unsafe_no_locking: bool,
     operation_id: String,
+    patches: PatchPolicy,
 }
 
 impl Settings {
@@ -358,7 +370,13 @@ impl Settings {
             }
             None => otapub::commit::new_operation_id(),
         };
+        let defaults = PatchPolicy::default();
+        let patches = PatchPolicy::new(
+            g.patch_bases.or(cfg.patch_bases).unwrap_or(defaults.bases),
+            g.patch_max_fraction.or(cfg.patch_max_fraction).unwrap_or(defaults.max_fraction),
+        )?;
         Ok(Settings {
+            patches,
             s3,
             unsafe_no_locking: g.unsafe_no_locking,
             operation_id,
@@ -386,6 +404,7 @@ impl Settings {
             clock: self.clock,
             unsafe_no_locking: self.unsafe_no_locking,
             operation_id: self.operation_id.clone(),
+            patches: self.patches,
         }
     }
 

@@ -6,12 +6,14 @@
 mod embedded;
 pub mod live;
 mod model;
+mod patches;
 mod rollouts;
 mod rows;
 mod schema;
 
 pub use embedded::*;
 pub use model::*;
+pub use patches::*;
 pub use rollouts::*;
 pub use rows::*;
 

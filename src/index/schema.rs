@@ -241,6 +241,25 @@ BEGIN
   SELECT RAISE(ABORT, 'an embedded base is never deleted');
 END;
 "#,
+    // 5: launch-asset patches made for each (requested update, base update) pair.
+    r#"
+-- Every pair considered, kept or not, so a pair is diffed once. Rows go only
+-- when `gc` finds nobody can ask for the patch any more.
+CREATE TABLE patches (
+    requested_id TEXT NOT NULL,                  -- manifest id of the update downloaded, lowercase
+    base_id      TEXT NOT NULL,                  -- id of the update the device runs, lowercase
+    target       BLOB NOT NULL CHECK (length(target) = 32),   -- SHA-256 of the requested launch asset
+    base         BLOB NOT NULL CHECK (length(base) = 32),     -- SHA-256 of the base's launch asset
+    size         INTEGER NOT NULL CHECK (size > 0),           -- bytes of the patch
+    full_size    INTEGER NOT NULL CHECK (full_size > 0),      -- bytes of the requested launch asset
+    sha256       BLOB CHECK (sha256 IS NULL OR length(sha256) = 32),  -- of public/patches/R/B; NULL: not kept (too large)
+    PRIMARY KEY (requested_id, base_id)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER patches_immutable BEFORE UPDATE ON patches
+BEGIN
+  SELECT RAISE(ABORT, 'a patch row never changes');
+END;
+"#,
 ];
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ pub async fn ban(
                     assets: Vec::new(),
                     objects: banned.objects,
                     pointers: banned.pointers,
+                    patch_for: BTreeSet::new(),
                 },
                 events,
             ))

@@ -152,6 +152,8 @@ pub async fn add(
                 assets,
                 objects: vec![object],
                 pointers: BTreeSet::new(),
+                // Patches from it for what those pointers serve now.
+                patch_for: crate::patch::plan::pointers_of(tx, platform, fingerprint)?,
             };
             Ok((plan, vec![event]))
         })

@@ -322,7 +322,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                 });
             }
             out.sort_by_key(|p| p.platform);
-            Ok((Plan { output: out, changed: true, assets: unknown_assets, objects, pointers }, events))
+            Ok((Plan { output: out, changed: true, assets: unknown_assets, objects, pointers, patch_for: BTreeSet::new() }, events))
         })?;
         Ok(plan)
     })

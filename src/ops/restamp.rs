@@ -205,6 +205,7 @@ pub async fn rollback(
                 assets: Vec::new(),
                 objects: objects.to_vec(),
                 pointers: BTreeSet::from([pointer.clone()]),
+                patch_for: BTreeSet::new(),
             };
             Ok((plan, vec![event]))
         })
@@ -297,6 +298,7 @@ pub async fn promote(
                 assets: Vec::new(),
                 objects: objects.to_vec(),
                 pointers: BTreeSet::from([pointer.clone()]),
+                patch_for: BTreeSet::new(),
             };
             Ok((plan, events))
         })

@@ -444,7 +444,7 @@ async fn apply(
             let mut out = RolloutOutcome::of(&r, true);
             out.restamped = restamped;
             Ok((
-                Plan { output: out, changed: true, assets: Vec::new(), objects, pointers: BTreeSet::from([pointer.clone()]) },
+                Plan { output: out, changed: true, assets: Vec::new(), objects, pointers: BTreeSet::from([pointer.clone()]), patch_for: BTreeSet::new() },
                 events,
             ))
         })
@@ -543,6 +543,7 @@ fn abort_plan(
         assets: Vec::new(),
         objects: banned.objects,
         pointers: banned.pointers,
+        patch_for: BTreeSet::new(),
     };
     Ok((plan, events))
 }

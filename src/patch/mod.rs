@@ -8,6 +8,14 @@ use std::io::Cursor;
 
 use crate::error::{Error, Result};
 
+pub mod make;
+pub mod plan;
+
+pub use plan::{Pair, Policy};
+
+/// Content-Type of a patch object.
+pub const CONTENT_TYPE: &str = "application/octet-stream";
+
 fn failed(what: &str, e: std::io::Error) -> Error {
     Error::Store {
         action: "make a patch",
@@ -16,7 +24,9 @@ fn failed(what: &str, e: std::io::Error) -> Error {
     }
 }
 
-/// The BSDIFF40 patch that turns `old` into `new`.
+/// The BSDIFF40 patch that turns `old` into `new`. The target is searched
+/// in fixed 512 KiB chunks on all cores (qbsdiff's `Auto` scheme): the same
+/// two inputs give the same bytes.
 pub fn make(old: &[u8], new: &[u8]) -> Result<Vec<u8>> {
     let mut patch = Vec::new();
     qbsdiff::Bsdiff::new(old, new)
