@@ -321,7 +321,10 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             for row in &patches.rows {
                 index::insert_patch(index.conn(), row)?;
             }
-            tracing::debug!("creating {} immutable objects", plan.objects.len() + patches.objects.len());
+            tracing::debug!(
+                "creating {} immutable objects",
+                plan.objects.len() + patches.objects.len()
+            );
             let mut replace_after_commit = Vec::new();
             for o in plan.objects.iter().chain(&patches.objects) {
                 if created.contains(&o.key) || !create_immutable(ctx.store, o).await? {

@@ -33,8 +33,8 @@ use serde::Deserialize;
 
 use otapub::error::Error;
 use otapub::names::{Channel, Fingerprint, Platform, PointerId};
-use otapub::patch::Policy as PatchPolicy;
 use otapub::ops::{Clock, Context};
+use otapub::patch::Policy as PatchPolicy;
 use otapub::signing::{Ed25519Key, ExpoKey, KeySource, Signer, TrustedKeys};
 use otapub::store::{self, S3Options, Store};
 
@@ -373,7 +373,9 @@ impl Settings {
         let defaults = PatchPolicy::default();
         let patches = PatchPolicy::new(
             g.patch_bases.or(cfg.patch_bases).unwrap_or(defaults.bases),
-            g.patch_max_fraction.or(cfg.patch_max_fraction).unwrap_or(defaults.max_fraction),
+            g.patch_max_fraction
+                .or(cfg.patch_max_fraction)
+                .unwrap_or(defaults.max_fraction),
         )?;
         Ok(Settings {
             patches,

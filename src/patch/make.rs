@@ -4,6 +4,7 @@
 //! pair of bundles, one pair at a time (the diff itself runs on all cores)
 //! so memory stays at two bundles and one suffix array.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use super::plan::{Pair, Policy};
@@ -43,12 +44,14 @@ pub struct Made {
 async fn bytes_of(store: &dyn Store, local: &[AssetUpload], sha: &Sha256Digest) -> Result<Vec<u8>, String> {
     let bytes = match local.iter().find(|a| a.sha256 == *sha) {
         Some(a) => std::fs::read(&a.path).map_err(|e| format!("cannot read {}: {e}", a.path.display()))?,
-        None => store
-            .get(&format!("public/assets/{sha}"))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("public/assets/{sha} is missing"))?
-            .bytes,
+        None => {
+            store
+                .get(&format!("public/assets/{sha}"))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("public/assets/{sha} is missing"))?
+                .bytes
+        }
     };
     if Sha256Digest::of(&bytes) != *sha {
         return Err(format!(
@@ -73,7 +76,10 @@ pub async fn make(
     for p in pairs {
         by_bundles.entry((p.target, p.base)).or_default().push(p);
     }
-    let todo = by_bundles.keys().filter(|(t, b)| !cache.diffs.contains_key(&(*b, *t))).count();
+    let todo = by_bundles
+        .keys()
+        .filter(|(t, b)| !cache.diffs.contains_key(&(*b, *t)))
+        .count();
     if todo > 0 {
         tracing::info!("making {todo} launch-asset patches");
     }
@@ -82,36 +88,10 @@ pub async fn make(
     let mut made = Made::default();
     for ((target_sha, base_sha), pairs) in by_bundles {
         let key = (base_sha, target_sha);
-        if !cache.diffs.contains_key(&key) {
-            if target.as_ref().is_none_or(|(sha, _)| *sha != target_sha) {
-                target = match bytes_of(store, local, &target_sha).await {
-                    Ok(b) => Some((target_sha, b)),
-                    Err(e) => {
-                        eprintln!("warning: no patches to launch asset {target_sha}: {e}");
-                        None
-                    }
-                };
+        if let Entry::Vacant(slot) = cache.diffs.entry(key) {
+            if let Some(d) = diff(store, local, policy, &mut target, target_sha, base_sha).await {
+                slot.insert(d);
             }
-            let Some((_, new)) = &target else { continue };
-            let old = match bytes_of(store, &[], &base_sha).await {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("warning: no patch from launch asset {base_sha}: {e}");
-                    continue;
-                }
-            };
-            let patch = match crate::off_runtime(|| super::make(&old, new)) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("warning: no patch from {base_sha} to {target_sha}: {e}");
-                    continue;
-                }
-            };
-            let (size, full_size) = (patch.len() as u64, new.len() as u64);
-            let kept = policy
-                .keeps(size, full_size)
-                .then(|| (Sha256Digest::of(&patch), patch));
-            cache.diffs.insert(key, Diffed { size, full_size, kept });
         }
         let Some(d) = cache.diffs.get(&key) else { continue };
         for p in pairs {
@@ -134,4 +114,35 @@ pub async fn make(
         }
     }
     made
+}
+
+/// Diffs one pair of bundles; `target` keeps the target's bytes read last.
+async fn diff(
+    store: &dyn Store,
+    local: &[AssetUpload],
+    policy: &Policy,
+    target: &mut Option<(Sha256Digest, Vec<u8>)>,
+    target_sha: Sha256Digest,
+    base_sha: Sha256Digest,
+) -> Option<Diffed> {
+    if target.as_ref().is_none_or(|(sha, _)| *sha != target_sha) {
+        *target = match bytes_of(store, local, &target_sha).await {
+            Ok(b) => Some((target_sha, b)),
+            Err(e) => {
+                eprintln!("warning: no patches to launch asset {target_sha}: {e}");
+                None
+            }
+        };
+    }
+    let (_, new) = target.as_ref()?;
+    let old = bytes_of(store, &[], &base_sha)
+        .await
+        .map_err(|e| eprintln!("warning: no patch from launch asset {base_sha}: {e}"))
+        .ok()?;
+    let patch = crate::off_runtime(|| super::make(&old, new))
+        .map_err(|e| eprintln!("warning: no patch from {base_sha} to {target_sha}: {e}"))
+        .ok()?;
+    let (size, full_size) = (patch.len() as u64, new.len() as u64);
+    let kept = policy.keeps(size, full_size).then(|| (Sha256Digest::of(&patch), patch));
+    Some(Diffed { size, full_size, kept })
 }

@@ -166,9 +166,8 @@ pub fn pointers_of(
     platform: crate::names::Platform,
     fingerprint: &crate::names::Fingerprint,
 ) -> Result<BTreeSet<PointerId>> {
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT channel FROM packages WHERE platform = ?1 AND fingerprint = ?2 ORDER BY channel",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT channel FROM packages WHERE platform = ?1 AND fingerprint = ?2 ORDER BY channel")?;
     let channels = stmt
         .query_map(rusqlite::params![platform.as_str(), fingerprint.as_str()], |r| {
             r.get::<_, String>(0)
@@ -178,7 +177,9 @@ pub fn pointers_of(
         .into_iter()
         .map(|c| {
             Ok(PointerId {
-                channel: c.parse().map_err(|e| Error::IndexContent(format!("channel {c:?}: {e}")))?,
+                channel: c
+                    .parse()
+                    .map_err(|e| Error::IndexContent(format!("channel {c:?}: {e}")))?,
                 platform,
                 fingerprint: fingerprint.clone(),
             })
