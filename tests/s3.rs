@@ -253,7 +253,7 @@ fn a_lost_index_is_rebuilt_from_the_bucket() {
         .get_output()
         .clone();
     assert!(
-        stdout(&out).contains("recovered 9 packages and 3 bans"),
+        stdout(&out).contains("recovered 9 packages, 3 bans, "),
         "{}",
         stdout(&out)
     );

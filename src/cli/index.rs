@@ -48,7 +48,14 @@ pub async fn run(s: Settings, a: IndexArgs) -> anyhow::Result<Outcome> {
     for line in &out.skipped {
         say!("skipped {line}");
     }
-    say!("recovered {} packages and {} bans", out.packages, out.bans);
+    say!(
+        "recovered {} packages, {} bans, {} rollouts, {} embedded bases and {} patches",
+        out.packages,
+        out.bans,
+        out.rollouts,
+        out.embedded,
+        out.patches
+    );
     if !out.unconfirmed.is_empty() {
         say!("newer than what their pointer serves (a lost pointer write, or a publish that died before its commit) — keep them with `otapub regenerate`, or ban them:");
         for line in &out.unconfirmed {

@@ -35,6 +35,21 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
                 r.state
             );
         }
+        for x in &p.patches {
+            let share = 100.0 * x.size as f64 / x.full_size.max(1) as f64;
+            say!(
+                "    patch to {} from {}: {} of {} bytes ({share:.1} %){}",
+                x.to,
+                x.from,
+                x.size,
+                x.full_size,
+                if x.kept {
+                    ""
+                } else {
+                    ", not kept: devices get the full asset"
+                }
+            );
+        }
         for h in &p.history {
             let mut line = format!("    {:<40} {}", h.version, h.created_at);
             if h.kind != "update" {

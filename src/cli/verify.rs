@@ -33,9 +33,10 @@ pub async fn run(s: Settings, a: VerifyArgs) -> anyhow::Result<Outcome> {
             say!("{p}");
         }
         say!(
-            "{} pointers, {} assets checked: {} problems",
+            "{} pointers, {} assets, {} patches checked: {} problems",
             report.pointers,
             report.assets,
+            report.patches,
             report.problems.len()
         );
     }

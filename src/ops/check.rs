@@ -1,7 +1,7 @@
 //! `otapub check`: the store against the index. Every pointer, immutable
 //! object and asset the index implies must be present and match.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{full_view, Context};
 use crate::digest::Sha256Digest;
@@ -60,6 +60,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
             Some(_) => {}
         }
     }
+    problems.extend(check_patches(ctx, &index).await?);
     let referenced: BTreeSet<Sha256Digest> = view
         .iter()
         .flat_map(|v| v.packages.iter())
@@ -86,6 +87,48 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
                     }
                 }
             }
+        }
+    }
+    Ok(problems)
+}
+
+/// Every kept patch: present, the recorded bytes, and turning its base's
+/// launch asset into exactly the requested one's (as a device applies it).
+async fn check_patches(ctx: &Context<'_>, index: &Index) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut bases: BTreeMap<Sha256Digest, Option<Vec<u8>>> = BTreeMap::new();
+    for row in crate::index::patches(index.conn())? {
+        let Some(sha) = row.kept else { continue };
+        let key = row.key();
+        let Some(obj) = ctx.store.get(&key).await? else {
+            problems.push(format!(
+                "{key}: missing (run `otapub regenerate`, which makes it again)"
+            ));
+            continue;
+        };
+        if Sha256Digest::of(&obj.bytes) != sha {
+            problems.push(format!(
+                "{key}: differs from the patch the index records (run `otapub regenerate --verify-bytes`, which makes it again)"
+            ));
+            continue;
+        }
+        if !bases.contains_key(&row.base) {
+            let got = ctx.store.get(&format!("public/assets/{}", row.base)).await?;
+            bases.insert(row.base, got.map(|o| o.bytes));
+        }
+        let Some(Some(base)) = bases.get(&row.base) else {
+            // Reported with the assets below.
+            continue;
+        };
+        match crate::patch::apply(base, &obj.bytes) {
+            Err(e) => problems.push(format!(
+                "{key}: {e} (run `otapub regenerate --verify-bytes`, which makes it again)"
+            )),
+            Ok(out) if Sha256Digest::of(&out) != row.target => problems.push(format!(
+                "{key}: applied to {} it does not give {} (run `otapub regenerate --verify-bytes`)",
+                row.base, row.target
+            )),
+            Ok(_) => {}
         }
     }
     Ok(problems)

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, Index, NewEvent};
 use crate::manifest::{boundary_of, parse_multipart};
 use crate::names::PointerId;
+use crate::patch;
 use crate::store::Store;
 use crate::tree;
 
@@ -45,8 +46,9 @@ struct Decision {
     until: i64,
 }
 
-/// Everything the committed packages of `index` reference.
-fn referenced(index: &Index) -> Result<BTreeSet<String>> {
+/// Everything the committed packages of `index` reference, and the patches
+/// devices can ask for now (`policy`: which bases count).
+fn referenced(index: &Index, policy: &patch::Policy) -> Result<BTreeSet<String>> {
     let mut keep = BTreeSet::new();
     for p in full_view(index)?.iter().flat_map(|v| v.packages.iter()) {
         let key = tree::package_key(p);
@@ -62,7 +64,41 @@ fn referenced(index: &Index) -> Result<BTreeSet<String>> {
     for e in index::embedded_bases(index.conn())? {
         keep.insert(format!("public/assets/{}", e.launch_asset));
     }
+    for pair in wanted_patches(index, policy)? {
+        keep.insert(index::patch_key(&pair.requested_id, &pair.base_id));
+    }
     Ok(keep)
+}
+
+/// The patch pairs every pointer's devices can ask for now.
+fn wanted_patches(index: &Index, policy: &patch::Policy) -> Result<BTreeSet<patch::Pair>> {
+    let pointers = index.all_pointers()?.into_keys().collect();
+    patch::plan::wanted(index.conn(), &pointers, policy)
+}
+
+/// The recorded patch pairs nobody can ask for any more.
+fn forgotten_patches(
+    index: &Index,
+    policy: &patch::Policy,
+    reached: &BTreeSet<String>,
+) -> Result<Vec<(String, String)>> {
+    let wanted: BTreeSet<(String, String)> = wanted_patches(index, policy)?
+        .into_iter()
+        .map(|w| (w.requested_id, w.base_id))
+        .collect();
+    Ok(index::patches(index.conn())?
+        .into_iter()
+        .map(|r| (r.requested_id, r.base_id))
+        .filter(|pair| !wanted.contains(pair) && !patch_reached(reached, &index::patch_key(&pair.0, &pair.1)))
+        .collect())
+}
+
+/// Whether `key` is a patch to an update a pointer object serves (recorded
+/// in `keep` as the folder `public/patches/<id>/`).
+fn patch_reached(keep: &BTreeSet<String>, key: &str) -> bool {
+    key.strip_prefix("public/patches/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, _)| keep.contains(&format!("public/patches/{id}/")))
 }
 
 /// What the pointer objects in the store reach, whatever the index says: the
@@ -101,6 +137,10 @@ async fn reached_by_pointers(
                     keep.insert(format!("public/assets/{sha}"));
                 }
             }
+            // Patches to what a device is served now.
+            if let Some(id) = doc["id"].as_str() {
+                keep.insert(format!("public/patches/{}/", id.to_ascii_lowercase()));
+            }
             let meta = &doc["metadata"]["otapub"];
             if let (Some(v), Some(pl)) = (meta["version"].as_str(), meta["platform"].as_str()) {
                 keep.insert(format!("public/updates/{v}/{pl}/manifest"));
@@ -120,14 +160,14 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
         .map(|r| r.pointer)
         .collect();
     let pointer_keep = reached_by_pointers(ctx.store, &pointers, &with_rollouts).await?;
-    let mut keep = referenced(&index)?;
+    let mut keep = referenced(&index, &ctx.patches)?;
     keep.extend(pointer_keep.iter().cloned());
     let cutoff: DateTime<Utc> = ctx.clock.now() - grace;
     let mut out = GcOutcome::default();
     let mut candidates = Vec::new();
-    for prefix in ["public/assets/", "public/updates/", "state/probe/"] {
+    for prefix in ["public/assets/", "public/updates/", "public/patches/", "state/probe/"] {
         for o in ctx.store.list(prefix).await? {
-            if keep.contains(&o.key) {
+            if keep.contains(&o.key) || patch_reached(&keep, &o.key) {
                 continue;
             }
             // Unknown age counts as recent: never delete what might be in flight.
@@ -143,7 +183,8 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
         return Ok(out);
     }
     let pending: Vec<String> = index.gc_pending()?;
-    if candidates.is_empty() && pending.is_empty() {
+    if candidates.is_empty() && pending.is_empty() && forgotten_patches(&index, &ctx.patches, &pointer_keep)?.is_empty()
+    {
         return Ok(out);
     }
 
@@ -151,12 +192,15 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
     // commits may have landed while the store was listed (what they made
     // pointers reach is in the index, so the pointers need no second read).
     let decision: Decision = commit(ctx, "gc-lease", None, |idx, now| {
-        let mut still = referenced(idx)?;
+        let mut still = referenced(idx, &ctx.patches)?;
         still.extend(pointer_keep.iter().cloned());
+        // Pairs nobody can ask for any more are forgotten (their patch, if
+        // kept, deleted below or by a later gc once past the grace period).
+        let forgotten = forgotten_patches(idx, &ctx.patches, &pointer_keep)?;
         let mut delete: Vec<String> = candidates
             .iter()
             .chain(idx.gc_pending()?.iter())
-            .filter(|k| !still.contains(*k))
+            .filter(|k| !still.contains(*k) && !patch_reached(&pointer_keep, k))
             .cloned()
             .collect();
         delete.sort();
@@ -174,6 +218,9 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
                 .and_then(|e| e.parse::<u64>().ok())
                 .unwrap_or(0);
             index::set_setting(tx, GC_EPOCH_SETTING, &(epoch + 1).to_string())?;
+            for (requested, base) in &forgotten {
+                index::delete_patch(tx, requested, base)?;
+            }
             for key in &output.delete {
                 index::set_gc_pending(tx, key, now)?;
                 if let Some(sha) = key.strip_prefix("public/assets/") {

@@ -1,7 +1,8 @@
 //! `otapub index rebuild`: recovers the index from the store alone — packages,
 //! re-stamps and directives from the immutable objects under `updates/`, bans
 //! from the signed ban records, rollouts from the signed `rollout.json`
-//! records, `noUpdateAvailable` directives from the pointers. Signatures come from the objects themselves, so nothing is
+//! records, embedded patch bases from their signed records, patches checked
+//! by applying them, `noUpdateAvailable` directives from the pointers. Signatures come from the objects themselves, so nothing is
 //! re-signed; each recovered package must render back to the exact bytes it
 //! was read from.
 
@@ -16,7 +17,7 @@ use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc
 use crate::error::{Error, Result};
 use crate::index::{
     self, live, Ban, Bundle, EmbeddedBase, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
-    Rollout, Saved, SignedRecord, StoredDirective,
+    PatchRow, Rollout, Saved, SignedRecord, StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -36,6 +37,8 @@ pub struct RebuildOutcome {
     pub rollouts: usize,
     /// Embedded patch bases recovered from their signed records.
     pub embedded: usize,
+    /// Launch-asset patches recovered (each applied to its base first).
+    pub patches: usize,
     /// Objects under `updates/` that could not be recovered, with why.
     pub skipped: Vec<String>,
     /// Recovered packages newer than what their pointer serves: either
@@ -432,6 +435,8 @@ pub async fn rebuild(
         }
     }
 
+    let patches = recover_patches(ctx.store, &packages, &embedded, &mut out.skipped).await?;
+
     // The last rollout of each pointer, from its signed record.
     let mut rollouts: BTreeMap<PointerId, (RolloutDoc, Signatures)> = BTreeMap::new();
     for p in &pointers {
@@ -494,6 +499,10 @@ pub async fn rebuild(
             index::insert_embedded_base(tx, base, at)?;
             out.embedded += 1;
         }
+        for row in &patches {
+            index::insert_patch(tx, row)?;
+            out.patches += 1;
+        }
         for (pointer, (doc, signatures)) in &rollouts {
             if let Err(e) = adopt_rollout(tx, pointer, doc, signatures, now) {
                 out.skipped.push(format!("{}: {e}", pointer.rollout_record_key()));
@@ -544,7 +553,7 @@ pub async fn rebuild(
         let event = NewEvent {
             action: "index-rebuild",
             target: ctx.store.url(),
-            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "embedded": out.embedded, "rollouts": out.rollouts, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
+            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "embedded": out.embedded, "patches": out.patches, "rollouts": out.rollouts, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
         };
         Ok((out, vec![event]))
     })?;
@@ -559,4 +568,72 @@ pub async fn rebuild(
         Saved::Committed(_) => Ok(outcome),
         Saved::Conflict => Err(Error::Race { attempts: 1 }),
     }
+}
+
+/// The patches under `public/patches/` between recovered updates, each
+/// adopted only if applying it to its base's launch asset gives exactly the
+/// requested update's (a patch carries no signature: that is its check).
+async fn recover_patches(
+    store: &dyn crate::store::Store,
+    packages: &[Package],
+    embedded: &[(EmbeddedRecord, EmbeddedBase)],
+    skipped: &mut Vec<String>,
+) -> Result<Vec<PatchRow>> {
+    let mut launch: BTreeMap<String, Sha256Digest> = BTreeMap::new();
+    for p in packages {
+        if let PackageContent::Update {
+            manifest_id, bundle, ..
+        } = &p.content
+        {
+            launch.insert(manifest_id.to_ascii_lowercase(), bundle.launch.sha256);
+        }
+    }
+    for (_, e) in embedded {
+        launch.entry(e.update_id.clone()).or_insert(e.launch_asset);
+    }
+    let mut target_bytes: Option<(Sha256Digest, Option<Vec<u8>>)> = None;
+    let mut rows = Vec::new();
+    for info in store.list("public/patches/").await? {
+        let key = info.key;
+        let Some((requested, base)) = key
+            .strip_prefix("public/patches/")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(r, b)| Some((launch.get(r).map(|t| (r, *t))?, launch.get(b).map(|s| (b, *s))?)))
+        else {
+            skipped.push(format!("{key}: not a patch between two recovered updates"));
+            continue;
+        };
+        let ((requested_id, target), (base_id, base_sha)) = (requested, base);
+        // Listed by requested id: one target held at a time, bounded memory.
+        if target_bytes.as_ref().is_none_or(|(sha, _)| *sha != target) {
+            target_bytes = Some((target, asset_bytes(store, &target).await?));
+        }
+        let (Some((_, Some(new))), Some(old)) = (&target_bytes, asset_bytes(store, &base_sha).await?) else {
+            skipped.push(format!("{key}: a launch asset it joins is missing or damaged"));
+            continue;
+        };
+        let Some(patch) = store.get(&key).await? else { continue };
+        match crate::patch::apply(&old, &patch.bytes) {
+            Ok(out) if out == *new => rows.push(PatchRow {
+                requested_id: requested_id.to_string(),
+                base_id: base_id.to_string(),
+                target,
+                base: base_sha,
+                size: patch.bytes.len() as u64,
+                full_size: new.len() as u64,
+                kept: Some(Sha256Digest::of(&patch.bytes)),
+            }),
+            Ok(_) => skipped.push(format!(
+                "{key}: applied to its base it does not give the update's launch asset"
+            )),
+            Err(e) => skipped.push(format!("{key}: {e}")),
+        }
+    }
+    Ok(rows)
+}
+
+/// An asset's bytes, if the store holds them undamaged.
+async fn asset_bytes(store: &dyn crate::store::Store, sha: &Sha256Digest) -> Result<Option<Vec<u8>>> {
+    let got = store.get(&format!("public/assets/{sha}")).await?;
+    Ok(got.map(|o| o.bytes).filter(|b| Sha256Digest::of(b) == *sha))
 }

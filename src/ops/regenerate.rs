@@ -14,9 +14,12 @@ use serde::Serialize;
 
 use super::{full_view, Context, UPLOAD_CONCURRENCY};
 use crate::commit;
+use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::index::Index;
-use crate::store::{Body, ObjectInfo};
+use crate::index::PatchRow;
+use crate::patch;
+use crate::store::{Body, ObjectInfo, ObjectMeta, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PublicObject};
 
 /// What regenerate did (or would do).
@@ -102,6 +105,7 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         .try_collect()
         .await?;
     let mut written: Vec<String> = done.into_iter().flatten().collect();
+    written.extend(restore_patches(ctx, &index, dry_run, verify_bytes).await?);
     tracing::debug!("writing pointers");
     let pointer_objects = 2 * view.len();
     let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
@@ -121,4 +125,52 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         rendered: immutable.len() + pointer_objects,
         written,
     })
+}
+
+/// Makes again each kept patch the store lost (or, with `verify_bytes`,
+/// holds other bytes of): the same two bundles give the same bytes.
+async fn restore_patches(ctx: &Context<'_>, index: &Index, dry_run: bool, verify_bytes: bool) -> Result<Vec<String>> {
+    let rows: Vec<PatchRow> = crate::index::patches(index.conn())?
+        .into_iter()
+        .filter(|r| r.kept.is_some())
+        .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let listed: HashMap<String, ObjectInfo> = ctx
+        .store
+        .list("public/patches/")
+        .await?
+        .into_iter()
+        .map(|o| (o.key.clone(), o))
+        .collect();
+    let mut written = Vec::new();
+    for row in rows {
+        let key = row.key();
+        let lost = match listed.get(&key) {
+            None => true,
+            Some(info) if info.size != row.size => true,
+            Some(_) if verify_bytes => match ctx.store.get(&key).await? {
+                Some(o) => Some(Sha256Digest::of(&o.bytes)) != row.kept || o.meta.content_type != patch::CONTENT_TYPE,
+                None => true,
+            },
+            Some(_) => false,
+        };
+        if !lost {
+            continue;
+        }
+        if dry_run {
+            written.push(key);
+            continue;
+        }
+        match patch::make::remake(ctx.store, &row).await {
+            Ok(bytes) => {
+                let meta = ObjectMeta::new(patch::CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL);
+                ctx.store.put(&key, Body::Bytes(bytes), &meta).await?;
+                written.push(key);
+            }
+            Err(e) => eprintln!("warning: {key} cannot be made again: {e}"),
+        }
+    }
+    Ok(written)
 }

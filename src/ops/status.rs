@@ -1,5 +1,7 @@
 //! `otapub status`: what each pointer serves, and its history.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::Context;
@@ -54,8 +56,30 @@ pub struct PointerStatus {
     /// Its active rollout: the candidate a share of devices gets instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSummary>,
+    /// Patches of the updates it serves (live package, rollout candidate),
+    /// by served version, then base.
+    pub patches: Vec<PatchStatus>,
     /// Packages, newest first.
     pub history: Vec<HistoryEntry>,
+}
+
+/// A patch a served update can be downloaded as.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PatchStatus {
+    /// The served version.
+    pub to: String,
+    /// The base: a version of the pointer, or `embedded <update id>`.
+    pub from: String,
+    /// The base's update id.
+    #[serde(rename = "fromId")]
+    pub from_id: String,
+    /// Bytes of the patch.
+    pub size: u64,
+    /// Bytes of the full launch asset.
+    #[serde(rename = "fullSize")]
+    pub full_size: u64,
+    /// Whether it is served (smaller than the kept fraction of the full asset).
+    pub kept: bool,
 }
 
 /// The whole status.
@@ -117,6 +141,11 @@ pub struct RolloutSummary {
 /// Reads the status from the index.
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
     let index = Index::load(ctx.store).await?;
+    let mut patches: BTreeMap<String, Vec<crate::index::PatchRow>> = BTreeMap::new();
+    for row in crate::index::patches(index.conn())? {
+        patches.entry(row.requested_id.clone()).or_default().push(row);
+    }
+    let embedded = crate::index::embedded_bases(index.conn())?;
     let mut pointers = Vec::new();
     for v in super::full_view(&index)? {
         let (pointer, packages, rollout) = (v.pointer, v.packages, v.rollout);
@@ -127,7 +156,30 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
             PointerState::Live(p) => p.version.to_string(),
             PointerState::NoUpdateAvailable | PointerState::Empty => "noUpdateAvailable".to_string(),
         };
+        let mut served_patches = Vec::new();
+        for target in crate::patch::plan::served(&packages, rollout.as_ref()) {
+            let PackageContent::Update { manifest_id, .. } = &target.content else {
+                continue;
+            };
+            for row in patches.get(&manifest_id.to_ascii_lowercase()).into_iter().flatten() {
+                let from = packages
+                    .iter()
+                    .find(|p| matches!(&p.content, PackageContent::Update { manifest_id, .. } if manifest_id.eq_ignore_ascii_case(&row.base_id)))
+                    .map(|p| p.version.to_string())
+                    .or_else(|| embedded.iter().any(|e| e.update_id == row.base_id).then(|| format!("embedded {}", row.base_id)))
+                    .unwrap_or_else(|| row.base_id.clone());
+                served_patches.push(PatchStatus {
+                    to: target.version.to_string(),
+                    from,
+                    from_id: row.base_id.clone(),
+                    size: row.size,
+                    full_size: row.full_size,
+                    kept: row.kept.is_some(),
+                });
+            }
+        }
         pointers.push(PointerStatus {
+            patches: served_patches,
             channel: pointer.channel.to_string(),
             platform: pointer.platform.to_string(),
             fingerprint: pointer.fingerprint.to_string(),
@@ -140,7 +192,7 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
             history: packages.iter().rev().map(entry).collect(),
         });
     }
-    let embedded = crate::index::embedded_bases(index.conn())?
+    let embedded = embedded
         .into_iter()
         .map(|e| EmbeddedStatus {
             platform: e.platform.to_string(),

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use crate::error::{Error, Result};
+use crate::index::PatchRow;
 use crate::manifest::{boundary_of, parse_multipart};
 use crate::names::{Channel, Fingerprint, Platform};
 use crate::signing::{self, ExpoCertificate, TrustedKeys};
@@ -39,6 +40,9 @@ pub struct VerifyReport {
     pub pointers: usize,
     /// Distinct assets downloaded and hashed.
     pub assets: usize,
+    /// Distinct launch-asset patches downloaded (with the client's headers,
+    /// over HTTP) and applied to their base.
+    pub patches: usize,
     /// Problems, one line each.
     pub problems: Vec<String>,
 }
@@ -89,6 +93,11 @@ impl Source<'_> {
     }
 
     async fn get_url(&self, url: &str) -> Result<Option<Fetched>> {
+        self.get_url_with(url, &[]).await
+    }
+
+    /// GETs `url` with these request headers.
+    async fn get_url_with(&self, url: &str, headers: &[(&str, &str)]) -> Result<Option<Fetched>> {
         let Source::Http { client, .. } = self else {
             unreachable!("only HTTP sources fetch URLs")
         };
@@ -97,7 +106,11 @@ impl Source<'_> {
             key: url.to_string(),
             reason,
         };
-        let resp = client.get(url).send().await.map_err(|e| err(e.to_string()))?;
+        let mut req = client.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.map_err(|e| err(e.to_string()))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -149,20 +162,32 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
         }
     };
     let mut report = VerifyReport::default();
-    let mut asset_results: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut seen = Seen::default();
+    match crate::index::Index::load(ctx.store).await {
+        Ok(index) => {
+            for row in crate::index::patches(index.conn())?
+                .into_iter()
+                .filter(|r| r.kept.is_some())
+            {
+                seen.rows.entry(row.requested_id.clone()).or_default().push(row);
+            }
+        }
+        Err(e) => report.problems.push(format!("patches not checked: {e}")),
+    }
     for obj in ctx.store.list("public/").await? {
         let Some((c, p, f)) = parse_pointer_key(&obj.key) else {
             continue;
         };
         report.pointers += 1;
         let path = format!("{c}/{p}/{f}/manifest");
-        let mut problems = verify_pointer(&source, opts, (&c, &p, &f), &path, &mut asset_results).await?;
-        problems.extend(verify_rollout(&source, opts, (&c, &p, &f), &mut asset_results).await?);
+        let mut problems = verify_pointer(&source, opts, (&c, &p, &f), &path, &mut seen).await?;
+        problems.extend(verify_rollout(&source, opts, (&c, &p, &f), &mut seen).await?);
         report
             .problems
             .extend(problems.into_iter().map(|m| format!("{c}/{p}/{f}: {m}")));
     }
-    report.assets = asset_results.len();
+    report.assets = seen.assets.len();
+    report.patches = seen.patches.len();
     Ok(report)
 }
 
@@ -235,7 +260,7 @@ async fn verify_rollout(
     source: &Source<'_>,
     opts: &VerifyOptions<'_>,
     (c, p, f): (&str, &str, &str),
-    assets: &mut BTreeMap<String, Option<String>>,
+    seen: &mut Seen,
 ) -> Result<Vec<String>> {
     let Some(record) = source.fetch(&format!("{c}/{p}/{f}/rollout.json")).await? else {
         return Ok(Vec::new());
@@ -274,7 +299,7 @@ async fn verify_rollout(
     }
     for b in &doc.buckets {
         let path = format!("{c}/{p}/{f}/rollout/{b:02}/manifest");
-        let mut found = verify_pointer(source, opts, (c, p, f), &path, assets).await?;
+        let mut found = verify_pointer(source, opts, (c, p, f), &path, seen).await?;
         if found.is_empty() {
             if let Some(body) = source.fetch(&path).await? {
                 let id = boundary_of(&body.content_type)
@@ -300,7 +325,7 @@ async fn verify_pointer(
     opts: &VerifyOptions<'_>,
     (c, p, f): (&str, &str, &str),
     path: &str,
-    assets: &mut BTreeMap<String, Option<String>>,
+    seen: &mut Seen,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     if c.parse::<Channel>().is_err() || p.parse::<Platform>().is_err() || f.parse::<Fingerprint>().is_err() {
@@ -428,18 +453,124 @@ async fn verify_pointer(
             problems.push(format!("asset url {url} is not under /assets/"));
             continue;
         };
-        if !assets.contains_key(url) {
+        if !seen.assets.contains_key(url) {
             let got = source
                 .fetch_asset(url, &sha_hex)
                 .await?
                 .map(|o| B64URL.encode(Sha256::digest(&o.bytes)));
-            assets.insert(url.to_string(), got);
+            seen.assets.insert(url.to_string(), got);
         }
-        match &assets[url] {
+        match &seen.assets[url] {
             None => problems.push(format!("asset {url} is missing")),
             Some(got) if got != hash => problems.push(format!("asset {url} does not match its hash {hash}")),
             Some(_) => {}
         }
+    }
+    problems.extend(verify_patches(source, &doc, seen).await?);
+    Ok(problems)
+}
+
+/// What a verify has checked so far, and the patches the index records.
+#[derive(Default)]
+struct Seen {
+    /// Asset URL → the base64url SHA-256 of what was fetched, if anything.
+    assets: BTreeMap<String, Option<String>>,
+    /// (requested id, base id) → problems found with that patch.
+    patches: BTreeMap<(String, String), Vec<String>>,
+    /// Kept patches by requested id.
+    rows: BTreeMap<String, Vec<PatchRow>>,
+}
+
+/// Each patch of a served update, asked for as the stock client asks for
+/// it (over HTTP: `A-IM: bsdiff` and its update-id headers on the launch
+/// asset's URL) and applied to its base: the result must hash to the
+/// signed `launchAsset.hash`.
+async fn verify_patches(source: &Source<'_>, doc: &Value, seen: &mut Seen) -> Result<Vec<String>> {
+    let (Some(id), Some(url), Some(hash)) = (
+        doc["id"].as_str(),
+        doc["launchAsset"]["url"].as_str(),
+        doc["launchAsset"]["hash"].as_str(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let id = id.to_ascii_lowercase();
+    let rows = seen.rows.get(&id).cloned().unwrap_or_default();
+    let mut problems = Vec::new();
+    for row in rows {
+        let pair = (row.requested_id.clone(), row.base_id.clone());
+        if !seen.patches.contains_key(&pair) {
+            let found = verify_patch(source, url, hash, &row).await?;
+            seen.patches.insert(pair.clone(), found);
+        }
+        problems.extend(
+            seen.patches[&pair]
+                .iter()
+                .map(|m| format!("patch from {}: {m}", row.base_id)),
+        );
+    }
+    Ok(problems)
+}
+
+async fn verify_patch(source: &Source<'_>, url: &str, hash: &str, row: &PatchRow) -> Result<Vec<String>> {
+    let patch = match source {
+        Source::Store(_) => {
+            source
+                .fetch(&format!("patches/{}/{}", row.requested_id, row.base_id))
+                .await?
+        }
+        Source::Http { .. } => {
+            source
+                .get_url_with(
+                    url,
+                    &[
+                        ("a-im", "bsdiff"),
+                        ("expo-current-update-id", &row.base_id),
+                        ("expo-requested-update-id", &row.requested_id),
+                    ],
+                )
+                .await?
+        }
+    };
+    let Some(patch) = patch else {
+        return Ok(vec!["missing (run `otapub regenerate`)".into()]);
+    };
+    let mut problems = Vec::new();
+    if let Some(h) = &patch.headers {
+        let has = |name: &str, want: &str| {
+            h.get(name)
+                .is_some_and(|v| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(want)))
+        };
+        if !has("im", "bsdiff") {
+            problems.push("the CDN answers a patch request with the full asset (no `im: bsdiff`): deploy the patch rule of deploy/ (devices then download the whole bundle)".into());
+            return Ok(problems);
+        }
+        if h.get("expo-base-update-id").map(String::as_str) != Some(row.base_id.as_str()) {
+            problems.push(format!(
+                "the response's expo-base-update-id is {:?}, not {} (the client then refuses the patch)",
+                h.get("expo-base-update-id"),
+                row.base_id
+            ));
+        }
+        let no_store = has("cache-control", "no-store");
+        let varies = has("vary", "a-im") && has("vary", "expo-current-update-id");
+        if !no_store && !varies {
+            problems.push("a patch is served with neither `Cache-Control: no-store` nor `Vary: A-IM, Expo-Current-Update-ID`: a cache may replay it to a full-asset request".into());
+        }
+    }
+    let base_url = match url.rsplit_once("/assets/") {
+        Some((prefix, _)) => format!("{prefix}/assets/{}", row.base),
+        None => String::new(),
+    };
+    let Some(base) = source.fetch_asset(&base_url, &row.base.to_hex()).await? else {
+        problems.push(format!("its base's launch asset {} is missing", row.base));
+        return Ok(problems);
+    };
+    match crate::patch::apply(&base.bytes, &patch.bytes) {
+        Err(e) => problems.push(format!("{e} (run `otapub regenerate --verify-bytes`)")),
+        Ok(out) if B64URL.encode(Sha256::digest(&out)) != hash => problems.push(
+            "applied to its base it does not give the launch asset the manifest signs (run `otapub regenerate --verify-bytes`)".into(),
+        ),
+        Ok(_) => {}
     }
     Ok(problems)
 }

@@ -146,3 +146,21 @@ async fn diff(
     let kept = policy.keeps(size, full_size).then(|| (Sha256Digest::of(&patch), patch));
     Some(Diffed { size, full_size, kept })
 }
+
+/// Makes a recorded patch again (its object was lost or damaged): its
+/// bytes, when they hash to what the index recorded.
+pub async fn remake(store: &dyn Store, row: &PatchRow) -> Result<Vec<u8>, String> {
+    let Some(want) = row.kept else {
+        return Err("the index records it as not kept".into());
+    };
+    let new = bytes_of(store, &[], &row.target).await?;
+    let old = bytes_of(store, &[], &row.base).await?;
+    let patch = crate::off_runtime(|| super::make(&old, &new)).map_err(|e| e.to_string())?;
+    if Sha256Digest::of(&patch) != want {
+        return Err(format!(
+            "the patch made now hashes to {}, not to the {want} recorded (made by another otapub version?); devices get the full asset",
+            Sha256Digest::of(&patch)
+        ));
+    }
+    Ok(patch)
+}
