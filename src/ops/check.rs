@@ -1,7 +1,7 @@
 //! `otapub check`: the store against the index. Every pointer, immutable
 //! object and asset the index implies must be present and match.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{full_view, Context};
 use crate::digest::Sha256Digest;
@@ -96,7 +96,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
 /// launch asset into exactly the requested one's (as a device applies it).
 async fn check_patches(ctx: &Context<'_>, index: &Index) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let mut bases: BTreeMap<Sha256Digest, Option<Vec<u8>>> = BTreeMap::new();
+    let mut base: Option<(Sha256Digest, Option<Vec<u8>>)> = None;
     for row in crate::index::patches(index.conn())? {
         let Some(sha) = row.kept else { continue };
         let key = row.key();
@@ -112,11 +112,12 @@ async fn check_patches(ctx: &Context<'_>, index: &Index) -> Result<Vec<String>> 
             ));
             continue;
         }
-        if !bases.contains_key(&row.base) {
+        // One base held at a time: memory stays at a few bundles.
+        if base.as_ref().is_none_or(|(sha, _)| *sha != row.base) {
             let got = ctx.store.get(&format!("public/assets/{}", row.base)).await?;
-            bases.insert(row.base, got.map(|o| o.bytes));
+            base = Some((row.base, got.map(|o| o.bytes)));
         }
-        let Some(Some(base)) = bases.get(&row.base) else {
+        let Some((_, Some(base))) = &base else {
             // Reported with the assets below.
             continue;
         };
