@@ -5,6 +5,9 @@
 //! (eas-client-id → expected package), computed from SPEC's formula
 //! (transcribed independently in tests/common) and the signed bucket list,
 //! must come out of every one; headers sent as the stock client sends them.
+//! The patch rule likewise: one scene of launch-asset requests (patches from
+//! an earlier update, from an embedded one, back after a rollback; the full
+//! asset otherwise), each patch applied with the reference bspatch.
 
 mod common;
 
@@ -201,6 +204,38 @@ fn nginx_local(env: &TestEnv) -> Spawned {
     nginx(&dir, &site, port)
 }
 
+/// nginx from deploy/nginx/otapub.conf in front of the S3 server holding `env`'s store.
+fn nginx_s3(env: &TestEnv, server: &s3::S3Server) -> Spawned {
+    let Backend::S3 { bucket, prefix, .. } = &env.backend else {
+        unreachable!("an S3 test environment")
+    };
+    let port = free_port();
+    let dir = env.path("nginx-s3");
+    let moto = format!("127.0.0.1:{}", server.port());
+    let site = template(
+        "nginx/otapub.conf",
+        &[
+            ("listen 443 ssl http2;", format!("listen 127.0.0.1:{port};")),
+            (
+                "server my-bucket.s3.eu-west-1.amazonaws.com:443;",
+                format!("server {moto};"),
+            ),
+            (
+                "proxy_set_header Host my-bucket.s3.eu-west-1.amazonaws.com;",
+                format!("proxy_set_header Host {moto};"),
+            ),
+            (
+                "https://otapub_origin/ota/public",
+                format!("http://otapub_origin/{bucket}/{prefix}/public"),
+            ),
+            ("/var/cache/nginx/otapub", format!("{}/cache", dir.display())),
+            ("js_path \"/etc/nginx/njs/\";", js_paths()),
+            ("/var/log/nginx/otapub-gate.log", format!("{}/gate.log", dir.display())),
+        ],
+    );
+    nginx(&dir, &site, port)
+}
+
 #[test]
 fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
     let env = TestEnv::new();
@@ -302,31 +337,7 @@ fn every_runtime_in_front_of_s3_gives_the_same_table() {
     agrees("otapub serve (S3 store)", &served.base, &ids, &want);
 
     // nginx in front of the S3 server, from deploy/nginx/otapub.conf.
-    let port = free_port();
-    let dir = env.path("nginx-s3");
-    let moto = format!("127.0.0.1:{}", server.port());
-    let site = template(
-        "nginx/otapub.conf",
-        &[
-            ("listen 443 ssl http2;", format!("listen 127.0.0.1:{port};")),
-            (
-                "server my-bucket.s3.eu-west-1.amazonaws.com:443;",
-                format!("server {moto};"),
-            ),
-            (
-                "proxy_set_header Host my-bucket.s3.eu-west-1.amazonaws.com;",
-                format!("proxy_set_header Host {moto};"),
-            ),
-            (
-                "https://otapub_origin/ota/public",
-                format!("http://otapub_origin/{bucket}/{prefix}/public"),
-            ),
-            ("/var/cache/nginx/otapub", format!("{}/cache", dir.display())),
-            ("js_path \"/etc/nginx/njs/\";", js_paths()),
-            ("/var/log/nginx/otapub-gate.log", format!("{}/gate.log", dir.display())),
-        ],
-    );
-    let nginx = nginx(&dir, &site, port);
+    let nginx = nginx_s3(&env, &server);
     // Twice: the second round is answered from nginx's cache, which must key
     // on the object fetched, never on the request's URI.
     agrees("nginx (S3 origin)", &nginx.base, &ids, &want);
@@ -404,20 +415,36 @@ fn the_access_log_of_serve_feeds_the_gate() {
     assert_eq!(rs[0]["gate"]["total"], 40);
 }
 
-/// The patch rule of `otapub serve` (SPEC "Patches for the launch asset"),
-/// on a tree holding a patch between two successive real exports made by the
-/// reference bsdiff 4.3 (otapub does not make patches yet: issue 10), with
-/// the headers the stock client sends; applied with the reference bspatch.
-#[test]
-fn serve_answers_a_patch_request_only_as_the_rule_says() {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use sha2::Digest;
-    let env = TestEnv::new();
-    for (v, dist) in [("v1", "dist1"), ("v2", "dist2")] {
-        let dir = format!("{FIXTURES}/expo-successive/{dist}");
+/// A tree with patches otapub made (SPEC "Patches for the launch asset"):
+/// two successive real exports published on production/ios/fp, the first
+/// one's bundle also recorded as a build's embedded update, then a rollback
+/// (a re-stamp of v1). Each case is a launch-asset request with the headers
+/// the stock client sends and the patch it must get (base id and bytes), or
+/// `None`: the full asset.
+struct PatchScene {
+    cases: Vec<PatchCase>,
+}
+
+struct PatchCase {
+    what: &'static str,
+    /// `/assets/<sha256>`
+    asset: String,
+    headers: Vec<(&'static str, String)>,
+    /// (base id, base bundle) of the patch expected, or the full asset.
+    patch_from: Option<(String, Vec<u8>)>,
+    /// The signed launchAsset.hash of the requested update.
+    hash: String,
+    full: Vec<u8>,
+}
+
+const EMBEDDED_ID: &str = "0B3C5D7E-1F2A-4B6C-8D9E-0F1A2B3C4D5E";
+
+fn patch_scene(env: &TestEnv) -> PatchScene {
+    let fixture = format!("{FIXTURES}/expo-successive");
+    let publish = |v: &str, dist: &str| {
         env.otapub(&[
             "publish",
-            &dir,
+            &format!("{fixture}/{dist}"),
             "--channel",
             "production",
             "--fingerprint",
@@ -429,9 +456,49 @@ fn serve_answers_a_patch_request_only_as_the_rule_says() {
         ])
         .assert()
         .success();
-    }
-    let doc = |v: &str| env.read_signed(&format!("public/updates/{v}/ios/manifest")).1;
-    let (v1, v2) = (doc("v1"), doc("v2"));
+    };
+    publish("v1", "dist1");
+    // What a release build made from the first export embeds (its Hermes
+    // bundle), under the update id of the build's app.manifest.
+    let embedded = std::fs::read_dir(format!("{fixture}/dist1/_expo/static/js/ios"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    env.otapub(&[
+        "embedded",
+        "add",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp",
+        "--update-id",
+        EMBEDDED_ID,
+        embedded.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    publish("v2", "dist2");
+    env.otapub(&[
+        "rollback",
+        "--channel",
+        "production",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp",
+    ])
+    .assert()
+    .success();
+    let doc = |key: &str| env.read_signed(key).1;
+    let (v1, v2, back) = (
+        doc("public/updates/v1/ios/manifest"),
+        doc("public/updates/v2/ios/manifest"),
+        doc(&format!("public/{P}/manifest")),
+    );
+    assert_ne!(back["id"], v1["id"], "a re-stamp has an id of its own");
+    let id = |d: &Value| d["id"].as_str().unwrap().to_string();
     let sha = |d: &Value| {
         d["launchAsset"]["url"]
             .as_str()
@@ -441,75 +508,173 @@ fn serve_answers_a_patch_request_only_as_the_rule_says() {
             .unwrap()
             .to_string()
     };
-    let (old_sha, new_sha) = (sha(&v1), sha(&v2));
-    let (id1, id2) = (
-        v1["id"].as_str().unwrap().to_string(),
-        v2["id"].as_str().unwrap().to_string(),
-    );
-    let old = env.path("old.bundle");
-    let new = env.path("new.bundle");
-    std::fs::write(&old, env.read(&format!("public/assets/{old_sha}"))).unwrap();
-    std::fs::write(&new, env.read(&format!("public/assets/{new_sha}"))).unwrap();
-    let patch_key = format!("public/patches/{id2}/{id1}");
-    std::fs::create_dir_all(env.store().join(format!("public/patches/{id2}"))).unwrap();
-    let made = std::process::Command::new("/usr/bin/bsdiff")
-        .arg(&old)
-        .arg(&new)
-        .arg(env.store().join(&patch_key))
-        .status()
-        .expect("bsdiff (Debian's bsdiff package: ./scripts/test.sh installs it)");
-    assert!(made.success());
-    let served = otapub_serve(&env, &[]);
-    let asset = format!("/assets/{new_sha}");
-    let upper = id1.to_uppercase();
-    let client = |a_im: Option<&str>, current: &str| {
-        let mut h = vec![
-            ("expo-current-update-id", current.to_string()),
-            ("expo-requested-update-id", id2.clone()),
+    let bundle = |d: &Value| env.read(&format!("public/assets/{}", sha(d)));
+    let embedded_bytes = std::fs::read(&embedded).unwrap();
+    assert_eq!(embedded_bytes, bundle(&v1), "the test's embedded bundle is v1's");
+    let case = |what, requested: &Value, current: &str, a_im: Option<&str>, from: Option<(String, Vec<u8>)>| {
+        // The stock client's headers (FileDownloader), ids as iOS sends them.
+        let mut headers = vec![
+            ("Expo-Current-Update-ID", current.to_uppercase()),
+            ("Expo-Requested-Update-ID", id(requested).to_uppercase()),
+            ("Expo-Embedded-Update-ID", EMBEDDED_ID.to_string()),
+            ("EAS-Client-ID", "5B8D8C4E-3B7A-4E0F-9C61-2A1D5E7F9B20".to_string()),
+            ("Expo-Platform", "ios".to_string()),
         ];
-        h.extend(a_im.map(|v| ("a-im", v.to_string())));
-        ask(&served.base, &asset, &[h]).remove(0)
+        headers.extend(a_im.map(|v| ("A-IM", v.to_string())));
+        PatchCase {
+            what,
+            asset: format!("/assets/{}", sha(requested)),
+            headers,
+            patch_from: from,
+            hash: requested["launchAsset"]["hash"].as_str().unwrap().to_string(),
+            full: bundle(requested),
+        }
     };
+    let unknown = "11111111-2222-4333-8444-555555555555";
+    PatchScene {
+        cases: vec![
+            case("v1 -> v2", &v2, &id(&v1), Some("bsdiff"), Some((id(&v1), bundle(&v1)))),
+            case(
+                "embedded -> v2",
+                &v2,
+                EMBEDDED_ID,
+                Some("bsdiff"),
+                Some((EMBEDDED_ID.to_lowercase(), embedded_bytes.clone())),
+            ),
+            case(
+                "v2 -> rollback",
+                &back,
+                &id(&v2),
+                Some("bsdiff"),
+                Some((id(&v2), bundle(&v2))),
+            ),
+            case(
+                "embedded -> rollback (same bundle: no download at all)",
+                &back,
+                EMBEDDED_ID,
+                Some("bsdiff"),
+                None,
+            ),
+            case("no a-im", &v2, &id(&v1), None, None),
+            case("another a-im", &v2, &id(&v1), Some("gzip"), None),
+            case("unknown base", &v2, unknown, Some("bsdiff"), None),
+            case("base not a UUID", &v2, "not-a-uuid", Some("bsdiff"), None),
+            case("base is the update itself", &v2, &id(&v2), Some("bsdiff"), None),
+        ],
+    }
+}
 
-    // The client's request (iOS sends upper case ids): the patch, marked.
-    let a = client(Some("bsdiff"), &upper);
-    assert_eq!(a.status, 200);
-    assert_eq!(a.headers["im"], "bsdiff");
-    assert_eq!(a.headers["expo-base-update-id"], id1.as_str());
-    assert_eq!(a.headers["cache-control"], "no-store");
-    assert!(a.headers["vary"].to_str().unwrap().contains("Expo-Current-Update-ID"));
-    let patch = env.path("served.patch");
-    std::fs::write(&patch, &a.body).unwrap();
-    let out = env.path("patched.bundle");
+/// Applies `patch` to `base` with the reference bspatch 4.3.
+fn bspatch(dir: &std::path::Path, base: &[u8], patch: &[u8]) -> Vec<u8> {
+    std::fs::create_dir_all(dir).unwrap();
+    let (old, new, p) = (dir.join("old"), dir.join("new"), dir.join("patch"));
+    std::fs::write(&old, base).unwrap();
+    std::fs::write(&p, patch).unwrap();
     let applied = std::process::Command::new("/usr/bin/bspatch")
         .arg(&old)
-        .arg(&out)
-        .arg(&patch)
+        .arg(&new)
+        .arg(&p)
         .status()
-        .unwrap();
-    assert!(applied.success());
-    let patched = std::fs::read(&out).unwrap();
-    assert_eq!(
-        URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&patched)),
-        v2["launchAsset"]["hash"]
-    );
-    eprintln!(
-        "patch {} bytes for a {} byte launch asset ({:.1} %)",
-        a.body.len(),
-        patched.len(),
-        100.0 * a.body.len() as f64 / patched.len() as f64
-    );
+        .expect("bspatch (Debian's bsdiff package: ./scripts/test.sh installs it)");
+    assert!(applied.success(), "bspatch refused the patch");
+    std::fs::read(&new).unwrap()
+}
 
-    // Never a patch without a-im, for another a-im, or from an unknown base.
-    let full = env.read(&format!("public/assets/{new_sha}"));
-    for a in [
-        client(None, &id1),
-        client(Some("gzip"), &id1),
-        client(Some("bsdiff"), "11111111-2222-4333-8444-555555555555"),
-        client(Some("bsdiff"), "not-a-uuid"),
-    ] {
-        assert_eq!(a.status, 200);
-        assert!(a.headers.get("im").is_none());
-        assert_eq!(a.body, full);
+/// Every case of `scene`, asked of `base` as the client asks.
+fn serves_patches(runtime: &str, dir: &std::path::Path, base: &str, scene: &PatchScene) {
+    for c in &scene.cases {
+        let a = ask(base, &c.asset, std::slice::from_ref(&c.headers)).remove(0);
+        check_patch_answer(runtime, dir, c, a.status, &a.headers, &a.body);
+    }
+}
+
+/// One answer against its case: the patch (applied with the reference
+/// bspatch, hashing to the signed launchAsset.hash) or the full asset.
+fn check_patch_answer(
+    runtime: &str,
+    dir: &std::path::Path,
+    c: &PatchCase,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::Digest;
+    let what = format!("{runtime}: {}", c.what);
+    let header = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+    match &c.patch_from {
+        Some((id, base)) => {
+            assert!(status == 200 || status == 226, "{what}: status {status}");
+            assert_eq!(header("im").as_deref(), Some("bsdiff"), "{what}");
+            assert_eq!(header("expo-base-update-id").as_deref(), Some(id.as_str()), "{what}");
+            let vary = header("vary").unwrap_or_default().to_ascii_lowercase();
+            assert!(
+                header("cache-control").as_deref() == Some("no-store")
+                    || (vary.contains("a-im") && vary.contains("expo-current-update-id")),
+                "{what}: a cache could store the patch under the asset's URL"
+            );
+            let patched = bspatch(&dir.join("bspatch"), base, body);
+            assert_eq!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&patched)), c.hash, "{what}");
+            assert!(body.len() * 5 < c.full.len(), "{what}: {} bytes", body.len());
+        }
+        None => {
+            assert_eq!(status, 200, "{what}");
+            assert!(header("im").is_none(), "{what}: a patch where the full asset was due");
+            assert!(body == c.full.as_slice(), "{what}: not the full asset");
+        }
+    }
+}
+/// The patch rule of `otapub serve` and of nginx (deploy/nginx/otapub-local.conf)
+/// on a local tree holding the patches otapub made.
+#[test]
+fn serve_and_nginx_on_a_local_tree_serve_patches_as_the_rule_says() {
+    let env = TestEnv::new();
+    let scene = patch_scene(&env);
+    let served = otapub_serve(&env, &[]);
+    serves_patches("otapub serve", &env.path("serve"), &served.base, &scene);
+    let nginx = nginx_local(&env);
+    serves_patches("nginx (local tree)", &env.path("nginx"), &nginx.base, &scene);
+}
+
+/// The patch rule in every runtime in front of a real S3 server: `otapub
+/// serve` on the S3 store, nginx (deploy/nginx/otapub.conf, twice: the second
+/// round from its cache), the Worker in workerd, and the Lambda@Edge pair
+/// under Node (the URI the viewer-request handler leaves, the origin's
+/// object there, the headers the viewer-response handler sets).
+#[test]
+fn every_runtime_in_front_of_s3_serves_patches_as_the_rule_says() {
+    let server = s3::S3Server::start();
+    let env = TestEnv::on_s3(&server);
+    let scene = patch_scene(&env);
+    let Backend::S3 { bucket, prefix, .. } = &env.backend else {
+        unreachable!()
+    };
+    server.make_public(bucket, prefix);
+    let origin = format!("{}/{bucket}/{prefix}/public", server.direct_endpoint());
+
+    let served = otapub_serve(&env, &[]);
+    serves_patches("otapub serve (S3 store)", &env.path("serve"), &served.base, &scene);
+    let nginx = nginx_s3(&env, &server);
+    serves_patches("nginx (S3 origin)", &env.path("nginx"), &nginx.base, &scene);
+    serves_patches("nginx (S3 origin, cached)", &env.path("nginx"), &nginx.base, &scene);
+    let worker = workerd(&env.path("workerd"), &origin);
+    serves_patches("workerd", &env.path("workerd"), &worker.base, &scene);
+    for (c, got) in scene.cases.iter().zip(lambda_edge_patch(
+        &env.path("lambda"),
+        &origin,
+        &scene
+            .cases
+            .iter()
+            .map(|c| (c.asset.clone(), c.headers.clone()))
+            .collect::<Vec<_>>(),
+    )) {
+        check_patch_answer(
+            "Lambda@Edge",
+            &env.path("lambda"),
+            c,
+            got.status,
+            &got.headers,
+            &got.body,
+        );
     }
 }

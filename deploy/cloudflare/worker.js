@@ -6,13 +6,19 @@
 //     manifest.json) that carries an eas-client-id with the object of the
 //     device's bucket (<pointer>/rollout/<bb>/<name>) when it exists (a
 //     fallback fetch on 404/403), else with the pointer's own object;
+//   - answers a launch-asset request that asks for a bsdiff patch (a-im,
+//     expo-requested-update-id, expo-current-update-id: SPEC "Patches for the
+//     launch asset") with patches/<r>/<c> when it exists, marked `im: bsdiff`
+//     and `expo-base-update-id`, never stored by a cache; else the asset;
 //   - adds the Expo protocol headers to every manifest;
 //   - passes everything else through.
 // The origin fetches are cached by Cloudflare per object URL (as the origin's
 // Cache-Control says), so the device's id never enters a cache key.
 
 import otapubBucket from '../edge/bucket.mjs';
+import otapubPatch from '../edge/patch.mjs';
 
+const ASSET = /^\/assets\/[0-9a-f]{64}$/;
 const POINTER = /^\/([a-z0-9-]{1,32}\/(?:ios|android)\/[A-Za-z0-9._-]{1,128})\/(manifest(?:\.json)?)$/;
 
 async function fromOrigin(env, path, method) {
@@ -25,6 +31,21 @@ export default {
       return new Response('only GET and HEAD\n', { status: 405 });
     }
     const path = new URL(request.url).pathname;
+    if (ASSET.test(path)) {
+      const h = request.headers;
+      const patch = otapubPatch.path(h.get('a-im'), h.get('expo-requested-update-id'), h.get('expo-current-update-id'));
+      if (patch !== null) {
+        const r = await fromOrigin(env, '/' + patch, request.method);
+        if (r.status === 200) {
+          const headers = new Headers(r.headers);
+          for (const [name, value] of Object.entries(otapubPatch.headers)) {
+            headers.set(name, value);
+          }
+          headers.set('expo-base-update-id', otapubPatch.base(patch));
+          return new Response(r.body, { status: 200, headers });
+        }
+      }
+    }
     const pointer = path.match(POINTER);
     let response = null;
     if (pointer) {

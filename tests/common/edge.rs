@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use serde_json::Value;
 
 pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
@@ -118,7 +119,7 @@ pub fn nginx(dir: &Path, site: &str, port: u16) -> Spawned {
 /// imports) with `ORIGIN` bound to `origin`.
 pub fn workerd(dir: &Path, origin: &str) -> Spawned {
     let port = free_port();
-    for module in ["cloudflare/worker.js", "edge/bucket.mjs"] {
+    for module in ["cloudflare/worker.js", "edge/bucket.mjs", "edge/patch.mjs"] {
         let to = dir.join(module);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(Path::new(DEPLOY).join(module), to).unwrap();
@@ -136,6 +137,7 @@ const otapub :Workerd.Worker = (
   modules = [
     (name = "cloudflare/worker.js", esModule = embed "cloudflare/worker.js"),
     (name = "edge/bucket.mjs", esModule = embed "edge/bucket.mjs"),
+    (name = "edge/patch.mjs", esModule = embed "edge/patch.mjs"),
   ],
   compatibilityDate = "2024-09-23",
   bindings = [(name = "ORIGIN", text = "{origin}")],
@@ -172,7 +174,7 @@ fn node<T: serde::de::DeserializeOwned>(
     dir: &Path,
     module: &str,
     body: &str,
-    ids: &[Option<String>],
+    ids: &(impl serde::Serialize + ?Sized),
     arg: &str,
     env: &[(&str, &str)],
 ) -> T {
@@ -227,6 +229,67 @@ pub fn lambda_edge(dir: &Path, origin: &str, uri: &str, ids: &[Option<String>]) 
         uri,
         &[("OTAPUB_EDGE_BASE", origin)],
     )
+}
+
+/// Runs `deploy/cloudfront/patch-edge.mjs` under Node for each (asset URI,
+/// request headers): the viewer-request handler with AWS's event shape, a
+/// GET of the origin's object at the URI it leaves (what CloudFront would
+/// fetch and cache), then the viewer-response handler on that response.
+/// `origin` stands in for the distribution.
+pub fn lambda_edge_patch(dir: &Path, origin: &str, requests: &[(String, Vec<(&str, String)>)]) -> Vec<Answer> {
+    let body = r#"
+  const out = [];
+  for (const [uri, sent] of ids) {
+    const headers = { host: [{ key: 'Host', value: 'd111111abcdef8.cloudfront.net' }] };
+    for (const [name, value] of sent) headers[name.toLowerCase()] = [{ key: name, value }];
+    const config = { distributionDomainName: 'd111111abcdef8.cloudfront.net', distributionId: 'EDFDVBD6EXAMPLE',
+                     eventType: 'viewer-request', requestId: '4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==' };
+    const request = await module.handler({ Records: [{ cf: { config,
+      request: { clientIp: '203.0.113.178', headers, method: 'GET', querystring: '', uri } } }] });
+    const fetched = await fetch(arg + request.uri);
+    const body = Buffer.from(await fetched.arrayBuffer());
+    const originHeaders = {};
+    fetched.headers.forEach((value, name) => { originHeaders[name] = [{ key: name, value }]; });
+    const response = await module.responseHandler({ Records: [{ cf: {
+      config: { ...config, eventType: 'viewer-response' }, request,
+      response: { status: String(fetched.status), statusDescription: fetched.statusText, headers: originHeaders } } }] });
+    const flat = {};
+    for (const [name, list] of Object.entries(response.headers)) flat[name] = list[0].value;
+    out.push({ status: Number(response.status), headers: flat, body: body.toString('base64') });
+  }
+  return out;"#;
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        status: u16,
+        headers: std::collections::BTreeMap<String, String>,
+        body: String,
+    }
+    let requests: Vec<Value> = requests.iter().map(|(uri, h)| serde_json::json!([uri, h])).collect();
+    let raw: Vec<Raw> = node(
+        dir,
+        "cloudfront/patch-edge.mjs",
+        body,
+        &requests,
+        origin,
+        &[("OTAPUB_EDGE_BASE", origin)],
+    );
+    raw.into_iter()
+        .map(|r| {
+            use base64::Engine;
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in r.headers {
+                headers.insert(
+                    reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    reqwest::header::HeaderValue::from_str(&value).unwrap(),
+                );
+            }
+            Answer {
+                status: r.status,
+                headers,
+                body: base64::engine::general_purpose::STANDARD.decode(r.body).unwrap(),
+            }
+        })
+        .collect()
 }
 
 /// The bucket `deploy/edge/bucket.mjs` gives each id, under Node.
