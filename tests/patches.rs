@@ -365,6 +365,30 @@ fn embedded_bases_rollouts_rollbacks_and_the_size_rule() {
     assert!(text.contains("not kept"), "{text}");
     small.assert_consistent();
 
+    // Unrelated bundles (random bytes for the second) are not diffed at all.
+    let unrelated = TestEnv::new();
+    publish(&unrelated, &Path::new(SUCCESSIVE).join("dist1"), "1", &[]);
+    let dir = variant(&unrelated, 0);
+    let js = dir.join("_expo/static/js/ios");
+    let bundle = std::fs::read_dir(&js).unwrap().next().unwrap().unwrap().path();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let random: Vec<u8> = (0..1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(&bundle, random).unwrap();
+    publish(&unrelated, &dir, "2", &[]);
+    let shown = status_patches(&unrelated);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0]["size"], Value::Null);
+    assert_eq!(shown[0]["kept"], false);
+    let text = stdout(&unrelated.otapub(&["status"]).assert().success().get_output().clone());
+    assert!(text.contains("the bundles share almost nothing"), "{text}");
+
     // --patch-bases 0: only embedded bases.
     let none = TestEnv::new();
     publish(&none, &Path::new(SUCCESSIVE).join("dist1"), "1", &[]);

@@ -36,18 +36,26 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
             );
         }
         for x in &p.patches {
-            let share = 100.0 * x.size as f64 / x.full_size.max(1) as f64;
+            let Some(size) = x.size else {
+                say!(
+                    "    no patch to {} from {}: the bundles share almost nothing (devices get the full {} bytes)",
+                    x.to,
+                    x.from,
+                    x.full_size
+                );
+                continue;
+            };
+            let share = 100.0 * size as f64 / x.full_size.max(1) as f64;
+            let kept = if x.kept {
+                ""
+            } else {
+                ", not kept: devices get the full asset"
+            };
             say!(
-                "    patch to {} from {}: {} of {} bytes ({share:.1} %){}",
+                "    patch to {} from {}: {size} of {} bytes ({share:.1} %){kept}",
                 x.to,
                 x.from,
-                x.size,
-                x.full_size,
-                if x.kept {
-                    ""
-                } else {
-                    ", not kept: devices get the full asset"
-                }
+                x.full_size
             );
         }
         for h in &p.history {

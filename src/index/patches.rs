@@ -19,8 +19,9 @@ pub struct PatchRow {
     pub target: Sha256Digest,
     /// SHA-256 of the base's launch asset.
     pub base: Sha256Digest,
-    /// Bytes of the patch.
-    pub size: u64,
+    /// Bytes of the patch; `None` when the two bundles share almost nothing
+    /// and were not diffed.
+    pub size: Option<u64>,
     /// Bytes of the requested launch asset.
     pub full_size: u64,
     /// SHA-256 of the patch when it is kept as `public/patches/R/B`; `None`
@@ -47,7 +48,7 @@ fn digest(bytes: Vec<u8>) -> Result<Sha256Digest> {
     Ok(Sha256Digest::from_bytes(arr))
 }
 
-type Raw = (String, String, Vec<u8>, Vec<u8>, i64, i64, Option<Vec<u8>>);
+type Raw = (String, String, Vec<u8>, Vec<u8>, Option<i64>, i64, Option<Vec<u8>>);
 
 fn read((requested_id, base_id, target, base, size, full_size, kept): Raw) -> Result<PatchRow> {
     Ok(PatchRow {
@@ -55,7 +56,7 @@ fn read((requested_id, base_id, target, base, size, full_size, kept): Raw) -> Re
         base_id,
         target: digest(target)?,
         base: digest(base)?,
-        size: u64::try_from(size).map_err(corrupt)?,
+        size: size.map(u64::try_from).transpose().map_err(corrupt)?,
         full_size: u64::try_from(full_size).map_err(corrupt)?,
         kept: kept.map(digest).transpose()?,
     })
@@ -93,7 +94,7 @@ pub fn insert_patch(conn: &Connection, p: &PatchRow) -> Result<()> {
             p.base_id,
             p.target.as_bytes().as_slice(),
             p.base.as_bytes().as_slice(),
-            i64::try_from(p.size).unwrap_or(i64::MAX),
+            p.size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
             i64::try_from(p.full_size).unwrap_or(i64::MAX),
             p.kept.as_ref().map(|d| d.as_bytes().to_vec()),
         ],

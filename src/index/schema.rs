@@ -250,9 +250,9 @@ CREATE TABLE patches (
     base_id      TEXT NOT NULL,                  -- id of the update the device runs, lowercase
     target       BLOB NOT NULL CHECK (length(target) = 32),   -- SHA-256 of the requested launch asset
     base         BLOB NOT NULL CHECK (length(base) = 32),     -- SHA-256 of the base's launch asset
-    size         INTEGER NOT NULL CHECK (size > 0),           -- bytes of the patch
+    size         INTEGER CHECK (size IS NULL OR size > 0),    -- bytes of the patch; NULL: not diffed (the bundles share almost nothing)
     full_size    INTEGER NOT NULL CHECK (full_size > 0),      -- bytes of the requested launch asset
-    sha256       BLOB CHECK (sha256 IS NULL OR length(sha256) = 32),  -- of public/patches/R/B; NULL: not kept (too large)
+    sha256       BLOB CHECK (sha256 IS NULL OR (length(sha256) = 32 AND size IS NOT NULL)),  -- of public/patches/R/B; NULL: not kept
     PRIMARY KEY (requested_id, base_id)
 ) STRICT, WITHOUT ROWID;
 CREATE TRIGGER patches_immutable BEFORE UPDATE ON patches

@@ -619,7 +619,7 @@ async fn recover_patches(
                 base_id: base_id.to_string(),
                 target,
                 base: base_sha,
-                size: patch.bytes.len() as u64,
+                size: Some(patch.bytes.len() as u64),
                 full_size: new.len() as u64,
                 kept: Some(Sha256Digest::of(&patch.bytes)),
             }),

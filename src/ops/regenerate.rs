@@ -149,7 +149,7 @@ async fn restore_patches(ctx: &Context<'_>, index: &Index, dry_run: bool, verify
         let key = row.key();
         let lost = match listed.get(&key) {
             None => true,
-            Some(info) if info.size != row.size => true,
+            Some(info) if Some(info.size) != row.size => true,
             Some(_) if verify_bytes => match ctx.store.get(&key).await? {
                 Some(o) => Some(Sha256Digest::of(&o.bytes)) != row.kept || o.meta.content_type != patch::CONTENT_TYPE,
                 None => true,

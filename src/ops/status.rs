@@ -73,8 +73,9 @@ pub struct PatchStatus {
     /// The base's update id.
     #[serde(rename = "fromId")]
     pub from_id: String,
-    /// Bytes of the patch.
-    pub size: u64,
+    /// Bytes of the patch; none when the two bundles share almost nothing
+    /// (not diffed).
+    pub size: Option<u64>,
     /// Bytes of the full launch asset.
     #[serde(rename = "fullSize")]
     pub full_size: u64,

@@ -17,7 +17,7 @@ use crate::tree::PublicObject;
 /// What diffing two bundles gave.
 #[derive(Debug, Clone)]
 struct Diffed {
-    size: u64,
+    size: Option<u64>,
     full_size: u64,
     /// The patch, when small enough to keep.
     kept: Option<(Sha256Digest, Vec<u8>)>,
@@ -139,12 +139,24 @@ async fn diff(
         .await
         .map_err(|e| eprintln!("warning: no patch from launch asset {base_sha}: {e}"))
         .ok()?;
+    let full_size = new.len() as u64;
+    if crate::off_runtime(|| super::resemblance(&old, new)) < super::MIN_RESEMBLANCE {
+        return Some(Diffed {
+            size: None,
+            full_size,
+            kept: None,
+        });
+    }
     let patch = crate::off_runtime(|| super::make(&old, new))
         .map_err(|e| eprintln!("warning: no patch from {base_sha} to {target_sha}: {e}"))
         .ok()?;
-    let (size, full_size) = (patch.len() as u64, new.len() as u64);
+    let size = patch.len() as u64;
     let kept = policy.keeps(size, full_size).then(|| (Sha256Digest::of(&patch), patch));
-    Some(Diffed { size, full_size, kept })
+    Some(Diffed {
+        size: Some(size),
+        full_size,
+        kept,
+    })
 }
 
 /// Makes a recorded patch again (its object was lost or damaged): its
