@@ -419,6 +419,144 @@ class Bench:
                     "the 40 new bucket pairs + rollout.json + the index", ok)
 
 
+    # -- launch-asset patches (SPEC "Patches for the launch asset") --------
+
+    def patch_share(self):
+        """Bytes a device downloads for one update on the real successive
+        exports of tests/data/expo-successive: otapub's patch against the
+        gzip'd full bundle (what a CDN serves compressed), and against the
+        reference bsdiff 4.3 on the same two bundles."""
+        import gzip
+        store = self.work / "patch-share-store"
+        for v, dist in (("1", "dist1"), ("2", "dist2")):
+            subprocess.run([self.otapub, "publish", SUCCESSIVE / dist, "--channel", "production", "--fingerprint", "fp1",
+                            "--version", v, "--store", store, "--key", self.key], check=True, stdout=subprocess.DEVNULL)
+        st = json.loads(subprocess.run([self.otapub, "status", "--json", "--store", store], check=True,
+                                       capture_output=True).stdout)
+        for pointer in st["pointers"]:
+            plat = pointer["platform"]
+            (patch,) = pointer["patches"]
+            new = next((SUCCESSIVE / f"dist2/_expo/static/js/{plat}").iterdir()).read_bytes()
+            old = next((SUCCESSIVE / f"dist1/_expo/static/js/{plat}").iterdir()).read_bytes()
+            gz = len(gzip.compress(new, compresslevel=6))
+            r = patch["size"] / gz
+            self.record("-", f"{plat}: bytes a device downloads for one update (real successive exports), patch vs gzip'd bundle",
+                        f"{patch['size']:,} B patch", f"{gz:,} B gzip -6 ({len(new):,} B raw)", f"{r:.3f}x", "<= 0.25x", r <= 0.25)
+            ref = self.work / f"ref-{plat}.patch"
+            (self.work / "old.bin").write_bytes(old)
+            (self.work / "new.bin").write_bytes(new)
+            subprocess.run(["bsdiff", self.work / "old.bin", self.work / "new.bin", ref], check=True)
+            r = patch["size"] / ref.stat().st_size
+            self.record("-", f"{plat}: patch size, otapub (qbsdiff, 512 KiB chunks on all cores) vs reference bsdiff 4.3",
+                        f"{patch['size']:,} B", f"{ref.stat().st_size:,} B", f"{r:.3f}x", "<= 1.1x", r <= 1.1)
+
+    def patch_making(self, mb, platforms, bases):
+        """Time and peak RSS to make the patches of one publish: `bases`
+        earlier releases of `mb` MB bundles (built from the real Hermes
+        bundles, each release a few edits apart) on `platforms`; the same
+        publish with --patch-bases 0 is the baseline, and so is the
+        reference bsdiff 4.3 making the same patches one after another."""
+        size = int(mb * 1_000_000)
+        tag = f"{mb:g}mb-{len(platforms)}p"
+        releases = [self.work / f"patch-{tag}-r{r}" for r in range(bases + 1)]
+        for r, d in enumerate(releases):
+            write_bundle_export(d, {p: release_bundle(size, r, salt) for p, salt in zip(platforms, (0, 12345))})
+        only = ["--platform", platforms[0]] if len(platforms) == 1 else []
+        with_p, without = [], []
+        rss = []
+        for i in range(max(1, min(self.args.runs, 3))):
+            stores = {}
+            for name in ("with", "without"):
+                stores[name] = self.work / f"patch-{tag}-{name}-{i}"
+                for r, d in enumerate(releases[:-1]):
+                    subprocess.run([self.otapub, "publish", d, "--channel", "production", "--fingerprint", "fp1",
+                                    "--version", f"{r}", "--store", stores[name], "--key", self.key,
+                                    "--patch-bases", "0", *only], check=True, stdout=subprocess.DEVNULL)
+            last = lambda store, n: [self.otapub, "publish", releases[-1], "--channel", "production",  # noqa: E731
+                                     "--fingerprint", "fp1", "--version", "new", "--store", store, "--key", self.key,
+                                     "--patch-bases", str(n), *only]
+            r = subprocess.run(["/usr/bin/time", "-v", *map(str, last(stores["with"], bases))], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                sys.exit(f"publish with patches failed:\n{r.stderr}")
+            elapsed = next(l for l in r.stderr.splitlines() if "Elapsed (wall clock)" in l).rsplit(" ", 1)[1]
+            m, sec = elapsed.split(":")[-2:]
+            with_p.append(int(m) * 60 + float(sec))
+            rss.append(int(next(l for l in r.stderr.splitlines() if "Maximum resident set size" in l).split(":")[1]) / 1024)
+            without.append(timed(last(stores["without"], 0), os.environ.copy()))
+            for store in stores.values():
+                shutil.rmtree(store, ignore_errors=True)
+        made = len(platforms) * bases
+        # The reference: bsdiff 4.3, one patch after another, as a script would.
+        ref_t, ref_rss = [], []
+        for p in platforms:
+            for r in range(bases):
+                old = releases[r] / "_expo/static/js" / p / "index.hbc"
+                new = releases[-1] / "_expo/static/js" / p / "index.hbc"
+                out = subprocess.run(["/usr/bin/time", "-v", "bsdiff", old, new, self.work / "ref.patch"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+                el = next(l for l in out.stderr.splitlines() if "Elapsed (wall clock)" in l).rsplit(" ", 1)[1]
+                m, sec = el.split(":")[-2:]
+                ref_t.append(int(m) * 60 + float(sec))
+                ref_rss.append(int(next(l for l in out.stderr.splitlines() if "Maximum resident set size" in l).split(":")[1]) / 1024)
+        w, wo = stats(with_p), stats(without)
+        cost = max(w["median"] - wo["median"], 0.0)
+        ref = sum(ref_t)
+        r = cost / ref if ref else 0.0
+        plural = lambda n, w: f"{n} {w}{'' if n == 1 else ('es' if w.endswith('ch') else 's')}"  # noqa: E731
+        what = f"{plural(made, 'patch')} of {mb:g} MB bundles ({plural(bases, 'base')} x {plural(len(platforms), 'platform')})"
+        self.record("-", f"time to make {what}: publish with patches minus the same publish without",
+                    f"{cost:.2f} s (publish {fmt(w)}; without {fmt(wo)})", f"bsdiff 4.3, one after another: {ref:.2f} s",
+                    f"{r:.2f}x", "<= 1x", r <= 1.0)
+        s = stats(rss)
+        peak_ref = max(ref_rss)
+        r = s["median"] / peak_ref
+        # otapub holds the publish's own state besides one diff at a time.
+        self.record("-", f"peak RSS of the publish that makes {what}", fmt(s, "MB"), f"bsdiff 4.3, one patch: {peak_ref:.0f} MB",
+                    f"{r:.2f}x", "<= 1.5x", r <= 1.5)
+        for d in releases:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+SUCCESSIVE = ROOT / "tests" / "data" / "expo-successive"
+
+
+def release_bundle(size, release, salt):
+    """A `size`-byte bundle made of the real Hermes bundles of
+    tests/data/expo-successive (each copy stamped so no two copies are
+    alike), with `release` small edits (overwrites and insertions) at
+    positions that depend on `salt`: release r and r+1 differ as two builds
+    of one app with a small change do."""
+    material = b"".join(next((SUCCESSIVE / f"dist{n}/_expo/static/js/{p}").iterdir()).read_bytes()
+                        for n in (1, 2) for p in ("ios", "android"))
+    out = bytearray()
+    copy = 0
+    while len(out) < size:
+        chunk = bytearray(material)
+        stamp = f"{copy:08d}".encode()
+        for at in range(0, len(chunk) - 8, 4096):
+            chunk[at:at + 8] = stamp
+        out += chunk
+        copy += 1
+    del out[size:]
+    for k in range(release):
+        at = (salt + 104729 * (k + 1) * 61) % (size - 400)
+        out[at:at + 16] = f"release {release:03d}/{k:03d}".encode()[:16]
+        out[at + 200:at + 200] = f"inserted by release {k}".encode()
+    return bytes(out)
+
+
+def write_bundle_export(d, bundles):
+    """An `expo export` layout holding only a launch bundle per platform."""
+    meta = {"version": 0, "bundler": "metro", "fileMetadata": {}}
+    for p, data in bundles.items():
+        js = d / "_expo/static/js" / p
+        js.mkdir(parents=True, exist_ok=True)
+        (js / "index.hbc").write_bytes(data)
+        meta["fileMetadata"][p] = {"bundle": f"_expo/static/js/{p}/index.hbc", "assets": []}
+    (d / "metadata.json").write_text(json.dumps(meta))
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -444,10 +582,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--smoke", action="store_true", help="a few small files, one run: keeps the script from rotting")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--servers", default="s3s-fs,moto", help="s3s-fs runs every figure; moto the publish figures")
+    p.add_argument("--servers", default="s3s-fs,moto", help="s3s-fs runs every figure; moto the publish figures; \"\" none (hashing and patch figures only)")
     p.add_argument("--bin-dir", type=Path, default=None, help="where otapub and examples/bench_tools are")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    p.add_argument("--only", default="", help="comma-separated figures: hashing,cold,warm,memory,ban,regenerate,rollout")
+    p.add_argument("--only", default="", help="comma-separated figures: hashing,patches,cold,warm,memory,ban,regenerate,rollout")
     args = p.parse_args()
     args.assets, args.total_mb, args.bundle_mb, args.big_mb = 300, 60, 5, 1024
     args.ban_pointers, args.ban_per_pointer, args.regen_pointers = 1000, 100, 10000
@@ -478,7 +616,15 @@ def main():
         want = lambda f: not args.only or f in args.only.split(",")  # noqa: E731
         if want("hashing"):
             bench.hashing(export)
-        for kind in args.servers.split(","):
+        if want("patches"):
+            log("== launch-asset patches")
+            bench.patch_share()
+            if args.smoke:
+                bench.patch_making(0.5, ("ios", "android"), 2)
+            else:
+                bench.patch_making(3.4, ("ios", "android"), 3)
+                bench.patch_making(20, ("ios",), 1)
+        for kind in filter(None, args.servers.split(",")):
             log(f"== {kind}")
             server = Server(kind, work, (BUCKET, REGEN_BUCKET))
             try:

@@ -32,6 +32,8 @@ fn the_benchmark_runs_end_to_end_on_tiny_data() {
         "peak RSS",
         "ban with",
         "regenerate with",
+        "bytes a device downloads for one update",
+        "time to make",
     ] {
         assert!(text.contains(figure), "{figure} missing from:\n{text}");
     }
