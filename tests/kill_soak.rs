@@ -39,6 +39,8 @@ struct Subject {
     name: &'static str,
     prepare: fn(&TestEnv, usize),
     args: fn(usize) -> Vec<String>,
+    /// Runs for seconds (real bundles to diff): a quarter of the random kills.
+    heavy: bool,
 }
 
 fn publish(env: &TestEnv, release: &str, channel: &str) {
@@ -94,6 +96,23 @@ fn rollout_args(sub_and_rest: &[&str]) -> Vec<String> {
     strings(&v)
 }
 
+/// tests/data/expo-successive's second export with its iOS bundle edited
+/// at a place that depends on `t`: release `t` of one app.
+fn successive_export(to: &Path, t: usize) {
+    let from = Path::new(FIXTURES).join("expo-successive/dist2");
+    let _ = std::fs::remove_dir_all(to);
+    let js = "_expo/static/js/ios";
+    std::fs::create_dir_all(to.join(js)).expect("export dir");
+    std::fs::copy(from.join("metadata.json"), to.join("metadata.json")).expect("metadata.json");
+    for e in std::fs::read_dir(from.join(js)).expect("bundle dir") {
+        let e = e.expect("entry");
+        let mut bytes = std::fs::read(e.path()).expect("bundle");
+        let at = 10_000 + (t * 7919) % (bytes.len() - 20_000);
+        bytes[at..at + 12].copy_from_slice(format!("release {t:04}").as_bytes());
+        std::fs::write(to.join(js).join(e.file_name()), bytes).expect("bundle");
+    }
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -101,6 +120,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 fn subjects() -> Vec<Subject> {
     vec![
         Subject {
+            heavy: false,
             name: "publish",
             prepare: |env, t| write_export(&env.path("next"), &format!("p{t}")),
             args: |t| {
@@ -117,11 +137,36 @@ fn subjects() -> Vec<Subject> {
             },
         },
         Subject {
+            heavy: true,
+            // Real bundles a few bytes apart: each trial diffs one pair and
+            // creates a patch object before its commit.
+            name: "patched publish",
+            prepare: |env, t| successive_export(&env.path("next-real"), t),
+            args: |t| {
+                strings(&[
+                    "publish",
+                    "next-real",
+                    "--channel",
+                    "patched",
+                    "--fingerprint",
+                    "fp1",
+                    "--platform",
+                    "ios",
+                    "--patch-bases",
+                    "1",
+                    "--version",
+                    &format!("x{t}"),
+                ])
+            },
+        },
+        Subject {
+            heavy: false,
             name: "ban",
             prepare: |env, t| publish(env, &format!("b{t}"), "production"),
             args: |t| strings(&["ban", &format!("b{t}"), "--platform", "ios", "--reason", "soak"]),
         },
         Subject {
+            heavy: false,
             name: "ban --rollback",
             prepare: |env, t| publish(env, &format!("r{t}"), "production"),
             args: |t| {
@@ -137,6 +182,7 @@ fn subjects() -> Vec<Subject> {
             },
         },
         Subject {
+            heavy: false,
             name: "rollback",
             prepare: |env, t| publish(env, &format!("k{t}"), "production"),
             args: |_| {
@@ -152,11 +198,13 @@ fn subjects() -> Vec<Subject> {
             },
         },
         Subject {
+            heavy: false,
             name: "promote",
             prepare: |env, t| publish(env, &format!("s{t}"), "staging"),
             args: |t| strings(&["promote", &format!("s{t}"), "--platform", "ios", "--to", "production"]),
         },
         Subject {
+            heavy: false,
             name: "regenerate",
             // A publish whose pointer writes all fail leaves its commit for
             // regenerate to serve (it says so and exits 3).
@@ -168,6 +216,7 @@ fn subjects() -> Vec<Subject> {
             args: |_| strings(&["regenerate"]),
         },
         Subject {
+            heavy: false,
             name: "gc",
             // Two objects nobody references, as a publish killed mid-upload leaves.
             prepare: |env, t| {
@@ -179,6 +228,7 @@ fn subjects() -> Vec<Subject> {
             args: |_| strings(&["gc", "--grace-hours", "0"]),
         },
         Subject {
+            heavy: false,
             name: "publish --rollout",
             prepare: |env, t| {
                 end_rollouts(env);
@@ -202,36 +252,43 @@ fn subjects() -> Vec<Subject> {
             },
         },
         Subject {
+            heavy: false,
             name: "rollout set",
             prepare: |env, t| fresh_rollout(env, t, false),
             args: |_| rollout_args(&["set", "--percent", "4"]),
         },
         Subject {
+            heavy: false,
             name: "rollout pause",
             prepare: |env, t| fresh_rollout(env, t, false),
             args: |_| rollout_args(&["pause"]),
         },
         Subject {
+            heavy: false,
             name: "rollout resume",
             prepare: |env, t| fresh_rollout(env, t, true),
             args: |_| rollout_args(&["resume"]),
         },
         Subject {
+            heavy: false,
             name: "rollout advance",
             prepare: |env, t| fresh_rollout(env, t, false),
             args: |_| rollout_args(&["advance"]),
         },
         Subject {
+            heavy: false,
             name: "rollout complete",
             prepare: |env, t| fresh_rollout(env, t, false),
             args: |_| rollout_args(&["complete"]),
         },
         Subject {
+            heavy: false,
             name: "rollout abort",
             prepare: |env, t| fresh_rollout(env, t, false),
             args: |_| rollout_args(&["abort", "--reason", "soak"]),
         },
         Subject {
+            heavy: false,
             name: "embedded add",
             prepare: |env, t| {
                 std::fs::write(env.path("embedded.bundle"), format!("embedded bundle {t}")).expect("bundle")
@@ -251,6 +308,7 @@ fn subjects() -> Vec<Subject> {
             },
         },
         Subject {
+            heavy: false,
             name: "index rebuild",
             prepare: |env, t| publish(env, &format!("i{t}"), "production"),
             args: |_| strings(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"]),
@@ -554,6 +612,7 @@ fn every_mutating_command_survives_kills() {
             assert!(boundaries < 200, "{}: more than 200 writes?", subject.name);
         };
         // Random instants within the command's own running time.
+        let random = if subject.heavy { random.div_ceil(4) } else { random };
         for _ in 0..random {
             t += 1;
             let micros = (last.as_micros() as u64).max(1000);
