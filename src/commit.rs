@@ -7,7 +7,9 @@
 //! 3. apply the change in one transaction, which records the operation, its
 //!    audit events, its result under the operation id, a new generation and
 //!    the stamps of the pointers whose view it changed;
-//! 4. upload assets (content-addressed) and create immutable objects
+//! 4. upload assets (content-addressed), make the launch-asset patches the
+//!    affected pointers' served updates lack (`crate::patch`, recorded in
+//!    this transaction's index) and create immutable objects and patches
 //!    (`If-None-Match: *`; an object already there with other bytes belongs to
 //!    no committed package and is replaced only after this writer commits);
 //! 5. write the index only if nobody else wrote it since step 1 — the commit
