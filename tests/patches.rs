@@ -274,12 +274,8 @@ fn embedded_bases_rollouts_rollbacks_and_the_size_rule() {
     let (id2, sha2, hash2) = update(&env, "2");
     // A build's embedded bundle recorded after the fact: patches from it are
     // made for what the pointer serves now.
-    let bundle = std::fs::read_dir(Path::new(SUCCESSIVE).join("dist1/_expo/static/js/ios"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    // What a Release build of dist1's app embeds (PROVENANCE.txt).
+    let bundle = Path::new(SUCCESSIVE).join("embedded-ios.hbc");
     env.otapub(&[
         "embedded",
         "add",
