@@ -437,11 +437,22 @@ class Bench:
         for v, dist in (("1", "dist1"), ("2", "dist2")):
             subprocess.run([self.otapub, "publish", SUCCESSIVE / dist, "--channel", "production", "--fingerprint", "fp1",
                             "--version", v, "--store", store, "--key", self.key], check=True, stdout=subprocess.DEVNULL)
+        # What a Release build of dist1's app embeds (tests/data/expo-successive/PROVENANCE.txt).
+        subprocess.run([self.otapub, "embedded", "add", "--platform", "ios", "--fingerprint", "fp1", "--update-id",
+                        EMBEDDED_ID, SUCCESSIVE / "embedded-ios.hbc", "--store", store, "--key", self.key],
+                       check=True, stdout=subprocess.DEVNULL)
         st = json.loads(subprocess.run([self.otapub, "status", "--json", "--store", store], check=True,
                                        capture_output=True).stdout)
         for pointer in st["pointers"]:
             plat = pointer["platform"]
-            (patch,) = pointer["patches"]
+            for patch in pointer["patches"]:
+                if patch["from"].startswith("embedded"):
+                    new = next((SUCCESSIVE / f"dist2/_expo/static/js/{plat}").iterdir()).read_bytes()
+                    gz = len(gzip.compress(new, compresslevel=6))
+                    r = patch["size"] / gz
+                    self.record("-", f"{plat}: bytes a fresh install downloads for its first update, patch from what the build embeds vs gzip'd bundle",
+                                f"{patch['size']:,} B patch", f"{gz:,} B gzip -6", f"{r:.3f}x", "< 1x", r < 1.0)
+            (patch,) = [p for p in pointer["patches"] if p["from"] == "1"]
             new = next((SUCCESSIVE / f"dist2/_expo/static/js/{plat}").iterdir()).read_bytes()
             old = next((SUCCESSIVE / f"dist1/_expo/static/js/{plat}").iterdir()).read_bytes()
             gz = len(gzip.compress(new, compresslevel=6))
@@ -525,6 +536,7 @@ class Bench:
 
 
 SUCCESSIVE = ROOT / "tests" / "data" / "expo-successive"
+EMBEDDED_ID = "0b3c5d7e-1f2a-4b6c-8d9e-0f1a2b3c4d5e"
 
 
 def release_bundle(size, release, salt):
