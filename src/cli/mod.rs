@@ -11,6 +11,7 @@ macro_rules! say {
 
 mod ban;
 mod check;
+mod completions;
 mod embedded;
 mod gc;
 mod index;
@@ -165,6 +166,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Delete what no package references (older than a grace period)
     Gc(gc::GcArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
 }
 
 /// The pointer a command acts on: `--channel --platform --fingerprint`.
@@ -490,6 +493,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Index(a) => index::run(settings(a.global())?, a).await,
         Command::Rollout(a) => rollout::run(settings(a.global())?, a).await,
         Command::Embedded(a) => embedded::run(settings(a.global())?, a).await,
+        Command::Completions(a) => completions::run(a),
     }
 }
 
