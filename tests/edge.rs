@@ -462,19 +462,7 @@ fn patch_scene(env: &TestEnv) -> PatchScene {
     // `expo export:embed` + hermesc: PROVENANCE.txt), under the update id of
     // the build's app.manifest.
     let embedded = std::path::PathBuf::from(format!("{fixture}/embedded-ios.hbc"));
-    env.otapub(&[
-        "embedded",
-        "add",
-        "--platform",
-        "ios",
-        "--fingerprint",
-        "fp",
-        "--update-id",
-        EMBEDDED_ID,
-        embedded.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    env.embedded_add(EMBEDDED_ID, &embedded).assert().success();
     publish("v2", "dist2");
     env.otapub(&[
         "rollback",

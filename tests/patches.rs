@@ -64,6 +64,15 @@ fn publish(env: &TestEnv, dir: &Path, version: &str, extra: &[&str]) -> std::pro
     env.otapub(&args).assert().success().get_output().clone()
 }
 
+/// A fresh store holding dist1 as version 1, then dist2 as version 2
+/// published with `extra`.
+fn two_releases(extra: &[&str]) -> TestEnv {
+    let env = TestEnv::new();
+    publish(&env, &Path::new(SUCCESSIVE).join("dist1"), "1", &[]);
+    publish(&env, &Path::new(SUCCESSIVE).join("dist2"), "2", extra);
+    env
+}
+
 /// The signed manifest of a version: (id, launch asset sha256 hex, signed hash).
 fn update(env: &TestEnv, version: &str) -> (String, String, String) {
     let (_, doc) = env.read_signed(&format!("public/updates/{version}/ios/manifest"));
@@ -224,9 +233,7 @@ fn publishes_patch_from_the_newest_earlier_bundles_and_every_reader_knows_them()
 
 #[test]
 fn a_damaged_or_lost_patch_is_reported_and_made_again() {
-    let env = TestEnv::new();
-    publish(&env, &Path::new(SUCCESSIVE).join("dist1"), "1", &[]);
-    publish(&env, &Path::new(SUCCESSIVE).join("dist2"), "2", &[]);
+    let env = two_releases(&[]);
     let (id1, _, _) = update(&env, "1");
     let (id2, _, _) = update(&env, "2");
     let key = format!("public/patches/{id2}/{id1}");
@@ -276,19 +283,7 @@ fn embedded_bases_rollouts_rollbacks_and_the_size_rule() {
     // made for what the pointer serves now.
     // What a Release build of dist1's app embeds (PROVENANCE.txt).
     let bundle = Path::new(SUCCESSIVE).join("embedded-ios.hbc");
-    env.otapub(&[
-        "embedded",
-        "add",
-        "--platform",
-        "ios",
-        "--fingerprint",
-        "fp",
-        "--update-id",
-        embedded_id,
-        bundle.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    env.embedded_add(embedded_id, &bundle).assert().success();
     let lower = embedded_id.to_lowercase();
     let from_embedded = env.read(&format!("public/patches/{id2}/{lower}"));
     assert_eq!(
@@ -345,14 +340,7 @@ fn embedded_bases_rollouts_rollbacks_and_the_size_rule() {
     env.assert_consistent();
 
     // A patch larger than the kept fraction is recorded, shown, not served.
-    let small = TestEnv::new();
-    publish(&small, &Path::new(SUCCESSIVE).join("dist1"), "1", &[]);
-    publish(
-        &small,
-        &Path::new(SUCCESSIVE).join("dist2"),
-        "2",
-        &["--patch-max-fraction", "0.01"],
-    );
+    let small = two_releases(&["--patch-max-fraction", "0.01"]);
     assert!(patch_objects(&small).is_empty());
     let shown = status_patches(&small);
     assert_eq!(shown.len(), 1);
@@ -386,14 +374,7 @@ fn embedded_bases_rollouts_rollbacks_and_the_size_rule() {
     assert!(text.contains("the bundles share almost nothing"), "{text}");
 
     // --patch-bases 0: only embedded bases.
-    let none = TestEnv::new();
-    publish(&none, &Path::new(SUCCESSIVE).join("dist1"), "1", &[]);
-    publish(
-        &none,
-        &Path::new(SUCCESSIVE).join("dist2"),
-        "2",
-        &["--patch-bases", "0"],
-    );
+    let none = two_releases(&["--patch-bases", "0"]);
     assert!(patch_objects(&none).is_empty());
 }
 
@@ -447,19 +428,9 @@ fn a_patch_that_cannot_be_made_is_skipped_and_made_by_the_next_commit() {
     assert!(status_patches(&env).is_empty());
     // Restored, the next commit on the pointer makes it.
     std::fs::write(env.store().join(&key), saved).unwrap();
-    env.otapub(&[
-        "embedded",
-        "add",
-        "--platform",
-        "ios",
-        "--fingerprint",
-        "fp",
-        "--update-id",
-        "3F2504E0-4F89-41D3-9A0C-0305E82C3301",
-        env.store().join(&key).to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    env.embedded_add("3F2504E0-4F89-41D3-9A0C-0305E82C3301", &env.store().join(&key))
+        .assert()
+        .success();
     let (id2, _, _) = update(&env, "2");
     assert!(patch_objects(&env).contains_key(&(id2, id1)));
     env.assert_consistent();

@@ -76,20 +76,17 @@ fn wanted_patches(index: &Index, policy: &patch::Policy) -> Result<BTreeSet<patc
     patch::plan::wanted(index.conn(), &pointers, policy)
 }
 
-/// The recorded patch pairs nobody can ask for any more.
-fn forgotten_patches(
-    index: &Index,
-    policy: &patch::Policy,
-    reached: &BTreeSet<String>,
-) -> Result<Vec<(String, String)>> {
-    let wanted: BTreeSet<(String, String)> = wanted_patches(index, policy)?
-        .into_iter()
-        .map(|w| (w.requested_id, w.base_id))
-        .collect();
+/// The recorded patch pairs nobody can ask for any more: neither in `keep`
+/// (what [`referenced`] and the pointer objects reach) nor to an update a
+/// pointer object serves.
+fn forgotten_patches(index: &Index, keep: &BTreeSet<String>) -> Result<Vec<(String, String)>> {
     Ok(index::patches(index.conn())?
         .into_iter()
+        .filter(|r| {
+            let key = r.key();
+            !keep.contains(&key) && !patch_reached(keep, &key)
+        })
         .map(|r| (r.requested_id, r.base_id))
-        .filter(|pair| !wanted.contains(pair) && !patch_reached(reached, &index::patch_key(&pair.0, &pair.1)))
         .collect())
 }
 
@@ -183,8 +180,7 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
         return Ok(out);
     }
     let pending: Vec<String> = index.gc_pending()?;
-    if candidates.is_empty() && pending.is_empty() && forgotten_patches(&index, &ctx.patches, &pointer_keep)?.is_empty()
-    {
+    if candidates.is_empty() && pending.is_empty() && forgotten_patches(&index, &keep)?.is_empty() {
         return Ok(out);
     }
 
@@ -196,7 +192,7 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
         still.extend(pointer_keep.iter().cloned());
         // Pairs nobody can ask for any more are forgotten (their patch, if
         // kept, deleted below or by a later gc once past the grace period).
-        let forgotten = forgotten_patches(idx, &ctx.patches, &pointer_keep)?;
+        let forgotten = forgotten_patches(idx, &still)?;
         let mut delete: Vec<String> = candidates
             .iter()
             .chain(idx.gc_pending()?.iter())

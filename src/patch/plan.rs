@@ -6,7 +6,7 @@
 //! run any package the pointer served before (banned ones, re-stamps and
 //! earlier candidates included), or what its build embedded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use rusqlite::Connection;
 
@@ -150,13 +150,13 @@ pub fn wanted(conn: &Connection, pointers: &BTreeSet<PointerId>, policy: &Policy
 
 /// Of `wanted`, the pairs not diffed yet.
 pub fn missing(conn: &Connection, wanted: BTreeSet<Pair>) -> Result<Vec<Pair>> {
-    let known: BTreeMap<(String, String), ()> = index::patches(conn)?
+    let known: BTreeSet<(String, String)> = index::patches(conn)?
         .into_iter()
-        .map(|r| ((r.requested_id, r.base_id), ()))
+        .map(|r| (r.requested_id, r.base_id))
         .collect();
     Ok(wanted
         .into_iter()
-        .filter(|p| !known.contains_key(&(p.requested_id.clone(), p.base_id.clone())))
+        .filter(|p| !known.contains(&(p.requested_id.clone(), p.base_id.clone())))
         .collect())
 }
 

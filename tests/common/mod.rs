@@ -168,6 +168,21 @@ impl TestEnv {
         ])
     }
 
+    /// `otapub embedded add` of `bundle` on ios / fingerprint `fp` under `id`.
+    pub fn embedded_add(&self, id: &str, bundle: &Path) -> Command {
+        self.otapub(&[
+            "embedded",
+            "add",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "fp",
+            "--update-id",
+            id,
+            bundle.to_str().expect("a UTF-8 path"),
+        ])
+    }
+
     /// Same, at a fixed instant.
     pub fn otapub_at(&self, now: &str, args: &[&str]) -> Command {
         let mut c = self.otapub(args);
