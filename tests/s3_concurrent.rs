@@ -35,6 +35,15 @@ fn otapub_process(env: &TestEnv, args: &[&str]) -> Command {
     c
 }
 
+/// The index writes a command's debug log records: (who, from etag, to etag).
+fn index_writes(who: &str, stderr: &str) -> Vec<(String, String, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("index written: from ")?.1.split_once(" to "))
+        .map(|(from, to)| (who.to_string(), from.trim().to_string(), to.trim().to_string()))
+        .collect()
+}
+
 #[test]
 fn six_publishers_at_once_all_land_and_pointers_match_the_index() {
     let server = Arc::new(S3Server::start_kind(Kind::Moto));
@@ -65,6 +74,7 @@ fn six_publishers_at_once_all_land_and_pointers_match_the_index() {
             std::thread::spawn(move || {
                 // Three writers share one pointer; three have their own.
                 let channel = if w < 3 { "shared".to_string() } else { format!("own{w}") };
+                let mut chain = Vec::new();
                 for v in 0..5 {
                     let out = otapub_process(
                         &env,
@@ -79,20 +89,34 @@ fn six_publishers_at_once_all_land_and_pointers_match_the_index() {
                             &format!("w{w}v{v}"),
                         ],
                     )
+                    .env("RUST_LOG", "otapub::index=debug")
                     .output()
                     .expect("run otapub");
-                    assert!(
-                        out.status.success(),
-                        "writer {w} version {v}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    assert!(out.status.success(), "writer {w} version {v}: {stderr}");
+                    chain.extend(index_writes(&format!("w{w}v{v}"), &stderr));
                 }
+                chain
             })
         })
         .collect();
+    let mut chain = Vec::new();
     for w in workers {
-        w.join().expect("writer");
+        chain.extend(w.join().expect("writer"));
     }
+    // Every index write names the version it replaced: two writes from one
+    // version mean the server let two conditional writes through, and one
+    // release is lost by the server, not by otapub.
+    let mut from_seen = std::collections::BTreeMap::new();
+    for (who, from, to) in &chain {
+        if let Some((other, other_to)) = from_seen.insert(from.clone(), (who.clone(), to.clone())) {
+            panic!(
+                "the S3 server accepted two `If-Match: {from}` writes of the index ({other} wrote {other_to}, \
+                 {who} wrote {to}): its conditional writes are not atomic under this load"
+            );
+        }
+    }
+    assert_eq!(chain.len(), 30, "one index write per publish: {chain:?}");
     let st = env.json(&["status"]);
     let mut versions: Vec<String> = st["pointers"]
         .as_array()

@@ -216,6 +216,12 @@ impl Index {
         let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
         match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
             CondPut::Written(etag) => {
+                // The chain of index versions, for diagnosing a server whose
+                // conditional writes are not atomic (two writes from one etag).
+                tracing::debug!(
+                    "index written: from {} to {etag}",
+                    self.etag.as_deref().unwrap_or("(none)")
+                );
                 self.etag = Some(etag.clone());
                 Ok(Saved::Committed(etag))
             }
