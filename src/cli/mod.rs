@@ -20,6 +20,7 @@ mod log;
 mod promote;
 mod publish;
 mod regenerate;
+mod report;
 mod rollback;
 mod rollout;
 mod serve;
@@ -100,6 +101,9 @@ pub struct GlobalArgs {
     /// Launch-asset patches: keep a patch only when smaller than this share of the full asset [default: 0.6; config: patch_max_fraction]
     #[arg(long, value_name = "F")]
     patch_max_fraction: Option<f64>,
+    /// Folder of templates replacing the embedded ones of `report` and `serve`'s /_otapub/ page (report.html, report.css) [config: templates]
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
 }
 
 fn merge_one<T: PartialEq + std::fmt::Debug>(name: &str, a: Option<T>, b: Option<T>) -> anyhow::Result<Option<T>> {
@@ -130,6 +134,7 @@ impl GlobalArgs {
             operation_id: merge_one("operation-id", self.operation_id, sub.operation_id)?,
             patch_bases: merge_one("patch-bases", self.patch_bases, sub.patch_bases)?,
             patch_max_fraction: merge_one("patch-max-fraction", self.patch_max_fraction, sub.patch_max_fraction)?,
+            templates: merge_one("templates", self.templates, sub.templates)?,
         })
     }
 }
@@ -156,6 +161,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Show the audit log
     Log(log::LogArgs),
+    /// Write the operators' status page (HTML + JSON) to a folder
+    Report(report::ReportArgs),
     /// Check every pointer as a device would
     Verify(verify::VerifyArgs),
     /// Check the store against the index
@@ -215,6 +222,7 @@ struct ConfigFile {
     s3_read_timeout_secs: Option<u64>,
     patch_bases: Option<usize>,
     patch_max_fraction: Option<f64>,
+    templates: Option<PathBuf>,
 }
 
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
@@ -267,6 +275,7 @@ pub struct Settings {
     unsafe_no_locking: bool,
     operation_id: String,
     patches: PatchPolicy,
+    templates: Option<PathBuf>,
 }
 
 impl Settings {
@@ -381,6 +390,7 @@ impl Settings {
                 .unwrap_or(defaults.max_fraction),
         )?;
         Ok(Settings {
+            templates: g.templates.or(cfg.templates.map(rel)),
             patches,
             s3,
             unsafe_no_locking: g.unsafe_no_locking,
@@ -411,6 +421,14 @@ impl Settings {
             operation_id: self.operation_id.clone(),
             patches: self.patches,
         }
+    }
+
+    /// The report templates: the embedded ones, with `--templates` overrides.
+    fn templates(&self) -> anyhow::Result<otapub::report::Templates> {
+        Ok(match &self.templates {
+            Some(dir) => otapub::report::Templates::with_overrides(dir)?,
+            None => otapub::report::Templates::default(),
+        })
     }
 
     fn signer(&self) -> anyhow::Result<Signer> {
@@ -486,6 +504,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Regenerate(a) => regenerate::run(settings(&a.global)?, a).await,
         Command::Status(a) => status::run(settings(&a.global)?).await,
         Command::Log(a) => log::run(settings(&a.global)?).await,
+        Command::Report(a) => report::run(settings(&a.global)?, a).await,
         Command::Verify(a) => verify::run(settings(&a.global)?, a).await,
         Command::Check(a) => check::run(settings(&a.global)?).await,
         Command::Gc(a) => gc::run(settings(&a.global)?, a).await,

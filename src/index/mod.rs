@@ -481,16 +481,30 @@ impl Index {
     pub fn operations(&self) -> Result<Vec<Operation>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, kind, actor, state, error FROM operations ORDER BY id")?;
+            .prepare("SELECT id, kind, actor, state, error, started_at, updated_at, op_id FROM operations ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
-            Ok(Operation {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                actor: r.get(2)?,
-                state: r.get(3)?,
-                error: r.get(4)?,
-            })
+            Ok((
+                Operation {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    actor: r.get(2)?,
+                    state: r.get(3)?,
+                    error: r.get(4)?,
+                    started_at: String::new(),
+                    updated_at: String::new(),
+                    op_id: r.get(7)?,
+                },
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut op, started, updated) = row?;
+            op.started_at = crate::manifest::format_time(from_ms(started)?);
+            op.updated_at = crate::manifest::format_time(from_ms(updated)?);
+            out.push(op);
+        }
+        Ok(out)
     }
 }

@@ -264,6 +264,15 @@ pub struct Operation {
     pub state: String,
     /// The error of a failed operation.
     pub error: Option<String>,
+    /// When it started.
+    #[serde(rename = "startedAt")]
+    pub started_at: String,
+    /// When its state last changed.
+    #[serde(rename = "updatedAt")]
+    pub updated_at: String,
+    /// The invocation's id and commit (`ID:kind`), when recorded.
+    #[serde(rename = "operationId", skip_serializing_if = "Option::is_none")]
+    pub op_id: Option<String>,
 }
 
 /// A gate reading: devices that reported the candidate failed, of those

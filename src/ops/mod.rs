@@ -12,6 +12,7 @@ pub mod log;
 pub mod publish;
 pub mod rebuild;
 pub mod regenerate;
+pub mod report;
 pub mod restamp;
 pub mod rollout;
 pub mod status;

@@ -141,14 +141,18 @@ pub struct RolloutSummary {
 
 /// Reads the status from the index.
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
-    let index = Index::load(ctx.store).await?;
+    status_of(&Index::load(ctx.store).await?)
+}
+
+/// The status an index records.
+pub fn status_of(index: &Index) -> Result<Status> {
     let mut patches: BTreeMap<String, Vec<crate::index::PatchRow>> = BTreeMap::new();
     for row in crate::index::patches(index.conn())? {
         patches.entry(row.requested_id.clone()).or_default().push(row);
     }
     let embedded = crate::index::embedded_bases(index.conn())?;
     let mut pointers = Vec::new();
-    for v in super::full_view(&index)? {
+    for v in super::full_view(index)? {
         let (pointer, packages, rollout) = (v.pointer, v.packages, v.rollout);
         let serves = match pointer_state(&packages, rollout.as_ref()) {
             PointerState::Live(p) if matches!(p.content, PackageContent::RollBackToEmbedded) => {

@@ -1,0 +1,312 @@
+//! `otapub report`: what the operators' page shows, read from the index.
+//! [`crate::report`] renders it; this module only gathers it, so the page
+//! and its JSON always say the same.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::status::{status_of, BanInfo, EmbeddedStatus, HistoryEntry, PatchStatus};
+use super::Context;
+use crate::error::Result;
+use crate::index::{self, AuditEvent, Index, Operation, PackageContent};
+use crate::manifest::format_time;
+
+/// How many audit events the page lists, newest first.
+pub const RECENT_EVENTS: usize = 50;
+
+/// How long an operation may stay `running` before it counts as stale: a
+/// gc's lease (the longest an operation runs) twice over.
+pub fn stale_after() -> chrono::Duration {
+    crate::commit::GC_LEASE * 2
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// When it was made.
+    #[serde(rename = "generatedAt")]
+    pub generated_at: String,
+    /// The store it describes.
+    pub store: String,
+    /// The recorded base URL.
+    #[serde(rename = "baseUrl")]
+    pub base_url: Option<String>,
+    /// The index's commit count.
+    pub generation: u64,
+    /// Counts for the page's header.
+    pub summary: Summary,
+    /// Every pointer, sorted.
+    pub pointers: Vec<ReportPointer>,
+    /// Builds' embedded updates recorded as patch bases.
+    pub embedded: Vec<EmbeddedStatus>,
+    /// The last audit events, newest first.
+    pub events: Vec<AuditEvent>,
+    /// Operations that failed, newest first.
+    #[serde(rename = "failedOperations")]
+    pub failed_operations: Vec<Operation>,
+    /// Operations still `running` past [`stale_after`], oldest first.
+    #[serde(rename = "staleOperations")]
+    pub stale_operations: Vec<Operation>,
+}
+
+/// Counts at a glance.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    /// Pointers.
+    pub pointers: usize,
+    /// Packages (re-stamps included).
+    pub packages: usize,
+    /// Banned packages.
+    pub banned: usize,
+    /// Rollouts running or paused.
+    #[serde(rename = "activeRollouts")]
+    pub active_rollouts: usize,
+    /// Failed operations.
+    #[serde(rename = "failedOperations")]
+    pub failed_operations: usize,
+}
+
+/// One pointer, as the page shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportPointer {
+    /// Channel.
+    pub channel: String,
+    /// Platform.
+    pub platform: String,
+    /// Fingerprint (runtime version).
+    pub fingerprint: String,
+    /// What devices without a rollout bucket get, in words.
+    pub serves: String,
+    /// The live package, when one is served.
+    pub live: Option<LivePackage>,
+    /// The latest rollout of the pointer, finished ones included.
+    pub rollout: Option<ReportRollout>,
+    /// Patches of the served updates.
+    pub patches: Vec<PatchStatus>,
+    /// Banned packages, newest first.
+    pub bans: Vec<ReportBan>,
+    /// Re-stamps, newest first.
+    pub restamps: Vec<ReportRestamp>,
+    /// Every package, newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The package a pointer serves.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LivePackage {
+    /// Version.
+    pub version: String,
+    /// The update id (empty for a rollBackToEmbedded directive).
+    pub id: String,
+    /// `update` or `rollBackToEmbedded`.
+    pub kind: &'static str,
+    /// createdAt.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// Message.
+    pub message: Option<String>,
+    /// Who published or re-stamped it.
+    pub actor: Option<String>,
+    /// The original of a re-stamp.
+    #[serde(rename = "restampOf")]
+    pub restamp_of: Option<String>,
+}
+
+/// A rollout, as the page shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportRollout {
+    /// Candidate version.
+    pub candidate: String,
+    /// Control version (what the other devices get).
+    pub control: Option<String>,
+    /// created, running, paused, completed or aborted.
+    pub state: &'static str,
+    /// Whether it still serves buckets.
+    pub active: bool,
+    /// Share of devices on the candidate.
+    pub percent: u8,
+    /// How many of the 100 buckets serve the candidate.
+    pub buckets: usize,
+    /// linear or canary.
+    pub strategy: &'static str,
+    /// Percent added per advance.
+    pub step: u8,
+    /// Failure rate that aborts an advance.
+    #[serde(rename = "abortThreshold")]
+    pub abort_threshold: f64,
+    /// The last gate reading.
+    pub gate: Option<GateView>,
+    /// Why it was aborted.
+    pub reason: Option<String>,
+    /// When it started.
+    #[serde(rename = "startedAt")]
+    pub started_at: String,
+    /// When it last changed.
+    #[serde(rename = "updatedAt")]
+    pub updated_at: String,
+}
+
+/// A gate reading with its rate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GateView {
+    /// Devices that reported the candidate failed.
+    pub failed: u64,
+    /// Devices that reported the candidate at all.
+    pub total: u64,
+    /// failed / total, in percent (none without devices).
+    #[serde(rename = "ratePercent")]
+    pub rate_percent: Option<f64>,
+}
+
+/// A ban.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportBan {
+    /// The banned version.
+    pub version: String,
+    /// Why, who, when.
+    #[serde(flatten)]
+    pub ban: BanInfo,
+}
+
+/// A re-stamp.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportRestamp {
+    /// The re-stamp's version.
+    pub version: String,
+    /// The version it re-stamps.
+    pub of: String,
+    /// Its createdAt.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+}
+
+/// Reads the report from the store's index.
+pub async fn report(ctx: &Context<'_>) -> Result<Report> {
+    let index = Index::load(ctx.store).await?;
+    report_of(&index, &ctx.store.url(), ctx.clock.now())
+}
+
+/// The report an index records, as of `now`.
+pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Report> {
+    let status = status_of(index)?;
+    let events = index.audit_events()?;
+    // Who made each package: the actor of the event that created it.
+    let mut actors: BTreeMap<&str, &str> = BTreeMap::new();
+    for e in &events {
+        if matches!(e.action.as_str(), "publish" | "restamp" | "rollback-to-embedded") {
+            actors.insert(&e.target, &e.actor);
+        }
+    }
+    let rollouts: BTreeMap<String, index::Rollout> = index::latest_rollouts(index.conn())?
+        .into_iter()
+        .map(|r| (r.pointer.to_string(), r))
+        .collect();
+    let views = super::full_view(index)?;
+    let mut pointers = Vec::new();
+    let mut packages = 0;
+    for (st, view) in status.pointers.into_iter().zip(views) {
+        packages += st.history.len();
+        let live = match crate::index::live::pointer_state(&view.packages, view.rollout.as_ref()) {
+            crate::index::live::PointerState::Live(p) => Some(LivePackage {
+                version: p.version.to_string(),
+                id: match &p.content {
+                    PackageContent::Update { manifest_id, .. } => manifest_id.clone(),
+                    PackageContent::RollBackToEmbedded => String::new(),
+                },
+                kind: match p.content {
+                    PackageContent::Update { .. } => "update",
+                    PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
+                },
+                created_at: format_time(p.created_at),
+                message: p.message.clone(),
+                actor: actors
+                    .get(format!("{}/{}", p.pointer.platform, p.version).as_str())
+                    .map(|a| a.to_string()),
+                restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
+            }),
+            _ => None,
+        };
+        let rollout = rollouts.get(&view.pointer.to_string()).map(|r| ReportRollout {
+            candidate: r.candidate.to_string(),
+            control: r.control.as_ref().map(ToString::to_string),
+            state: r.state.as_str(),
+            active: r.state.is_active(),
+            percent: r.percent,
+            buckets: if r.state.is_active() { r.live_buckets().len() } else { 0 },
+            strategy: r.strategy.as_str(),
+            step: r.step,
+            abort_threshold: r.abort_threshold,
+            gate: r.gate.map(|g| GateView {
+                failed: g.failed,
+                total: g.total,
+                rate_percent: g.rate().map(|x| (x * 1000.0).round() / 10.0),
+            }),
+            reason: r.reason.clone(),
+            started_at: format_time(r.started_at),
+            updated_at: format_time(r.updated_at),
+        });
+        let bans = st
+            .history
+            .iter()
+            .filter_map(|h| {
+                h.banned.clone().map(|ban| ReportBan {
+                    version: h.version.clone(),
+                    ban,
+                })
+            })
+            .collect();
+        let restamps = st
+            .history
+            .iter()
+            .filter_map(|h| {
+                h.restamp_of.clone().map(|of| ReportRestamp {
+                    version: h.version.clone(),
+                    of,
+                    created_at: h.created_at.clone(),
+                })
+            })
+            .collect();
+        pointers.push(ReportPointer {
+            channel: st.channel,
+            platform: st.platform,
+            fingerprint: st.fingerprint,
+            serves: st.serves,
+            live,
+            rollout,
+            patches: st.patches,
+            bans,
+            restamps,
+            history: st.history,
+        });
+    }
+    let operations = index.operations()?;
+    let stale_before = format_time(now - stale_after());
+    let failed_operations: Vec<Operation> = operations.iter().rev().filter(|o| o.state == "failed").cloned().collect();
+    // Times share one format (ISO 8601, UTC, milliseconds): they compare as text.
+    let stale_operations = operations
+        .iter()
+        .filter(|o| matches!(o.state.as_str(), "pending" | "running") && o.started_at < stale_before)
+        .cloned()
+        .collect();
+    let summary = Summary {
+        pointers: pointers.len(),
+        packages,
+        banned: pointers.iter().map(|p| p.bans.len()).sum(),
+        active_rollouts: pointers.iter().filter(|p| p.rollout.as_ref().is_some_and(|r| r.active)).count(),
+        failed_operations: failed_operations.len(),
+    };
+    Ok(Report {
+        generated_at: format_time(now),
+        store: store.to_string(),
+        base_url: status.base_url,
+        generation: index.generation()?,
+        summary,
+        pointers,
+        embedded: status.embedded,
+        events: events.into_iter().rev().take(RECENT_EVENTS).collect(),
+        failed_operations,
+        stale_operations,
+    })
+}
