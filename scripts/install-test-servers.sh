@@ -60,3 +60,24 @@ elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
 else
   echo "bsdiff 4.3: not installed, and this is not root on a Debian machine: install bsdiff, or tests/patch_format.rs fails" >&2
 fi
+
+# Headless Chromium for the operators' page (tests/report.rs): Debian's
+# chromium, driven by playwright-core 1.64.1 from the npm registry (no browser
+# download: it uses /usr/bin/chromium).
+if [ -x /usr/bin/chromium ]; then
+  echo "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null); skipping install)"
+elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "chromium: installing Debian's chromium package with apt-get (about a minute)"
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+else
+  echo "chromium: not installed, and this is not root on a Debian machine: install chromium, or tests/report.rs fails" >&2
+fi
+playwright_version=1.64.1
+if [ "$(node -p "require('$tools/browser/node_modules/playwright-core/package.json').version" 2>/dev/null)" = "$playwright_version" ]; then
+  echo "playwright-core $playwright_version: already installed in $tools/browser (skipping install)"
+else
+  echo "playwright-core $playwright_version: installing into $tools/browser with npm"
+  rm -rf "$tools/browser"
+  mkdir -p "$tools/browser"
+  (cd "$tools/browser" && npm install --silent --no-audit --no-fund --no-save "playwright-core@$playwright_version" >/dev/null)
+fi

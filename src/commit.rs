@@ -61,9 +61,10 @@ pub(crate) const GC_EPOCH_SETTING: &str = "gc_epoch";
 const LOCKING_SETTING: &str = "conditional_writes";
 
 /// Where time comes from: the system clock, or a fixed instant (tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Clock {
     /// `Utc::now()`.
+    #[default]
     System,
     /// Always this instant.
     Fixed(DateTime<Utc>),

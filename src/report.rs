@@ -100,8 +100,11 @@ pub fn render(report: &Report, templates: &Templates) -> Result<String> {
     let page = env
         .get_template(PAGE)
         .map_err(|e| Error::usage(format!("template {PAGE}: {e}")))?;
-    page.render(minijinja::context! { report => report })
-        .map_err(|e| Error::usage(format!("template {PAGE} cannot render this report: {e}; fix the template given with --templates")))
+    page.render(minijinja::context! { report => report }).map_err(|e| {
+        Error::usage(format!(
+            "template {PAGE} cannot render this report: {e}; fix the template given with --templates"
+        ))
+    })
 }
 
 /// The JSON the page shows, as `report.json` holds it.

@@ -8,7 +8,8 @@
 //! point at a laptop. A launch-asset request that asks for a bsdiff patch
 //! gets `patches/<requested>/<current>` when the tree has it (SPEC "Patches
 //! for the launch asset"). `--access-log` writes one JSON line per request,
-//! the format `otapub rollout advance --gate-log` reads.
+//! the format `otapub rollout advance --gate-log` reads. `/_otapub/` is the
+//! operators' page (`otapub report`), made from the index on each request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,7 +128,56 @@ pub type AccessLog = Arc<std::sync::Mutex<std::fs::File>>;
 #[derive(Clone)]
 struct Served {
     store: Arc<dyn Store>,
-    log: Option<AccessLog>,
+    options: Arc<Options>,
+}
+
+/// How `serve` runs besides the store it serves.
+#[derive(Default)]
+pub struct Options {
+    /// Where to write the access log, if anywhere.
+    pub log: Option<AccessLog>,
+    /// The templates of the operators' page at `/_otapub/`.
+    pub templates: crate::report::Templates,
+    /// The clock the page's "generated" time comes from.
+    pub clock: crate::commit::Clock,
+}
+
+/// Where the operators' page is served: outside `public/`'s key space
+/// (no channel starts with `_`).
+pub const REPORT_PATH: &str = "/_otapub/";
+
+/// The operators' page, made from the index on every request.
+async fn report_page(store: &dyn Store, options: &Options, path: &str) -> Response {
+    let rest = &path[REPORT_PATH.len()..];
+    let report = async {
+        let index = crate::index::Index::load(store).await?;
+        crate::ops::report::report_of(&index, &store.url(), options.clock.now())
+    }
+    .await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("{e}")),
+    };
+    let (body, content_type) = match rest {
+        "" | "index.html" => (
+            crate::report::render(&report, &options.templates),
+            "text/html; charset=utf-8",
+        ),
+        "report.json" => (crate::report::json(&report), "application/json"),
+        _ => return text(StatusCode::NOT_FOUND, "not found"),
+    };
+    match body {
+        Ok(body) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}")),
+    }
 }
 
 /// One JSON line: the time, method, path and status, and the request
@@ -152,8 +202,14 @@ async fn handle(State(served): State<Served>, req: Request) -> Response {
         req.uri().path().to_string(),
         req.headers().clone(),
     );
-    let resp = respond(served.store.as_ref(), &method, &path, &headers).await;
-    if let Some(log) = &served.log {
+    let resp = if path == "/_otapub" {
+        axum::response::Redirect::permanent(REPORT_PATH).into_response()
+    } else if path.starts_with(REPORT_PATH) && (method == Method::GET || method == Method::HEAD) {
+        report_page(served.store.as_ref(), &served.options, &path).await
+    } else {
+        respond(served.store.as_ref(), &method, &path, &headers).await
+    };
+    if let Some(log) = &served.options.log {
         let line = log_line(&method, &path, &headers, resp.status());
         if let Ok(mut f) = log.lock() {
             use std::io::Write;
@@ -272,18 +328,21 @@ async fn respond(store: &dyn Store, method: &Method, path: &str, headers: &Heade
 }
 
 /// The router, for embedding and tests.
-pub fn router(store: Arc<dyn Store>, log: Option<AccessLog>) -> Router {
-    Router::new().fallback(handle).with_state(Served { store, log })
+pub fn router(store: Arc<dyn Store>, options: Options) -> Router {
+    Router::new().fallback(handle).with_state(Served {
+        store,
+        options: Arc::new(options),
+    })
 }
 
 /// Serves the store's `public/` on `addr` until the process ends.
-pub async fn serve(store: Arc<dyn Store>, addr: SocketAddr, log: Option<AccessLog>) -> Result<()> {
+pub async fn serve(store: Arc<dyn Store>, addr: SocketAddr, options: Options) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Error::usage(format!(
             "cannot listen on {addr} ({e}); choose another --addr, e.g. 127.0.0.1:8081"
         ))
     })?;
-    axum::serve(listener, router(store, log))
+    axum::serve(listener, router(store, options))
         .await
         .map_err(|e| Error::Store {
             action: "serve",

@@ -37,6 +37,12 @@ pub async fn run(s: Settings, a: ServeArgs) -> anyhow::Result<Outcome> {
         ))),
         None => None,
     };
-    otapub::serve::serve(store, a.addr, log).await?;
+    let options = otapub::serve::Options {
+        log,
+        templates: s.templates()?,
+        clock: s.clock,
+    };
+    eprintln!("the operators' page: http://{}{}", a.addr, otapub::serve::REPORT_PATH);
+    otapub::serve::serve(store, a.addr, options).await?;
     Ok(Outcome::Done)
 }

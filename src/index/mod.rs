@@ -479,9 +479,9 @@ impl Index {
 
     /// The operations, oldest first.
     pub fn operations(&self) -> Result<Vec<Operation>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, kind, actor, state, error, started_at, updated_at, op_id FROM operations ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, kind, actor, state, error, started_at, updated_at, op_id FROM operations ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 Operation {

@@ -283,7 +283,12 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
     }
     let operations = index.operations()?;
     let stale_before = format_time(now - stale_after());
-    let failed_operations: Vec<Operation> = operations.iter().rev().filter(|o| o.state == "failed").cloned().collect();
+    let failed_operations: Vec<Operation> = operations
+        .iter()
+        .rev()
+        .filter(|o| o.state == "failed")
+        .cloned()
+        .collect();
     // Times share one format (ISO 8601, UTC, milliseconds): they compare as text.
     let stale_operations = operations
         .iter()
@@ -294,7 +299,10 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
         pointers: pointers.len(),
         packages,
         banned: pointers.iter().map(|p| p.bans.len()).sum(),
-        active_rollouts: pointers.iter().filter(|p| p.rollout.as_ref().is_some_and(|r| r.active)).count(),
+        active_rollouts: pointers
+            .iter()
+            .filter(|p| p.rollout.as_ref().is_some_and(|r| r.active))
+            .count(),
         failed_operations: failed_operations.len(),
     };
     Ok(Report {

@@ -1,0 +1,281 @@
+//! The operators' page: `otapub report` and `serve`'s `/_otapub/`, loaded in
+//! headless Chromium (Debian's, driven by playwright-core from npm; both
+//! installed by scripts/install-test-servers.sh) and read back from the DOM
+//! the browser built; golden snapshots (insta) of the page and of the
+//! manifest and directive JSON the tree serves.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::edge::otapub_serve;
+use common::*;
+use serde_json::Value;
+
+/// A ban reason with markup in it: the page must show it as text.
+const REASON: &str = "crashes on launch <script>alert('x')</script> & \"worse\"";
+
+/// A store with what the page shows: two channels, a ban, a re-stamp, a
+/// running rollout, a failed operation. Every command at a fixed instant, so
+/// the page is the same bytes on every run (but for the throwaway key's
+/// signatures, which the page does not show).
+fn scene(env: &TestEnv) {
+    let at = |n: u32| format!("2026-11-29T10:{n:02}:00Z");
+    let run = |n: u32, args: &[&str]| {
+        env.otapub_at(&at(n), args).assert().success();
+    };
+    for (n, (release, channel)) in [("r1", "production"), ("r2", "production"), ("s1", "staging")]
+        .into_iter()
+        .enumerate()
+    {
+        write_export(&env.path(&format!("export-{release}")), release);
+        run(
+            n as u32,
+            &[
+                "publish",
+                &format!("export-{release}"),
+                "--channel",
+                channel,
+                "--fingerprint",
+                "fp1",
+                "--version",
+                release,
+                "--message",
+                &format!("release {release}"),
+            ],
+        );
+    }
+    run(5, &["ban", "r2", "--platform", "ios", "--reason", REASON, "--rollback"]);
+    run(
+        6,
+        &[
+            "rollback",
+            "--channel",
+            "production",
+            "--platform",
+            "android",
+            "--fingerprint",
+            "fp1",
+            "--to-embedded",
+        ],
+    );
+    write_export(&env.path("export-s2"), "s2");
+    run(
+        7,
+        &[
+            "publish",
+            "export-s2",
+            "--channel",
+            "staging",
+            "--fingerprint",
+            "fp1",
+            "--version",
+            "s2",
+            "--rollout",
+            "25",
+        ],
+    );
+    // A publish that fails on its first upload: a failed operation.
+    write_export(&env.path("export-r3"), "r3");
+    env.otapub_at(
+        &at(8),
+        &[
+            "publish",
+            "export-r3",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp1",
+            "--version",
+            "r3",
+        ],
+    )
+    .env("OTAPUB_FAULTS", "fail@put:public/assets/*#1")
+    .assert()
+    .code(3);
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("OTAPUB_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub")
+        })
+}
+
+/// Loads `url` in headless Chromium; what the page showed, as the script reports it.
+fn browse(url: &str, screenshot: &Path) -> Value {
+    let playwright = tools_dir().join("browser/node_modules/playwright-core");
+    assert!(
+        playwright.exists() && Path::new("/usr/bin/chromium").exists(),
+        "headless Chromium is not installed: run scripts/install-test-servers.sh (Debian's chromium + playwright-core from npm)"
+    );
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/report.mjs"))
+        .args([url, screenshot.to_str().expect("UTF-8 path")])
+        .env("PLAYWRIGHT_CORE", &playwright)
+        .output()
+        .expect("run node");
+    assert!(out.status.success(), "the browser script failed: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the browser script printed no JSON ({e}): {}", stdout(&out)))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+#[test]
+fn the_page_in_a_real_browser_shows_every_pointer_its_live_version_and_each_ban_reason() {
+    let env = TestEnv::new();
+    scene(&env);
+    let served = otapub_serve(&env, &[]);
+    let shot = env.path("report.png");
+    let seen = browse(&format!("{}/_otapub/", served.base), &shot);
+
+    for list in ["consoleErrors", "pageErrors", "foreignRequests", "failedRequests"] {
+        assert_eq!(seen[list], serde_json::json!([]), "{list}: {seen}");
+    }
+    assert_eq!(seen["status"], 200);
+    assert_eq!(seen["contentType"], "text/html; charset=utf-8");
+    // What the scene did decides what each pointer must show, not otapub's report.
+    let mut pointers: Vec<(String, String, Vec<String>)> = seen["pointers"]
+        .as_array()
+        .expect("pointers")
+        .iter()
+        .map(|p| {
+            assert_eq!(p["visible"], true, "{p}");
+            (
+                p["pointer"].as_str().unwrap().to_string(),
+                p["live"].as_str().unwrap().to_string(),
+                strings(&p["banReasons"]),
+            )
+        })
+        .collect();
+    pointers.sort();
+    let want = |p: &str, live: &str, bans: &[&str]| {
+        (
+            p.to_string(),
+            live.to_string(),
+            bans.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        pointers,
+        vec![
+            want("production/android/fp1", "embedded-4c2b15c361d8cd52", &[]),
+            want("production/ios/fp1", "r1.r1", &[REASON]),
+            want("staging/android/fp1", "s1", &[]),
+            want("staging/ios/fp1", "s1", &[]),
+        ]
+    );
+    let rollout = seen["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pointer"] == "staging/ios/fp1")
+        .unwrap();
+    assert_eq!(rollout["rollout"], "rollout s2 to 25 % of devices running", "{rollout}");
+    let failed = strings(&seen["failedOperations"]);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("publish") && failed[0].contains("tester"),
+        "{failed:?}"
+    );
+    assert!(seen["historyRowsAfterClick"].as_u64().unwrap() >= 1, "{seen}");
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a screenshot of a real page: {} bytes",
+        png.len()
+    );
+    if let Some(dir) = std::env::var_os("OTAPUB_SCREENSHOT_DIR") {
+        std::fs::copy(&shot, Path::new(&dir).join("report.png")).expect("keep the screenshot");
+    }
+
+    // `report --out` writes the same page and JSON the server shows.
+    env.otapub(&["report", "--out", "site"]).assert().success();
+    let json: Value = serde_json::from_slice(&std::fs::read(env.path("site/report.json")).unwrap()).unwrap();
+    let body = reqwest_get(&format!("{}/_otapub/report.json", served.base));
+    let mut live: Value = serde_json::from_str(&body).expect("report.json");
+    live["generatedAt"] = json["generatedAt"].clone();
+    assert_eq!(live, json);
+    let page = std::fs::read_to_string(env.path("site/index.html")).unwrap();
+    assert!(!page.contains("<script"), "the page runs no script");
+    assert!(
+        page.contains("crashes on launch &lt;script&gt;"),
+        "markup in a reason is escaped"
+    );
+}
+
+fn reqwest_get(url: &str) -> String {
+    let out = Command::new("curl").args(["-sf", url]).output().expect("curl");
+    assert!(out.status.success(), "GET {url}");
+    stdout(&out)
+}
+
+#[test]
+fn golden_page_manifest_and_directive() {
+    let env = TestEnv::new();
+    scene(&env);
+    let out = env
+        .otapub_at("2026-11-29T11:00:00Z", &["report", "--out", "site"])
+        .assert()
+        .success();
+    drop(out);
+    let page = std::fs::read_to_string(env.path("site/index.html")).unwrap();
+    insta::assert_snapshot!("report_page", page);
+    let manifest = env.pointer("production", "ios", "fp1");
+    insta::assert_snapshot!(
+        "manifest_production_ios",
+        serde_json::to_string_pretty(&manifest).unwrap()
+    );
+    let directive = env.pointer("production", "android", "fp1");
+    insta::assert_snapshot!(
+        "directive_rollback_to_embedded",
+        serde_json::to_string_pretty(&directive).unwrap()
+    );
+}
+
+#[test]
+fn templates_can_be_replaced_and_a_broken_one_is_refused_with_the_line() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "fp1").assert().success();
+    std::fs::create_dir_all(env.path("mine")).unwrap();
+    std::fs::write(
+        env.path("mine/report.html"),
+        "{% for p in report.pointers %}{{ p.channel }}:{{ p.live.version }}\n{% endfor %}",
+    )
+    .unwrap();
+    env.otapub(&["report", "--out", "site", "--templates", "mine"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(env.path("site/index.html")).unwrap(),
+        "production:r1\nproduction:r1\n"
+    );
+    // A field that does not exist, a syntax error, a stray file: exit 2, nothing written.
+    for (file, text, needle) in [
+        ("report.html", "{{ report.nosuch.field }}", "report.html"),
+        ("report.html", "{% for %}", "report.html"),
+        ("style.css", "", "not a template otapub renders"),
+    ] {
+        let dir = env.path("bad");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+        let out = env
+            .otapub(&["report", "--out", "site2", "--templates", "bad"])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+        assert!(!env.path("site2").exists());
+    }
+}
