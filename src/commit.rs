@@ -57,6 +57,9 @@ const LEASE_SETTING: &str = "gc_lease";
 /// Settings key counting gc runs: uploads an earlier attempt made are not
 /// trusted across one.
 pub(crate) const GC_EPOCH_SETTING: &str = "gc_epoch";
+/// Commits that do not wait for a gc's lease: the gc's own, and those that
+/// reference no object (the lease keeps writers from referencing what gc deletes).
+const LEASE_EXEMPT: [&str; 2] = ["gc", "ops-sweep"];
 /// Settings key recording that the store passed the conditional-write probe.
 const LOCKING_SETTING: &str = "conditional_writes";
 
@@ -229,6 +232,12 @@ fn json_err(e: serde_json::Error) -> Error {
     Error::IndexContent(format!("a recorded operation result is unreadable ({e})"))
 }
 
+/// The id a commit of an invocation is recorded under: one per commit
+/// (gc commits twice, as `gc-lease` and `gc`).
+pub fn operation_key(operation_id: &str, kind: &str) -> String {
+    format!("{operation_id}:{kind}")
+}
+
 /// Runs a change under the commit protocol. `apply` gets a fresh copy of the
 /// index on every attempt; an error from it is bad input and nothing has been
 /// written. `preloaded` is an index the caller read already (while it did
@@ -239,8 +248,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
     mut preloaded: Option<Index>,
     mut apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
-    // One id per commit of an invocation (gc commits twice).
-    let op_key = format!("{}:{kind}", ctx.operation_id);
+    let op_key = operation_key(&ctx.operation_id, kind);
     let mut uploaded = HashSet::new();
     // Immutable keys an earlier attempt of this invocation created: they hold
     // its uncommitted leftovers (a key someone committed since would not be
@@ -271,7 +279,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             return Ok(output);
         }
         let now = ctx.clock.now();
-        if kind != "gc" {
+        if !LEASE_EXEMPT.contains(&kind) {
             if let Some(lease) = active_lease(&index, now)? {
                 if started.elapsed() > GC_LEASE.to_std().unwrap_or_default() * 2 {
                     return Err(Error::Leased {

@@ -17,6 +17,7 @@ mod gc;
 mod index;
 mod keygen;
 mod log;
+mod ops;
 mod promote;
 mod publish;
 mod regenerate;
@@ -163,6 +164,8 @@ enum Command {
     Log(log::LogArgs),
     /// Write the operators' status page (HTML + JSON) to a folder
     Report(report::ReportArgs),
+    /// List operations and their lifecycle; `ops sweep` fails stuck ones
+    Ops(ops::OpsArgs),
     /// Check every pointer as a device would
     Verify(verify::VerifyArgs),
     /// Check the store against the index
@@ -505,6 +508,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => status::run(settings(&a.global)?).await,
         Command::Log(a) => log::run(settings(&a.global)?).await,
         Command::Report(a) => report::run(settings(&a.global)?, a).await,
+        Command::Ops(a) => ops::run(settings(&a.global()?)?, a).await,
         Command::Verify(a) => verify::run(settings(&a.global)?, a).await,
         Command::Check(a) => check::run(settings(&a.global)?).await,
         Command::Gc(a) => gc::run(settings(&a.global)?, a).await,

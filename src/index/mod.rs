@@ -238,6 +238,31 @@ impl Index {
         now: DateTime<Utc>,
         f: impl FnOnce(&Connection) -> Result<(T, Vec<NewEvent>)>,
     ) -> Result<T> {
+        self.transact_as(kind, actor, now, true, f)
+    }
+
+    /// [`Index::transact`] for an operation that goes on after this commit
+    /// (a gc holding its lease): it is recorded `running`, and a later commit
+    /// of the same invocation finishes it ([`finish_operation`]). One whose
+    /// process dies stays `running`, which `otapub ops` shows as stale.
+    pub fn transact_running<T>(
+        &mut self,
+        kind: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<NewEvent>)>,
+    ) -> Result<T> {
+        self.transact_as(kind, actor, now, false, f)
+    }
+
+    fn transact_as<T>(
+        &mut self,
+        kind: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        finish: bool,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<NewEvent>)>,
+    ) -> Result<T> {
         let tx = self.conn.transaction()?;
         let now_ms = to_ms(now);
         tx.execute(
@@ -253,10 +278,12 @@ impl Index {
                 params![now_ms, actor, e.action, e.target, e.details.to_string(), op],
             )?;
         }
-        tx.execute(
-            "UPDATE operations SET state = 'succeeded', updated_at = ?2 WHERE id = ?1",
-            params![op, now_ms],
-        )?;
+        if finish {
+            tx.execute(
+                "UPDATE operations SET state = 'succeeded', updated_at = ?2 WHERE id = ?1",
+                params![op, now_ms],
+            )?;
+        }
         tx.commit()?;
         self.last_operation = Some(op);
         Ok(out)

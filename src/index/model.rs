@@ -252,7 +252,7 @@ pub struct NewEvent {
 }
 
 /// An operation row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Operation {
     /// Row id.
     pub id: i64,
@@ -271,7 +271,7 @@ pub struct Operation {
     #[serde(rename = "updatedAt")]
     pub updated_at: String,
     /// The invocation's id and commit (`ID:kind`), when recorded.
-    #[serde(rename = "operationId", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "operationId", default, skip_serializing_if = "Option::is_none")]
     pub op_id: Option<String>,
 }
 

@@ -375,3 +375,23 @@ pub fn newest_created_at(conn: &Connection, pointer: &PointerId) -> Result<Optio
     )?;
     ms.map(from_ms).transpose()
 }
+
+/// Finishes the operation an invocation left `running` (by its id, `ID:kind`):
+/// `succeeded` now. False when it is not running any more (a sweep failed it).
+pub fn finish_operation(conn: &Connection, op_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE operations SET state = 'succeeded', updated_at = ?2 WHERE op_id = ?1 AND state = 'running'",
+        params![op_id, to_ms(now)],
+    )?;
+    Ok(n > 0)
+}
+
+/// Marks an operation that is still pending or running failed with `error`.
+/// False when it has finished meanwhile.
+pub fn fail_operation(conn: &Connection, id: i64, now: DateTime<Utc>, error: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE operations SET state = 'failed', error = ?3, updated_at = ?2 WHERE id = ?1 AND state IN ('pending', 'running')",
+        params![id, to_ms(now), error],
+    )?;
+    Ok(n > 0)
+}

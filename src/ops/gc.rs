@@ -208,7 +208,9 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
             until,
         };
         let output = Decision { delete, until };
-        idx.transact("gc", &ctx.actor, now, |tx| {
+        // Running until the release commit below finishes it: a gc that dies
+        // holding the lease shows as a stale operation (`otapub ops`).
+        idx.transact_running("gc", &ctx.actor, now, |tx| {
             protocol::take_lease(tx, &lease)?;
             let epoch = index::get_setting(tx, GC_EPOCH_SETTING)?
                 .and_then(|e| e.parse::<u64>().ok())
@@ -251,6 +253,7 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
             if ours {
                 protocol::release_lease(tx)?;
             }
+            index::finish_operation(tx, &protocol::operation_key(&ctx.operation_id, "gc-lease"), now)?;
             for key in &deleted {
                 index::clear_gc_pending(tx, key)?;
             }

@@ -9,6 +9,7 @@ pub mod check;
 pub mod embedded;
 pub mod gc;
 pub mod log;
+pub mod operations;
 pub mod publish;
 pub mod rebuild;
 pub mod regenerate;

@@ -1,0 +1,118 @@
+//! `otapub ops` and `otapub ops sweep`: a gc killed while it holds its lease
+//! leaves its operation running; past the limit it shows as stale (in `ops`
+//! and on the operators' page), and a sweep marks it failed, audited.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn ops(env: &TestEnv, now: &str) -> Vec<Value> {
+    let out = env
+        .otapub_at(now, &["ops", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    serde_json::from_slice::<Value>(&out.stdout)
+        .expect("JSON")
+        .as_array()
+        .expect("a list")
+        .clone()
+}
+
+fn find<'a>(ops: &'a [Value], kind: &str) -> &'a Value {
+    ops.iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} operation in {ops:?}"))
+}
+
+#[test]
+fn a_gc_killed_holding_its_lease_is_stale_until_a_sweep_fails_it() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "fp")
+        .env("OTAPUB_NOW", "2026-11-29T10:00:00Z")
+        .assert()
+        .success();
+    // Something gc deletes: a leftover asset, older than the grace period by then.
+    let leftover = env.store().join(format!("public/assets/{}", "f".repeat(64)));
+    std::fs::write(&leftover, b"leftover").unwrap();
+    let t0 = "2099-01-01T00:00:00Z";
+    env.otapub_at(t0, &["gc"])
+        .env("OTAPUB_FAULTS", "kill@delete:public/assets/*#1")
+        .assert()
+        .failure();
+
+    // Right after, the gc's operation is running and not stale.
+    let listed = ops(&env, "2099-01-01T00:01:00Z");
+    let gc = find(&listed, "gc");
+    assert_eq!(gc["state"], "running", "{gc}");
+    assert_eq!(gc["stale"], false);
+    assert_eq!(find(&listed, "publish")["state"], "succeeded");
+    // A sweep now finds nothing to do and writes nothing.
+    env.assert_writes_nothing(|| {
+        let out = env
+            .otapub_at("2099-01-01T00:01:00Z", &["ops", "sweep"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        assert!(stdout(&out).contains("nothing to sweep"), "{}", stdout(&out));
+    });
+
+    // Eleven minutes on it is stale, in `ops` and on the page.
+    let later = "2099-01-01T00:11:00Z";
+    assert_eq!(find(&ops(&env, later), "gc")["stale"], true);
+    let text = env.otapub_at(later, &["ops"]).assert().success().get_output().clone();
+    assert!(stdout(&text).contains("running (STALE)"), "{}", stdout(&text));
+    env.otapub_at(later, &["report", "--out", "site"]).assert().success();
+    let report: Value = serde_json::from_slice(&std::fs::read(env.path("site/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["staleOperations"][0]["kind"], "gc",
+        "{}",
+        report["staleOperations"]
+    );
+    assert!(std::fs::read_to_string(env.path("site/index.html"))
+        .unwrap()
+        .contains("Operations stuck in progress"));
+
+    // Bad input changes nothing.
+    env.assert_writes_nothing(|| {
+        env.otapub_at(later, &["ops", "sweep", "--older-than", "0"])
+            .assert()
+            .code(2);
+    });
+
+    // The sweep fails it, once, audited.
+    let out = env
+        .otapub_at(later, &["ops", "sweep", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let swept: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(swept["failed"].as_array().unwrap().len(), 1, "{swept}");
+    let gc = find(&ops(&env, later), "gc").clone();
+    assert_eq!(gc["state"], "failed");
+    assert_eq!(gc["stale"], false);
+    assert!(gc["error"].as_str().unwrap().contains("most likely died"), "{gc}");
+    let log = env.json(&["log"]);
+    let events: Vec<&Value> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "ops-sweep")
+        .collect();
+    assert_eq!(events.len(), 1, "{log}");
+    assert_eq!(events[0]["details"]["kind"], "gc");
+    env.assert_writes_nothing(|| {
+        env.otapub_at(later, &["ops", "sweep"]).assert().success();
+    });
+
+    // The next gc finishes the job; its own operations end succeeded.
+    env.otapub_at("2099-01-01T00:20:00Z", &["gc"]).assert().success();
+    assert!(!leftover.exists());
+    let listed = ops(&env, "2099-01-01T00:21:00Z");
+    let newest_gc: Vec<&Value> = listed.iter().filter(|o| o["kind"] == "gc").take(2).collect();
+    assert!(newest_gc.iter().all(|o| o["state"] == "succeeded"), "{newest_gc:?}");
+}
