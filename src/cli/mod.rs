@@ -12,6 +12,7 @@ macro_rules! say {
 mod ban;
 mod check;
 mod completions;
+mod diff;
 mod embedded;
 mod gc;
 mod index;
@@ -162,6 +163,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Show the audit log
     Log(log::LogArgs),
+    /// What changed between two packages: launch asset, assets, app config, messages
+    Diff(diff::DiffArgs),
     /// Write the operators' status page (HTML + JSON) to a folder
     Report(report::ReportArgs),
     /// List operations and their lifecycle; `ops sweep` fails stuck ones
@@ -507,6 +510,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Regenerate(a) => regenerate::run(settings(&a.global)?, a).await,
         Command::Status(a) => status::run(settings(&a.global)?).await,
         Command::Log(a) => log::run(settings(&a.global)?).await,
+        Command::Diff(a) => diff::run(settings(&a.global)?, a).await,
         Command::Report(a) => report::run(settings(&a.global)?, a).await,
         Command::Ops(a) => ops::run(settings(&a.global()?)?, a).await,
         Command::Verify(a) => verify::run(settings(&a.global)?, a).await,

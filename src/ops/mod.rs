@@ -6,6 +6,7 @@
 
 pub mod ban;
 pub mod check;
+pub mod diff;
 pub mod embedded;
 pub mod gc;
 pub mod log;
