@@ -13,16 +13,23 @@ pub struct CheckArgs {
 
 pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
-    let problems = check(&s.context(store.as_ref())).await?;
+    let checked = check(&s.context(store.as_ref())).await?;
     if s.json {
-        s.print_json(&serde_json::json!({ "problems": problems }))?;
+        s.print_json(&checked)?;
     } else {
-        for p in &problems {
+        for p in &checked.problems {
             say!("{p}");
         }
-        say!("{} problems", problems.len());
+        if !checked.retired.is_empty() {
+            say!(
+                "{} packages retired by `gc --keep` (kept in history; their bundles may be deleted): {}",
+                checked.retired.len(),
+                checked.retired.join(", ")
+            );
+        }
+        say!("{} problems", checked.problems.len());
     }
-    Ok(if problems.is_empty() {
+    Ok(if checked.problems.is_empty() {
         Outcome::Done
     } else {
         Outcome::Problems

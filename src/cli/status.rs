@@ -66,6 +66,9 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
             if let Some(o) = &h.restamp_of {
                 line.push_str(&format!("  re-stamp of {o}"));
             }
+            if let Some(t) = &h.retired {
+                line.push_str(&format!("  retired {t}"));
+            }
             if let Some(b) = &h.banned {
                 line.push_str(&format!(
                     "  BANNED by {} at {}: {}",

@@ -1,6 +1,7 @@
 //! The one live-package rule: for one (channel, platform, fingerprint), the
 //! non-banned package with the newest createdAt — leaving out the candidate
-//! of a rollout that still runs there, which only its buckets serve.
+//! of a rollout that still runs there, which only its buckets serve, and
+//! packages `gc --keep` retired (their bundles may be gone).
 //! Everything that needs to know what a pointer serves asks here.
 
 use super::{Package, Rollout};
@@ -11,7 +12,7 @@ pub fn live_package<'a>(packages: &'a [Package], rollout: Option<&Rollout>) -> O
     let candidate = rollout.filter(|r| r.state.is_active()).map(|r| &r.candidate);
     packages
         .iter()
-        .filter(|p| p.ban.is_none() && Some(&p.version) != candidate)
+        .filter(|p| p.ban.is_none() && p.retired.is_none() && Some(&p.version) != candidate)
         .max_by_key(|p| p.created_at)
 }
 

@@ -448,7 +448,11 @@ impl Index {
     pub fn has_asset(&self, sha256: &Sha256Digest) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM assets WHERE sha256 = ?1", [sha256.to_hex()], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM assets WHERE sha256 = ?1 AND deleted IS NULL",
+                [sha256.to_hex()],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }

@@ -87,6 +87,9 @@ pub struct Package {
     body_sha256: String,
     /// Its ban, if any.
     pub ban: Option<Ban>,
+    /// When `gc --keep` retired it: no rollback or promote target any more,
+    /// its bundle deleted once nothing else uses it.
+    pub retired: Option<DateTime<Utc>>,
 }
 
 impl std::ops::Deref for Package {
@@ -108,6 +111,7 @@ impl Package {
             signatures,
             body_sha256,
             ban: None,
+            retired: None,
         }
     }
 

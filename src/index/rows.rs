@@ -29,7 +29,7 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
 pub(super) const PACKAGE_COLUMNS: &str =
     "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
     p.restamp_of, p.message, p.base_url, la.sha256, p.launch_key, lower(hex(p.content_hash)), p.signatures, lower(hex(p.body_sha256)),
-    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes, p.format";
+    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes, p.format, r.at";
 
 pub(super) struct RawPackage {
     id: i64,
@@ -54,6 +54,7 @@ pub(super) struct RawPackage {
     asset_list: Option<Vec<u8>>,
     expo_config: Option<Vec<u8>>,
     format: i64,
+    retired_at: Option<i64>,
 }
 
 impl RawPackage {
@@ -81,6 +82,7 @@ impl RawPackage {
             asset_list: r.get(19)?,
             expo_config: r.get(20)?,
             format: r.get(21)?,
+            retired_at: r.get(22)?,
         })
     }
 
@@ -161,6 +163,7 @@ impl RawPackage {
         let mut p = Package::signed(draft, signatures, self.body_sha256);
         p.id = self.id;
         p.ban = ban;
+        p.retired = self.retired_at.map(from_ms).transpose()?;
         Ok(p)
     }
 }
@@ -171,6 +174,7 @@ pub(super) fn query_packages<P: rusqlite::Params>(conn: &Connection, filter: &st
          LEFT JOIN assets la ON la.id = p.launch_asset
          LEFT JOIN blobs a ON a.id = p.asset_list
          LEFT JOIN blobs e ON e.id = p.expo_config
+         LEFT JOIN retired r ON r.package = p.id
          WHERE {filter}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -260,7 +264,17 @@ pub fn put_pointer_directive(conn: &Connection, pointer: &PointerId, d: &StoredD
 /// Forgets an asset gc is about to delete: the next publish that needs it
 /// asks the store (and uploads it) instead of trusting the index.
 pub fn forget_asset(conn: &Connection, sha256: &str) -> Result<()> {
-    conn.execute("DELETE FROM assets WHERE sha256 = ?1", [sha256])?;
+    // A retired package still names its launch asset: its row stays, marked.
+    let named = "SELECT launch_asset FROM packages WHERE launch_asset IS NOT NULL
+                 UNION SELECT launch_asset FROM embedded_bases";
+    conn.execute(
+        &format!("UPDATE assets SET deleted = 1 WHERE sha256 = ?1 AND id IN ({named})"),
+        [sha256],
+    )?;
+    conn.execute(
+        &format!("DELETE FROM assets WHERE sha256 = ?1 AND id NOT IN ({named})"),
+        [sha256],
+    )?;
     Ok(())
 }
 
@@ -282,7 +296,8 @@ pub fn clear_gc_pending(conn: &Connection, key: &str) -> Result<()> {
 /// Records that an asset is in the store.
 pub fn put_asset(conn: &Connection, sha256: &Sha256Digest, size: u64, content_type: &str) -> Result<()> {
     conn.execute(
-        "INSERT INTO assets (sha256, size, content_type) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        "INSERT INTO assets (sha256, size, content_type) VALUES (?1, ?2, ?3)
+         ON CONFLICT (sha256) DO UPDATE SET deleted = NULL",
         params![sha256.to_hex(), size as i64, content_type],
     )?;
     Ok(())
@@ -394,4 +409,13 @@ pub fn fail_operation(conn: &Connection, id: i64, now: DateTime<Utc>, error: &st
         params![id, to_ms(now), error],
     )?;
     Ok(n > 0)
+}
+
+/// Retires a package (`gc --keep`): recorded once, never undone.
+pub fn retire_package(conn: &Connection, id: i64, at: DateTime<Utc>, keep: usize) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO retired (package, at, keep) VALUES (?1, ?2, ?3)",
+        params![id, to_ms(at), keep as i64],
+    )?;
+    Ok(())
 }

@@ -260,6 +260,29 @@ BEGIN
   SELECT RAISE(ABORT, 'a patch row never changes');
 END;
 "#,
+    // 6: retention (`gc --keep CHANNEL=N`): packages past it are retired.
+    r#"
+-- A retired package is no rollback or promote target any more and its
+-- bundle may be deleted once nothing else uses it; its row and signed
+-- envelope stay. Retirement is forever.
+-- An asset row a package still names (its launch asset) outlives the
+-- object gc deleted: marked deleted, and stored again by the next publish
+-- that needs it.
+ALTER TABLE assets ADD COLUMN deleted INTEGER CHECK (deleted IS NULL OR deleted = 1);
+CREATE TABLE retired (
+    package   INTEGER PRIMARY KEY REFERENCES packages (id),
+    at        INTEGER NOT NULL,
+    keep      INTEGER NOT NULL CHECK (keep > 0)    -- the --keep N that retired it (its audit event names the gc)
+) STRICT;
+CREATE TRIGGER retired_immutable BEFORE UPDATE ON retired
+BEGIN
+  SELECT RAISE(ABORT, 'a retirement never changes');
+END;
+CREATE TRIGGER retired_forever BEFORE DELETE ON retired
+BEGIN
+  SELECT RAISE(ABORT, 'a retired package stays retired');
+END;
+"#,
 ];
 
 #[cfg(test)]

@@ -10,7 +10,18 @@ use crate::index::Index;
 use crate::tree;
 
 /// Problems found, one line each; empty when the store matches.
-pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
+/// What `check` found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Checked {
+    /// Problems, each with how to fix it.
+    pub problems: Vec<String>,
+    /// Packages `gc --keep` retired (as `pointer version`): their bundles
+    /// may be gone, which is no problem.
+    pub retired: Vec<String>,
+}
+
+/// Checks the store against the index.
+pub async fn check(ctx: &Context<'_>) -> Result<Checked> {
     let index = Index::load(ctx.store).await?;
     let view = full_view(&index)?;
     let mut problems = Vec::new();
@@ -61,9 +72,16 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
         }
     }
     problems.extend(check_patches(ctx, &index).await?);
+    let retired: Vec<String> = view
+        .iter()
+        .flat_map(|v| v.packages.iter())
+        .filter(|p| p.retired.is_some())
+        .map(|p| format!("{} {}", p.pointer, p.version))
+        .collect();
     let referenced: BTreeSet<Sha256Digest> = view
         .iter()
         .flat_map(|v| v.packages.iter())
+        .filter(|p| p.retired.is_none())
         .filter_map(|p| p.bundle())
         .flat_map(|b| std::iter::once(&b.launch).chain(&b.assets).map(|a| a.sha256))
         .chain(embedded.iter().map(|e| e.launch_asset))
@@ -89,7 +107,7 @@ pub async fn check(ctx: &Context<'_>) -> Result<Vec<String>> {
             }
         }
     }
-    Ok(problems)
+    Ok(Checked { problems, retired })
 }
 
 /// Every kept patch: present, the recorded bytes, and turning its base's

@@ -22,8 +22,9 @@ use super::{commit, full_view, Context, Plan};
 use crate::commit::{self as protocol, Lease, GC_EPOCH_SETTING, GC_LEASE};
 use crate::error::{Error, Result};
 use crate::index::{self, Index, NewEvent};
+use crate::index::{Package, PackageContent};
 use crate::manifest::{boundary_of, parse_multipart};
-use crate::names::PointerId;
+use crate::names::{Channel, PointerId};
 use crate::patch;
 use crate::store::Store;
 use crate::tree;
@@ -31,6 +32,8 @@ use crate::tree;
 /// What gc deleted (or would delete).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcOutcome {
+    /// Packages retired by `--keep` (or that would be), as `pointer version`.
+    pub retired: Vec<String>,
     /// Keys deleted (or that would be, on a dry run).
     pub deleted: Vec<String>,
     /// Unreferenced objects kept because they are younger than the grace period.
@@ -40,20 +43,101 @@ pub struct GcOutcome {
 /// What the lease commit decided.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Decision {
+    /// Packages retired, as `pointer version`.
+    #[serde(default)]
+    retired: Vec<String>,
     /// Keys to delete while the lease is held.
     delete: Vec<String>,
     /// The lease's end (ms since the epoch).
     until: i64,
 }
 
+/// Retention: how many packages to keep per pointer of a channel (`--keep CHANNEL=N`).
+pub type Keep = [(Channel, usize)];
+
+/// Refuses a retention rule that cannot be what was meant.
+fn check_keep(index: &Index, keep: &Keep) -> Result<()> {
+    let channels: BTreeSet<Channel> = index.all_pointers()?.into_keys().map(|p| p.channel).collect();
+    let mut seen = BTreeSet::new();
+    for (channel, n) in keep {
+        if *n == 0 {
+            return Err(Error::usage(format!(
+                "--keep {channel}=0: keep at least 1 package (what a pointer serves is always kept anyway)"
+            )));
+        }
+        if !seen.insert(channel) {
+            return Err(Error::usage(format!(
+                "--keep {channel}=… is given twice; give each channel once"
+            )));
+        }
+        if !channels.contains(channel) {
+            let known: Vec<&str> = channels.iter().map(Channel::as_str).collect();
+            return Err(Error::usage(format!(
+                "--keep {channel}={n}: no channel {channel} in the index (channels: {}); check the spelling",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The packages `keep` retires now: per pointer of a kept channel, those
+/// past its newest N — never what the pointer serves, a rollout's candidate
+/// or control, nor a base of a patch to a served update (a device on it
+/// downloads that patch).
+fn retirements(index: &Index, keep: &Keep, policy: &patch::Policy) -> Result<Vec<Package>> {
+    let mut out = Vec::new();
+    for view in full_view(index)? {
+        let Some((_, n)) = keep.iter().find(|(c, _)| *c == view.pointer.channel) else {
+            continue;
+        };
+        let mut protected: BTreeSet<String> = BTreeSet::new();
+        if let Some(p) = crate::index::live::live_package(&view.packages, view.rollout.as_ref()) {
+            protected.insert(p.version.to_string());
+        }
+        if let Some(r) = view.rollout.as_ref().filter(|r| r.state.is_active()) {
+            protected.insert(r.candidate.to_string());
+            protected.extend(r.control.as_ref().map(ToString::to_string));
+        }
+        let pointers = BTreeSet::from([view.pointer.clone()]);
+        let wanted: BTreeSet<(String, String)> = patch::plan::wanted(index.conn(), &pointers, policy)?
+            .into_iter()
+            .map(|pair| (pair.requested_id, pair.base_id))
+            .collect();
+        let bases: BTreeSet<String> = index::patches(index.conn())?
+            .into_iter()
+            .filter(|r| r.kept.is_some() && wanted.contains(&(r.requested_id.clone(), r.base_id.clone())))
+            .map(|r| r.base_id)
+            .collect();
+        let mut newest_first: Vec<&Package> = view.packages.iter().collect();
+        newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        for p in newest_first.into_iter().skip(*n) {
+            let base = matches!(&p.content, PackageContent::Update { manifest_id, .. } if bases.contains(&manifest_id.to_ascii_lowercase()));
+            if p.retired.is_none() && !base && !protected.contains(p.version.as_str()) {
+                out.push(p.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Everything the committed packages of `index` reference, and the patches
-/// devices can ask for now (`policy`: which bases count).
-fn referenced(index: &Index, policy: &patch::Policy) -> Result<BTreeSet<String>> {
+/// devices can ask for now (`policy`: which bases count). A retired package
+/// (or one in `retiring`) keeps its signed envelope and manifest, not its
+/// bundle.
+fn referenced(index: &Index, policy: &patch::Policy, retiring: &BTreeSet<i64>) -> Result<BTreeSet<String>> {
     let mut keep = BTreeSet::new();
     for p in full_view(index)?.iter().flat_map(|v| v.packages.iter()) {
         let key = tree::package_key(p);
         keep.insert(format!("{key}.json"));
         keep.insert(key);
+        if p.retired.is_some() || retiring.contains(&p.id) {
+            continue;
+        }
         if let Some(b) = p.bundle() {
             for a in std::iter::once(&b.launch).chain(&b.assets) {
                 keep.insert(format!("public/assets/{}", a.sha256));
@@ -148,19 +232,29 @@ async fn reached_by_pointers(
     Ok(keep)
 }
 
-/// Collects garbage older than `grace`.
-pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcOutcome> {
+/// Collects garbage older than `grace`, after retiring what `keep` no
+/// longer keeps.
+pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &Keep) -> Result<GcOutcome> {
     let index = Index::load(ctx.store).await?;
+    check_keep(&index, keep_rules)?;
+    let retiring = retirements(&index, keep_rules, &ctx.patches)?;
+    let retiring_ids: BTreeSet<i64> = retiring.iter().map(|p| p.id).collect();
     let pointers: Vec<PointerId> = index.all_pointers()?.into_keys().collect();
     let with_rollouts: BTreeSet<PointerId> = index::all_rollouts(index.conn())?
         .into_iter()
         .map(|r| r.pointer)
         .collect();
     let pointer_keep = reached_by_pointers(ctx.store, &pointers, &with_rollouts).await?;
-    let mut keep = referenced(&index, &ctx.patches)?;
+    let mut keep = referenced(&index, &ctx.patches, &retiring_ids)?;
     keep.extend(pointer_keep.iter().cloned());
     let cutoff: DateTime<Utc> = ctx.clock.now() - grace;
-    let mut out = GcOutcome::default();
+    let mut out = GcOutcome {
+        retired: retiring
+            .iter()
+            .map(|p| format!("{} {}", p.pointer, p.version))
+            .collect(),
+        ..GcOutcome::default()
+    };
     let mut candidates = Vec::new();
     for prefix in ["public/assets/", "public/updates/", "public/patches/", "state/probe/"] {
         for o in ctx.store.list(prefix).await? {
@@ -180,7 +274,11 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
         return Ok(out);
     }
     let pending: Vec<String> = index.gc_pending()?;
-    if candidates.is_empty() && pending.is_empty() && forgotten_patches(&index, &keep)?.is_empty() {
+    if retiring.is_empty()
+        && candidates.is_empty()
+        && pending.is_empty()
+        && forgotten_patches(&index, &keep)?.is_empty()
+    {
         return Ok(out);
     }
 
@@ -188,7 +286,9 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
     // commits may have landed while the store was listed (what they made
     // pointers reach is in the index, so the pointers need no second read).
     let decision: Decision = commit(ctx, "gc-lease", None, |idx, now| {
-        let mut still = referenced(idx, &ctx.patches)?;
+        let retiring = retirements(idx, keep_rules, &ctx.patches)?;
+        let retiring_ids: BTreeSet<i64> = retiring.iter().map(|p| p.id).collect();
+        let mut still = referenced(idx, &ctx.patches, &retiring_ids)?;
         still.extend(pointer_keep.iter().cloned());
         // Pairs nobody can ask for any more are forgotten (their patch, if
         // kept, deleted below or by a later gc once past the grace period).
@@ -207,7 +307,11 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
             actor: ctx.actor.clone(),
             until,
         };
-        let output = Decision { delete, until };
+        let output = Decision {
+            retired: retiring.iter().map(|p| format!("{} {}", p.pointer, p.version)).collect(),
+            delete,
+            until,
+        };
         // Running until the release commit below finishes it: a gc that dies
         // holding the lease shows as a stale operation (`otapub ops`).
         idx.transact_running("gc", &ctx.actor, now, |tx| {
@@ -219,18 +323,28 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
             for (requested, base) in &forgotten {
                 index::delete_patch(tx, requested, base)?;
             }
+            let mut events = Vec::new();
+            for p in &retiring {
+                let n = keep_rules.iter().find(|(c, _)| *c == p.pointer.channel).map_or(1, |(_, n)| *n);
+                index::retire_package(tx, p.id, now, n)?;
+                events.push(NewEvent {
+                    action: "retire",
+                    target: format!("{}/{}", p.pointer.platform, p.version),
+                    details: serde_json::json!({ "pointer": p.pointer.to_string(), "keep": n }),
+                });
+            }
             for key in &output.delete {
                 index::set_gc_pending(tx, key, now)?;
                 if let Some(sha) = key.strip_prefix("public/assets/") {
                     index::forget_asset(tx, sha)?;
                 }
             }
-            let event = NewEvent {
+            events.push(NewEvent {
                 action: "gc-lease",
                 target: ctx.store.url(),
-                details: serde_json::json!({ "candidates": output.delete.len(), "until": until }),
-            };
-            Ok((Plan::index_only(output.clone(), BTreeSet::new()), vec![event]))
+                details: serde_json::json!({ "candidates": output.delete.len(), "retired": output.retired.len(), "until": until }),
+            });
+            Ok((Plan::index_only(output.clone(), BTreeSet::new()), events))
         })
     })
     .await?;
@@ -277,5 +391,6 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration) -> Result<GcO
         });
     }
     out.deleted = deleted;
+    out.retired = decision.retired;
     Ok(out)
 }

@@ -69,6 +69,12 @@ pub(crate) fn restamp(
             source.pointer.platform, source.version
         )));
     }
+    if source.retired.is_some() {
+        return Err(Error::usage(format!(
+            "{}/{} was retired by `otapub gc --keep` and its bundle may be deleted; choose a newer version (see `otapub status`)",
+            source.pointer.platform, source.version
+        )));
+    }
     let PackageContent::Update { bundle, .. } = &source.content else {
         return Err(Error::usage(format!(
             "{} is a rollBackToEmbedded directive, not an update; use `otapub rollback --to-embedded` instead",
@@ -131,16 +137,19 @@ fn original_time(conn: &Connection, p: &Package) -> Result<DateTime<Utc>> {
     }
 }
 
-/// SPEC's default target: the newest non-banned package whose original was
-/// published before the original of the newest package on the pointer
-/// (banned ones included when finding the newest).
+/// SPEC's default target: the newest non-banned, non-retired package whose
+/// original was published before the original of the newest package on the
+/// pointer (banned ones included when finding the newest).
 fn default_target(conn: &Connection, packages: &[Package]) -> Result<Option<Package>> {
     let Some(newest) = packages.iter().max_by_key(|p| p.created_at) else {
         return Ok(None);
     };
     let limit = original_time(conn, newest)?;
     let mut best: Option<(DateTime<Utc>, &Package)> = None;
-    for p in packages.iter().filter(|p| p.ban.is_none() && p.bundle().is_some()) {
+    for p in packages
+        .iter()
+        .filter(|p| p.ban.is_none() && p.retired.is_none() && p.bundle().is_some())
+    {
         let t = original_time(conn, p)?;
         if t < limit && best.is_none_or(|(bt, bp)| (t, p.created_at) > (bt, bp.created_at)) {
             best = Some((t, p));

@@ -29,6 +29,9 @@ pub struct HistoryEntry {
     /// The ban, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub banned: Option<BanInfo>,
+    /// When `gc --keep` retired it (no rollback target; bundle may be deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired: Option<String>,
 }
 
 /// A ban, for display.
@@ -125,6 +128,7 @@ fn entry(p: &Package) -> HistoryEntry {
             by: b.by.clone(),
             at: format_time(b.at),
         }),
+        retired: p.retired.map(format_time),
     }
 }
 

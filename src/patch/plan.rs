@@ -98,7 +98,8 @@ fn package_bases(packages: &[Package], target: &Package, bases: usize) -> Vec<(S
     };
     let earlier: Vec<(String, Sha256Digest)> = packages
         .iter()
-        .filter(|p| p.created_at < target.created_at)
+        // A retired package's bundle may be deleted: no base any more.
+        .filter(|p| p.created_at < target.created_at && p.retired.is_none())
         .filter_map(launch)
         .filter(|(_, sha)| *sha != own)
         .collect();
