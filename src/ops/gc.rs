@@ -114,7 +114,7 @@ fn retirements(index: &Index, keep: &Keep, policy: &patch::Policy) -> Result<Vec
             .map(|r| r.base_id)
             .collect();
         let mut newest_first: Vec<&Package> = view.packages.iter().collect();
-        newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        newest_first.sort_by_key(|p| std::cmp::Reverse(p.created_at));
         for p in newest_first.into_iter().skip(*n) {
             let base = matches!(&p.content, PackageContent::Update { manifest_id, .. } if bases.contains(&manifest_id.to_ascii_lowercase()));
             if p.retired.is_none() && !base && !protected.contains(p.version.as_str()) {
