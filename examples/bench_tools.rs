@@ -264,7 +264,7 @@ fn main() {
                 .filter(|l| !l.is_empty())
                 .map(|l| (PathBuf::from(l), false))
                 .collect();
-            let hashes = otapub::export::hash_files(&files).expect("hash");
+            let hashes = otapub::export::hash_files(&files, &indicatif::ProgressBar::hidden()).expect("hash");
             println!("{}", hashes.values().map(|h| h.size).sum::<u64>());
         }
         Cmd::SeedIndex {

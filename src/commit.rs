@@ -99,6 +99,8 @@ pub struct Context<'a> {
     pub operation_id: String,
     /// Which launch-asset patches commits make.
     pub patches: patch::Policy,
+    /// Progress bars (on a terminal only).
+    pub progress: crate::progress::Progress,
 }
 
 /// A fresh random operation id.
@@ -327,8 +329,16 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         }
         let written = async {
             tracing::debug!("uploading {} assets", plan.assets.len());
-            upload_assets(ctx.store, &plan.assets, &mut uploaded).await?;
-            let patches = patch::make::make(ctx.store, &pairs, &plan.assets, &ctx.patches, &mut patch_cache).await;
+            upload_assets(ctx.store, &plan.assets, &mut uploaded, &ctx.progress).await?;
+            let patches = patch::make::make(
+                ctx.store,
+                &pairs,
+                &plan.assets,
+                &ctx.patches,
+                &mut patch_cache,
+                &ctx.progress,
+            )
+            .await;
             for row in &patches.rows {
                 index::insert_patch(index.conn(), row)?;
             }
@@ -419,8 +429,15 @@ async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
 /// not know (the plan lists only those), none for one already uploaded by an
 /// earlier attempt. Assets are content-addressed: writing one again writes
 /// the same bytes.
-async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut HashSet<Sha256Digest>) -> Result<()> {
+async fn upload_assets(
+    store: &dyn Store,
+    assets: &[AssetUpload],
+    uploaded: &mut HashSet<Sha256Digest>,
+    progress: &crate::progress::Progress,
+) -> Result<()> {
     let todo: Vec<&AssetUpload> = assets.iter().filter(|a| !uploaded.contains(&a.sha256)).collect();
+    let bar = progress.items(todo.len() as u64, "uploading assets");
+    let bar = &bar;
     // Many unknown assets (a first publish, a lost index): one listing of
     // assets/ answers for all of them in far fewer requests than a HEAD each.
     let listed: Option<HashSet<String>> = if todo.len() >= LIST_INSTEAD_OF_HEAD {
@@ -440,11 +457,13 @@ async fn upload_assets(store: &dyn Store, assets: &[AssetUpload], uploaded: &mut
                 let meta = ObjectMeta::new(a.content_type.clone(), IMMUTABLE_CACHE_CONTROL);
                 store.put_file_sha256(&key, &a.path, &a.sha256, &meta).await?;
             }
+            bar.inc(1);
             Ok::<_, Error>(a.sha256)
         })
         .buffer_unordered(UPLOAD_CONCURRENCY)
         .try_collect()
         .await?;
+    bar.finish_and_clear();
     uploaded.extend(done);
     Ok(())
 }

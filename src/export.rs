@@ -204,7 +204,7 @@ pub fn hash_file(path: &Path, with_md5: bool) -> Result<FileHash> {
 
 /// Hashes every distinct file once, on all cores; a file listed with `true`
 /// gets its MD5 too.
-pub fn hash_files(files: &[(PathBuf, bool)]) -> Result<BTreeMap<PathBuf, FileHash>> {
+pub fn hash_files(files: &[(PathBuf, bool)], bar: &indicatif::ProgressBar) -> Result<BTreeMap<PathBuf, FileHash>> {
     let mut wanted: BTreeMap<&PathBuf, bool> = BTreeMap::new();
     for (p, md5) in files {
         *wanted.entry(p).or_default() |= *md5;
@@ -224,6 +224,7 @@ pub fn hash_files(files: &[(PathBuf, bool)]) -> Result<BTreeMap<PathBuf, FileHas
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((p, md5)) = unique.get(i) else { break };
                         mine.push(((*p).clone(), hash_file(p, *md5)?));
+                        bar.inc(1);
                     }
                     Ok(mine)
                 })

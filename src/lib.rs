@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod names;
 pub mod ops;
 pub mod patch;
+pub mod progress;
 pub mod report;
 pub mod rollout;
 pub mod serve;

@@ -88,6 +88,9 @@ pub struct GlobalArgs {
     /// Machine-readable output on stdout
     #[arg(long)]
     json: bool,
+    /// Print nothing but errors and warnings (and --json output); no progress bars
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// S3: path-style addressing (automatic for IP and localhost endpoints)
     #[arg(long)]
     path_style: bool,
@@ -131,6 +134,7 @@ impl GlobalArgs {
             expo_cert: merge_one("expo-cert", self.expo_cert, sub.expo_cert)?,
             actor: merge_one("actor", self.actor, sub.actor)?,
             json: self.json || sub.json,
+            quiet: self.quiet || sub.quiet,
             path_style: self.path_style || sub.path_style,
             unsafe_no_locking: self.unsafe_no_locking || sub.unsafe_no_locking,
             operation_id: merge_one("operation-id", self.operation_id, sub.operation_id)?,
@@ -275,6 +279,7 @@ pub struct Settings {
     expo_keyid: String,
     expo_cert: Option<PathBuf>,
     json: bool,
+    progress: otapub::progress::Progress,
     actor: String,
     clock: Clock,
     s3: S3Options,
@@ -286,6 +291,7 @@ pub struct Settings {
 
 impl Settings {
     fn resolve(g: GlobalArgs) -> anyhow::Result<Settings> {
+        QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
         let (config_path, cfg) = read_config(g.config.as_deref())?;
         // Paths in the config file are relative to the file.
         let base = config_path
@@ -409,6 +415,11 @@ impl Settings {
             expo_keyid,
             expo_cert,
             json: g.json,
+            progress: if g.json || g.quiet {
+                otapub::progress::Progress::hidden()
+            } else {
+                otapub::progress::Progress::on_terminal()
+            },
             actor,
             clock,
         })
@@ -426,6 +437,7 @@ impl Settings {
             unsafe_no_locking: self.unsafe_no_locking,
             operation_id: self.operation_id.clone(),
             patches: self.patches,
+            progress: self.progress,
         }
     }
 
@@ -468,13 +480,26 @@ impl Settings {
     }
 
     fn print_json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        say!("{}", serde_json::to_string_pretty(value).context("cannot write JSON")?);
+        write_stdout(format_args!(
+            "{}",
+            serde_json::to_string_pretty(value).context("cannot write JSON")?
+        ));
         Ok(())
     }
 }
 
-/// Writes one line to stdout; a closed pipe ends the process with success.
+/// `--quiet`: human-readable lines are not printed.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes one human-readable line to stdout unless `--quiet`.
 pub fn emit(args: std::fmt::Arguments<'_>) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        write_stdout(args);
+    }
+}
+
+/// Writes one line to stdout; a closed pipe ends the process with success.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{args}") {

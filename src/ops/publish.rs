@@ -141,7 +141,12 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         .collect();
     tracing::debug!("hashing {} files", files.len());
     // The index is read while the files hash.
-    let hashing = tokio::task::spawn_blocking(move || export::hash_files(&files));
+    let bar = ctx.progress.items(files.len() as u64, "hashing files");
+    let hashing = tokio::task::spawn_blocking(move || {
+        let hashed = export::hash_files(&files, &bar);
+        bar.finish_and_clear();
+        hashed
+    });
     let (hashes, index) = tokio::join!(hashing, Index::load(ctx.store));
     let hashes = hashes.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let index = index?;

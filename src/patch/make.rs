@@ -71,6 +71,7 @@ pub async fn make(
     local: &[AssetUpload],
     policy: &Policy,
     cache: &mut Cache,
+    progress: &crate::progress::Progress,
 ) -> Made {
     let mut by_bundles: BTreeMap<(Sha256Digest, Sha256Digest), Vec<&Pair>> = BTreeMap::new();
     for p in pairs {
@@ -86,12 +87,14 @@ pub async fn make(
     // Sorted by target: each target is read once.
     let mut target: Option<(Sha256Digest, Vec<u8>)> = None;
     let mut made = Made::default();
+    let bar = progress.items(todo as u64, "making patches");
     for ((target_sha, base_sha), pairs) in by_bundles {
         let key = (base_sha, target_sha);
         if let Entry::Vacant(slot) = cache.diffs.entry(key) {
             if let Some(d) = diff(store, local, policy, &mut target, target_sha, base_sha).await {
                 slot.insert(d);
             }
+            bar.inc(1);
         }
         let Some(d) = cache.diffs.get(&key) else { continue };
         for p in pairs {
@@ -113,6 +116,7 @@ pub async fn make(
             }
         }
     }
+    bar.finish_and_clear();
     made
 }
 
