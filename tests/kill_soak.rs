@@ -229,6 +229,14 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             heavy: false,
+            name: "gc --keep",
+            // A new release on a channel that keeps one: each trial retires
+            // the one before and deletes its bundles.
+            prepare: |env, t| publish(env, &format!("k{t}"), "retain"),
+            args: |_| strings(&["gc", "--grace-hours", "0", "--keep", "retain=1"]),
+        },
+        Subject {
+            heavy: false,
             name: "publish --rollout",
             prepare: |env, t| {
                 end_rollouts(env);
