@@ -24,44 +24,40 @@ fn on_tty(env: &TestEnv, args: &[&str]) -> String {
     stdout(&out)
 }
 
-fn tabs() -> String {
-    format!("{FIXTURES}/expo-tabs/dist")
+/// `publish` of the tabs fixture to `channel`, then `extra`.
+fn publish(channel: &str, extra: &[&str]) -> Vec<String> {
+    let tabs = format!("{FIXTURES}/expo-tabs/dist");
+    let mut v = vec![
+        "publish",
+        &tabs,
+        "--channel",
+        channel,
+        "--fingerprint",
+        "fp",
+        "--platform",
+        "ios",
+    ];
+    v.extend_from_slice(extra);
+    v.into_iter().map(str::to_string).collect()
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 #[test]
 fn progress_bars_only_on_a_terminal() {
     let env = TestEnv::new();
-    let publish = |channel: &'static str| -> Vec<String> {
-        [
-            "publish",
-            &tabs(),
-            "--channel",
-            channel,
-            "--fingerprint",
-            "fp",
-            "--platform",
-            "ios",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let args = |v: &[String], extra: &[&str]| -> Vec<String> {
-        v.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect()
-    };
-    let strs = |v: &[String]| -> Vec<String> { v.to_vec() };
 
     // On a terminal: the bars are drawn (the first publish uploads every asset).
-    let a = strs(&publish("production"));
-    let tty = on_tty(&env, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let tty = on_tty(&env, &refs(&publish("production", &[])));
     assert!(tty.contains("hashing files"), "{tty:?}");
     assert!(tty.contains("uploading assets"), "{tty:?}");
     assert!(tty.contains("published production/ios/fp"), "{tty:?}");
 
     // Piped: the result only, no bar and no escape sequence.
-    let b = args(&publish("staging"), &[]);
     let out = env
-        .otapub(&b.iter().map(String::as_str).collect::<Vec<_>>())
+        .otapub(&refs(&publish("staging", &[])))
         .assert()
         .success()
         .get_output()
@@ -74,13 +70,11 @@ fn progress_bars_only_on_a_terminal() {
     );
 
     // --quiet on a terminal: nothing on success.
-    let c = args(&publish("beta"), &["--quiet"]);
-    let quiet = on_tty(&env, &c.iter().map(String::as_str).collect::<Vec<_>>());
+    let quiet = on_tty(&env, &refs(&publish("beta", &["--quiet"])));
     assert_eq!(quiet.trim(), "", "{quiet:?}");
 
     // --json on a terminal: the JSON and nothing else.
-    let d = args(&publish("qa"), &["--json"]);
-    let json = on_tty(&env, &d.iter().map(String::as_str).collect::<Vec<_>>());
+    let json = on_tty(&env, &refs(&publish("qa", &["--json"])));
     assert!(
         !json.contains("hashing files") && !json.contains("uploading"),
         "{json:?}"
