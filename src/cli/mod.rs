@@ -17,6 +17,7 @@ mod embedded;
 mod gc;
 mod index;
 mod keygen;
+mod keys;
 mod log;
 mod ops;
 mod promote;
@@ -149,6 +150,8 @@ impl GlobalArgs {
 enum Command {
     /// Create an ed25519 signing key pair
     Keygen(keygen::KeygenArgs),
+    /// Expo code-signing keys over time: `keys expo-leaf` issues a leaf under the app's root
+    Keys(keys::KeysArgs),
     /// Publish an `expo export` directory
     Publish(publish::PublishArgs),
     /// Ban a package, irreversibly
@@ -528,6 +531,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let settings = |sub: &GlobalArgs| Settings::resolve(global.clone().merge(sub.clone())?);
     match command {
         Command::Keygen(a) => keygen::run(a),
+        Command::Keys(a) => keys::run(settings(a.global())?, a),
         Command::Publish(a) => publish::run(settings(&a.global)?, a).await,
         Command::Ban(a) => ban::run(settings(&a.global)?, a).await,
         Command::Rollback(a) => rollback::run(settings(&a.global)?, a).await,

@@ -47,28 +47,19 @@ impl ExpoKey {
     /// `npx expo-updates codesigning:generate` writes) or PKCS#8 PEM.
     pub fn load(source: &KeySource, keyid: &str) -> Result<ExpoKey> {
         check_expo_keyid(keyid)?;
-        let text = source.read_private_pem()?;
-        let key_err = |reason: &str| Error::Key {
-            path: source.label(),
-            reason: reason.to_string(),
-        };
-        let block = pem::parse(text.trim().as_bytes()).map_err(|_| {
-            key_err("not a PEM private key; pass the private-key.pem `npx expo-updates codesigning:generate` wrote")
-        })?;
-        let key = match block.tag() {
-            "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(block.contents()),
-            "PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents()),
-            _ => {
-                return Err(key_err(
-                    "not an RSA private key (expected `BEGIN RSA PRIVATE KEY` or `BEGIN PRIVATE KEY`)",
-                ))
-            }
-        }
-        .map_err(|_| key_err("not a usable RSA private key (2048 to 8192 bits) in PKCS#1 or PKCS#8"))?;
         Ok(ExpoKey {
-            key,
+            key: rsa_from_pem(source)?,
             keyid: keyid.to_string(),
         })
+    }
+
+    /// The SubjectPublicKeyInfo (DER) of the key: what its certificate must carry.
+    pub fn spki_der(&self) -> Vec<u8> {
+        use aws_lc_rs::encoding::AsDer;
+        aws_lc_rs::signature::KeyPair::public_key(&self.key)
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .unwrap_or_default()
     }
 
     /// The `expo-signature` header value over exactly `part`.
@@ -84,6 +75,29 @@ impl ExpoKey {
             self.keyid
         )
     }
+}
+
+/// Loads an RSA private key in PKCS#1 or PKCS#8 PEM.
+pub(crate) fn rsa_from_pem(source: &KeySource) -> Result<aws_lc_rs::rsa::KeyPair> {
+    let text = source.read_private_pem()?;
+    let key_err = |reason: &str| Error::Key {
+        path: source.label(),
+        reason: reason.to_string(),
+    };
+    let block = pem::parse(text.trim().as_bytes()).map_err(|_| {
+        key_err("not a PEM private key; pass the private-key.pem `npx expo-updates codesigning:generate` wrote")
+    })?;
+    let key = match block.tag() {
+        "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(block.contents()),
+        "PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents()),
+        _ => {
+            return Err(key_err(
+                "not an RSA private key (expected `BEGIN RSA PRIVATE KEY` or `BEGIN PRIVATE KEY`)",
+            ))
+        }
+    }
+    .map_err(|_| key_err("not a usable RSA private key (2048 to 8192 bits) in PKCS#1 or PKCS#8"))?;
+    Ok(key)
 }
 
 /// The fields of an `expo-signature` header.

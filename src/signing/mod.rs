@@ -8,13 +8,16 @@ use ed25519_dalek::Signer as _;
 
 use crate::error::{Error, Result};
 
+pub mod chain;
 mod dsse;
 mod expo;
 mod keys;
+mod leaf;
 
 pub use dsse::*;
 pub use expo::*;
 pub use keys::*;
+pub use leaf::*;
 
 /// Every key a mutating command signs with.
 #[derive(Debug)]

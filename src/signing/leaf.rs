@@ -1,0 +1,193 @@
+//! `otapub keys expo-leaf`: a short-lived Expo code-signing leaf issued by an
+//! offline root (or an intermediate given as the CA), so the Expo key rotates
+//! without a new app build (SPEC "Keys over time"). X.509 is written by
+//! rcgen and read back by x509-parser; nothing here encodes DER by hand.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::encoding::AsDer;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::chain;
+use super::KeySource;
+use crate::error::{Error, Result};
+
+/// What `expo-leaf` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedLeaf {
+    /// The leaf's private key (PKCS#8 PEM, mode 0600).
+    #[serde(rename = "keyPath")]
+    pub key_path: PathBuf,
+    /// The chain: the leaf, then the CA when it is an intermediate.
+    #[serde(rename = "chainPath")]
+    pub chain_path: PathBuf,
+    /// The leaf's subject.
+    pub subject: String,
+    /// Valid from (one day in the past, for slow device clocks).
+    #[serde(rename = "notBefore")]
+    pub not_before: String,
+    /// Valid until.
+    #[serde(rename = "notAfter")]
+    pub not_after: String,
+}
+
+fn refuse(what: &str, path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::usage(format!("{what} {}: {why}", path.display()))
+}
+
+/// Issues a leaf valid for `days` from `now` under the CA (`ca_key`,
+/// `ca_cert`), named after the last component of `out`; writes `OUT.key`
+/// (never overwritten) and `OUT.pem`.
+pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now: DateTime<Utc>) -> Result<IssuedLeaf> {
+    if !(1..=825).contains(&days) {
+        return Err(Error::usage(format!(
+            "--days {days}: give 1 to 825; a leaf is meant to be short-lived (e.g. 30) and refreshed before it expires"
+        )));
+    }
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "--out {}: give a path such as keys/leaf-2026-12",
+                out.display()
+            ))
+        })?;
+    let key_path = out.with_file_name(format!("{name}.key"));
+    let chain_path = out.with_file_name(format!("{name}.pem"));
+    if key_path.exists() {
+        return Err(refuse(
+            "--out",
+            &key_path,
+            "exists; otapub never overwrites a key — choose another name",
+        ));
+    }
+
+    // The CA: its certificate (a CA that can sign certificates) and its key.
+    let ca_pem =
+        std::fs::read_to_string(ca_cert).map_err(|e| refuse("--ca-cert", ca_cert, format!("cannot read it ({e})")))?;
+    let ca_ders = chain::split_pem(&ca_pem).map_err(|e| refuse("--ca-cert", ca_cert, e))?;
+    let [ca_der] = ca_ders.as_slice() else {
+        return Err(refuse(
+            "--ca-cert",
+            ca_cert,
+            "holds more than one certificate; give the one CA that signs the leaf",
+        ));
+    };
+    let ca_info = chain::info(ca_der).map_err(|e| refuse("--ca-cert", ca_cert, e))?;
+    if !ca_info.ca {
+        return Err(refuse(
+            "--ca-cert",
+            ca_cert,
+            "is not a CA (basicConstraints CA and keyUsage keyCertSign); give the root the app embeds, or an intermediate under it",
+        ));
+    }
+    if now > ca_info.not_after {
+        return Err(refuse(
+            "--ca-cert",
+            ca_cert,
+            format!("expired at {}", ca_info.not_after),
+        ));
+    }
+    let ca_pair = super::expo::rsa_from_pem(ca_key)?;
+    let ca_pkcs8 = ca_pair.as_der().map_err(|_| Error::Key {
+        path: ca_key.label(),
+        reason: "cannot serialize the CA key".into(),
+    })?;
+    let ca_public = aws_lc_rs::signature::KeyPair::public_key(&ca_pair)
+        .as_der()
+        .map_err(|_| Error::Key {
+            path: ca_key.label(),
+            reason: "cannot read the CA key's public half".into(),
+        })?;
+    if ca_public.as_ref() != ca_info.spki.as_slice() {
+        return Err(Error::usage(format!(
+            "--ca-key {} is not the key of --ca-cert {}; give the pair the root was made with",
+            ca_key.label(),
+            ca_cert.display()
+        )));
+    }
+    let rcgen_err = |e: rcgen::Error| Error::usage(format!("cannot issue the leaf: {e}"));
+    let ca_rcgen = rcgen::KeyPair::try_from(ca_pkcs8.as_ref()).map_err(rcgen_err)?;
+    let issuer = rcgen::CertificateParams::from_ca_cert_pem(&ca_pem)
+        .and_then(|p| p.self_signed(&ca_rcgen))
+        .map_err(rcgen_err)?;
+
+    // The leaf: a fresh RSA-2048 key.
+    let leaf = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| Error::usage("cannot generate an RSA key"))?;
+    let leaf_pkcs8 = leaf
+        .as_der()
+        .map_err(|_| Error::usage("cannot serialize the new key"))?;
+    let leaf_rcgen = rcgen::KeyPair::try_from(leaf_pkcs8.as_ref()).map_err(rcgen_err)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.not_before = to_offset(now - Duration::days(1));
+    params.not_after = to_offset(now + Duration::days(i64::from(days)));
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+    params.use_authority_key_identifier_extension = true;
+    let mut serial = [0u8; 16];
+    getrandom::getrandom(&mut serial)
+        .map_err(|e| Error::usage(format!("no OS randomness for a serial number ({e})")))?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    let cert = params.signed_by(&leaf_rcgen, &issuer, &ca_rcgen).map_err(rcgen_err)?;
+    let leaf_der = cert.der().to_vec();
+
+    // Read back: the leaf must chain to the CA as a device checks it.
+    chain::signed_by(&leaf_der, ca_der)
+        .map_err(|e| Error::usage(format!("the issued leaf does not chain to the CA: {e}")))?;
+    let mut ders = vec![leaf_der.clone()];
+    if !ca_info.self_issued {
+        ders.push(ca_der.clone());
+    }
+    let info = chain::info(&leaf_der).map_err(|e| Error::usage(format!("the issued leaf does not read back: {e}")))?;
+
+    if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(Error::file("create", dir.to_path_buf()))?;
+    }
+    let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", leaf_pkcs8.as_ref().to_vec()));
+    write_new_private(&key_path, key_pem.as_bytes())?;
+    std::fs::write(&chain_path, chain::to_pem(&ders)).map_err(Error::file("write", chain_path.clone()))?;
+    Ok(IssuedLeaf {
+        key_path,
+        chain_path,
+        subject: info.subject,
+        not_before: crate::manifest::format_time(info.not_before),
+        not_after: crate::manifest::format_time(info.not_after),
+    })
+}
+
+fn to_offset(t: DateTime<Utc>) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Creates a private key file, mode 0600, refusing to replace one.
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            refuse(
+                "--out",
+                path,
+                "exists; otapub never overwrites a key — choose another name",
+            )
+        } else {
+            Error::file("create", path.to_path_buf())(e)
+        }
+    })?;
+    f.write_all(bytes).map_err(Error::file("write", path.to_path_buf()))?;
+    Ok(())
+}
