@@ -196,8 +196,8 @@ impl MultipartBody {
 /// Builds the Expo response body: the signed part, then `extensions` for a
 /// manifest. `expo_signature` is the value of the `expo-signature` part
 /// header when Expo code signing is configured.
-pub fn multipart(name: PartName, part: &[u8], expo_signature: Option<&str>) -> MultipartBody {
-    multipart_framed(name, part, expo_signature, Framing::Inline)
+pub fn multipart(name: PartName, part: &[u8], expo_signature: Option<&str>, chain: Option<&str>) -> MultipartBody {
+    multipart_framed(name, part, expo_signature, chain, Framing::Inline)
 }
 
 /// The part headers' content-disposition.
@@ -211,7 +211,13 @@ pub enum Framing {
 }
 
 /// [`multipart`] with a chosen framing.
-pub fn multipart_framed(name: PartName, part: &[u8], expo_signature: Option<&str>, framing: Framing) -> MultipartBody {
+pub fn multipart_framed(
+    name: PartName,
+    part: &[u8],
+    expo_signature: Option<&str>,
+    chain: Option<&str>,
+    framing: Framing,
+) -> MultipartBody {
     let disposition = match framing {
         Framing::Inline => "inline",
         Framing::LegacyFormData => "form-data",
@@ -224,16 +230,16 @@ pub fn multipart_framed(name: PartName, part: &[u8], expo_signature: Option<&str
     // practically never does, but rehash until it provably doesn't.
     let boundary = loop {
         let b = format!("otapub-{}", &hex::encode(digest)[..32]);
-        if !contains(part, b.as_bytes()) {
+        if !contains(part, b.as_bytes()) && !chain.is_some_and(|c| contains(c.as_bytes(), b.as_bytes())) {
             break b;
         }
         digest = Sha256::digest(digest);
     };
     let mut out = Vec::with_capacity(part.len() + 512);
-    let mut push_part = |name: &str, body: &[u8], sig: Option<&str>| {
+    let mut push_part = |name: &str, content_type: &str, body: &[u8], sig: Option<&str>| {
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         out.extend_from_slice(format!("content-disposition: {disposition}; name=\"{name}\"\r\n").as_bytes());
-        out.extend_from_slice(b"content-type: application/json\r\n");
+        out.extend_from_slice(format!("content-type: {content_type}\r\n").as_bytes());
         if let Some(sig) = sig {
             out.extend_from_slice(format!("expo-signature: {sig}\r\n").as_bytes());
         }
@@ -241,9 +247,12 @@ pub fn multipart_framed(name: PartName, part: &[u8], expo_signature: Option<&str
         out.extend_from_slice(body);
         out.extend_from_slice(b"\r\n");
     };
-    push_part(name.as_str(), part, expo_signature);
+    push_part(name.as_str(), "application/json", part, expo_signature);
     if name == PartName::Manifest {
-        push_part("extensions", EXTENSIONS, None);
+        push_part("extensions", "application/json", EXTENSIONS, None);
+    }
+    if let Some(chain) = chain {
+        push_part("certificate_chain", "application/x-pem-file", chain.as_bytes(), None);
     }
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     MultipartBody { boundary, bytes: out }

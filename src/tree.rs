@@ -105,7 +105,7 @@ pub struct SignedPair {
 
 /// Builds the two signed objects of a payload.
 pub fn signed_pair(payload: &Payload, sigs: &Signatures) -> SignedPair {
-    let body = manifest::multipart(payload.part, &payload.bytes, sigs.expo());
+    let body = manifest::multipart(payload.part, &payload.bytes, sigs.expo(), sigs.expo_chain());
     SignedPair {
         content_type: body.content_type(),
         body: body.bytes,
@@ -135,7 +135,13 @@ fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &
     // inline, SPEC), which no signature covers. The recorded digest of an
     // older package is of its form-data body; the part bytes must be the same.
     let legacy = || {
-        let body = manifest::multipart_framed(payload.part, &payload.bytes, sigs.expo(), Framing::LegacyFormData);
+        let body = manifest::multipart_framed(
+            payload.part,
+            &payload.bytes,
+            sigs.expo(),
+            sigs.expo_chain(),
+            Framing::LegacyFormData,
+        );
         sha256_hex(&body.bytes) == body_sha256
     };
     if got != body_sha256 && !legacy() {

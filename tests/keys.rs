@@ -253,3 +253,203 @@ fn bad_cas_and_names_are_refused_and_write_nothing() {
     assert!(stderr(&out).contains("never overwrites"), "{}", stderr(&out));
     assert_eq!(std::fs::read(env.path("keys/once.key")).unwrap(), before);
 }
+
+/// A root and a 30-day leaf under it, in `ca/` and `keys/`.
+fn root_and_leaf(env: &TestEnv, leaf: &str) {
+    if !env.path("ca/root.key").exists() {
+        make_ca(&env.path("ca"), "root", None);
+    }
+    env.cmd(&[
+        "keys",
+        "expo-leaf",
+        "--ca-key",
+        "ca/root.key",
+        "--ca-cert",
+        "ca/root.pem",
+        "--days",
+        "30",
+        "--out",
+        &format!("keys/{leaf}"),
+    ])
+    .assert()
+    .success();
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn every_signed_body_carries_the_chain_and_verifies_up_to_the_root() {
+    let env = TestEnv::new();
+    root_and_leaf(&env, "leaf");
+    let signing = ["--expo-key", "keys/leaf.key", "--expo-chain", "keys/leaf.pem"];
+    env.publish_release("r1", "production", "fp")
+        .args(signing)
+        .assert()
+        .success();
+    env.publish_release("r2", "production", "fp")
+        .args(signing)
+        .assert()
+        .success();
+    env.otapub(&[
+        "rollback",
+        "--channel",
+        "production",
+        "--platform",
+        "android",
+        "--fingerprint",
+        "fp",
+        "--to-embedded",
+    ])
+    .args(signing)
+    .assert()
+    .success();
+    let chain_file = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
+    for key in [
+        "public/production/ios/fp/manifest",
+        "public/updates/r2/ios/manifest",
+        "public/production/android/fp/manifest",
+    ] {
+        let (body, ct) = env.object(key).unwrap();
+        let parts = parse_multipart(&ct, &body);
+        let names: Vec<String> = parts.iter().map(|(h, _)| part_name(h)).collect();
+        let (first, chain) = (
+            &parts[0],
+            parts
+                .iter()
+                .find(|(h, _)| part_name(h) == "certificate_chain")
+                .expect("a certificate_chain part"),
+        );
+        assert_eq!(
+            header(&chain.0, "content-type"),
+            Some("application/x-pem-file"),
+            "{key}: {names:?}"
+        );
+        assert_eq!(
+            String::from_utf8(chain.1.clone()).unwrap(),
+            chain_file,
+            "{key}: the chain as issued"
+        );
+        // OpenSSL: the chain part up to the root, and the signature with the leaf's key.
+        let dir = env.path("check");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("chain.pem"), &chain.1).unwrap();
+        std::fs::write(dir.join("part"), &first.1).unwrap();
+        let sig = header(&first.0, "expo-signature").expect("expo-signature");
+        let b64 = sig
+            .split("sig=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("sig=");
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        std::fs::write(dir.join("sig"), raw).unwrap();
+        let (ok, text) = openssl(&dir, &["verify", "-CAfile", "../ca/root.pem", "chain.pem"]);
+        assert!(ok, "{key}: {text}");
+        let (ok, pubkey) = openssl(&dir, &["x509", "-in", "chain.pem", "-noout", "-pubkey"]);
+        assert!(ok);
+        std::fs::write(dir.join("leaf.pub"), pubkey).unwrap();
+        let (ok, text) = openssl(
+            &dir,
+            &["dgst", "-sha256", "-verify", "leaf.pub", "-signature", "sig", "part"],
+        );
+        assert!(ok && text.contains("Verified OK"), "{key}: {text}");
+    }
+    // The store stays whole, and a rebuilt index renders the same bytes.
+    env.assert_consistent();
+    let before = env.snapshot();
+    env.otapub(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"])
+        .assert()
+        .success();
+    env.otapub(&["regenerate"]).args(signing).assert().success();
+    let after = env.snapshot();
+    let pointer = "public/production/ios/fp/manifest";
+    assert_eq!(
+        before.get(pointer),
+        after.get(pointer),
+        "the pointer's bytes, chain part included"
+    );
+    env.otapub(&["check"]).assert().success();
+}
+
+#[test]
+fn chains_the_client_would_reject_are_refused_and_change_nothing() {
+    let env = TestEnv::new();
+    root_and_leaf(&env, "leaf");
+    root_and_leaf(&env, "other");
+    env.publish_release("r0", "production", "fp").assert().success();
+    let (rk, rc) = {
+        // An intermediate under the root: a CA, not a code-signing leaf.
+        let root_key = KeyPair::from_pem(&std::fs::read_to_string(env.path("ca/root.key")).unwrap()).unwrap();
+        let root = CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(env.path("ca/root.pem")).unwrap())
+            .unwrap()
+            .self_signed(&root_key)
+            .unwrap();
+        (root_key, root)
+    };
+    make_ca(&env.path("ca"), "inter", Some((&rk, &rc)));
+    let root = std::fs::read_to_string(env.path("ca/root.pem")).unwrap();
+    let leaf = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
+    std::fs::write(env.path("keys/with-root.pem"), format!("{leaf}{root}")).unwrap();
+    std::fs::write(env.path("keys/stray.pem"), format!("{leaf}-----END CERTIFICATE-----\n")).unwrap();
+    std::fs::write(env.path("keys/garbage.pem"), format!("hello\n{leaf}")).unwrap();
+    let publish = |now: Option<&str>, extra: &[&str], needle: &str| {
+        write_export(&env.path("export-rx"), "rx");
+        let mut c = env.otapub(&[
+            "publish",
+            "export-rx",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "rx",
+        ]);
+        c.args(extra);
+        if let Some(t) = now {
+            c.env("OTAPUB_NOW", t);
+        }
+        env.assert_writes_nothing(|| {
+            let out = c.assert().code(2).get_output().clone();
+            assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+        });
+    };
+    let k = |key: &'static str, chain: &'static str| ["--expo-key", key, "--expo-chain", chain];
+    publish(
+        None,
+        &k("keys/other.key", "keys/leaf.pem"),
+        "is not the certificate of --expo-key",
+    );
+    publish(None, &k("keys/leaf.key", "keys/with-root.pem"), "includes the root");
+    publish(
+        None,
+        &k("ca/inter.key", "ca/inter.pem"),
+        "lacks keyUsage digitalSignature or extendedKeyUsage codeSigning",
+    );
+    let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    publish(Some(&later), &k("keys/leaf.key", "keys/leaf.pem"), "expired at");
+    let earlier = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    publish(
+        Some(&earlier),
+        &k("keys/leaf.key", "keys/leaf.pem"),
+        "is not valid before",
+    );
+    publish(
+        None,
+        &k("keys/leaf.key", "keys/stray.pem"),
+        "outside a BEGIN/END CERTIFICATE pair",
+    );
+    publish(
+        None,
+        &k("keys/leaf.key", "keys/garbage.pem"),
+        "outside a BEGIN/END CERTIFICATE pair",
+    );
+    publish(
+        None,
+        &["--expo-chain", "keys/leaf.pem"],
+        "give that key with --expo-key too",
+    );
+}

@@ -83,6 +83,9 @@ pub struct GlobalArgs {
     /// Code-signing certificate (as the app embeds it) that `verify --url` checks Expo signatures against
     #[arg(long, value_name = "FILE")]
     expo_cert: Option<PathBuf>,
+    /// The PEM chain (leaf first, no root) of --expo-key, sent in every signed Expo body (`otapub keys expo-leaf` writes it). Env: OTAPUB_EXPO_CHAIN holds the PEM
+    #[arg(long, value_name = "FILE")]
+    expo_chain: Option<PathBuf>,
     /// Who runs the command, for the audit log [default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN or $USER]
     #[arg(long, value_name = "NAME")]
     actor: Option<String>,
@@ -133,6 +136,7 @@ impl GlobalArgs {
             expo_key: merge_one("expo-key", self.expo_key, sub.expo_key)?,
             expo_keyid: merge_one("expo-keyid", self.expo_keyid, sub.expo_keyid)?,
             expo_cert: merge_one("expo-cert", self.expo_cert, sub.expo_cert)?,
+            expo_chain: merge_one("expo-chain", self.expo_chain, sub.expo_chain)?,
             actor: merge_one("actor", self.actor, sub.actor)?,
             json: self.json || sub.json,
             quiet: self.quiet || sub.quiet,
@@ -227,6 +231,7 @@ struct ConfigFile {
     expo_key: Option<PathBuf>,
     expo_keyid: Option<String>,
     expo_cert: Option<PathBuf>,
+    expo_chain: Option<PathBuf>,
     actor: Option<String>,
     path_style: Option<bool>,
     /// `when_required` for servers that reject the SDK's default upload checksums.
@@ -281,6 +286,7 @@ pub struct Settings {
     expo_key: Option<KeySource>,
     expo_keyid: String,
     expo_cert: Option<PathBuf>,
+    expo_chain: Option<KeySource>,
     json: bool,
     progress: otapub::progress::Progress,
     actor: String,
@@ -335,6 +341,14 @@ impl Settings {
             return Err(Error::usage("--key - and --expo-key - both read standard input, which holds one key").into());
         }
         let expo_cert = g.expo_cert.or(cfg.expo_cert.map(rel));
+        let expo_chain = match (g.expo_chain, std::env::var("OTAPUB_EXPO_CHAIN")) {
+            (Some(p), _) => Some(KeySource::File(p)),
+            (None, Ok(pem)) if !pem.trim().is_empty() => Some(KeySource::Env {
+                var: "OTAPUB_EXPO_CHAIN".into(),
+                pem,
+            }),
+            _ => cfg.expo_chain.map(|p| KeySource::File(rel(p))),
+        };
         let expo_keyid = g.expo_keyid.or(cfg.expo_keyid).unwrap_or_else(|| "main".to_string());
         let actor = g
             .actor
@@ -417,6 +431,7 @@ impl Settings {
             expo_key,
             expo_keyid,
             expo_cert,
+            expo_chain,
             json: g.json,
             progress: if g.json || g.quiet {
                 otapub::progress::Progress::hidden()
@@ -454,11 +469,21 @@ impl Settings {
 
     fn signer(&self) -> anyhow::Result<Signer> {
         let keys = self.keys.iter().map(Ed25519Key::load).collect::<Result<Vec<_>, _>>()?;
-        let expo = self
+        let mut expo = self
             .expo_key
             .as_ref()
             .map(|k| ExpoKey::load(k, &self.expo_keyid))
             .transpose()?;
+        if let Some(chain) = &self.expo_chain {
+            let Some(key) = expo.take() else {
+                return Err(Error::usage(
+                    "--expo-chain is the certificate chain of an Expo signing key: give that key with --expo-key too",
+                )
+                .into());
+            };
+            let text = chain.read_text()?;
+            expo = Some(key.with_chain(&chain.label(), &text, self.clock.now())?);
+        }
         Ok(Signer::new(keys, expo)?)
     }
 

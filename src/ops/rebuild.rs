@@ -80,7 +80,13 @@ fn read_signed(body: &Object, envelope: &Object, trusted: &TrustedKeys) -> std::
     }
     // Only what the operator's keys signed is adopted: bytes someone with
     // bucket access slipped in must never be re-stamped with the real key.
-    let signatures = Signatures::adopt(&env, trusted, first.header("expo-signature").map(str::to_string))
+    let chain = parts
+        .iter()
+        .find(|p| p.name() == Some("certificate_chain"))
+        .map(|p| String::from_utf8(p.body.clone()))
+        .transpose()
+        .map_err(|_| "the certificate_chain part is not text")?;
+    let signatures = Signatures::adopt(&env, trusted, first.header("expo-signature").map(str::to_string), chain)
         .map_err(|e| format!("not adopted: {e}"))?;
     Ok(SignedPart {
         name: first.name().unwrap_or("").to_string(),
@@ -230,7 +236,7 @@ fn read_embedded(obj: &Object, trusted: &TrustedKeys) -> std::result::Result<(Em
     if env.payload_type != signing::EMBEDDED_PAYLOAD_TYPE {
         return Err(format!("payloadType {:?} is not an embedded base's", env.payload_type));
     }
-    let signatures = Signatures::adopt(&env, trusted, None).map_err(|e| format!("not adopted: {e}"))?;
+    let signatures = Signatures::adopt(&env, trusted, None, None).map_err(|e| format!("not adopted: {e}"))?;
     let doc: EmbeddedRecord = serde_json::from_slice(&env.payload).map_err(|e| format!("embedded record: {e}"))?;
     if crate::rollout::uniform_value(&doc.update_id).is_none() || doc.update_id != doc.update_id.to_ascii_lowercase() {
         return Err(format!("update id {:?} is not a lowercase UUID", doc.update_id));
@@ -258,7 +264,7 @@ fn read_rollout(
     if env.payload_type != signing::ROLLOUT_PAYLOAD_TYPE {
         return Err(format!("payloadType {:?} is not a rollout record's", env.payload_type));
     }
-    let signatures = Signatures::adopt(&env, trusted, None).map_err(|e| format!("not adopted: {e}"))?;
+    let signatures = Signatures::adopt(&env, trusted, None, None).map_err(|e| format!("not adopted: {e}"))?;
     let doc: RolloutDoc = serde_json::from_slice(&env.payload).map_err(|e| format!("rollout record: {e}"))?;
     if doc.pointer != pointer.to_string() {
         return Err(format!("the record names pointer {}", doc.pointer));

@@ -52,6 +52,10 @@ pub struct Signatures {
     /// The `expo-signature` part header value, when Expo code signing is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(in crate::signing) expo: Option<String>,
+    /// The `certificate_chain` part sent with it (PEM, leaf first, no root),
+    /// when the Expo key signs under a root the app embeds.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "expoChain")]
+    pub(in crate::signing) expo_chain: Option<String>,
 }
 
 impl Signatures {
@@ -63,17 +67,24 @@ impl Signatures {
         env: &Envelope,
         trusted: &TrustedKeys,
         expo: Option<String>,
+        expo_chain: Option<String>,
     ) -> std::result::Result<Signatures, String> {
         trusted.verify(env)?;
         Ok(Signatures {
             dsse: env.signatures.clone(),
             expo,
+            expo_chain,
         })
     }
 
     /// The `expo-signature` header value, when Expo code signing was configured.
     pub fn expo(&self) -> Option<&str> {
         self.expo.as_deref()
+    }
+
+    /// The `certificate_chain` part, when the Expo key signs with a chain.
+    pub fn expo_chain(&self) -> Option<&str> {
+        self.expo_chain.as_deref()
     }
 }
 

@@ -23,6 +23,8 @@ pub const EXPO_PROJECT_INFORMATION_OID: &str = "1.2.840.113556.1.8000.2554.43437
 pub struct ExpoKey {
     key: aws_lc_rs::rsa::KeyPair,
     keyid: String,
+    /// The chain sent with every signature (PEM, leaf first, no root).
+    chain: Option<String>,
 }
 
 impl std::fmt::Debug for ExpoKey {
@@ -50,7 +52,69 @@ impl ExpoKey {
         Ok(ExpoKey {
             key: rsa_from_pem(source)?,
             keyid: keyid.to_string(),
+            chain: None,
         })
+    }
+
+    /// The key with the certificate chain (`--expo-chain`) every signed
+    /// body will carry, checked at `now` as the client will check it (short
+    /// of the root, which only the app holds): clean PEM pairs, the leaf is
+    /// this key's with digitalSignature and codeSigning, each certificate
+    /// signed by the next, intermediates are CAs, all within their dates,
+    /// and no root in it.
+    pub fn with_chain(mut self, label: &str, pem_text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<ExpoKey> {
+        let bad = |why: String| Error::usage(format!("--expo-chain {label}: {why}"));
+        let ders = super::chain::split_pem(pem_text).map_err(bad)?;
+        let infos = ders
+            .iter()
+            .map(|d| super::chain::info(d))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        if infos[0].spki != self.spki_der() {
+            return Err(bad(format!(
+                "its first certificate ({}) is not the certificate of --expo-key; give the chain `otapub keys expo-leaf` wrote next to that key",
+                infos[0].subject
+            )));
+        }
+        if let Some(root) = infos.iter().find(|c| c.self_issued) {
+            return Err(bad(format!(
+                "it includes the root ({}); the app embeds the root and appends it itself — leave it out",
+                root.subject
+            )));
+        }
+        if !infos[0].code_signing {
+            return Err(bad(format!(
+                "the leaf ({}) lacks keyUsage digitalSignature or extendedKeyUsage codeSigning; issue one with `otapub keys expo-leaf`",
+                infos[0].subject
+            )));
+        }
+        for (i, c) in infos.iter().enumerate() {
+            if now < c.not_before {
+                return Err(bad(format!("{} is not valid before {}", c.subject, c.not_before)));
+            }
+            if now > c.not_after {
+                return Err(bad(format!(
+                    "{} expired at {}; issue a new leaf (`otapub keys expo-leaf`) and run `otapub refresh`",
+                    c.subject, c.not_after
+                )));
+            }
+            if i > 0 && !c.ca {
+                return Err(bad(format!(
+                    "{} signs the certificate before it but is not a CA",
+                    c.subject
+                )));
+            }
+        }
+        for pair in ders.windows(2) {
+            super::chain::signed_by(&pair[0], &pair[1]).map_err(bad)?;
+        }
+        self.chain = Some(super::chain::to_pem(&ders));
+        Ok(self)
+    }
+
+    /// The chain every signature is sent with, if any.
+    pub fn chain(&self) -> Option<&str> {
+        self.chain.as_deref()
     }
 
     /// The SubjectPublicKeyInfo (DER) of the key: what its certificate must carry.

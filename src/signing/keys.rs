@@ -48,7 +48,18 @@ impl KeySource {
         }
     }
 
-    /// Reads the PEM text, refusing a key file others can read.
+    /// Reads public PEM text (a certificate chain): no mode check.
+    pub fn read_text(&self) -> Result<String> {
+        match self {
+            KeySource::File(path) => fs::read_to_string(path).map_err(|e| Error::Key {
+                path: self.label(),
+                reason: format!("cannot read it: {e}"),
+            }),
+            _ => self.read_private_pem(),
+        }
+    }
+
+    /// Reads a private key's PEM text, refusing a key file others can read.
     pub fn read_private_pem(&self) -> Result<String> {
         let key_err = |reason: String| Error::Key {
             path: self.label(),

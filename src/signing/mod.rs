@@ -43,6 +43,7 @@ impl Signer {
     pub fn sign_payload(&self, payload: &crate::tree::Payload) -> Signatures {
         let mut sigs = self.sign(payload.payload_type(), &payload.bytes);
         sigs.expo = self.expo.as_ref().map(|k| k.signature_header(&payload.bytes));
+        sigs.expo_chain = self.expo.as_ref().and_then(|k| k.chain().map(str::to_string));
         sigs
     }
 
@@ -57,7 +58,11 @@ impl Signer {
                 sig: B64.encode(k.key.sign(&message).to_bytes()),
             })
             .collect();
-        Signatures { dsse, expo: None }
+        Signatures {
+            dsse,
+            expo: None,
+            expo_chain: None,
+        }
     }
 }
 
