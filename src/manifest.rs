@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn multipart_round_trips_and_ends_with_crlf() {
-        let body = multipart(PartName::Manifest, br#"{"id":"x"}"#, Some("sig=\"a\""));
+        let body = multipart(PartName::Manifest, br#"{"id":"x"}"#, Some("sig=\"a\""), None);
         assert!(body.bytes.ends_with(format!("--{}--\r\n", body.boundary).as_bytes()));
         assert!(body.boundary.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         let parts = parse_multipart(boundary_of(&body.content_type()).unwrap(), &body.bytes).unwrap();
@@ -364,6 +364,14 @@ mod tests {
         assert_eq!(parts[0].body, br#"{"id":"x"}"#);
         assert_eq!(parts[0].header("expo-signature"), Some("sig=\"a\""));
         assert_eq!(parts[1].body, EXTENSIONS);
+        // With a chain: a third part, PEM.
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let body = multipart(PartName::Directive, b"{}", Some("sig=\"a\""), Some(pem));
+        let parts = parse_multipart(boundary_of(&body.content_type()).unwrap(), &body.bytes).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].name(), Some("certificate_chain"));
+        assert_eq!(parts[1].header("content-type"), Some("application/x-pem-file"));
+        assert_eq!(parts[1].body, pem.as_bytes());
     }
 
     #[test]
