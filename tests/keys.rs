@@ -373,6 +373,58 @@ fn every_signed_body_carries_the_chain_and_verifies_up_to_the_root() {
         "the pointer's bytes, chain part included"
     );
     env.otapub(&["check"]).assert().success();
+
+    // verify --expo-ca checks every served chain as the client does.
+    env.otapub(&["verify", "--expo-ca", "ca/root.pem"]).assert().success();
+    let problems = |args: &[&str], now: Option<&str>| -> String {
+        let mut c = env.otapub(args);
+        if let Some(t) = now {
+            c.env("OTAPUB_NOW", t);
+        }
+        stdout(&c.assert().code(1).get_output().clone())
+    };
+    // The leaf has 30 days: a daily job asking for 60 is warned, naming it.
+    let text = problems(&["verify", "--expo-ca", "ca/root.pem", "--min-validity", "60"], None);
+    assert!(
+        text.contains("CN=leaf expires at") && text.contains("within 60 days"),
+        "{text}"
+    );
+    env.otapub(&["verify", "--expo-ca", "ca/root.pem", "--min-validity", "20"])
+        .assert()
+        .success();
+    // Past the leaf's expiry every response fails, as on a device.
+    let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    let text = problems(&["verify", "--expo-ca", "ca/root.pem"], Some(&later));
+    assert!(
+        text.contains("certificate_chain: certificate 0 (CN=leaf) is valid from"),
+        "{text}"
+    );
+    // Another root does not anchor it.
+    make_ca(&env.path("ca2"), "root", None);
+    let text = problems(&["verify", "--expo-ca", "ca2/root.pem"], None);
+    assert!(
+        text.contains("its signature does not verify") || text.contains("is not the next certificate"),
+        "{text}"
+    );
+    // --min-validity needs the root.
+    env.otapub(&["verify", "--min-validity", "3"]).assert().code(2);
+}
+
+#[test]
+fn a_body_without_a_chain_fails_verify_with_the_root() {
+    let env = TestEnv::new();
+    root_and_leaf(&env, "leaf");
+    env.publish_release("r1", "production", "fp")
+        .args(["--expo-key", "keys/leaf.key"])
+        .assert()
+        .success();
+    let out = env
+        .otapub(&["verify", "--expo-ca", "ca/root.pem"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(stdout(&out).contains("no certificate_chain part"), "{}", stdout(&out));
 }
 
 #[test]

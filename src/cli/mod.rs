@@ -86,6 +86,9 @@ pub struct GlobalArgs {
     /// The PEM chain (leaf first, no root) of --expo-key, sent in every signed Expo body (`otapub keys expo-leaf` writes it). Env: OTAPUB_EXPO_CHAIN holds the PEM
     #[arg(long, value_name = "FILE")]
     expo_chain: Option<PathBuf>,
+    /// The root certificate the app embeds when responses carry a chain: `verify` checks every served chain up to it
+    #[arg(long, value_name = "FILE")]
+    expo_ca: Option<PathBuf>,
     /// Who runs the command, for the audit log [default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN or $USER]
     #[arg(long, value_name = "NAME")]
     actor: Option<String>,
@@ -137,6 +140,7 @@ impl GlobalArgs {
             expo_keyid: merge_one("expo-keyid", self.expo_keyid, sub.expo_keyid)?,
             expo_cert: merge_one("expo-cert", self.expo_cert, sub.expo_cert)?,
             expo_chain: merge_one("expo-chain", self.expo_chain, sub.expo_chain)?,
+            expo_ca: merge_one("expo-ca", self.expo_ca, sub.expo_ca)?,
             actor: merge_one("actor", self.actor, sub.actor)?,
             json: self.json || sub.json,
             quiet: self.quiet || sub.quiet,
@@ -232,6 +236,7 @@ struct ConfigFile {
     expo_keyid: Option<String>,
     expo_cert: Option<PathBuf>,
     expo_chain: Option<PathBuf>,
+    expo_ca: Option<PathBuf>,
     actor: Option<String>,
     path_style: Option<bool>,
     /// `when_required` for servers that reject the SDK's default upload checksums.
@@ -287,6 +292,7 @@ pub struct Settings {
     expo_keyid: String,
     expo_cert: Option<PathBuf>,
     expo_chain: Option<KeySource>,
+    expo_ca: Option<PathBuf>,
     json: bool,
     progress: otapub::progress::Progress,
     actor: String,
@@ -432,6 +438,7 @@ impl Settings {
             expo_keyid,
             expo_cert,
             expo_chain,
+            expo_ca: g.expo_ca.or(cfg.expo_ca.map(rel)),
             json: g.json,
             progress: if g.json || g.quiet {
                 otapub::progress::Progress::hidden()

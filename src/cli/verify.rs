@@ -11,15 +11,47 @@ pub struct VerifyArgs {
     /// Fetch every pointer and asset over HTTP from this base URL (the CDN, or `otapub serve`), as a device does
     #[arg(long, value_name = "BASE")]
     url: Option<String>,
+    /// With --expo-ca: exit 1 when a certificate of a served chain (leaf, intermediate or root) expires within DAYS
+    #[arg(long, value_name = "DAYS")]
+    min_validity: Option<u32>,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// The root certificate (DER) a build embeds: one self-signed certificate.
+fn load_root(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let bad = |why: String| otapub::Error::usage(format!("--expo-ca {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it ({e})")))?;
+    let ders = otapub::signing::chain::split_pem(&text).map_err(bad)?;
+    let [der] = ders.as_slice() else {
+        return Err(bad("holds more than one certificate; give the root the app embeds".into()).into());
+    };
+    let info = otapub::signing::chain::info(der).map_err(bad)?;
+    if !info.self_issued {
+        return Err(bad(format!(
+            "{} is not self-signed: give the root the app embeds",
+            info.subject
+        ))
+        .into());
+    }
+    Ok(der.clone())
 }
 
 pub async fn run(s: Settings, a: VerifyArgs) -> anyhow::Result<Outcome> {
     let trusted = s.trusted()?;
     let cert = s.expo_cert.as_deref().map(ExpoCertificate::load).transpose()?;
+    let root = s.expo_ca.as_deref().map(load_root).transpose()?;
+    if a.min_validity.is_some() && root.is_none() {
+        return Err(otapub::Error::usage(
+            "--min-validity checks the certificate chains responses carry: give the root the app embeds with --expo-ca",
+        )
+        .into());
+    }
     let store = s.open_store().await?;
     let opts = VerifyOptions {
+        expo_ca: root.as_deref(),
+        min_validity: a.min_validity.map(|d| chrono::Duration::days(i64::from(d))),
+        now: s.clock.now(),
         trusted: &trusted,
         expo_cert: cert.as_ref(),
         expo_keyid: &s.expo_keyid,

@@ -31,6 +31,14 @@ pub struct VerifyOptions<'a> {
     pub expo_keyid: &'a str,
     /// Fetch over HTTP from this base URL (the CDN) instead of the store.
     pub url: Option<&'a str>,
+    /// The root the app embeds (DER) when responses carry a certificate
+    /// chain: each served chain is checked up to it as the client does.
+    pub expo_ca: Option<&'a [u8]>,
+    /// With `expo_ca`: a certificate of a served chain that expires sooner
+    /// than this is a problem (what a daily CI job watches).
+    pub min_validity: Option<chrono::Duration>,
+    /// The clock the certificates' dates are checked against.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The result of a verify.
@@ -368,6 +376,9 @@ async fn verify_pointer(
         return Ok(problems);
     };
     let part_name = first.name().unwrap_or("").to_string();
+    if let Some(root) = opts.expo_ca {
+        problems.extend(check_chain(&parts, root, opts));
+    }
     if let Some(cert) = opts.expo_cert {
         match first.header("expo-signature") {
             None => problems.push("the part has no expo-signature header, but the app requires code signing".into()),
@@ -573,4 +584,51 @@ async fn verify_patch(source: &Source<'_>, url: &str, hash: &str, row: &PatchRow
         Ok(_) => {}
     }
     Ok(problems)
+}
+
+/// The checks of a response's `certificate_chain` part the client makes
+/// (expo-updates' CertificateChain): the chain up to the embedded root at
+/// `opts.now`, and the `expo-signature` of the first part with the leaf's
+/// key; plus `opts.min_validity`.
+fn check_chain(parts: &[crate::manifest::ParsedPart], root: &[u8], opts: &VerifyOptions<'_>) -> Vec<String> {
+    use crate::signing::chain;
+    let Some(part) = parts.iter().find(|p| p.name() == Some("certificate_chain")) else {
+        return vec!["no certificate_chain part, but the app embeds a root (--expo-ca) and expects one; sign with --expo-chain and run `otapub refresh`".into()];
+    };
+    let ders = match std::str::from_utf8(&part.body)
+        .map_err(|e| e.to_string())
+        .and_then(|t| chain::split_pem(t))
+    {
+        Ok(d) => d,
+        Err(e) => return vec![format!("certificate_chain: {e}")],
+    };
+    let leaf = match chain::verify_chain(&ders, root, opts.now) {
+        Ok(leaf) => leaf,
+        Err(e) => return vec![format!("certificate_chain: {e}")],
+    };
+    let mut problems = Vec::new();
+    match parts.first().and_then(|p| p.header("expo-signature").map(|h| (p, h))) {
+        None => problems.push("the part has no expo-signature header".into()),
+        Some((first, header)) => {
+            if let Err(e) = ExpoCertificate::from_spki(&leaf.spki).and_then(|c| c.verify_any_keyid(&first.body, header))
+            {
+                problems.push(format!("expo-signature with the chain's leaf ({}): {e}", leaf.subject));
+            }
+        }
+    }
+    if let Some(min) = opts.min_validity {
+        for der in ders.iter().map(Vec::as_slice).chain(std::iter::once(root)) {
+            if let Ok(c) = chain::info(der) {
+                if c.not_after - opts.now < min {
+                    problems.push(format!(
+                        "certificate {} expires at {}, within {} days: issue a new leaf (`otapub keys expo-leaf`) and run `otapub refresh`",
+                        c.subject,
+                        crate::manifest::format_time(c.not_after),
+                        min.num_days()
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }

@@ -234,6 +234,23 @@ impl ExpoCertificate {
         })
     }
 
+    /// The key of a certificate's SubjectPublicKeyInfo (DER).
+    pub fn from_spki(spki: &[u8]) -> std::result::Result<ExpoCertificate, String> {
+        use x509_parser::prelude::FromDer;
+        let (_, info) =
+            x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).map_err(|e| format!("not a public key ({e})"))?;
+        Ok(ExpoCertificate {
+            public_key: info.subject_public_key.data.to_vec(),
+        })
+    }
+
+    /// Checks an `expo-signature` header over `part` whatever its keyid, as
+    /// the client does when the response carries the chain.
+    pub fn verify_any_keyid(&self, part: &[u8], header: &str) -> std::result::Result<(), String> {
+        let keyid = parse_expo_signature(header)?.keyid;
+        self.verify(part, header, &keyid)
+    }
+
     /// Checks an `expo-signature` header over `part` as the client does.
     pub fn verify(&self, part: &[u8], header: &str, keyid: &str) -> std::result::Result<(), String> {
         let s = parse_expo_signature(header)?;
