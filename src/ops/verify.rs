@@ -597,7 +597,7 @@ fn check_chain(parts: &[crate::manifest::ParsedPart], root: &[u8], opts: &Verify
     };
     let ders = match std::str::from_utf8(&part.body)
         .map_err(|e| e.to_string())
-        .and_then(|t| chain::split_pem(t))
+        .and_then(chain::split_pem)
     {
         Ok(d) => d,
         Err(e) => return vec![format!("certificate_chain: {e}")],
