@@ -183,7 +183,7 @@ enum Command {
     /// Write the operators' status page (HTML + JSON) to a folder
     Report(report::ReportArgs),
     /// List operations and their lifecycle; `ops sweep` fails stuck ones
-    Ops(ops::OpsArgs),
+    Ops(Box<ops::OpsArgs>),
     /// Check every pointer as a device would
     Verify(verify::VerifyArgs),
     /// Check the store against the index
@@ -573,7 +573,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Log(a) => log::run(settings(&a.global)?).await,
         Command::Diff(a) => diff::run(settings(&a.global)?, a).await,
         Command::Report(a) => report::run(settings(&a.global)?, a).await,
-        Command::Ops(a) => ops::run(settings(&a.global()?)?, a).await,
+        Command::Ops(a) => ops::run(settings(&a.global()?)?, *a).await,
         Command::Verify(a) => verify::run(settings(&a.global)?, a).await,
         Command::Check(a) => check::run(settings(&a.global)?).await,
         Command::Gc(a) => gc::run(settings(&a.global)?, a).await,
