@@ -374,6 +374,17 @@ fn every_signed_body_carries_the_chain_and_verifies_up_to_the_root() {
     );
     env.otapub(&["check"]).assert().success();
 
+    // status names the serving leaf and its days left.
+    let st = env.json(&["status"]);
+    let leaf = &st["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["platform"] == "ios")
+        .unwrap()["expoLeaf"];
+    assert_eq!(leaf["subject"], "CN=leaf", "{st}");
+    assert!(matches!(leaf["daysLeft"].as_i64(), Some(29 | 30)), "{leaf}");
+
     // verify --expo-ca checks every served chain as the client does.
     env.otapub(&["verify", "--expo-ca", "ca/root.pem"]).assert().success();
     let problems = |args: &[&str], now: Option<&str>| -> String {

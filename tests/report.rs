@@ -91,9 +91,17 @@ fn scene(env: &TestEnv) {
             "r3",
         ],
     )
-    .env("OTAPUB_FAULTS", "fail@put:public/assets/*#1")
+    // Its own asset, by name: which of the uploads in flight fails first varies.
+    .env(
+        "OTAPUB_FAULTS",
+        format!("fail@put:public/assets/{}#1", sha256_hex(b"asset bytes of r3")),
+    )
     .assert()
     .code(3);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 fn tools_dir() -> PathBuf {

@@ -27,6 +27,21 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
     }
     for p in &st.pointers {
         say!("{}/{}/{}  serves {}", p.channel, p.platform, p.fingerprint, p.serves);
+        if let Some(l) = &p.expo_leaf {
+            let warn = if l.days_left < 0 {
+                "  EXPIRED: every update check fails until `otapub refresh` with a new leaf"
+            } else if l.days_left < 14 {
+                "  (issue a new leaf and run `otapub refresh` soon)"
+            } else {
+                ""
+            };
+            say!(
+                "    signed by {} until {} ({} days left){warn}",
+                l.subject,
+                l.not_after,
+                l.days_left
+            );
+        }
         if let Some(r) = &p.rollout {
             say!(
                 "    rollout: {} to {} % of devices ({})",

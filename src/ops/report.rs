@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::status::{status_of, BanInfo, EmbeddedStatus, HistoryEntry, PatchStatus};
+use super::status::{status_of, BanInfo, EmbeddedStatus, HistoryEntry, LeafStatus, PatchStatus};
 use super::Context;
 use crate::error::Result;
 use crate::index::{self, AuditEvent, Index, Operation, PackageContent};
@@ -91,6 +91,9 @@ pub struct ReportPointer {
     pub restamps: Vec<ReportRestamp>,
     /// Every package, newest first.
     pub history: Vec<HistoryEntry>,
+    /// The Expo signing leaf the live response carries, if a chain is used.
+    #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
+    pub expo_leaf: Option<LeafStatus>,
 }
 
 /// The package a pointer serves.
@@ -190,7 +193,7 @@ pub async fn report(ctx: &Context<'_>) -> Result<Report> {
 
 /// The report an index records, as of `now`.
 pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Report> {
-    let status = status_of(index)?;
+    let status = status_of(index, now)?;
     let events = index.audit_events()?;
     // Who made each package: the actor of the event that created it.
     let mut actors: BTreeMap<&str, &str> = BTreeMap::new();
@@ -279,6 +282,7 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
             bans,
             restamps,
             history: st.history,
+            expo_leaf: st.expo_leaf,
         });
     }
     let operations = index.operations()?;

@@ -64,6 +64,34 @@ pub struct PointerStatus {
     pub patches: Vec<PatchStatus>,
     /// Packages, newest first.
     pub history: Vec<HistoryEntry>,
+    /// The leaf certificate the live response carries (`--expo-chain`).
+    #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
+    pub expo_leaf: Option<LeafStatus>,
+}
+
+/// The Expo signing leaf a response carries.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LeafStatus {
+    /// Its subject.
+    pub subject: String,
+    /// When it expires: every update check fails after, until a refresh.
+    #[serde(rename = "notAfter")]
+    pub not_after: String,
+    /// Whole days from the status's clock to notAfter (negative: expired).
+    #[serde(rename = "daysLeft")]
+    pub days_left: i64,
+}
+
+/// The leaf of the chain a package's response carries, as of `now`.
+fn leaf_of(p: &Package, now: chrono::DateTime<chrono::Utc>) -> Option<LeafStatus> {
+    let pem = p.signatures().expo_chain()?;
+    let der = crate::signing::chain::split_pem(pem).ok()?.into_iter().next()?;
+    let info = crate::signing::chain::info(&der).ok()?;
+    Some(LeafStatus {
+        subject: info.subject,
+        not_after: format_time(info.not_after),
+        days_left: (info.not_after - now).num_days(),
+    })
 }
 
 /// A patch a served update can be downloaded as.
@@ -145,11 +173,11 @@ pub struct RolloutSummary {
 
 /// Reads the status from the index.
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
-    status_of(&Index::load(ctx.store).await?)
+    status_of(&Index::load(ctx.store).await?, ctx.clock.now())
 }
 
-/// The status an index records.
-pub fn status_of(index: &Index) -> Result<Status> {
+/// The status an index records, as of `now`.
+pub fn status_of(index: &Index, now: chrono::DateTime<chrono::Utc>) -> Result<Status> {
     let mut patches: BTreeMap<String, Vec<crate::index::PatchRow>> = BTreeMap::new();
     for row in crate::index::patches(index.conn())? {
         patches.entry(row.requested_id.clone()).or_default().push(row);
@@ -158,6 +186,10 @@ pub fn status_of(index: &Index) -> Result<Status> {
     let mut pointers = Vec::new();
     for v in super::full_view(index)? {
         let (pointer, packages, rollout) = (v.pointer, v.packages, v.rollout);
+        let expo_leaf = match pointer_state(&packages, rollout.as_ref()) {
+            PointerState::Live(p) => leaf_of(p, now),
+            _ => None,
+        };
         let serves = match pointer_state(&packages, rollout.as_ref()) {
             PointerState::Live(p) if matches!(p.content, PackageContent::RollBackToEmbedded) => {
                 format!("rollBackToEmbedded ({})", p.version)
@@ -199,6 +231,7 @@ pub fn status_of(index: &Index) -> Result<Status> {
                 percent: r.percent,
             }),
             history: packages.iter().rev().map(entry).collect(),
+            expo_leaf,
         });
     }
     let embedded = embedded
