@@ -189,11 +189,14 @@ pub fn pointer_objects(view: &PointerView) -> Result<Option<[PublicObject; 2]>> 
     Ok(Some(objects(pointer.manifest_key(), pair, POINTER_CACHE_CONTROL)))
 }
 
+/// What pointers and rollout buckets serve of a package: its Expo layer as
+/// `otapub refresh` last re-signed it, else its own.
 fn live_pair(p: &Package) -> Result<SignedPair> {
+    let (sigs, body_sha256) = p.serving();
     checked_pair(
         &package_payload(p),
-        p.signatures(),
-        p.body_sha256(),
+        &sigs,
+        body_sha256,
         &format!("package {}/{}", p.pointer.platform, p.version),
     )
 }

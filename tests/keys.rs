@@ -516,3 +516,210 @@ fn chains_the_client_would_reject_are_refused_and_change_nothing() {
         "give that key with --expo-key too",
     );
 }
+
+/// The Expo body's parts of a served object: (first part headers, first part bytes, chain part).
+fn served_parts(env: &TestEnv, key: &str) -> (Vec<(String, String)>, Vec<u8>, Option<String>) {
+    let (body, ct) = env.object(key).unwrap_or_else(|| panic!("{key} missing"));
+    let parts = parse_multipart(&ct, &body);
+    let chain = parts
+        .iter()
+        .find(|(h, _)| part_name(h) == "certificate_chain")
+        .map(|(_, b)| String::from_utf8(b.clone()).unwrap());
+    (parts[0].0.clone(), parts[0].1.clone(), chain)
+}
+
+#[test]
+fn refresh_rotates_the_leaf_without_changing_any_update() {
+    let env = TestEnv::new();
+    root_and_leaf(&env, "leaf1");
+    env.cmd(&[
+        "keys",
+        "expo-leaf",
+        "--ca-key",
+        "ca/root.key",
+        "--ca-cert",
+        "ca/root.pem",
+        "--days",
+        "90",
+        "--out",
+        "keys/leaf2",
+    ])
+    .assert()
+    .success();
+    let one = ["--expo-key", "keys/leaf1.key", "--expo-chain", "keys/leaf1.pem"];
+    let two = ["--expo-key", "keys/leaf2.key", "--expo-chain", "keys/leaf2.pem"];
+    for r in ["r1", "r2"] {
+        env.publish_release(r, "production", "fp").args(one).assert().success();
+    }
+    env.otapub(&["ban", "r2", "--platform", "ios", "--reason", "broken"])
+        .args(one)
+        .assert()
+        .success();
+    env.otapub(&[
+        "rollback",
+        "--channel",
+        "production",
+        "--platform",
+        "android",
+        "--fingerprint",
+        "fp",
+        "--to-embedded",
+    ])
+    .args(one)
+    .assert()
+    .success();
+    env.publish_release("b1", "beta", "fp").args(one).assert().success();
+    env.otapub(&["ban", "b1", "--platform", "ios", "--reason", "only one"])
+        .args(one)
+        .assert()
+        .success();
+    env.publish_release("s1", "staging", "fp").args(one).assert().success();
+    write_export(&env.path("export-s2"), "s2");
+    env.otapub(&[
+        "publish",
+        "export-s2",
+        "--channel",
+        "staging",
+        "--fingerprint",
+        "fp",
+        "--version",
+        "s2",
+        "--rollout",
+        "40",
+    ])
+    .args(one)
+    .assert()
+    .success();
+
+    let served: Vec<String> = env
+        .keys("public/")
+        .into_iter()
+        .filter(|k| k.ends_with("/manifest") && !k.starts_with("public/updates/"))
+        .collect();
+    assert!(
+        served.iter().any(|k| k.contains("/rollout/")),
+        "rollout buckets are served responses too: {served:?}"
+    );
+    assert!(served.len() >= 5, "{served:?}");
+    let before: Vec<_> = served.iter().map(|k| served_parts(&env, k)).collect();
+    let snapshot = env.snapshot();
+    let leaf1 = std::fs::read_to_string(env.path("keys/leaf1.pem")).unwrap();
+    let leaf2 = std::fs::read_to_string(env.path("keys/leaf2.pem")).unwrap();
+    assert!(before.iter().all(|(_, _, c)| c.as_deref() == Some(leaf1.as_str())));
+
+    // Past leaf1's expiry every response fails as on a device.
+    let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    env.otapub(&["verify", "--expo-ca", "ca/root.pem"])
+        .env("OTAPUB_NOW", &later)
+        .assert()
+        .code(1);
+
+    let out = env
+        .otapub(&["refresh", "--json"])
+        .args(two)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!r["pointers"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(
+        r["directives"].as_array().unwrap().len(),
+        1,
+        "beta/ios/fp serves a noUpdateAvailable directive: {r}"
+    );
+
+    // Every served response: the same part (no update id changed), a new
+    // signature, the new chain; every envelope and immutable object as it was.
+    for (key, (headers, part, _)) in served.iter().zip(&before) {
+        let (h2, p2, c2) = served_parts(&env, key);
+        assert_eq!(&p2, part, "{key}: the part bytes");
+        assert_ne!(
+            header(&h2, "expo-signature"),
+            header(headers, "expo-signature"),
+            "{key}"
+        );
+        assert_eq!(c2.as_deref(), Some(leaf2.as_str()), "{key}");
+        let sha = |snap: &std::collections::BTreeMap<String, String>| {
+            snap.get(&format!("{key}.json"))
+                .map(|v| v.split(' ').next().unwrap_or("").to_string())
+        };
+        assert_eq!(
+            sha(&snapshot),
+            sha(&env.snapshot()),
+            "{key}.json: the same envelope bytes"
+        );
+    }
+    let after = env.snapshot();
+    for (k, v) in &snapshot {
+        if k.starts_with("public/updates/") || k.starts_with("public/assets/") {
+            assert_eq!(
+                after.get(k),
+                Some(v),
+                "{k} is immutable (bytes and metadata: not even rewritten)"
+            );
+        }
+    }
+    env.otapub(&["verify", "--expo-ca", "ca/root.pem"])
+        .env("OTAPUB_NOW", &later)
+        .assert()
+        .success();
+    env.otapub(&["check"]).assert().success();
+    // A second run, and a regenerate, write nothing.
+    env.assert_writes_nothing(|| {
+        let out = env
+            .otapub(&["refresh"])
+            .args(two)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        assert!(stdout(&out).contains("nothing to refresh"), "{}", stdout(&out));
+        env.otapub(&["regenerate"]).assert().success();
+    });
+    // A rebuilt index adopts the re-signed pointers (refresh again for the
+    // rollout buckets, which it reads from their candidate's immutable twin).
+    env.otapub(&["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"])
+        .assert()
+        .success();
+    let dry = env.json(&["regenerate", "--dry-run"]);
+    let pointer_writes: Vec<&str> = dry["written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str())
+        .filter(|k| !k.contains("/rollout/"))
+        .collect();
+    assert_eq!(
+        pointer_writes,
+        Vec::<&str>::new(),
+        "the rebuilt index renders the re-signed pointers as they are"
+    );
+    env.otapub(&["refresh"]).args(two).assert().success();
+    env.assert_writes_nothing(|| {
+        env.otapub(&["refresh"]).args(two).assert().success();
+    });
+    env.otapub(&["verify", "--expo-ca", "ca/root.pem"])
+        .env("OTAPUB_NOW", &later)
+        .assert()
+        .success();
+    // What the pointers serve after a later rollback is signed with the new leaf.
+    env.otapub(&[
+        "rollback",
+        "--channel",
+        "production",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp",
+        "--to",
+        "r1",
+    ])
+    .args(two)
+    .assert()
+    .success();
+    env.otapub(&["verify", "--expo-ca", "ca/root.pem"])
+        .env("OTAPUB_NOW", &later)
+        .assert()
+        .success();
+}

@@ -22,6 +22,7 @@ mod log;
 mod ops;
 mod promote;
 mod publish;
+mod refresh;
 mod regenerate;
 mod report;
 mod rollback;
@@ -174,6 +175,8 @@ enum Command {
     Embedded(embedded::EmbeddedArgs),
     /// Render the public tree from the index and write what differs
     Regenerate(regenerate::RegenerateArgs),
+    /// Re-sign every served Expo response with the current leaf and chain (no update id changes)
+    Refresh(refresh::RefreshArgs),
     /// Show what each pointer serves, and its history
     Status(status::StatusArgs),
     /// Show the audit log
@@ -569,6 +572,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollback(a) => rollback::run(settings(&a.global)?, a).await,
         Command::Promote(a) => promote::run(settings(&a.global)?, a).await,
         Command::Regenerate(a) => regenerate::run(settings(&a.global)?, a).await,
+        Command::Refresh(a) => refresh::run(settings(&a.global)?).await,
         Command::Status(a) => status::run(settings(&a.global)?).await,
         Command::Log(a) => log::run(settings(&a.global)?).await,
         Command::Diff(a) => diff::run(settings(&a.global)?, a).await,

@@ -90,6 +90,20 @@ pub struct Package {
     /// When `gc --keep` retired it: no rollback or promote target any more,
     /// its bundle deleted once nothing else uses it.
     pub retired: Option<DateTime<Utc>>,
+    /// The Expo layer pointers serve instead of the package's own, after
+    /// `otapub refresh`.
+    pub served: Option<ServedExpo>,
+}
+
+/// A package's Expo layer as `otapub refresh` re-signed it for pointers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedExpo {
+    /// The `expo-signature` header.
+    pub signature: String,
+    /// The `certificate_chain` part.
+    pub chain: Option<String>,
+    /// SHA-256 hex of the Expo body with them.
+    pub body_sha256: String,
 }
 
 impl std::ops::Deref for Package {
@@ -112,6 +126,7 @@ impl Package {
             body_sha256,
             ban: None,
             retired: None,
+            served: None,
         }
     }
 
@@ -123,6 +138,18 @@ impl Package {
     /// SHA-256 hex of the Expo body the signatures belong to.
     pub fn body_sha256(&self) -> &str {
         &self.body_sha256
+    }
+
+    /// The signatures and body digest pointers serve: re-signed by
+    /// `otapub refresh` when it ran, else the package's own.
+    pub fn serving(&self) -> (Signatures, &str) {
+        match &self.served {
+            Some(s) => (
+                self.signatures.with_expo(s.signature.clone(), s.chain.clone()),
+                &s.body_sha256,
+            ),
+            None => (self.signatures.clone(), &self.body_sha256),
+        }
     }
 }
 

@@ -29,7 +29,8 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
 pub(super) const PACKAGE_COLUMNS: &str =
     "p.id, p.channel, p.platform, p.fingerprint, p.version, p.kind, p.manifest_id, p.created_at,
     p.restamp_of, p.message, p.base_url, la.sha256, p.launch_key, lower(hex(p.content_hash)), p.signatures, lower(hex(p.body_sha256)),
-    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes, p.format, r.at";
+    p.banned_at, p.ban_reason, p.banned_by, a.bytes, e.bytes, p.format, r.at,
+    s.signature, s.chain, s.body_sha256";
 
 pub(super) struct RawPackage {
     id: i64,
@@ -55,6 +56,7 @@ pub(super) struct RawPackage {
     expo_config: Option<Vec<u8>>,
     format: i64,
     retired_at: Option<i64>,
+    served: Option<(String, Option<String>, String)>,
 }
 
 impl RawPackage {
@@ -83,6 +85,10 @@ impl RawPackage {
             expo_config: r.get(20)?,
             format: r.get(21)?,
             retired_at: r.get(22)?,
+            served: match r.get::<_, Option<String>>(23)? {
+                Some(sig) => Some((sig, r.get(24)?, r.get(25)?)),
+                None => None,
+            },
         })
     }
 
@@ -164,6 +170,11 @@ impl RawPackage {
         p.id = self.id;
         p.ban = ban;
         p.retired = self.retired_at.map(from_ms).transpose()?;
+        p.served = self.served.map(|(signature, chain, body_sha256)| ServedExpo {
+            signature,
+            chain,
+            body_sha256,
+        });
         Ok(p)
     }
 }
@@ -175,6 +186,7 @@ pub(super) fn query_packages<P: rusqlite::Params>(conn: &Connection, filter: &st
          LEFT JOIN blobs a ON a.id = p.asset_list
          LEFT JOIN blobs e ON e.id = p.expo_config
          LEFT JOIN retired r ON r.package = p.id
+         LEFT JOIN expo_served s ON s.package = p.id
          WHERE {filter}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -416,6 +428,16 @@ pub fn retire_package(conn: &Connection, id: i64, at: DateTime<Utc>, keep: usize
     conn.execute(
         "INSERT OR IGNORE INTO retired (package, at, keep) VALUES (?1, ?2, ?3)",
         params![id, to_ms(at), keep as i64],
+    )?;
+    Ok(())
+}
+
+/// Records the Expo layer pointers serve for a package (`otapub refresh`).
+pub fn set_served_expo(conn: &Connection, package: i64, served: &ServedExpo) -> Result<()> {
+    conn.execute(
+        "INSERT INTO expo_served (package, signature, chain, body_sha256) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (package) DO UPDATE SET signature = ?2, chain = ?3, body_sha256 = ?4",
+        params![package, served.signature, served.chain, served.body_sha256],
     )?;
     Ok(())
 }

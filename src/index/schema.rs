@@ -283,6 +283,19 @@ BEGIN
   SELECT RAISE(ABORT, 'a retired package stays retired');
 END;
 "#,
+    // 7: `otapub refresh` (SPEC "Keys over time").
+    r#"
+-- The Expo layer pointers and rollout buckets serve for a package, re-signed
+-- with the current leaf and chain: same part bytes, another expo-signature
+-- and certificate_chain. The package's own signatures (its immutable
+-- objects) never change.
+CREATE TABLE expo_served (
+    package     INTEGER PRIMARY KEY REFERENCES packages (id),
+    signature   TEXT NOT NULL,                 -- the expo-signature header
+    chain       TEXT,                          -- the certificate_chain part (PEM), if any
+    body_sha256 TEXT NOT NULL                  -- of the Expo body pointers serve
+) STRICT;
+"#,
 ];
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod log;
 pub mod operations;
 pub mod publish;
 pub mod rebuild;
+pub mod refresh;
 pub mod regenerate;
 pub mod report;
 pub mod restamp;

@@ -17,7 +17,7 @@ use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc
 use crate::error::{Error, Result};
 use crate::index::{
     self, live, Ban, Bundle, EmbeddedBase, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
-    PatchRow, Rollout, Saved, SignedRecord, StoredDirective,
+    PatchRow, Rollout, Saved, ServedExpo, SignedRecord, StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -528,6 +528,23 @@ pub async fn rebuild(
             for p in &pkgs {
                 if served_at.is_none_or(|t| p.created_at > t) && p.ban.is_none() && candidate.as_ref() != Some(&p.version) {
                     out.unconfirmed.push(format!("{}/{} on {} (createdAt {})", p.pointer.platform, p.version, pointer, format_time(p.created_at)));
+                }
+            }
+            // A pointer re-signed by `otapub refresh` serves its live package
+            // with another Expo layer than the immutable twin: adopt it.
+            if let (Some((part, body_sha256)), Some(p)) = (&served[pointer], live::live_package(&pkgs, rollout.as_ref())) {
+                let own = p.signatures();
+                if part.bytes == tree::package_payload(p).bytes
+                    && (part.signatures.expo() != own.expo() || part.signatures.expo_chain() != own.expo_chain())
+                {
+                    if let Some(signature) = part.signatures.expo() {
+                        let layer = ServedExpo {
+                            signature: signature.to_string(),
+                            chain: part.signatures.expo_chain().map(str::to_string),
+                            body_sha256: body_sha256.clone(),
+                        };
+                        index::set_served_expo(tx, p.id, &layer)?;
+                    }
                 }
             }
             if pkgs.is_empty() || live::live_package(&pkgs, rollout.as_ref()).is_some() {

@@ -82,6 +82,15 @@ impl Signatures {
         self.expo.as_deref()
     }
 
+    /// The same ed25519 signatures with another Expo layer.
+    pub fn with_expo(&self, expo: String, chain: Option<String>) -> Signatures {
+        Signatures {
+            dsse: self.dsse.clone(),
+            expo: Some(expo),
+            expo_chain: chain,
+        }
+    }
+
     /// The `certificate_chain` part, when the Expo key signs with a chain.
     pub fn expo_chain(&self) -> Option<&str> {
         self.expo_chain.as_deref()

@@ -47,6 +47,14 @@ impl Signer {
         sigs
     }
 
+    /// The Expo layer of `part` with the current Expo key and chain:
+    /// (`expo-signature`, `certificate_chain`); none without an Expo key.
+    pub fn expo_layer(&self, part: &[u8]) -> Option<(String, Option<String>)> {
+        self.expo
+            .as_ref()
+            .map(|k| (k.signature_header(part), k.chain().map(str::to_string)))
+    }
+
     /// Signs `payload` for a DSSE envelope of `payload_type`.
     pub fn sign(&self, payload_type: &str, payload: &[u8]) -> Signatures {
         let message = pae(payload_type, payload);
