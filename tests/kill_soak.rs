@@ -113,6 +113,59 @@ fn successive_export(to: &Path, t: usize) {
     }
 }
 
+/// A root CA (made with OpenSSL) and two Expo leaves under it, once.
+fn two_leaves(env: &TestEnv) {
+    if env.path("keys/leaf-b.key").exists() {
+        return;
+    }
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=soak root",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,digitalSignature",
+        ])
+        .current_dir(env.path(""))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl made no root");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(env.path("root.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    for leaf in ["leaf-a", "leaf-b"] {
+        env.cmd(&[
+            "keys",
+            "expo-leaf",
+            "--ca-key",
+            "root.key",
+            "--ca-cert",
+            "root.pem",
+            "--days",
+            "30",
+            "--out",
+            &format!("keys/{leaf}"),
+        ])
+        .assert()
+        .success();
+    }
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -226,6 +279,28 @@ fn subjects() -> Vec<Subject> {
                 }
             },
             args: |_| strings(&["gc", "--grace-hours", "0"]),
+        },
+        Subject {
+            heavy: false,
+            name: "refresh",
+            // A release signed with leaf A each trial; the command re-signs
+            // every served response with leaf B.
+            prepare: |env, t| {
+                two_leaves(env);
+                env.publish_release(&format!("f{t}"), "production", "fp1")
+                    .args(["--expo-key", "keys/leaf-a.key", "--expo-chain", "keys/leaf-a.pem"])
+                    .assert()
+                    .success();
+            },
+            args: |_| {
+                strings(&[
+                    "refresh",
+                    "--expo-key",
+                    "keys/leaf-b.key",
+                    "--expo-chain",
+                    "keys/leaf-b.pem",
+                ])
+            },
         },
         Subject {
             heavy: false,
@@ -407,7 +482,19 @@ fn read_object(env: &TestEnv, key: &str) -> String {
             .and_then(|s| s.split('"').next())
             .expect("sig=");
         let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sig).expect("base64 sig");
-        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(expo_certificate_key())
+        // With a certificate_chain part the client checks with its leaf's
+        // key (`refresh` subject); otherwise with the embedded certificate.
+        let key = parts
+            .iter()
+            .find(|(h, _)| part_name(h) == "certificate_chain")
+            .map(|(_, pem)| {
+                use rsa::pkcs1::DecodeRsaPublicKey;
+                let (_, block) = x509_parser::pem::parse_x509_pem(pem).expect("a PEM chain");
+                let cert = block.parse_x509().expect("an X.509 leaf");
+                rsa::RsaPublicKey::from_pkcs1_der(&cert.public_key().subject_public_key.data).expect("an RSA key")
+            })
+            .unwrap_or_else(expo_certificate_key);
+        rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key)
             .verify(
                 part,
                 &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).expect("signature"),
