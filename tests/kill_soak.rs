@@ -113,59 +113,6 @@ fn successive_export(to: &Path, t: usize) {
     }
 }
 
-/// A root CA (made with OpenSSL) and two Expo leaves under it, once.
-fn two_leaves(env: &TestEnv) {
-    if env.path("keys/leaf-b.key").exists() {
-        return;
-    }
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.pem",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=soak root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,digitalSignature",
-        ])
-        .current_dir(env.path(""))
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl made no root");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(env.path("root.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    for leaf in ["leaf-a", "leaf-b"] {
-        env.cmd(&[
-            "keys",
-            "expo-leaf",
-            "--ca-key",
-            "root.key",
-            "--ca-cert",
-            "root.pem",
-            "--days",
-            "30",
-            "--out",
-            &format!("keys/{leaf}"),
-        ])
-        .assert()
-        .success();
-    }
-}
-
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -286,7 +233,7 @@ fn subjects() -> Vec<Subject> {
             // A release signed with leaf A each trial; the command re-signs
             // every served response with leaf B.
             prepare: |env, t| {
-                two_leaves(env);
+                env.expo_leaves();
                 env.publish_release(&format!("f{t}"), "production", "fp1")
                     .args(["--expo-key", "keys/leaf-a.key", "--expo-chain", "keys/leaf-a.pem"])
                     .assert()

@@ -801,3 +801,61 @@ fn a_stale_rollout_writer_cannot_shrink_a_newer_rollout() {
         env.otapub(&["check"]).assert().code(0);
     });
 }
+
+/// `otapub refresh` racing a ban (SPEC "Keys over time"): paused after its
+/// commit, before its pointer writes, while a ban commits and writes; then
+/// paused before its commit point while a ban commits. Either way the ban's
+/// view stays, and what is served carries the new leaf's signature.
+#[test]
+fn refresh_racing_a_ban_never_serves_the_banned_package_again() {
+    on_both(|env| {
+        env.expo_leaves();
+        let a = ["--expo-key", "keys/leaf-a.key", "--expo-chain", "keys/leaf-a.pem"];
+        let b = ["--expo-key", "keys/leaf-b.key", "--expo-chain", "keys/leaf-b.pem"];
+        let leaf_b = std::fs::read_to_string(env.path("keys/leaf-b.pem")).unwrap();
+        let chain_of = |key: &str| {
+            let (body, ct) = env.object(key).unwrap();
+            parse_multipart(&ct, &body)
+                .into_iter()
+                .find(|(h, _)| part_name(h) == "certificate_chain")
+                .map(|(_, b)| String::from_utf8(b).unwrap())
+        };
+        for v in ["v1", "v2", "v3"] {
+            env.publish_release(v, "production", "fp").args(a).assert().success();
+        }
+        // 1. Committed, its pointer writes stalled; a ban lands meanwhile.
+        let mut c = env.std_otapub(&["refresh"]);
+        c.args(b);
+        let refresh = start_paused_cmd(env, c, "head:public/production/ios/fp/manifest");
+        env.otapub(&["ban", "v3", "--platform", "ios", "--reason", "crash"])
+            .args(b)
+            .assert()
+            .success();
+        assert_eq!(served(env, "ios"), "v2");
+        let out = resume(env, refresh);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(served(env, "ios"), "v2", "the stale refresh put the banned v3 back");
+        assert_eq!(
+            chain_of("public/production/ios/fp/manifest").as_deref(),
+            Some(leaf_b.as_str())
+        );
+        env.assert_consistent();
+        // 2. Stopped before its commit point (with leaf A again); a ban commits first.
+        let mut c = env.std_otapub(&["refresh"]);
+        c.args(a);
+        let refresh = start_paused_cmd(env, c, "put_if:state/index.sqlite");
+        env.otapub(&["ban", "v2", "--platform", "ios", "--reason", "crash too"])
+            .args(b)
+            .assert()
+            .success();
+        let out = resume(env, refresh);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(served(env, "ios"), "v1");
+        let leaf_a = std::fs::read_to_string(env.path("keys/leaf-a.pem")).unwrap();
+        assert_eq!(
+            chain_of("public/production/ios/fp/manifest").as_deref(),
+            Some(leaf_a.as_str())
+        );
+        env.assert_consistent();
+    });
+}

@@ -355,6 +355,60 @@ impl TestEnv {
         "keys/expo.pem"
     }
 
+    /// A root CA (made with OpenSSL) in `root.key`/`root.pem` and two Expo
+    /// leaves under it, `keys/leaf-a` and `keys/leaf-b` (30 days), once.
+    pub fn expo_leaves(&self) {
+        if self.path("keys/leaf-b.key").exists() {
+            return;
+        }
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "root.key",
+                "-out",
+                "root.pem",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=test root",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,digitalSignature",
+            ])
+            .current_dir(self.path(""))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl made no root");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.path("root.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        for leaf in ["leaf-a", "leaf-b"] {
+            self.cmd(&[
+                "keys",
+                "expo-leaf",
+                "--ca-key",
+                "root.key",
+                "--ca-cert",
+                "root.pem",
+                "--days",
+                "30",
+                "--out",
+                &format!("keys/{leaf}"),
+            ])
+            .assert()
+            .success();
+        }
+    }
+
     /// The live version a pointer serves, checking every asset hash.
     pub fn pointer(&self, channel: &str, platform: &str, fp: &str) -> Value {
         let key = format!("public/{channel}/{platform}/{fp}/manifest");
