@@ -81,3 +81,15 @@ else
   mkdir -p "$tools/browser"
   (cd "$tools/browser" && npm install --silent --no-audit --no-fund --no-save "playwright-core@$playwright_version" >/dev/null)
 fi
+
+# Expo's config-plugin library, to apply deploy/expo/with-otapub-updates.js as
+# `expo prebuild` does (tests/expo_plugin.rs).
+plugins_version=9.1.7
+if [ "$(node -p "require('$tools/expo-plugins/node_modules/@expo/config-plugins/package.json').version" 2>/dev/null)" = "$plugins_version" ]; then
+  echo "@expo/config-plugins $plugins_version: already installed in $tools/expo-plugins (skipping install)"
+else
+  echo "@expo/config-plugins $plugins_version: installing into $tools/expo-plugins with npm"
+  rm -rf "$tools/expo-plugins"
+  mkdir -p "$tools/expo-plugins"
+  (cd "$tools/expo-plugins" && npm install --silent --no-audit --no-fund --no-save "@expo/config-plugins@$plugins_version" >/dev/null)
+fi
