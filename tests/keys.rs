@@ -12,12 +12,22 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsage
 
 /// An RSA CA: (key, certificate), written to DIR/NAME.key and DIR/NAME.pem.
 fn make_ca(dir: &Path, name: &str, parent: Option<(&KeyPair, &rcgen::Certificate)>) -> (KeyPair, rcgen::Certificate) {
+    make_ca_constrained(dir, name, parent, BasicConstraints::Unconstrained)
+}
+
+/// [`make_ca`] with a pathLenConstraint.
+fn make_ca_constrained(
+    dir: &Path,
+    name: &str,
+    parent: Option<(&KeyPair, &rcgen::Certificate)>,
+    constraints: BasicConstraints,
+) -> (KeyPair, rcgen::Certificate) {
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("RSA key");
     let mut p = CertificateParams::default();
     p.distinguished_name
         .push(DnType::CommonName, format!("otapub test {name}"));
     p.distinguished_name.push(DnType::OrganizationName, "otapub tests");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.is_ca = IsCa::Ca(constraints);
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -722,4 +732,50 @@ fn refresh_rotates_the_leaf_without_changing_any_update() {
         .env("OTAPUB_NOW", &later)
         .assert()
         .success();
+}
+
+#[test]
+fn an_intermediate_under_a_root_with_path_length_zero_is_refused_as_android_does() {
+    let env = TestEnv::new();
+    let dir = env.path("ca");
+    let (rk, rc) = make_ca_constrained(&dir, "root", None, BasicConstraints::Constrained(0));
+    make_ca(&dir, "inter", Some((&rk, &rc)));
+    env.cmd(&[
+        "keys",
+        "expo-leaf",
+        "--ca-key",
+        "ca/inter.key",
+        "--ca-cert",
+        "ca/inter.pem",
+        "--days",
+        "30",
+        "--out",
+        "keys/leaf",
+    ])
+    .assert()
+    .success();
+    env.publish_release("r1", "production", "fp")
+        .args(["--expo-key", "keys/leaf.key", "--expo-chain", "keys/leaf.pem"])
+        .assert()
+        .success();
+    let out = env
+        .otapub(&["verify", "--expo-ca", "ca/root.pem"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(stdout(&out).contains("pathLenConstraint"), "{}", stdout(&out));
+    // OpenSSL agrees.
+    let (ok, text) = openssl(
+        &env.path(""),
+        &[
+            "verify",
+            "-CAfile",
+            "ca/root.pem",
+            "-untrusted",
+            "keys/leaf.pem",
+            "keys/leaf.pem",
+        ],
+    );
+    assert!(!ok, "{text}");
 }

@@ -95,6 +95,8 @@ pub struct CertInfo {
     pub self_issued: bool,
     /// basicConstraints CA and keyUsage keyCertSign.
     pub ca: bool,
+    /// basicConstraints pathLenConstraint (none: unlimited).
+    pub path_len: Option<u32>,
     /// keyUsage digitalSignature and extendedKeyUsage codeSigning.
     pub code_signing: bool,
     /// The SubjectPublicKeyInfo, DER.
@@ -115,8 +117,12 @@ fn parse(der: &[u8]) -> std::result::Result<X509Certificate<'_>, String> {
 pub fn info(der: &[u8]) -> std::result::Result<CertInfo, String> {
     let c = parse(der)?;
     let key_usage = c.key_usage().ok().flatten().map(|e| *e.value);
-    let ca = c.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca)
-        && key_usage.as_ref().is_some_and(|k| k.key_cert_sign());
+    let constraints = c
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .map(|b| (b.value.ca, b.value.path_len_constraint));
+    let ca = constraints.is_some_and(|(ca, _)| ca) && key_usage.as_ref().is_some_and(|k| k.key_cert_sign());
     let eku_code_signing = c
         .extended_key_usage()
         .ok()
@@ -128,6 +134,7 @@ pub fn info(der: &[u8]) -> std::result::Result<CertInfo, String> {
         not_after: time(c.validity().not_after),
         self_issued: c.subject().as_raw() == c.issuer().as_raw(),
         ca,
+        path_len: constraints.and_then(|(_, len)| len),
         code_signing: key_usage.is_some_and(|k| k.digital_signature()) && eku_code_signing,
         spki: c.public_key().raw.to_vec(),
     })
@@ -188,6 +195,17 @@ pub fn verify_chain(chain: &[Vec<u8>], root: &[u8], now: DateTime<Utc>) -> std::
         if i > 0 && !infos[i].ca {
             return Err(format!("intermediate {i} ({}) is not a CA", infos[i].subject));
         }
+    }
+    // pathLenConstraint, from the root down (Android's CertificateChain.kt).
+    let mut allowed = root_info.path_len.unwrap_or(u32::MAX);
+    for i in (1..infos.len() - 1).rev() {
+        if allowed == 0 {
+            return Err(format!(
+                "intermediate {i} ({}) breaks the pathLenConstraint of the certificates above it",
+                infos[i].subject
+            ));
+        }
+        allowed = (allowed - 1).min(infos[i].path_len.unwrap_or(u32::MAX));
     }
     if !infos[0].code_signing {
         return Err(format!(
