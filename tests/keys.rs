@@ -779,3 +779,37 @@ fn an_intermediate_under_a_root_with_path_length_zero_is_refused_as_android_does
     );
     assert!(!ok, "{text}");
 }
+
+#[test]
+fn verify_over_http_checks_the_chain_a_device_receives() {
+    let env = TestEnv::new();
+    root_and_leaf(&env, "leaf");
+    let port = common::edge::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // The chain from the environment, as CI passes it.
+    let chain = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
+    env.publish_release("r1", "production", "fp")
+        .args(["--expo-key", "keys/leaf.key", "--base-url", &base])
+        .env("OTAPUB_EXPO_CHAIN", &chain)
+        .assert()
+        .success();
+    let _served = common::edge::otapub_serve_on(&env, port, &[]);
+    env.otapub(&["verify", "--url", &base, "--expo-ca", "ca/root.pem"])
+        .assert()
+        .success();
+    let out = env
+        .otapub(&[
+            "verify",
+            "--url",
+            &base,
+            "--expo-ca",
+            "ca/root.pem",
+            "--min-validity",
+            "45",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(stdout(&out).contains("within 45 days"), "{}", stdout(&out));
+}
