@@ -458,6 +458,21 @@ pub async fn rebuild(
         }
     }
 
+    // A running rollout's buckets serve its candidate, perhaps re-signed by
+    // `otapub refresh`: one bucket pair is read, to adopt that layer.
+    let mut bucket_served: BTreeMap<PointerId, (SignedPart, String)> = BTreeMap::new();
+    for (pointer, (doc, _)) in &rollouts {
+        let Some(&b) = doc.buckets.first() else { continue };
+        let key = pointer.bucket_key(b);
+        let (Some(body), Some(envelope)) = (ctx.store.get(&key).await?, ctx.store.get(&format!("{key}.json")).await?)
+        else {
+            continue;
+        };
+        if let Ok(part) = read_signed(&body, &envelope, trusted) {
+            bucket_served.insert(pointer.clone(), (part, index::sha256_hex(&body.bytes)));
+        }
+    }
+
     let mut idx = Index::open(None, existing)?;
     let now = ctx.clock.now();
     let actor = ctx.actor.clone();
@@ -530,21 +545,14 @@ pub async fn rebuild(
                     out.unconfirmed.push(format!("{}/{} on {} (createdAt {})", p.pointer.platform, p.version, pointer, format_time(p.created_at)));
                 }
             }
-            // A pointer re-signed by `otapub refresh` serves its live package
-            // with another Expo layer than the immutable twin: adopt it.
-            if let (Some((part, body_sha256)), Some(p)) = (&served[pointer], live::live_package(&pkgs, rollout.as_ref())) {
-                let own = p.signatures();
-                if part.bytes == tree::package_payload(p).bytes
-                    && (part.signatures.expo() != own.expo() || part.signatures.expo_chain() != own.expo_chain())
-                {
-                    if let Some(signature) = part.signatures.expo() {
-                        let layer = ServedExpo {
-                            signature: signature.to_string(),
-                            chain: part.signatures.expo_chain().map(str::to_string),
-                            body_sha256: body_sha256.clone(),
-                        };
-                        index::set_served_expo(tx, p.id, &layer)?;
-                    }
+            // A pointer (or a rollout bucket) re-signed by `otapub refresh`
+            // serves its package with another Expo layer than the immutable
+            // twin: adopt it.
+            let live = live::live_package(&pkgs, rollout.as_ref());
+            let bucketed = candidate.as_ref().and_then(|c| pkgs.iter().find(|p| &p.version == c));
+            for (read, package) in [(served[pointer].as_ref(), live), (bucket_served.get(pointer), bucketed)] {
+                if let (Some((part, body_sha256)), Some(p)) = (read, package) {
+                    adopt_served_layer(tx, p, part, body_sha256)?;
                 }
             }
             if pkgs.is_empty() || live::live_package(&pkgs, rollout.as_ref()).is_some() {
@@ -591,6 +599,25 @@ pub async fn rebuild(
         Saved::Committed(_) => Ok(outcome),
         Saved::Conflict => Err(Error::Race { attempts: 1 }),
     }
+}
+
+/// Records the Expo layer a pointer or bucket serves `p` with, when it is
+/// `p`'s part with another signature or chain than the immutable twin's.
+fn adopt_served_layer(tx: &rusqlite::Connection, p: &Package, part: &SignedPart, body_sha256: &str) -> Result<()> {
+    let own = p.signatures();
+    let differs = part.signatures.expo() != own.expo() || part.signatures.expo_chain() != own.expo_chain();
+    if part.bytes != tree::package_payload(p).bytes || !differs {
+        return Ok(());
+    }
+    let Some(signature) = part.signatures.expo() else {
+        return Ok(());
+    };
+    let layer = ServedExpo {
+        signature: signature.to_string(),
+        chain: part.signatures.expo_chain().map(str::to_string),
+        body_sha256: body_sha256.to_string(),
+    };
+    index::set_served_expo(tx, p.id, &layer)
 }
 
 /// The patches under `public/patches/` between recovered updates, each
