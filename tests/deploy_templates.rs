@@ -1,0 +1,89 @@
+//! The CDN templates no runtime here can deploy, checked statically: the
+//! CloudFormation template parses and every `!Ref`, `!GetAtt`, `!If` and
+//! `Condition` names something it defines; its pointer behaviours add the two
+//! Expo protocol headers. (The edge code these templates install runs in
+//! tests/edge.rs.)
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+/// Every (tag, argument) of the CloudFormation intrinsic functions in `v`.
+fn intrinsics(v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Tagged(t) => {
+            out.push((t.tag.to_string(), t.value.clone()));
+            intrinsics(&t.value, out);
+        }
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                if k.as_str() == Some("Condition") {
+                    out.push(("!Condition".into(), v.clone()));
+                }
+                intrinsics(v, out);
+            }
+        }
+        Value::Sequence(s) => s.iter().for_each(|v| intrinsics(v, out)),
+        _ => {}
+    }
+}
+
+fn keys(doc: &Value, section: &str) -> BTreeSet<String> {
+    doc[section]
+        .as_mapping()
+        .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_cloudformation_template_resolves_every_reference() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cloudfront/otapub-cdn.yaml");
+    let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the template is YAML");
+    let (params, resources, conditions) = (
+        keys(&doc, "Parameters"),
+        keys(&doc, "Resources"),
+        keys(&doc, "Conditions"),
+    );
+    assert!(!resources.is_empty());
+    let mut found = Vec::new();
+    intrinsics(&doc, &mut found);
+    let mut checked = 0;
+    for (tag, arg) in &found {
+        let name = |v: &Value| v.as_str().map(str::to_string);
+        match tag.as_str() {
+            "!Ref" => {
+                let n = name(arg).expect("!Ref names a string");
+                assert!(
+                    n.starts_with("AWS::") || params.contains(&n) || resources.contains(&n),
+                    "!Ref {n} names no parameter or resource"
+                );
+            }
+            "!GetAtt" => {
+                let n = name(arg).expect("!GetAtt Resource.Attribute");
+                let res = n.split('.').next().unwrap().to_string();
+                assert!(resources.contains(&res), "!GetAtt {n} names no resource");
+            }
+            "!If" => {
+                let c = arg
+                    .as_sequence()
+                    .and_then(|s| s.first())
+                    .and_then(|v| v.as_str())
+                    .expect("!If [Condition, …]");
+                assert!(conditions.contains(c), "!If {c} names no condition");
+            }
+            "!Condition" => {
+                let c = name(arg).expect("a condition name");
+                assert!(conditions.contains(&c), "Condition {c} is not defined");
+            }
+            _ => continue,
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} references found: the walk is broken");
+    // The pointer headers policy adds the two protocol headers devices need.
+    let text = serde_yaml::to_string(&doc).unwrap();
+    for header in ["expo-protocol-version", "expo-sfv-version"] {
+        assert!(text.contains(header), "the template sets no {header}");
+    }
+}
