@@ -235,3 +235,52 @@ fn keep_retires_old_packages_deletes_only_their_bundles_and_keeps_history() {
     assert_eq!(env.json(&["check"])["problems"], serde_json::json!([]));
     env.assert_consistent();
 }
+
+#[test]
+fn the_base_of_a_kept_patch_is_never_retired() {
+    let env = TestEnv::new();
+    let dir = std::path::Path::new(FIXTURES).join("expo-successive");
+    for v in ["1", "2"] {
+        let export = dir.join(format!("dist{v}"));
+        env.otapub(&[
+            "publish",
+            export.to_str().unwrap(),
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--platform",
+            "ios",
+            "--version",
+            v,
+        ])
+        .assert()
+        .success();
+    }
+    // Devices on 1 download a patch to 2: 1's bundle is its base.
+    let st = env.json(&["status"]);
+    assert_eq!(st["pointers"][0]["patches"][0]["kept"], true, "{st}");
+    env.assert_writes_nothing(|| {
+        let out = env
+            .otapub_at(LATER, &["gc", "--keep", "production=1", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["retired"], serde_json::json!([]), "{v}");
+    });
+    // With no patch bases wanted (--patch-bases 0), nothing protects 1: it goes.
+    let out = env
+        .otapub_at(LATER, &["gc", "--keep", "production=1", "--patch-bases", "0", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["retired"],
+        serde_json::json!(["production/ios/fp 1"]),
+        "with no patch bases wanted, 1 goes: {v}"
+    );
+}

@@ -91,6 +91,14 @@ fn check_keep(index: &Index, keep: &Keep) -> Result<()> {
 /// downloads that patch).
 fn retirements(index: &Index, keep: &Keep, policy: &patch::Policy) -> Result<Vec<Package>> {
     let mut out = Vec::new();
+    if keep.is_empty() {
+        return Ok(out);
+    }
+    // Kept patches, by the update they lead to: read once for every pointer.
+    let mut kept: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for r in index::patches(index.conn())?.into_iter().filter(|r| r.kept.is_some()) {
+        kept.entry(r.requested_id).or_default().push(r.base_id);
+    }
     for view in full_view(index)? {
         let Some((_, n)) = keep.iter().find(|(c, _)| *c == view.pointer.channel) else {
             continue;
@@ -108,10 +116,10 @@ fn retirements(index: &Index, keep: &Keep, policy: &patch::Policy) -> Result<Vec
             .into_iter()
             .map(|pair| (pair.requested_id, pair.base_id))
             .collect();
-        let bases: BTreeSet<String> = index::patches(index.conn())?
-            .into_iter()
-            .filter(|r| r.kept.is_some() && wanted.contains(&(r.requested_id.clone(), r.base_id.clone())))
-            .map(|r| r.base_id)
+        let bases: BTreeSet<String> = wanted
+            .iter()
+            .filter(|(requested, base)| kept.get(requested).is_some_and(|b| b.contains(base)))
+            .map(|(_, base)| base.clone())
             .collect();
         let mut newest_first: Vec<&Package> = view.packages.iter().collect();
         newest_first.sort_by_key(|p| std::cmp::Reverse(p.created_at));
