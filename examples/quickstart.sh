@@ -4,7 +4,11 @@
 # as a device would. Safe to run again: the same export is the same publish.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+if [ -t 2 ]; then
+  step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+else
+  step() { printf '\n==> %s\n' "$*" >&2; }
+fi
 bin="${CARGO_TARGET_DIR:-target}/release/otapub"
 if [ -x "$bin" ]; then
   step "building otapub (release; only what changed since the last build)"
