@@ -29,15 +29,6 @@ impl Progress {
         self.bar(len, what, "{msg:>18} [{bar:32.cyan/blue}] {pos}/{len} ({eta})")
     }
 
-    /// A bar counting `len` bytes of `what` (hidden when bars are off).
-    pub fn bytes(&self, len: u64, what: &str) -> ProgressBar {
-        self.bar(
-            len,
-            what,
-            "{msg:>18} [{bar:32.cyan/blue}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        )
-    }
-
     fn bar(&self, len: u64, what: &str, template: &str) -> ProgressBar {
         if !self.shown || len == 0 {
             return ProgressBar::hidden();

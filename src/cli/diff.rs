@@ -23,13 +23,14 @@ fn size(n: Option<u64>) -> String {
     n.map_or_else(|| "? bytes".to_string(), |n| format!("{n} bytes"))
 }
 
-fn side(label: &str, s: &Side) {
+fn side(label: &str, side: &Side) {
+    let s = &side.package;
     let mut line = format!(
         "{label} {} ({}, {}) on {}, createdAt {}",
         s.version,
         s.kind,
         if s.id.is_empty() { "no id" } else { &s.id },
-        s.pointer,
+        side.pointer,
         s.created_at
     );
     if let Some(o) = &s.restamp_of {
@@ -41,7 +42,7 @@ fn side(label: &str, s: &Side) {
         s.actor.as_deref().unwrap_or("unknown"),
         s.message.as_deref().unwrap_or("(no message)")
     );
-    if let Some(r) = &s.banned {
+    if let Some(r) = &side.banned {
         say!("    BANNED: {}", r.escape_debug());
     }
 }
@@ -74,7 +75,10 @@ pub async fn run(s: Settings, a: DiffArgs) -> anyhow::Result<Outcome> {
                 say!("    {delta:+} bytes");
             }
             if let Some(p) = l.patch_size {
-                say!("    devices on {} download a {p}-byte bsdiff patch", d.from.version);
+                say!(
+                    "    devices on {} download a {p}-byte bsdiff patch",
+                    d.from.package.version
+                );
             }
         }
         _ => say!("launch asset: none on the rollBackToEmbedded side"),

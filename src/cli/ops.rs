@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand};
 
 use super::{GlobalArgs, Outcome, Settings};
+use otapub::ops::operations::stale_after;
 use otapub::ops::operations::{list, sweep};
-use otapub::ops::report::stale_after;
 
 #[derive(Debug, Args)]
 pub struct OpsArgs {

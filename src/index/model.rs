@@ -187,6 +187,22 @@ impl PackageDraft {
         self.restamp_of.as_ref().unwrap_or(&self.version)
     }
 
+    /// `update` or `rollBackToEmbedded`, as status, diff and the page name it.
+    pub fn kind(&self) -> &'static str {
+        match self.content {
+            PackageContent::Update { .. } => "update",
+            PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
+        }
+    }
+
+    /// The update (manifest) id; none for a rollBackToEmbedded directive.
+    pub fn update_id(&self) -> Option<&str> {
+        match &self.content {
+            PackageContent::Update { manifest_id, .. } => Some(manifest_id),
+            PackageContent::RollBackToEmbedded => None,
+        }
+    }
+
     /// The bundle, for an update.
     pub fn bundle(&self) -> Option<&Bundle> {
         match &self.content {

@@ -7,33 +7,21 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::status::{package_actors, PackageSummary};
 use super::Context;
 use crate::error::{Error, Result};
-use crate::index::{self, Index, Package, PackageContent};
-use crate::manifest::{format_time, AssetRef};
+use crate::index::{self, Index, Package};
+use crate::manifest::AssetRef;
 use crate::names::{Platform, Version};
 
 /// One side of the comparison.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Side {
-    /// Version.
-    pub version: String,
-    /// Update id (empty for a rollBackToEmbedded directive).
-    pub id: String,
-    /// `update` or `rollBackToEmbedded`.
-    pub kind: &'static str,
+    /// Version, id, kind, createdAt, message, actor, re-stamp.
+    #[serde(flatten)]
+    pub package: PackageSummary,
     /// The pointer it was published to.
     pub pointer: String,
-    /// createdAt.
-    #[serde(rename = "createdAt")]
-    pub created_at: String,
-    /// Message.
-    pub message: Option<String>,
-    /// Who published or re-stamped it.
-    pub actor: Option<String>,
-    /// The original of a re-stamp.
-    #[serde(rename = "restampOf")]
-    pub restamp_of: Option<String>,
     /// Its ban reason.
     pub banned: Option<String>,
 }
@@ -127,27 +115,10 @@ fn find(index: &Index, platform: Platform, v: &Version) -> Result<Package> {
 pub fn diff_of(index: &Index, platform: Platform, v1: &Version, v2: &Version) -> Result<Diff> {
     let (a, b) = (find(index, platform, v1)?, find(index, platform, v2)?);
     let sizes = index.assets()?;
-    let mut actors: BTreeMap<String, String> = BTreeMap::new();
-    for e in index.audit_events()? {
-        if matches!(e.action.as_str(), "publish" | "restamp" | "rollback-to-embedded") {
-            actors.insert(e.target, e.actor);
-        }
-    }
+    let actors = package_actors(&index.audit_events()?);
     let side = |p: &Package| Side {
-        version: p.version.to_string(),
-        id: match &p.content {
-            PackageContent::Update { manifest_id, .. } => manifest_id.clone(),
-            PackageContent::RollBackToEmbedded => String::new(),
-        },
-        kind: match p.content {
-            PackageContent::Update { .. } => "update",
-            PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
-        },
+        package: PackageSummary::of(p, &actors),
         pointer: p.pointer.to_string(),
-        created_at: format_time(p.created_at),
-        message: p.message.clone(),
-        actor: actors.get(&format!("{platform}/{}", p.version)).cloned(),
-        restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
         banned: p.ban.as_ref().map(|b| b.reason.clone()),
     };
     let entry = |a: &AssetRef| AssetEntry {
@@ -172,7 +143,10 @@ pub fn diff_of(index: &Index, platform: Platform, v1: &Version, v2: &Version) ->
     let (from_side, to_side) = (side(&a), side(&b));
     let patch_size = index::patches(index.conn())?
         .into_iter()
-        .find(|r| r.requested_id.eq_ignore_ascii_case(&to_side.id) && r.base_id.eq_ignore_ascii_case(&from_side.id))
+        .find(|r| {
+            r.requested_id.eq_ignore_ascii_case(&to_side.package.id)
+                && r.base_id.eq_ignore_ascii_case(&from_side.package.id)
+        })
         .and_then(|r| r.size);
 
     let by_key = |p: &Package| -> BTreeMap<String, AssetEntry> {

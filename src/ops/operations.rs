@@ -23,8 +23,20 @@ pub struct OperationView {
     pub stale: bool,
 }
 
+/// How long an operation may stay pending or running before it counts as
+/// stale: a gc's lease (the longest an operation runs) twice over.
+pub fn stale_after() -> Duration {
+    crate::commit::GC_LEASE * 2
+}
+
+/// The startedAt before which an unfinished operation is stale, at `now`
+/// (`after`: instead of [`stale_after`]).
+pub fn stale_cutoff(now: DateTime<Utc>, after: Option<Duration>) -> String {
+    format_time(now - after.unwrap_or_else(stale_after))
+}
+
 /// Whether `o` has been pending or running since before `cutoff`.
-fn is_stale(o: &Operation, cutoff: &str) -> bool {
+pub fn is_stale(o: &Operation, cutoff: &str) -> bool {
     // Times share one format (ISO 8601, UTC, milliseconds): they compare as text.
     matches!(o.state.as_str(), "pending" | "running") && o.started_at.as_str() < cutoff
 }
@@ -33,7 +45,7 @@ fn is_stale(o: &Operation, cutoff: &str) -> bool {
 /// for longer than `stale_after`.
 pub async fn list(ctx: &Context<'_>, stale_after: Duration) -> Result<Vec<OperationView>> {
     let index = Index::load(ctx.store).await?;
-    let cutoff = format_time(ctx.clock.now() - stale_after);
+    let cutoff = stale_cutoff(ctx.clock.now(), Some(stale_after));
     Ok(index
         .operations()?
         .into_iter()
@@ -60,7 +72,7 @@ pub async fn sweep(ctx: &Context<'_>, older_than: Duration) -> Result<Swept> {
         ));
     }
     commit(ctx, "ops-sweep", None, |idx, now: DateTime<Utc>| {
-        let cutoff = format_time(now - older_than);
+        let cutoff = stale_cutoff(now, Some(older_than));
         let stale: Vec<Operation> = idx.operations()?.into_iter().filter(|o| is_stale(o, &cutoff)).collect();
         if stale.is_empty() {
             return Ok(Plan::unchanged(Swept { failed: Vec::new() }, BTreeSet::new()));

@@ -2,25 +2,20 @@
 //! [`crate::report`] renders it; this module only gathers it, so the page
 //! and its JSON always say the same.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::status::{status_of, BanInfo, EmbeddedStatus, HistoryEntry, LeafStatus, PatchStatus};
+use super::operations::{is_stale, stale_cutoff};
+use super::status::{
+    package_actors, status_from, BanInfo, EmbeddedStatus, HistoryEntry, LeafStatus, PackageSummary, PatchStatus,
+};
 use super::Context;
 use crate::error::Result;
-use crate::index::{self, AuditEvent, Index, Operation, PackageContent};
+use crate::index::{AuditEvent, Index, Operation};
 use crate::manifest::format_time;
 
 /// How many audit events the page lists, newest first.
 pub const RECENT_EVENTS: usize = 50;
-
-/// How long an operation may stay `running` before it counts as stale: a
-/// gc's lease (the longest an operation runs) twice over.
-pub fn stale_after() -> chrono::Duration {
-    crate::commit::GC_LEASE * 2
-}
 
 /// Everything the page shows.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -80,7 +75,7 @@ pub struct ReportPointer {
     /// What devices without a rollout bucket get, in words.
     pub serves: String,
     /// The live package, when one is served.
-    pub live: Option<LivePackage>,
+    pub live: Option<PackageSummary>,
     /// The latest rollout of the pointer, finished ones included.
     pub rollout: Option<ReportRollout>,
     /// Patches of the served updates.
@@ -94,27 +89,6 @@ pub struct ReportPointer {
     /// The Expo signing leaf the live response carries, if a chain is used.
     #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
     pub expo_leaf: Option<LeafStatus>,
-}
-
-/// The package a pointer serves.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LivePackage {
-    /// Version.
-    pub version: String,
-    /// The update id (empty for a rollBackToEmbedded directive).
-    pub id: String,
-    /// `update` or `rollBackToEmbedded`.
-    pub kind: &'static str,
-    /// createdAt.
-    #[serde(rename = "createdAt")]
-    pub created_at: String,
-    /// Message.
-    pub message: Option<String>,
-    /// Who published or re-stamped it.
-    pub actor: Option<String>,
-    /// The original of a re-stamp.
-    #[serde(rename = "restampOf")]
-    pub restamp_of: Option<String>,
 }
 
 /// A rollout, as the page shows it.
@@ -193,45 +167,17 @@ pub async fn report(ctx: &Context<'_>) -> Result<Report> {
 
 /// The report an index records, as of `now`.
 pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Report> {
-    let status = status_of(index, now)?;
-    let events = index.audit_events()?;
-    // Who made each package: the actor of the event that created it.
-    let mut actors: BTreeMap<&str, &str> = BTreeMap::new();
-    for e in &events {
-        if matches!(e.action.as_str(), "publish" | "restamp" | "rollback-to-embedded") {
-            actors.insert(&e.target, &e.actor);
-        }
-    }
-    let rollouts: BTreeMap<String, index::Rollout> = index::latest_rollouts(index.conn())?
-        .into_iter()
-        .map(|r| (r.pointer.to_string(), r))
-        .collect();
     let views = super::full_view(index)?;
+    let status = status_from(index, &views, now)?;
+    let events = index.audit_events()?;
+    let actors = package_actors(&events);
     let mut pointers = Vec::new();
     let mut packages = 0;
-    for (st, view) in status.pointers.into_iter().zip(views) {
+    for (st, view) in status.pointers.into_iter().zip(&views) {
         packages += st.history.len();
-        let live = match crate::index::live::pointer_state(&view.packages, view.rollout.as_ref()) {
-            crate::index::live::PointerState::Live(p) => Some(LivePackage {
-                version: p.version.to_string(),
-                id: match &p.content {
-                    PackageContent::Update { manifest_id, .. } => manifest_id.clone(),
-                    PackageContent::RollBackToEmbedded => String::new(),
-                },
-                kind: match p.content {
-                    PackageContent::Update { .. } => "update",
-                    PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
-                },
-                created_at: format_time(p.created_at),
-                message: p.message.clone(),
-                actor: actors
-                    .get(format!("{}/{}", p.pointer.platform, p.version).as_str())
-                    .map(|a| a.to_string()),
-                restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
-            }),
-            _ => None,
-        };
-        let rollout = rollouts.get(&view.pointer.to_string()).map(|r| ReportRollout {
+        let live = crate::index::live::live_package(&view.packages, view.rollout.as_ref())
+            .map(|p| PackageSummary::of(p, &actors));
+        let rollout = view.rollout.as_ref().map(|r| ReportRollout {
             candidate: r.candidate.to_string(),
             control: r.control.as_ref().map(ToString::to_string),
             state: r.state.as_str(),
@@ -286,19 +232,14 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
         });
     }
     let operations = index.operations()?;
-    let stale_before = format_time(now - stale_after());
+    let cutoff = stale_cutoff(now, None);
     let failed_operations: Vec<Operation> = operations
         .iter()
         .rev()
         .filter(|o| o.state == "failed")
         .cloned()
         .collect();
-    // Times share one format (ISO 8601, UTC, milliseconds): they compare as text.
-    let stale_operations = operations
-        .iter()
-        .filter(|o| matches!(o.state.as_str(), "pending" | "running") && o.started_at < stale_before)
-        .cloned()
-        .collect();
+    let stale_operations = operations.iter().filter(|o| is_stale(o, &cutoff)).cloned().collect();
     let summary = Summary {
         pointers: pointers.len(),
         packages,

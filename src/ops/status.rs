@@ -7,8 +7,9 @@ use serde::Serialize;
 use super::Context;
 use crate::error::Result;
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{Index, Package, PackageContent};
+use crate::index::{AuditEvent, Index, Package, PackageContent};
 use crate::manifest::format_time;
+use crate::tree::PointerView;
 
 /// One package in a pointer's history.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -141,13 +142,57 @@ pub struct EmbeddedStatus {
     pub launch_asset: String,
 }
 
+/// One package in short, with who made it: the live package on the page,
+/// each side of `otapub diff`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PackageSummary {
+    /// Version.
+    pub version: String,
+    /// The update id (empty for a rollBackToEmbedded directive).
+    pub id: String,
+    /// `update` or `rollBackToEmbedded`.
+    pub kind: &'static str,
+    /// createdAt.
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    /// Message.
+    pub message: Option<String>,
+    /// Who published or re-stamped it.
+    pub actor: Option<String>,
+    /// The original of a re-stamp.
+    #[serde(rename = "restampOf")]
+    pub restamp_of: Option<String>,
+}
+
+impl PackageSummary {
+    /// `p` in short; `actors` from [`package_actors`].
+    pub fn of(p: &Package, actors: &BTreeMap<String, String>) -> PackageSummary {
+        PackageSummary {
+            version: p.version.to_string(),
+            id: p.update_id().unwrap_or_default().to_string(),
+            kind: p.kind(),
+            created_at: format_time(p.created_at),
+            message: p.message.clone(),
+            actor: actors.get(&format!("{}/{}", p.pointer.platform, p.version)).cloned(),
+            restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// Who made each package (`platform/version` → actor): the actor of the
+/// audit event that created it.
+pub fn package_actors(events: &[AuditEvent]) -> BTreeMap<String, String> {
+    events
+        .iter()
+        .filter(|e| matches!(e.action.as_str(), "publish" | "restamp" | "rollback-to-embedded"))
+        .map(|e| (e.target.clone(), e.actor.clone()))
+        .collect()
+}
+
 fn entry(p: &Package) -> HistoryEntry {
     HistoryEntry {
         version: p.version.to_string(),
-        kind: match p.content {
-            PackageContent::Update { .. } => "update",
-            PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
-        },
+        kind: p.kind(),
         created_at: format_time(p.created_at),
         restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
         message: p.message.clone(),
@@ -178,27 +223,32 @@ pub async fn status(ctx: &Context<'_>) -> Result<Status> {
 
 /// The status an index records, as of `now`.
 pub fn status_of(index: &Index, now: chrono::DateTime<chrono::Utc>) -> Result<Status> {
+    status_from(index, &super::full_view(index)?, now)
+}
+
+/// [`status_of`] from the pointer views of `index`, read once by the caller.
+pub fn status_from(index: &Index, views: &[PointerView], now: chrono::DateTime<chrono::Utc>) -> Result<Status> {
     let mut patches: BTreeMap<String, Vec<crate::index::PatchRow>> = BTreeMap::new();
     for row in crate::index::patches(index.conn())? {
         patches.entry(row.requested_id.clone()).or_default().push(row);
     }
     let embedded = crate::index::embedded_bases(index.conn())?;
     let mut pointers = Vec::new();
-    for v in super::full_view(index)? {
-        let (pointer, packages, rollout) = (v.pointer, v.packages, v.rollout);
-        let expo_leaf = match pointer_state(&packages, rollout.as_ref()) {
+    for v in views {
+        let (pointer, packages, rollout) = (&v.pointer, &v.packages, &v.rollout);
+        let expo_leaf = match pointer_state(packages, rollout.as_ref()) {
             PointerState::Live(p) => leaf_of(p, now),
             _ => None,
         };
-        let serves = match pointer_state(&packages, rollout.as_ref()) {
-            PointerState::Live(p) if matches!(p.content, PackageContent::RollBackToEmbedded) => {
+        let serves = match pointer_state(packages, rollout.as_ref()) {
+            PointerState::Live(p) if p.update_id().is_none() => {
                 format!("rollBackToEmbedded ({})", p.version)
             }
             PointerState::Live(p) => p.version.to_string(),
             PointerState::NoUpdateAvailable | PointerState::Empty => "noUpdateAvailable".to_string(),
         };
         let mut served_patches = Vec::new();
-        for target in crate::patch::plan::served(&packages, rollout.as_ref()) {
+        for target in crate::patch::plan::served(packages, rollout.as_ref()) {
             let PackageContent::Update { manifest_id, .. } = &target.content else {
                 continue;
             };
@@ -225,11 +275,14 @@ pub fn status_of(index: &Index, now: chrono::DateTime<chrono::Utc>) -> Result<St
             platform: pointer.platform.to_string(),
             fingerprint: pointer.fingerprint.to_string(),
             serves,
-            rollout: rollout.filter(|r| r.state.is_active()).map(|r| RolloutSummary {
-                candidate: r.candidate.to_string(),
-                state: r.state.as_str(),
-                percent: r.percent,
-            }),
+            rollout: rollout
+                .as_ref()
+                .filter(|r| r.state.is_active())
+                .map(|r| RolloutSummary {
+                    candidate: r.candidate.to_string(),
+                    state: r.state.as_str(),
+                    percent: r.percent,
+                }),
             history: packages.iter().rev().map(entry).collect(),
             expo_leaf,
         });
