@@ -250,21 +250,10 @@ fn each_iam_policy_allows_exactly_what_its_role_does() {
             env.publish_release(r, "production", "fp").assert().success();
         }
         env.publish_release("s1", "staging", "fp").assert().success();
-        write_export(&env.path("export-r3"), "r3");
-        env.otapub(&[
-            "publish",
-            "export-r3",
-            "--channel",
-            "staging",
-            "--fingerprint",
-            "fp",
-            "--version",
-            "r3",
-            "--rollout",
-            "20",
-        ])
-        .assert()
-        .success();
+        env.publish_release("r3", "staging", "fp")
+            .args(["--rollout", "20"])
+            .assert()
+            .success();
         env.otapub(&["verify"]).assert().success();
     });
     // The operator: ban, rollback, promote, rollouts, regenerate, gc, sweeps.

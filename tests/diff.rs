@@ -4,13 +4,10 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-fn sha(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
 
 #[test]
 fn diff_names_the_launch_asset_assets_config_and_messages() {
@@ -52,8 +49,8 @@ fn diff_names_the_launch_asset_assets_config_and_messages() {
     let b1 = std::fs::read(env.path("e-r1/_expo/static/js/ios/index-r1.hbc")).unwrap();
     let b2 = std::fs::read(env.path("e-r2/_expo/static/js/ios/index-r2.hbc")).unwrap();
     let l = &d["launchAsset"];
-    assert_eq!(l["from"]["sha256"], sha(&b1));
-    assert_eq!(l["to"]["sha256"], sha(&b2));
+    assert_eq!(l["from"]["sha256"], sha256_hex(&b1));
+    assert_eq!(l["to"]["sha256"], sha256_hex(&b2));
     assert_eq!(l["from"]["size"], b1.len());
     assert_eq!(l["to"]["size"], b2.len());
     assert_eq!(l["delta"], b2.len() as i64 - b1.len() as i64);
@@ -67,8 +64,8 @@ fn diff_names_the_launch_asset_assets_config_and_messages() {
             .map(|a| a["sha256"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(keys(&d["added"]), [sha(b"asset bytes of r2")]);
-    assert_eq!(keys(&d["removed"]), [sha(b"asset bytes of r1")]);
+    assert_eq!(keys(&d["added"]), [sha256_hex(b"asset bytes of r2")]);
+    assert_eq!(keys(&d["removed"]), [sha256_hex(b"asset bytes of r1")]);
     assert_eq!(d["changed"], serde_json::json!([]));
     assert_eq!(d["unchanged"], 2);
 
@@ -131,23 +128,10 @@ fn diff_names_the_launch_asset_assets_config_and_messages() {
 #[test]
 fn diff_of_real_successive_exports_names_the_patch_devices_download() {
     let env = TestEnv::new();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/expo-successive");
     for v in ["1", "2"] {
-        let export = dir.join(format!("dist{v}"));
-        env.otapub(&[
-            "publish",
-            export.to_str().unwrap(),
-            "--channel",
-            "production",
-            "--fingerprint",
-            "fp",
-            "--platform",
-            "ios",
-            "--version",
-            v,
-        ])
-        .assert()
-        .success();
+        env.publish_export(&Path::new(SUCCESSIVE).join(format!("dist{v}")), v)
+            .assert()
+            .success();
     }
     let d = env.json(&["diff", "1", "2", "--platform", "ios"]);
     let (from_id, to_id) = (d["from"]["id"].as_str().unwrap(), d["to"]["id"].as_str().unwrap());

@@ -440,28 +440,16 @@ struct PatchCase {
 const EMBEDDED_ID: &str = "0B3C5D7E-1F2A-4B6C-8D9E-0F1A2B3C4D5E";
 
 fn patch_scene(env: &TestEnv) -> PatchScene {
-    let fixture = format!("{FIXTURES}/expo-successive");
     let publish = |v: &str, dist: &str| {
-        env.otapub(&[
-            "publish",
-            &format!("{fixture}/{dist}"),
-            "--channel",
-            "production",
-            "--fingerprint",
-            "fp",
-            "--platform",
-            "ios",
-            "--version",
-            v,
-        ])
-        .assert()
-        .success();
+        env.publish_export(&std::path::Path::new(SUCCESSIVE).join(dist), v)
+            .assert()
+            .success();
     };
     publish("v1", "dist1");
     // What a Release build of the first export's app embeds (made with
     // `expo export:embed` + hermesc: PROVENANCE.txt), under the update id of
     // the build's app.manifest.
-    let embedded = std::path::PathBuf::from(format!("{fixture}/embedded-ios.hbc"));
+    let embedded = std::path::Path::new(SUCCESSIVE).join("embedded-ios.hbc");
     env.embedded_add(EMBEDDED_ID, &embedded).assert().success();
     publish("v2", "dist2");
     env.otapub(&[

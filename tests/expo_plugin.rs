@@ -11,12 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn node_modules() -> PathBuf {
-    let tools = std::env::var_os("OTAPUB_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub")
-        });
-    let dir = tools.join("expo-plugins/node_modules");
+    let dir = common::tools_dir().join("expo-plugins/node_modules");
     assert!(
         dir.join("@expo/config-plugins").exists(),
         "@expo/config-plugins is not installed: run scripts/install-test-servers.sh"

@@ -584,22 +584,11 @@ fn refresh_rotates_the_leaf_without_changing_any_update() {
         .assert()
         .success();
     env.publish_release("s1", "staging", "fp").args(one).assert().success();
-    write_export(&env.path("export-s2"), "s2");
-    env.otapub(&[
-        "publish",
-        "export-s2",
-        "--channel",
-        "staging",
-        "--fingerprint",
-        "fp",
-        "--version",
-        "s2",
-        "--rollout",
-        "40",
-    ])
-    .args(one)
-    .assert()
-    .success();
+    env.publish_release("s2", "staging", "fp")
+        .args(["--rollout", "40"])
+        .args(one)
+        .assert()
+        .success();
 
     let served: Vec<String> = env
         .keys("public/")

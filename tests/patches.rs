@@ -16,7 +16,6 @@ use common::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const SUCCESSIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/expo-successive");
 const POINTER: &str = "production/ios/fp";
 
 /// An export like dist2 whose iOS bundle has `n` more small edits: a
@@ -48,20 +47,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn publish(env: &TestEnv, dir: &Path, version: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "publish",
-        dir.to_str().unwrap(),
-        "--channel",
-        "production",
-        "--fingerprint",
-        "fp",
-        "--platform",
-        "ios",
-        "--version",
-        version,
-    ];
-    args.extend_from_slice(extra);
-    env.otapub(&args).assert().success().get_output().clone()
+    env.publish_export(dir, version)
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .clone()
 }
 
 /// A fresh store holding dist1 as version 1, then dist2 as version 2

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::edge::otapub_serve;
@@ -60,22 +60,11 @@ fn scene(env: &TestEnv) {
             "--to-embedded",
         ],
     );
-    write_export(&env.path("export-s2"), "s2");
-    run(
-        7,
-        &[
-            "publish",
-            "export-s2",
-            "--channel",
-            "staging",
-            "--fingerprint",
-            "fp1",
-            "--version",
-            "s2",
-            "--rollout",
-            "25",
-        ],
-    );
+    env.publish_release("s2", "staging", "fp1")
+        .args(["--rollout", "25"])
+        .env("OTAPUB_NOW", at(7))
+        .assert()
+        .success();
     // A publish that fails on its first upload: a failed operation.
     write_export(&env.path("export-r3"), "r3");
     env.otapub_at(
@@ -98,18 +87,6 @@ fn scene(env: &TestEnv) {
     )
     .assert()
     .code(3);
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
-}
-
-fn tools_dir() -> PathBuf {
-    std::env::var_os("OTAPUB_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub")
-        })
 }
 
 /// Loads `url` in headless Chromium; what the page showed, as the script reports it.

@@ -5,24 +5,21 @@
 
 mod common;
 
+use std::path::Path;
+
 use std::collections::BTreeSet;
 
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const LATER: &str = "2099-01-01T00:00:00Z";
-
-fn sha(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
 
 /// The assets only release `r` has (write_export: its bundles and one asset).
 fn own_assets(r: &str) -> BTreeSet<String> {
     ["ios", "android"]
         .iter()
-        .map(|p| sha(format!("{p} bundle {r}").as_bytes()))
-        .chain(std::iter::once(sha(format!("asset bytes of {r}").as_bytes())))
+        .map(|p| sha256_hex(format!("{p} bundle {r}").as_bytes()))
+        .chain(std::iter::once(sha256_hex(format!("asset bytes of {r}").as_bytes())))
         .map(|h| format!("public/assets/{h}"))
         .collect()
 }
@@ -50,21 +47,10 @@ fn keep_retires_old_packages_deletes_only_their_bundles_and_keeps_history() {
         .assert()
         .success();
     env.publish_release("s1", "staging", "fp").assert().success();
-    write_export(&env.path("export-s2"), "s2");
-    env.otapub(&[
-        "publish",
-        "export-s2",
-        "--channel",
-        "staging",
-        "--fingerprint",
-        "fp",
-        "--version",
-        "s2",
-        "--rollout",
-        "30",
-    ])
-    .assert()
-    .success();
+    env.publish_release("s2", "staging", "fp")
+        .args(["--rollout", "30"])
+        .assert()
+        .success();
 
     // Bad rules are refused and change nothing.
     env.refused(&["gc", "--keep", "production=0"], "keep at least 1");
@@ -217,21 +203,42 @@ fn keep_retires_old_packages_deletes_only_their_bundles_and_keeps_history() {
     );
     env.assert_consistent();
     // Publishing a deleted bundle again stores it again.
-    env.otapub(&[
-        "publish",
-        "export-r1",
-        "--channel",
-        "production",
-        "--fingerprint",
-        "fp",
-        "--version",
-        "r1-again",
-    ])
-    .assert()
-    .success();
+    let out = env
+        .otapub(&[
+            "publish",
+            "export-r1",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "r1-again",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    // No patch was tried from a retired package's deleted bundle.
+    assert!(!stderr(&out).contains("warning: no patch"), "{}", stderr(&out));
     for key in own_assets("r1") {
         assert!(env.exists(&key), "{key} uploaded again");
     }
+    // Its patch bases are the newest earlier bundles that are not retired
+    // (r4 would be the third without that rule).
+    let st = env.json(&["status"]);
+    let ios = st["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["channel"] == "production" && p["platform"] == "ios")
+        .unwrap();
+    let bases: BTreeSet<&str> = ios["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["from"].as_str().unwrap())
+        .collect();
+    assert_eq!(bases, BTreeSet::from(["r5", "r6"]), "{ios}");
     assert_eq!(env.json(&["check"])["problems"], serde_json::json!([]));
     env.assert_consistent();
 }
@@ -239,23 +246,10 @@ fn keep_retires_old_packages_deletes_only_their_bundles_and_keeps_history() {
 #[test]
 fn the_base_of_a_kept_patch_is_never_retired() {
     let env = TestEnv::new();
-    let dir = std::path::Path::new(FIXTURES).join("expo-successive");
     for v in ["1", "2"] {
-        let export = dir.join(format!("dist{v}"));
-        env.otapub(&[
-            "publish",
-            export.to_str().unwrap(),
-            "--channel",
-            "production",
-            "--fingerprint",
-            "fp",
-            "--platform",
-            "ios",
-            "--version",
-            v,
-        ])
-        .assert()
-        .success();
+        env.publish_export(&Path::new(SUCCESSIVE).join(format!("dist{v}")), v)
+            .assert()
+            .success();
     }
     // Devices on 1 download a patch to 2: 1's bundle is its base.
     let st = env.json(&["status"]);

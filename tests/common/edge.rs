@@ -4,11 +4,13 @@
 //! function. `scripts/install-test-servers.sh` installs them; a test that
 //! cannot start one fails, naming what to install.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+
+use super::tools_dir;
 use serde_json::Value;
 
 pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
@@ -55,13 +57,6 @@ pub fn wait_for_port(child: &mut Child, port: u16, what: &str, log: Option<&Path
             log()
         );
         std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn tools_dir() -> PathBuf {
-    match std::env::var_os("OTAPUB_TOOLS_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub"),
     }
 }
 

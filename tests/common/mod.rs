@@ -16,6 +16,21 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+/// Two successive real exports of one app (and its embedded bundle).
+pub const SUCCESSIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/expo-successive");
+
+/// Where scripts/install-test-servers.sh installs the test tools.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("OTAPUB_TOOLS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub"),
+    }
+}
+
+/// SHA-256 hex of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
 /// The real Expo code-signing certificate and its private key (tests/data/PROVENANCE.txt).
 pub const EXPO_CERT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -165,6 +180,22 @@ impl TestEnv {
             fp,
             "--version",
             release,
+        ])
+    }
+
+    /// `otapub publish` of the export in `dir` to production/ios/fp as `version`.
+    pub fn publish_export(&self, dir: &Path, version: &str) -> Command {
+        self.otapub(&[
+            "publish",
+            dir.to_str().expect("a UTF-8 path"),
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--platform",
+            "ios",
+            "--version",
+            version,
         ])
     }
 

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::edge::free_port;
 use super::proxy::CountingProxy;
+use super::tools_dir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -36,13 +37,6 @@ pub struct S3Server {
 
 const ACCESS_KEY: &str = "otapub-test-access";
 const SECRET_KEY: &str = "otapub-test-secret-key";
-
-fn tools_dir() -> PathBuf {
-    match std::env::var_os("OTAPUB_TOOLS_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/otapub"),
-    }
-}
 
 impl S3Server {
     /// The server `OTAPUB_TEST_S3_SERVER` names (moto by default).
