@@ -71,19 +71,8 @@ fn a_leaf_under_the_root_verifies_with_openssl_and_has_the_client_s_usages() {
     let dir = env.path("ca");
     make_ca(&dir, "root", None);
     let out = env
-        .cmd(&[
-            "keys",
-            "expo-leaf",
-            "--ca-key",
-            "ca/root.key",
-            "--ca-cert",
-            "ca/root.pem",
-            "--days",
-            "30",
-            "--out",
-            "keys/leaf-a",
-            "--json",
-        ])
+        .expo_leaf("ca/root", 30, "keys/leaf-a")
+        .arg("--json")
         .assert()
         .success()
         .get_output()
@@ -169,20 +158,7 @@ fn under_an_intermediate_the_chain_carries_it() {
     let dir = env.path("ca");
     let (rk, rc) = make_ca(&dir, "root", None);
     make_ca(&dir, "inter", Some((&rk, &rc)));
-    env.cmd(&[
-        "keys",
-        "expo-leaf",
-        "--ca-key",
-        "ca/inter.key",
-        "--ca-cert",
-        "ca/inter.pem",
-        "--days",
-        "7",
-        "--out",
-        "keys/leaf",
-    ])
-    .assert()
-    .success();
+    env.expo_leaf("ca/inter", 7, "keys/leaf").assert().success();
     let chain = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
     assert_eq!(certs_in(&chain), 2, "leaf, then the intermediate: {chain}");
     // The chain file as the response carries it, the root as the build embeds it.
@@ -269,20 +245,7 @@ fn root_and_leaf(env: &TestEnv, leaf: &str) {
     if !env.path("ca/root.key").exists() {
         make_ca(&env.path("ca"), "root", None);
     }
-    env.cmd(&[
-        "keys",
-        "expo-leaf",
-        "--ca-key",
-        "ca/root.key",
-        "--ca-cert",
-        "ca/root.pem",
-        "--days",
-        "30",
-        "--out",
-        &format!("keys/{leaf}"),
-    ])
-    .assert()
-    .success();
+    env.expo_leaf("ca/root", 30, &format!("keys/{leaf}")).assert().success();
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -542,20 +505,7 @@ fn served_parts(env: &TestEnv, key: &str) -> (Vec<(String, String)>, Vec<u8>, Op
 fn refresh_rotates_the_leaf_without_changing_any_update() {
     let env = TestEnv::new();
     root_and_leaf(&env, "leaf1");
-    env.cmd(&[
-        "keys",
-        "expo-leaf",
-        "--ca-key",
-        "ca/root.key",
-        "--ca-cert",
-        "ca/root.pem",
-        "--days",
-        "90",
-        "--out",
-        "keys/leaf2",
-    ])
-    .assert()
-    .success();
+    env.expo_leaf("ca/root", 90, "keys/leaf2").assert().success();
     let one = ["--expo-key", "keys/leaf1.key", "--expo-chain", "keys/leaf1.pem"];
     let two = ["--expo-key", "keys/leaf2.key", "--expo-chain", "keys/leaf2.pem"];
     for r in ["r1", "r2"] {
@@ -729,20 +679,7 @@ fn an_intermediate_under_a_root_with_path_length_zero_is_refused_as_android_does
     let dir = env.path("ca");
     let (rk, rc) = make_ca_constrained(&dir, "root", None, BasicConstraints::Constrained(0));
     make_ca(&dir, "inter", Some((&rk, &rc)));
-    env.cmd(&[
-        "keys",
-        "expo-leaf",
-        "--ca-key",
-        "ca/inter.key",
-        "--ca-cert",
-        "ca/inter.pem",
-        "--days",
-        "30",
-        "--out",
-        "keys/leaf",
-    ])
-    .assert()
-    .success();
+    env.expo_leaf("ca/inter", 30, "keys/leaf").assert().success();
     env.publish_release("r1", "production", "fp")
         .args(["--expo-key", "keys/leaf.key", "--expo-chain", "keys/leaf.pem"])
         .assert()

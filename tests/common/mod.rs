@@ -386,6 +386,22 @@ impl TestEnv {
         "keys/expo.pem"
     }
 
+    /// `otapub keys expo-leaf` under the CA `CA.key`/`CA.pem`, valid `days`, to `out`.
+    pub fn expo_leaf(&self, ca: &str, days: u32, out: &str) -> Command {
+        self.cmd(&[
+            "keys",
+            "expo-leaf",
+            "--ca-key",
+            &format!("{ca}.key"),
+            "--ca-cert",
+            &format!("{ca}.pem"),
+            "--days",
+            &days.to_string(),
+            "--out",
+            out,
+        ])
+    }
+
     /// A root CA (made with OpenSSL) in `root.key`/`root.pem` and two Expo
     /// leaves under it, `keys/leaf-a` and `keys/leaf-b` (30 days), once.
     pub fn expo_leaves(&self) {
@@ -423,20 +439,7 @@ impl TestEnv {
             std::fs::set_permissions(self.path("root.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
         }
         for leaf in ["leaf-a", "leaf-b"] {
-            self.cmd(&[
-                "keys",
-                "expo-leaf",
-                "--ca-key",
-                "root.key",
-                "--ca-cert",
-                "root.pem",
-                "--days",
-                "30",
-                "--out",
-                &format!("keys/{leaf}"),
-            ])
-            .assert()
-            .success();
+            self.expo_leaf("root", 30, &format!("keys/{leaf}")).assert().success();
         }
     }
 
