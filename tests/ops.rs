@@ -116,3 +116,60 @@ fn a_gc_killed_holding_its_lease_is_stale_until_a_sweep_fails_it() {
     let newest_gc: Vec<&Value> = listed.iter().filter(|o| o["kind"] == "gc").take(2).collect();
     assert!(newest_gc.iter().all(|o| o["state"] == "succeeded"), "{newest_gc:?}");
 }
+
+/// A deletion the store refuses ends gc with the store's error, but not
+/// holding its lease: its operations end, what went is recorded, and the
+/// next gc deletes the rest.
+#[test]
+fn a_gc_whose_deletion_fails_releases_its_lease() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "fp")
+        .env("OTAPUB_NOW", "2026-11-29T10:00:00Z")
+        .assert()
+        .success();
+    let leftovers: Vec<_> = ["e", "f"]
+        .iter()
+        .map(|c| env.store().join(format!("public/assets/{}", c.repeat(64))))
+        .collect();
+    for path in &leftovers {
+        std::fs::write(path, b"leftover").unwrap();
+    }
+    let t0 = "2099-01-01T00:00:00Z";
+    let out = env
+        .otapub_at(t0, &["gc"])
+        .env("OTAPUB_FAULTS", "fail@delete:public/assets/*#2")
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    assert!(
+        stderr(&out).contains(&"f".repeat(64)),
+        "names the object: {}",
+        stderr(&out)
+    );
+    assert!(!leftovers[0].exists() && leftovers[1].exists());
+
+    let listed = ops(&env, "2099-01-01T00:01:00Z");
+    let running: Vec<&Value> = listed.iter().filter(|o| o["state"] == "running").collect();
+    assert_eq!(running, Vec::<&Value>::new(), "no operation left running: {listed:?}");
+    // The lease's operation carries the failure (the release commit's own succeeded).
+    let gc = listed
+        .iter()
+        .find(|o| o["operationId"].as_str().is_some_and(|id| id.ends_with(":gc-lease")))
+        .expect("the lease's operation");
+    assert_eq!(gc["state"], "failed", "{gc}");
+    assert!(gc["error"].as_str().unwrap_or("").contains(&"f".repeat(64)), "{gc}");
+    let log = env.json(&["log"]);
+    let gone: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "gc-delete")
+        .filter_map(|e| e["target"].as_str())
+        .collect();
+    assert_eq!(gone, [format!("public/assets/{}", "e".repeat(64))]);
+
+    // No lease to wait out: a gc a minute later finishes the job.
+    env.otapub_at("2099-01-01T00:01:00Z", &["gc"]).assert().success();
+    assert!(!leftovers[1].exists());
+}

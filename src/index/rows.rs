@@ -413,6 +413,16 @@ pub fn finish_operation(conn: &Connection, op_id: &str, now: DateTime<Utc>) -> R
     Ok(n > 0)
 }
 
+/// Ends the operation an invocation left `running` (by its id, `ID:kind`)
+/// `failed` with `error`. False when it is not running any more.
+pub fn fail_running_operation(conn: &Connection, op_id: &str, now: DateTime<Utc>, error: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE operations SET state = 'failed', error = ?3, updated_at = ?2 WHERE op_id = ?1 AND state = 'running'",
+        params![op_id, to_ms(now), error],
+    )?;
+    Ok(n > 0)
+}
+
 /// Marks an operation that is still pending or running failed with `error`.
 /// False when it has finished meanwhile.
 pub fn fail_operation(conn: &Connection, id: i64, now: DateTime<Utc>, error: &str) -> Result<bool> {

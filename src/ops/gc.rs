@@ -360,11 +360,17 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
     // Deleting stops well before the lease ends: past it, writers go on.
     let deadline = decision.until - GC_LEASE.num_milliseconds() / 5;
     let mut deleted = Vec::new();
+    // A deletion that fails stops the rest, but the lease is still released
+    // and what did go is still recorded: the next gc retries the others.
+    let mut failure = None;
     for key in &decision.delete {
         if index::to_ms(Utc::now()) > deadline {
             break;
         }
-        ctx.store.delete(key).await?;
+        if let Err(e) = ctx.store.delete(key).await {
+            failure = Some(e);
+            break;
+        }
         deleted.push(key.clone());
     }
     let unfinished = decision.delete.len() - deleted.len();
@@ -375,7 +381,11 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
             if ours {
                 protocol::release_lease(tx)?;
             }
-            index::finish_operation(tx, &protocol::operation_key(&ctx.operation_id, "gc-lease"), now)?;
+            let lease_op = protocol::operation_key(&ctx.operation_id, "gc-lease");
+            match &failure {
+                None => index::finish_operation(tx, &lease_op, now)?,
+                Some(e) => index::fail_running_operation(tx, &lease_op, now, &e.to_string())?,
+            };
             for key in &deleted {
                 index::clear_gc_pending(tx, key)?;
             }
@@ -391,6 +401,9 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
         })
     })
     .await?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     if unfinished > 0 {
         return Err(Error::Store {
             action: "delete",
