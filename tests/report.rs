@@ -246,8 +246,8 @@ fn templates_can_be_replaced_and_a_broken_one_is_refused_with_the_line() {
     );
     // A field that does not exist, a syntax error, a stray file: exit 2, nothing written.
     for (file, text, needle) in [
-        ("report.html", "{{ report.nosuch.field }}", "report.html"),
-        ("report.html", "{% for %}", "report.html"),
+        ("report.html", "a\n\n{{ report.nosuch.field }}", "report.html:3"),
+        ("report.html", "a\n{% for %}", "report.html:2"),
         ("style.css", "", "not a template otapub renders"),
     ] {
         let dir = env.path("bad");
