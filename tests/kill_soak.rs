@@ -229,6 +229,30 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             heavy: false,
+            name: "ops sweep",
+            // A gc killed holding its lease, its clock set a day back (ten
+            // minutes on each trial, past the last one's lease): a stale
+            // operation for the sweep. Its leftover is older still.
+            prepare: |env, t| {
+                let name = hex(&<sha2::Sha256 as sha2::Digest>::digest(format!("stale {t}")));
+                let path = env.store().join("public/assets").join(name);
+                std::fs::write(&path, b"orphan").expect("orphan");
+                let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86400);
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(two_days_ago))
+                    .expect("set the leftover's mtime");
+                let then = chrono::Utc::now() - chrono::Duration::days(1) + chrono::Duration::minutes(10 * t as i64);
+                env.otapub_at(&then.to_rfc3339(), &["gc", "--grace-hours", "0"])
+                    .env("OTAPUB_FAULTS", "kill@delete:public/assets/*#1")
+                    .assert()
+                    .failure();
+            },
+            args: |_| strings(&["ops", "sweep"]),
+        },
+        Subject {
+            heavy: false,
             name: "refresh",
             // A release signed with leaf A each trial; the command re-signs
             // every served response with leaf B.

@@ -293,6 +293,9 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
     // The lease commit: re-checked against the index as it is now, since
     // commits may have landed while the store was listed (what they made
     // pointers reach is in the index, so the pointers need no second read).
+    // The lease's time is measured on this machine's monotonic clock from
+    // before its commit (never later than the lease's own start).
+    let lease_taken = std::time::Instant::now();
     let decision: Decision = commit(ctx, "gc-lease", None, |idx, now| {
         let retiring = retirements(idx, keep_rules, &ctx.patches)?;
         let retiring_ids: BTreeSet<i64> = retiring.iter().map(|p| p.id).collect();
@@ -357,14 +360,17 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
     })
     .await?;
 
-    // Deleting stops well before the lease ends: past it, writers go on.
+    // Deleting stops well before the lease ends: past it, writers go on. The
+    // lease's end is on the command's clock (a rerun replays it); the time
+    // held is also bounded on the monotonic clock, whatever that one says.
     let deadline = decision.until - GC_LEASE.num_milliseconds() / 5;
+    let longest = (GC_LEASE * 4 / 5).to_std().unwrap_or_default();
     let mut deleted = Vec::new();
     // A deletion that fails stops the rest, but the lease is still released
     // and what did go is still recorded: the next gc retries the others.
     let mut failure = None;
     for key in &decision.delete {
-        if index::to_ms(Utc::now()) > deadline {
+        if index::to_ms(ctx.clock.now()) > deadline || lease_taken.elapsed() > longest {
             break;
         }
         if let Err(e) = ctx.store.delete(key).await {
