@@ -1,7 +1,8 @@
 //! The CDN templates no runtime here can deploy, checked statically: the
 //! CloudFormation template parses and every `!Ref`, `!GetAtt`, `!If` and
-//! `Condition` names something it defines; its pointer behaviours add the two
-//! Expo protocol headers. (The edge code these templates install runs in
+//! `Condition` names something it defines; the Terraform parses as HCL and
+//! every `var.` it reads is declared; both add the two Expo protocol headers
+//! to manifests. (The edge code these templates install runs in
 //! tests/edge.rs.)
 
 use std::collections::BTreeSet;
@@ -86,4 +87,72 @@ fn the_cloudformation_template_resolves_every_reference() {
     for header in ["expo-protocol-version", "expo-sfv-version"] {
         assert!(text.contains(header), "the template sets no {header}");
     }
+}
+
+/// Every `var.NAME` in `text` (HCL references, inside `${…}` or bare).
+fn variable_references(text: &str) -> BTreeSet<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("var.") {
+        if text[..i].ends_with(ident) {
+            continue;
+        }
+        let name: String = text[i + 4..].chars().take_while(|&c| ident(c)).collect();
+        out.insert(name);
+    }
+    out
+}
+
+#[test]
+fn the_terraform_declares_every_variable_it_reads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cloudflare/otapub-cdn.tf");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body: hcl::Body = hcl::from_str(&text).expect("the Terraform is HCL");
+    let declared: BTreeSet<String> = body
+        .blocks()
+        .filter(|b| b.identifier() == "variable")
+        .filter_map(|b| b.labels().first().map(|l| l.as_str().to_string()))
+        .collect();
+    let used = variable_references(&text);
+    assert!(used.len() >= 2, "only {used:?} read: the scan is broken");
+    let undeclared: Vec<&String> = used.difference(&declared).collect();
+    assert!(undeclared.is_empty(), "read but not declared: {undeclared:?}");
+    // Each ruleset is a zone ruleset on the zone given, with rules that say
+    // when (an expression) and what (an action).
+    let rulesets: Vec<&hcl::Block> = body.blocks().filter(|b| b.identifier() == "resource").collect();
+    assert_eq!(rulesets.len(), 2);
+    for r in rulesets {
+        let attr = |name: &str| {
+            r.body()
+                .attributes()
+                .find(|a| a.key() == name)
+                .map(|a| a.expr().to_string())
+                .unwrap_or_default()
+        };
+        assert!(attr("zone_id").contains("var.zone_id"), "{:?}", r.labels());
+        assert_eq!(attr("kind"), "\"zone\"", "{:?}", r.labels());
+        let rules: Vec<&hcl::Block> = r.body().blocks().filter(|b| b.identifier() == "rules").collect();
+        assert!(!rules.is_empty(), "{:?} has no rules", r.labels());
+        for rule in rules {
+            for needed in ["expression", "action"] {
+                assert!(
+                    rule.body().attributes().any(|a| a.key() == needed),
+                    "a rule of {:?} has no {needed}",
+                    r.labels()
+                );
+            }
+        }
+    }
+    for header in ["expo-protocol-version", "expo-sfv-version"] {
+        assert!(
+            text.contains(&format!("\"{header}\"")),
+            "the Terraform sets no {header}"
+        );
+    }
+}
+
+#[test]
+fn variable_references_are_found_in_templates_and_bare() {
+    let found = variable_references("a = var.one\nb = \"${var.two}x\"\nc = myvar.three\n");
+    assert_eq!(found, BTreeSet::from(["one".to_string(), "two".to_string()]));
 }
