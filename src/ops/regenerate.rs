@@ -107,13 +107,9 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
     let mut written: Vec<String> = done.into_iter().flatten().collect();
     written.extend(restore_patches(ctx, &index, dry_run, verify_bytes).await?);
     // One listing per channel shows which pointer objects are in place
-    // already: those need no request each. Only where the server lists MD5
-    // etags (as the listing above showed); elsewhere it could not tell.
-    let channels: BTreeSet<String> = if listed.values().any(|i| i.md5_etag().is_some()) {
-        view.iter().map(|v| v.pointer.channel.to_string()).collect()
-    } else {
-        BTreeSet::new()
-    };
+    // already (where the server's listing has MD5 etags): those need no
+    // request each.
+    let channels: BTreeSet<String> = view.iter().map(|v| v.pointer.channel.to_string()).collect();
     let in_place: commit::Listed = stream::iter(channels)
         .map(|c| async move { ctx.store.list(&format!("public/{c}/")).await })
         .buffer_unordered(UPLOAD_CONCURRENCY)

@@ -97,15 +97,12 @@ impl ObjectInfo {
     /// `bytes`: `Some(true|false)` when the listed etag is a plain MD5,
     /// `None` when the listing cannot tell.
     pub fn holds(&self, bytes: &[u8]) -> Option<bool> {
-        let etag = self.md5_etag()?;
+        let etag = self.etag.as_deref()?.trim_matches('"');
+        if etag.len() != 32 || !etag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
         use md5::Digest;
         Some(self.size == bytes.len() as u64 && etag.eq_ignore_ascii_case(&hex::encode(md5::Md5::digest(bytes))))
-    }
-
-    /// The listed etag, where it is a plain MD5 of the bytes (32 hex digits).
-    pub fn md5_etag(&self) -> Option<&str> {
-        let etag = self.etag.as_deref()?.trim_matches('"');
-        (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())).then_some(etag)
     }
 }
 
