@@ -22,7 +22,7 @@
 //! Nothing else writes pointers, and nothing writes the index but through here
 //! (and `index rebuild`, which creates one).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, Index, Saved};
 use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, CondPut, ObjectInfo, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
+use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// How many times a command re-applies its change after losing a race.
@@ -598,24 +598,11 @@ pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
 /// its rollout: the record first — a writer that finds a newer record is
 /// stale and leaves the buckets alone —, the buckets it lacks, and the
 /// removal of buckets no longer in the view (unless a newer view wrote them).
-///
-/// A pointer object that `listed` shows holding the rendered bytes (by its
-/// MD5 etag) is left alone without a request of its own: the stamp moves
-/// only when the rendered bytes do, so the same bytes are the same write.
-pub async fn write_view(
-    store: &dyn Store,
-    index: &Index,
-    v: &PointerView,
-    dry_run: bool,
-    listed: &Listed,
-) -> Result<Vec<String>> {
+pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
     let stamp = index.pointer_stamp(&v.pointer)?;
     let mut written = Vec::new();
     if let Some(objs) = tree::pointer_objects(v)? {
         for o in objs.iter().rev() {
-            if listed.get(&o.key).and_then(|i| i.holds(&o.bytes)) == Some(true) {
-                continue;
-            }
             if write_forward_or_check(store, o, stamp, dry_run).await? == Forward::Written {
                 written.push(o.key.clone());
             }
@@ -679,21 +666,15 @@ pub async fn write_view(
     Ok(written)
 }
 
-/// Objects of the store a listing showed, by key.
-pub type Listed = HashMap<String, ObjectInfo>;
-
-/// Writes the views forward, several pointers at once; returns the keys
-/// written. `listed` may show some pointer objects already in place (see
-/// [`write_view`]); pass an empty one when there is no listing.
+/// Writes the views forward, several pointers at once; returns the keys written.
 pub async fn write_views(
     store: &dyn Store,
     index: &Index,
     views: &[PointerView],
     dry_run: bool,
-    listed: &Listed,
 ) -> Result<Vec<String>> {
     let done: Vec<Vec<String>> = stream::iter(views)
-        .map(|v| write_view(store, index, v, dry_run, listed))
+        .map(|v| write_view(store, index, v, dry_run))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;
@@ -734,7 +715,7 @@ pub async fn converge_pointers(
                 .collect::<Result<Vec<_>>>()?,
             Pointers::All => full_view(&index)?,
         };
-        written.extend(write_views(store, &index, &views, false, &Listed::new()).await?);
+        written.extend(write_views(store, &index, &views, false).await?);
     }
     Err(Error::Race {
         attempts: MAX_ATTEMPTS * 4,
@@ -747,7 +728,7 @@ pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet
         .iter()
         .map(|p| pointer_view(&index, p))
         .collect::<Result<Vec<_>>>()?;
-    let written = write_views(store, &index, &views, false, &Listed::new()).await?;
+    let written = write_views(store, &index, &views, false).await?;
     converge_pointers(store, index, Pointers::Some(pointers), written).await?;
     Ok(())
 }

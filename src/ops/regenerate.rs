@@ -7,7 +7,7 @@
 //! forward-only write: a regenerate that read the index before a `ban`
 //! committed can never put the banned package back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -106,22 +106,9 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
         .await?;
     let mut written: Vec<String> = done.into_iter().flatten().collect();
     written.extend(restore_patches(ctx, &index, dry_run, verify_bytes).await?);
-    // One listing per channel shows which pointer objects are in place
-    // already (where the server's listing has MD5 etags): those need no
-    // request each.
-    let channels: BTreeSet<String> = view.iter().map(|v| v.pointer.channel.to_string()).collect();
-    let in_place: commit::Listed = stream::iter(channels)
-        .map(|c| async move { ctx.store.list(&format!("public/{c}/")).await })
-        .buffer_unordered(UPLOAD_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .flatten()
-        .map(|o| (o.key.clone(), o))
-        .collect();
-    tracing::debug!("writing pointers ({} pointer objects listed)", in_place.len());
+    tracing::debug!("writing pointers");
     let pointer_objects = 2 * view.len();
-    let pointers = commit::write_views(ctx.store, &index, &view, dry_run, &in_place).await?;
+    let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
     // Like every writer: while others committed meanwhile, once more from the newer index.
     written.extend(if dry_run {
         pointers
