@@ -108,6 +108,11 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
     written.extend(restore_patches(ctx, &index, dry_run, verify_bytes).await?);
     tracing::debug!("writing pointers");
     let pointer_objects = 2 * view.len();
+    // Each pointer object is asked about (a HEAD) even where a listing's
+    // etag shows the same bytes: only the HEAD returns its generation, and a
+    // pointer's bytes can come back (a ban falls back to what it served
+    // before) under an older generation, which a stale writer in between
+    // may overwrite; writing the current stamp is what refuses that writer.
     let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
     // Like every writer: while others committed meanwhile, once more from the newer index.
     written.extend(if dry_run {
