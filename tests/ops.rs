@@ -27,16 +27,28 @@ fn find<'a>(ops: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} operation in {ops:?}"))
 }
 
-#[test]
-fn a_gc_killed_holding_its_lease_is_stale_until_a_sweep_fails_it() {
+/// A store with one release and, for gc to delete, leftover assets named
+/// by each character repeated (older than the grace period by 2099).
+fn with_leftovers(names: &[&str]) -> (TestEnv, Vec<std::path::PathBuf>) {
     let env = TestEnv::new();
     env.publish_release("r1", "production", "fp")
         .env("OTAPUB_NOW", "2026-11-29T10:00:00Z")
         .assert()
         .success();
-    // Something gc deletes: a leftover asset, older than the grace period by then.
-    let leftover = env.store().join(format!("public/assets/{}", "f".repeat(64)));
-    std::fs::write(&leftover, b"leftover").unwrap();
+    let leftovers: Vec<_> = names
+        .iter()
+        .map(|c| env.store().join(format!("public/assets/{}", c.repeat(64))))
+        .collect();
+    for path in &leftovers {
+        std::fs::write(path, b"leftover").unwrap();
+    }
+    (env, leftovers)
+}
+
+#[test]
+fn a_gc_killed_holding_its_lease_is_stale_until_a_sweep_fails_it() {
+    let (env, leftovers) = with_leftovers(&["f"]);
+    let leftover = &leftovers[0];
     let t0 = "2099-01-01T00:00:00Z";
     env.otapub_at(t0, &["gc"])
         .env("OTAPUB_FAULTS", "kill@delete:public/assets/*#1")
@@ -122,18 +134,7 @@ fn a_gc_killed_holding_its_lease_is_stale_until_a_sweep_fails_it() {
 /// next gc deletes the rest.
 #[test]
 fn a_gc_whose_deletion_fails_releases_its_lease() {
-    let env = TestEnv::new();
-    env.publish_release("r1", "production", "fp")
-        .env("OTAPUB_NOW", "2026-11-29T10:00:00Z")
-        .assert()
-        .success();
-    let leftovers: Vec<_> = ["e", "f"]
-        .iter()
-        .map(|c| env.store().join(format!("public/assets/{}", c.repeat(64))))
-        .collect();
-    for path in &leftovers {
-        std::fs::write(path, b"leftover").unwrap();
-    }
+    let (env, leftovers) = with_leftovers(&["e", "f"]);
     let t0 = "2099-01-01T00:00:00Z";
     let out = env
         .otapub_at(t0, &["gc"])
