@@ -243,7 +243,7 @@ impl Index {
 
     /// [`Index::transact`] for an operation that goes on after this commit
     /// (a gc holding its lease): it is recorded `running`, and a later commit
-    /// of the same invocation finishes it ([`finish_operation`]). One whose
+    /// of the same invocation finishes it ([`end_operation`]). One whose
     /// process dies stays `running`, which `otapub ops` shows as stale.
     pub fn transact_running<T>(
         &mut self,

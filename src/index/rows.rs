@@ -403,21 +403,13 @@ pub fn newest_created_at(conn: &Connection, pointer: &PointerId) -> Result<Optio
     ms.map(from_ms).transpose()
 }
 
-/// Finishes the operation an invocation left `running` (by its id, `ID:kind`):
-/// `succeeded` now. False when it is not running any more (a sweep failed it).
-pub fn finish_operation(conn: &Connection, op_id: &str, now: DateTime<Utc>) -> Result<bool> {
+/// Ends the operation an invocation left `running` (by its id, `ID:kind`):
+/// `succeeded` now, or `failed` with `error`. False when it is not running
+/// any more (a sweep failed it).
+pub fn end_operation(conn: &Connection, op_id: &str, now: DateTime<Utc>, error: Option<&str>) -> Result<bool> {
     let n = conn.execute(
-        "UPDATE operations SET state = 'succeeded', updated_at = ?2 WHERE op_id = ?1 AND state = 'running'",
-        params![op_id, to_ms(now)],
-    )?;
-    Ok(n > 0)
-}
-
-/// Ends the operation an invocation left `running` (by its id, `ID:kind`)
-/// `failed` with `error`. False when it is not running any more.
-pub fn fail_running_operation(conn: &Connection, op_id: &str, now: DateTime<Utc>, error: &str) -> Result<bool> {
-    let n = conn.execute(
-        "UPDATE operations SET state = 'failed', error = ?3, updated_at = ?2 WHERE op_id = ?1 AND state = 'running'",
+        "UPDATE operations SET state = CASE WHEN ?3 IS NULL THEN 'succeeded' ELSE 'failed' END, error = ?3, updated_at = ?2
+         WHERE op_id = ?1 AND state = 'running'",
         params![op_id, to_ms(now), error],
     )?;
     Ok(n > 0)

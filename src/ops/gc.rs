@@ -388,10 +388,8 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
                 protocol::release_lease(tx)?;
             }
             let lease_op = protocol::operation_key(&ctx.operation_id, "gc-lease");
-            match &failure {
-                None => index::finish_operation(tx, &lease_op, now)?,
-                Some(e) => index::fail_running_operation(tx, &lease_op, now, &e.to_string())?,
-            };
+            let error = failure.as_ref().map(ToString::to_string);
+            index::end_operation(tx, &lease_op, now, error.as_deref())?;
             for key in &deleted {
                 index::clear_gc_pending(tx, key)?;
             }
