@@ -97,6 +97,11 @@ pub struct Context<'a> {
     /// This invocation's operation id: generated, or given (`--operation-id`)
     /// so that a CI retry of a command whose commit landed does not apply it twice.
     pub operation_id: String,
+    /// What was run: the command and its own arguments (not the global
+    /// options), so a rerun of a command whose commit landed but whose
+    /// pointers were never written adopts that commit instead of applying
+    /// its change twice. Empty: never adopt.
+    pub invocation: String,
     /// Which launch-asset patches commits make.
     pub patches: patch::Policy,
     /// Progress bars (on a terminal only).
@@ -247,7 +252,84 @@ pub fn operation_key(operation_id: &str, kind: &str) -> String {
 pub async fn commit<T: Serialize + DeserializeOwned>(
     ctx: &Context<'_>,
     kind: &str,
-    mut preloaded: Option<Index>,
+    preloaded: Option<Index>,
+    apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
+) -> Result<T> {
+    run(ctx, kind, Source::Stored(preloaded), apply).await
+}
+
+/// [`commit`] for a change that replaces the whole index (`index rebuild`):
+/// `apply` gets a new, empty index on every attempt, which is written over
+/// the stored one (if any, and only with `replace`) under the same
+/// protocol — the gc lease of the stored index (when it can be read) is
+/// waited for, the store probed, an operation recorded, and every pointer
+/// in the plan written forward-only after the commit.
+pub async fn commit_new_index<T: Serialize + DeserializeOwned>(
+    ctx: &Context<'_>,
+    kind: &str,
+    replace: bool,
+    apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
+) -> Result<T> {
+    run(ctx, kind, Source::New { replace }, apply).await
+}
+
+/// Where each attempt's index comes from.
+enum Source {
+    /// The stored index (or, for the first attempt, one read already).
+    Stored(Option<Index>),
+    /// A new, empty index that replaces the stored one.
+    New {
+        /// Whether an existing index may be replaced.
+        replace: bool,
+    },
+}
+
+/// Loads the index for one attempt, with the newest generation whose
+/// pointers are all written; for a new index, the lease of the stored one.
+async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Index, u64, Option<Lease>)> {
+    match source {
+        Source::Stored(preloaded) => {
+            let preloaded = preloaded.take();
+            let (index, written) = tokio::join!(
+                async {
+                    match preloaded {
+                        Some(index) => Ok(index),
+                        None => Index::load(ctx.store).await,
+                    }
+                },
+                read_written(ctx.store)
+            );
+            let index = index?;
+            let lease = active_lease(&index, ctx.clock.now())?;
+            Ok((index, written?, lease))
+        }
+        Source::New { replace } => {
+            let existing = ctx.store.get(INDEX_KEY).await?;
+            let etag = match &existing {
+                Some(_) if !*replace => {
+                    return Err(Error::usage(format!(
+                        "{} already has an index; pass --force to replace it with one rebuilt from the store",
+                        ctx.store.url()
+                    )))
+                }
+                Some(o) => Some(o.etag.clone()),
+                None => None,
+            };
+            // The index being replaced may be unreadable (why it is rebuilt):
+            // then it holds no lease anyone can honour.
+            let lease = existing
+                .and_then(|o| Index::open(Some(&o.bytes), None).ok())
+                .and_then(|old| active_lease(&old, ctx.clock.now()).ok().flatten());
+            let index = crate::off_runtime(|| Index::open(None, etag))?;
+            Ok((index, u64::MAX, lease))
+        }
+    }
+}
+
+async fn run<T: Serialize + DeserializeOwned>(
+    ctx: &Context<'_>,
+    kind: &str,
+    mut source: Source,
     mut apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
     let op_key = operation_key(&ctx.operation_id, kind);
@@ -264,25 +346,69 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
     let started = std::time::Instant::now();
     while attempt < MAX_ATTEMPTS {
         tracing::debug!("loading the index");
-        let mut index = match preloaded.take() {
-            Some(index) => index,
-            None => Index::load(ctx.store).await?,
-        };
+        let (mut index, written, lease) = load_for_attempt(ctx, &mut source).await?;
+        let unfinished = index.committed_after(written)?;
         if let Some((output, pointers)) = index.committed_operation(&op_key)? {
             // This invocation's change is already in the index: a retry after
             // a lost response, or a rerun with the same --operation-id.
             tracing::debug!("operation {op_key} already committed");
             let output: T = serde_json::from_str(&output).map_err(json_err)?;
-            let pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
+            let mut pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
+            pointers.extend(pointers_of(&unfinished)?);
+            let generation = index.generation()?;
             write_pointers(ctx.store, index, &pointers)
                 .await
                 .map_err(Error::after_commit)?;
+            mark_written(ctx.store, generation).await;
             ctx.store.clean_up().await?;
             return Ok(output);
         }
+        if !unfinished.is_empty() {
+            // Commits whose pointers may not all be written (a command killed
+            // or failed after its commit point): finished first, so every
+            // writer starts from a tree that matches the index.
+            let generation = index.generation()?;
+            let pointers = pointers_of(&unfinished)?;
+            let views = pointers
+                .iter()
+                .map(|p| pointer_view(&index, p))
+                .collect::<Result<Vec<_>>>()?;
+            let keys = write_views(ctx.store, &index, &views, false).await?;
+            mark_written(ctx.store, generation).await;
+            let rerun = (!ctx.invocation.is_empty())
+                .then(|| {
+                    unfinished
+                        .iter()
+                        .rev()
+                        .find(|u| u.invocation == ctx.invocation && u.op_key.ends_with(&format!(":{kind}")))
+                })
+                .flatten();
+            let names: Vec<String> = unfinished
+                .iter()
+                .map(|u| {
+                    let id = u.op_key.rsplit_once(':').map_or(u.op_key.as_str(), |(id, _)| id);
+                    format!("`{}` by {} (operation {id})", u.kind, u.actor)
+                })
+                .collect();
+            eprintln!(
+                "note: committed but not all written: {}; wrote their pointers first ({} objects)",
+                names.join(", "),
+                keys.len()
+            );
+            if let Some(r) = rerun {
+                eprintln!(
+                    "note: that `{}` is this command run before: finished it instead of applying it again",
+                    r.kind
+                );
+            }
+            if let Some(r) = rerun {
+                ctx.store.clean_up().await?;
+                return serde_json::from_str(&r.output).map_err(json_err);
+            }
+        }
         let now = ctx.clock.now();
         if !LEASE_EXEMPT.contains(&kind) {
-            if let Some(lease) = active_lease(&index, now)? {
+            if let Some(lease) = lease {
                 if started.elapsed() > GC_LEASE.to_std().unwrap_or_default() * 2 {
                     return Err(Error::Leased {
                         operation: lease.op,
@@ -314,8 +440,8 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         if plan.changed {
             let output = serde_json::to_string(&plan.output).map_err(json_err)?;
             let pointers = serde_json::to_string(&plan.pointers).map_err(json_err)?;
-            index.record_result(&op_key, &output, &pointers)?;
             let generation = index.bump_generation()?;
+            index.record_result(&op_key, &output, &pointers, generation, &ctx.invocation)?;
             for p in &plan.pointers {
                 let view = pointer_view(&index, p)?;
                 if let Some([_, body]) = tree::pointer_objects(&view)? {
@@ -324,7 +450,8 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
             }
         }
         tracing::debug!("checking conditional writes");
-        if ensure_locking(ctx, &index).await? && plan.changed {
+        let writes = plan.changed || !plan.pointers.is_empty() || !plan.objects.is_empty() || !plan.assets.is_empty();
+        if writes && ensure_locking(ctx, &index).await? && plan.changed {
             index::set_setting(index.conn(), LOCKING_SETTING, "verified")?;
         }
         let written = async {
@@ -374,14 +501,19 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
                         ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
                     }
                     tracing::debug!("writing {} pointers", plan.pointers.len());
-                    write_pointers(ctx.store, index, &plan.pointers).await
+                    let generation = index.generation()?;
+                    write_pointers(ctx.store, index, &plan.pointers).await?;
+                    Ok::<_, Error>(generation)
                 }
                 .await;
-                if plan.changed {
-                    finished.map_err(Error::after_commit)?;
+                let generation = if plan.changed {
+                    finished.map_err(Error::after_commit)?
                 } else {
-                    finished?;
-                }
+                    finished?
+                };
+                // Every commit up to this one has its pointers written: the
+                // next writer need not look at them.
+                mark_written(ctx.store, generation).await;
                 ctx.store.clean_up().await?;
                 tracing::debug!("done");
                 return Ok(plan.output);
@@ -398,6 +530,73 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
         }
     }
     Err(Error::Race { attempts: MAX_ATTEMPTS })
+}
+
+/// The state object recording the newest generation up to which every
+/// commit's pointers are known to be written (`{"generation": N}`).
+pub const WRITTEN_KEY: &str = "state/pointers-written.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WrittenMark {
+    generation: u64,
+}
+
+/// The generation up to which every commit's pointers are written (0 when
+/// nothing is known: a store written by an older otapub, or a mark that
+/// cannot be read — then every operation that recorded its generation is
+/// looked at again, which costs requests, never correctness).
+pub async fn read_written(store: &dyn Store) -> Result<u64> {
+    Ok(read_mark(store).await?.0)
+}
+
+async fn read_mark(store: &dyn Store) -> Result<(u64, Option<String>)> {
+    let Some(obj) = store.get(WRITTEN_KEY).await? else {
+        return Ok((0, None));
+    };
+    match serde_json::from_slice::<WrittenMark>(&obj.bytes) {
+        Ok(m) => Ok((m.generation, Some(obj.etag))),
+        Err(e) => {
+            tracing::warn!("{WRITTEN_KEY} is unreadable ({e}): every recorded operation's pointers are checked again");
+            Ok((0, Some(obj.etag)))
+        }
+    }
+}
+
+/// Moves the mark forward to `generation` (never back). Best effort: a mark
+/// left behind only makes the next writer check those pointers again.
+async fn mark_written(store: &dyn Store, generation: u64) {
+    if let Err(e) = advance_mark(store, generation).await {
+        tracing::warn!("cannot record that the pointers are written up to generation {generation}: {e:#}");
+    }
+}
+
+async fn advance_mark(store: &dyn Store, generation: u64) -> Result<()> {
+    let bytes = serde_json::to_vec(&WrittenMark { generation }).map_err(json_err)?;
+    let meta = ObjectMeta::new("application/json", "no-store");
+    for _ in 0..MAX_ATTEMPTS {
+        let (stored, etag) = read_mark(store).await?;
+        if etag.is_some() && stored >= generation {
+            return Ok(());
+        }
+        let cond = match etag {
+            Some(e) => Precondition::Matches(e),
+            None => Precondition::Absent,
+        };
+        if let CondPut::Written(_) = store.put_if(WRITTEN_KEY, bytes.clone(), &meta, cond).await? {
+            return Ok(());
+        }
+    }
+    Err(Error::Race { attempts: MAX_ATTEMPTS })
+}
+
+/// The pointers the given operations affected.
+fn pointers_of(ops: &[index::CommittedOperation]) -> Result<BTreeSet<PointerId>> {
+    let mut all = BTreeSet::new();
+    for u in ops {
+        let pointers: BTreeSet<PointerId> = serde_json::from_str(&u.pointers).map_err(json_err)?;
+        all.extend(pointers);
+    }
+    Ok(all)
 }
 
 /// Sleeps until the gc lease may have been released (checked again then).
@@ -679,6 +878,15 @@ pub async fn write_views(
         .try_collect()
         .await?;
     Ok(done.into_iter().flatten().collect())
+}
+
+/// What writing each view forward would write, per view (a dry run: HEADs only).
+pub async fn check_views(store: &dyn Store, index: &Index, views: &[PointerView]) -> Result<Vec<Vec<String>>> {
+    stream::iter(views)
+        .map(|v| write_view(store, index, v, true))
+        .buffered(POINTER_CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// Which pointers to converge.

@@ -859,3 +859,165 @@ fn refresh_racing_a_ban_never_serves_the_banned_package_again() {
         env.assert_consistent();
     });
 }
+
+/// Runs `args` killed at its first pointer request under `public/<channel>/`
+/// — after its commit, before any pointer is written — and checks that the
+/// index holds the change while the tree does not (`check` finds the difference).
+fn kill_after_commit(env: &TestEnv, args: &[&str], channel: &str) {
+    let out = env
+        .otapub(args)
+        .env("OTAPUB_FAULTS", format!("kill@head:public/{channel}/*#1"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{args:?} was not killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.otapub(&["check"]).assert().code(1);
+}
+
+/// Runs `args` to completion; returns what it said on standard error.
+fn rerun(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.otapub(args).assert().success().get_output().clone();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    env.otapub(&["check"]).assert().code(0);
+    env.otapub(&["verify", "--trust", "keys/throwaway.pub"])
+        .assert()
+        .code(0);
+    said
+}
+
+/// Issue 19, item 5: every writer killed at "committed, no pointer written",
+/// then run again as a user would — without `--operation-id` — finishes
+/// what it left and says so, and serves what one run serves: a default
+/// rollback steps back once, not twice; a promote promotes once; a rollout
+/// step is taken once.
+#[test]
+fn a_rerun_after_a_kill_between_commit_and_pointers_moves_forward_never_twice() {
+    on_both(|env| {
+        for r in ["v1", "v2", "v3"] {
+            publish(env, r);
+        }
+        const ADOPTED: &str = "finished it instead of applying it again";
+
+        // publish
+        write_export(&env.path("export-v4"), "v4");
+        let publish_v4 = [
+            "publish",
+            "export-v4",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "v4",
+        ];
+        kill_after_commit(env, &publish_v4, "production");
+        assert_eq!(served(env, "ios"), "v3");
+        let said = rerun(env, &publish_v4);
+        assert!(said.contains(ADOPTED), "{said}");
+        assert_eq!(served(env, "ios"), "v4");
+
+        // rollback, default target: three releases back to v3, not v2
+        let rollback = [&["rollback"][..], &ROLLOUT_POINTER].concat();
+        kill_after_commit(env, &rollback, "production");
+        assert_eq!(served(env, "ios"), "v4", "the kill came before the pointer write");
+        let said = rerun(env, &rollback);
+        assert!(said.contains(ADOPTED), "{said}");
+        assert_eq!(served(env, "ios"), "v3.r1", "one rollback, not two");
+        assert_eq!(history(env, "ios"), ["v3.r1", "v4", "v3", "v2", "v1"]);
+
+        // ban
+        let ban = ["ban", "v3.r1", "--platform", "ios", "--reason", "crash on launch"];
+        kill_after_commit(env, &ban, "production");
+        assert_eq!(served(env, "ios"), "v3.r1");
+        let said = rerun(env, &ban);
+        assert!(said.contains(ADOPTED), "{said}");
+        assert_eq!(served(env, "ios"), "v4", "the fallback");
+
+        // promote: one promotion
+        let promote = ["promote", "v2", "--platform", "android", "--to", "staging"];
+        kill_after_commit(env, &promote, "staging");
+        let said = rerun(env, &promote);
+        assert!(said.contains(ADOPTED), "{said}");
+        let staging = env.pointer("staging", "android", "fp");
+        assert_eq!(staging["metadata"]["otapub"]["restampOf"], "v2");
+        let st = env.json(&["status"]);
+        let promoted: usize = st["pointers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["channel"] == "staging")
+            .map(|p| p["history"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(promoted, 1, "one promotion: {st}");
+
+        // a rollout: started, grown, paused, resumed, advanced, completed — each step once
+        env.publish_release("c1", "production", "fp")
+            .args(["--platform", "ios", "--rollout", "10"])
+            .assert()
+            .success();
+        let percent = |env: &TestEnv| {
+            let rs = env.json(&["rollout", "status"]);
+            let c1 = rs
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["candidate"]["version"] == "c1");
+            c1.map_or(serde_json::Value::Null, |r| r["percent"].clone())
+        };
+        for (verb, extra, want) in [
+            ("set", &["--percent", "30"][..], 30),
+            ("pause", &[][..], 30),
+            ("resume", &[][..], 30),
+            ("advance", &[][..], 40),
+        ] {
+            let step = [&["rollout", verb][..], &ROLLOUT_POINTER, extra].concat();
+            kill_after_commit(env, &step, "production");
+            let said = rerun(env, &step);
+            assert!(said.contains(ADOPTED), "{step:?}: {said}");
+            assert_eq!(percent(env), want, "{step:?} once");
+            let buckets = if verb == "pause" { 0 } else { 2 * want };
+            assert_eq!(rollout_buckets(env).len(), buckets, "{step:?}");
+        }
+        let complete = [&["rollout", "complete"][..], &ROLLOUT_POINTER].concat();
+        kill_after_commit(env, &complete, "production");
+        rerun(env, &complete);
+        assert_eq!(served(env, "ios"), "c1");
+        assert!(rollout_buckets(env).is_empty());
+
+        // regenerate (with something to do) and index rebuild
+        env.delete("public/production/android/fp/manifest");
+        kill_after_commit(env, &["regenerate"], "production");
+        let said = rerun(env, &["regenerate"]);
+        assert!(said.contains(ADOPTED), "{said}");
+        let rebuild = ["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"];
+        env.delete("public/production/android/fp/manifest.json");
+        kill_after_commit(env, &rebuild, "production");
+        rerun(env, &rebuild);
+        assert_eq!(served(env, "ios"), "c1");
+    });
+}
+
+/// Issue 19, item 5: any writer first finishes what another command left
+/// committed but unwritten, and says so.
+#[test]
+fn every_writer_first_finishes_what_a_killed_command_committed() {
+    on_both(|env| {
+        for r in ["v1", "v2", "v3"] {
+            publish(env, r);
+        }
+        let rollback = [&["rollback"][..], &ROLLOUT_POINTER].concat();
+        kill_after_commit(env, &rollback, "production");
+        assert_eq!(served(env, "ios"), "v3");
+        // Another command, on another pointer.
+        let said = rerun(env, &["promote", "v2", "--platform", "android", "--to", "staging"]);
+        assert!(said.contains("committed but not all written: `rollback`"), "{said}");
+        assert_eq!(served(env, "ios"), "v2.r1", "the rollback's pointer is written");
+        assert_eq!(history(env, "ios"), ["v2.r1", "v3", "v2", "v1"]);
+        // It was finished: a rollback now is a new one.
+        rerun(env, &rollback);
+        assert_eq!(served(env, "ios"), "v1.r1");
+    });
+}

@@ -57,7 +57,7 @@ pub struct Cli {
 /// Options every command takes, before or after the subcommand. They are
 /// declared on both levels (not as clap globals) so a repeatable one given on
 /// both sides keeps every value (clap issue 1570).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The store: a directory, file:///abs/dir or s3://bucket/prefix [default: ./otapub-data]
@@ -303,12 +303,13 @@ pub struct Settings {
     s3: S3Options,
     unsafe_no_locking: bool,
     operation_id: String,
+    invocation: String,
     patches: PatchPolicy,
     templates: Option<PathBuf>,
 }
 
 impl Settings {
-    fn resolve(g: GlobalArgs) -> anyhow::Result<Settings> {
+    fn resolve(g: GlobalArgs, invocation: &str) -> anyhow::Result<Settings> {
         QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
         let (config_path, cfg) = read_config(g.config.as_deref())?;
         // Paths in the config file are relative to the file.
@@ -418,7 +419,8 @@ impl Settings {
                 ))
                 .into())
             }
-            None => otapub::commit::new_operation_id(),
+            None => ci_operation_id(|k| std::env::var(k).ok(), invocation)
+                .unwrap_or_else(otapub::commit::new_operation_id),
         };
         let defaults = PatchPolicy::default();
         let patches = PatchPolicy::new(
@@ -433,6 +435,7 @@ impl Settings {
             s3,
             unsafe_no_locking: g.unsafe_no_locking,
             operation_id,
+            invocation: invocation.to_string(),
             store_url: g.store.or(cfg.store).unwrap_or_else(|| "./otapub-data".to_string()),
             base_url: g.base_url.or(cfg.base_url),
             keys,
@@ -464,6 +467,7 @@ impl Settings {
             clock: self.clock,
             unsafe_no_locking: self.unsafe_no_locking,
             operation_id: self.operation_id.clone(),
+            invocation: self.invocation.clone(),
             patches: self.patches,
             progress: self.progress,
         }
@@ -558,12 +562,73 @@ pub enum Outcome {
     Problems,
 }
 
+/// The global options print as `..`: a command's `Debug` form is then the
+/// command and its own arguments, which is what identifies a rerun
+/// ([`invocation`]); where the store or the keys come from does not.
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
+}
+
+/// What was run, for recognising a rerun of the same command: the
+/// subcommand and its parsed arguments, without the global options (so the
+/// order of flags, `--key` paths or `--json` make no difference).
+fn invocation(command: &Command) -> String {
+    format!("{command:?}")
+}
+
+/// The operation id of a CI job, when one runs: the same on every retry of
+/// the job (GitHub Actions' re-run keeps `GITHUB_RUN_ID` and `GITHUB_JOB`; a
+/// GitLab retry keeps `CI_PIPELINE_ID` and `CI_JOB_NAME`), and distinct for
+/// two different commands in one job (a hash of the job and the command with
+/// its arguments). `GITHUB_RUN_ATTEMPT` is left out on purpose: a re-run of a
+/// job is the same operation.
+fn ci_operation_id(env: impl Fn(&str) -> Option<String>, invocation: &str) -> Option<String> {
+    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let (ci, run, job) = if set("GITHUB_ACTIONS").is_some() {
+        ("github", set("GITHUB_RUN_ID")?, set("GITHUB_JOB")?)
+    } else if set("GITLAB_CI").is_some() {
+        ("gitlab", set("CI_PIPELINE_ID")?, set("CI_JOB_NAME")?)
+    } else if set("CIRCLECI").is_some() {
+        ("circleci", set("CIRCLE_WORKFLOW_ID")?, set("CIRCLE_JOB")?)
+    } else if set("BUILDKITE").is_some() {
+        (
+            "buildkite",
+            set("BUILDKITE_BUILD_ID")?,
+            set("BUILDKITE_STEP_KEY").or_else(|| set("BUILDKITE_LABEL"))?,
+        )
+    } else {
+        return None;
+    };
+    let clean = |v: &str, max: usize| -> String {
+        v.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(max)
+            .collect()
+    };
+    let digest = otapub::digest::Sha256Digest::of(format!("{job}\n{invocation}").as_bytes()).to_string();
+    Some(format!(
+        "{ci}-{}-{}-{}",
+        clean(&run, 40),
+        clean(&job, 40),
+        &digest[..16]
+    ))
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     tracing::debug!("start");
     let Cli { global, command } = cli;
+    let invocation = invocation(&command);
     // The global options given before the subcommand, merged with those after it.
-    let settings = |sub: &GlobalArgs| Settings::resolve(global.clone().merge(sub.clone())?);
+    let settings = |sub: &GlobalArgs| Settings::resolve(global.clone().merge(sub.clone())?, &invocation);
     match command {
         Command::Keygen(a) => keygen::run(a),
         Command::Keys(a) => keys::run(settings(a.global())?, a),
@@ -598,6 +663,91 @@ mod tests {
     #[test]
     fn cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_ci_job_gives_one_operation_id_per_command_and_keeps_it_on_a_retry() {
+        let github = |run: &'static str, attempt: &'static str| {
+            move |k: &str| {
+                match k {
+                    "GITHUB_ACTIONS" => Some("true"),
+                    "GITHUB_RUN_ID" => Some(run),
+                    "GITHUB_JOB" => Some("publish"),
+                    "GITHUB_RUN_ATTEMPT" => Some(attempt),
+                    _ => None,
+                }
+                .map(str::to_string)
+            }
+        };
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            invocation(&cli.command)
+        };
+        let rollback = parse(&[
+            "otapub",
+            "rollback",
+            "--channel",
+            "c",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "f",
+        ]);
+        // The same command with its flags in another order and other global options.
+        let again = parse(&[
+            "otapub",
+            "--json",
+            "rollback",
+            "--fingerprint",
+            "f",
+            "--platform",
+            "ios",
+            "--channel",
+            "c",
+            "--key",
+            "k",
+        ]);
+        assert_eq!(rollback, again);
+        let first = ci_operation_id(github("77", "1"), &rollback).unwrap();
+        assert_eq!(
+            ci_operation_id(github("77", "2"), &again),
+            Some(first.clone()),
+            "a re-run"
+        );
+        assert!(first.starts_with("github-77-publish-"), "{first}");
+        let android = parse(&[
+            "otapub",
+            "rollback",
+            "--channel",
+            "c",
+            "--platform",
+            "android",
+            "--fingerprint",
+            "f",
+        ]);
+        assert_ne!(
+            ci_operation_id(github("77", "1"), &android),
+            Some(first.clone()),
+            "another target"
+        );
+        assert_ne!(
+            ci_operation_id(github("78", "1"), &rollback),
+            Some(first),
+            "another run"
+        );
+        let gitlab = |k: &str| {
+            match k {
+                "GITLAB_CI" => Some("true"),
+                "CI_PIPELINE_ID" => Some("9"),
+                "CI_JOB_NAME" => Some("ota publish"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        let id = ci_operation_id(gitlab, &rollback).unwrap();
+        assert!(id.starts_with("gitlab-9-ota-publish-"), "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+        assert_eq!(ci_operation_id(|_: &str| None, &rollback), None, "outside CI");
     }
 
     #[test]

@@ -308,18 +308,54 @@ impl Index {
     }
 
     /// Records the outcome of the operation the last `transact` made, under
-    /// its id, so a retry after a lost response finds it.
-    pub fn record_result(&mut self, op_id: &str, output: &str, pointers: &str) -> Result<()> {
+    /// its id, so a retry after a lost response finds it: its output, the
+    /// pointers it affected (JSON), the generation it commits and what was
+    /// run (`invocation`), so a later writer can finish it and a rerun adopt it.
+    pub fn record_result(
+        &mut self,
+        op_id: &str,
+        output: &str,
+        pointers: &str,
+        generation: u64,
+        invocation: &str,
+    ) -> Result<()> {
         let Some(op) = self.last_operation else {
             return Err(Error::IndexContent(
                 "a change was committed without an operation row (an otapub bug)".into(),
             ));
         };
+        let generation = i64::try_from(generation).map_err(|_| corrupt("generation out of range"))?;
         self.conn.execute(
-            "INSERT INTO operation_results (op_id, operation, output, pointers) VALUES (?1, ?2, ?3, ?4)",
-            params![op_id, op, output, pointers],
+            "INSERT INTO operation_results (op_id, operation, output, pointers, generation, invocation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![op_id, op, output, pointers, generation, invocation],
         )?;
         Ok(())
+    }
+
+    /// The operations committed after generation `after` (oldest first):
+    /// those whose pointers may not be written yet.
+    pub fn committed_after(&self, after: u64) -> Result<Vec<CommittedOperation>> {
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT r.op_id, r.output, r.pointers, r.generation, r.invocation, o.kind, o.actor
+             FROM operation_results r JOIN operations o ON o.id = r.operation
+             WHERE r.generation > ?1 ORDER BY r.generation",
+        )?;
+        let rows = stmt.query_map([after], |r| {
+            Ok(CommittedOperation {
+                op_key: r.get(0)?,
+                output: r.get(1)?,
+                pointers: r.get(2)?,
+                generation: r.get::<_, i64>(3)?.max(0) as u64,
+                invocation: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                kind: r.get(5)?,
+                actor: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// The generation of this copy: how many commits the index has seen

@@ -298,6 +298,25 @@ pub struct NewEvent {
     pub details: serde_json::Value,
 }
 
+/// A committed operation as `operation_results` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOperation {
+    /// The invocation's id and commit (`ID:kind`).
+    pub op_key: String,
+    /// What the command reported (JSON).
+    pub output: String,
+    /// The pointers it affected (JSON).
+    pub pointers: String,
+    /// The generation it committed.
+    pub generation: u64,
+    /// What was run: the command and its arguments.
+    pub invocation: String,
+    /// Its kind (`publish`, `rollback`, …).
+    pub kind: String,
+    /// Who ran it.
+    pub actor: String,
+}
+
 /// An operation row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Operation {

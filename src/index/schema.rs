@@ -296,6 +296,18 @@ CREATE TABLE expo_served (
     body_sha256 TEXT NOT NULL                  -- of the Expo body pointers serve
 ) STRICT;
 "#,
+    // 8: finishing what a committed operation left unwritten (SPEC "Every
+    // writer under one protocol": reruns move forward, never twice).
+    r#"
+-- The generation an operation committed at, and what was run (the command
+-- and its arguments, without the global options): a writer that finds an
+-- operation committed after the last generation whose pointers are known
+-- written finishes it first, and a rerun of the same command adopts it.
+-- Rows from before this migration have neither and are never finished again.
+ALTER TABLE operation_results ADD COLUMN generation INTEGER CHECK (generation >= 0);
+ALTER TABLE operation_results ADD COLUMN invocation TEXT;
+CREATE INDEX operation_results_generation ON operation_results (generation);
+"#,
 ];
 
 #[cfg(test)]

@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Context, BASE_URL_SETTING};
+use super::{Context, Plan, BASE_URL_SETTING};
 use crate::digest::Sha256Digest;
 use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
 use crate::index::{
-    self, live, Ban, Bundle, EmbeddedBase, Index, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
-    PatchRow, Rollout, Saved, ServedExpo, SignedRecord, StoredDirective,
+    self, live, Ban, Bundle, EmbeddedBase, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, PatchRow,
+    Rollout, ServedExpo, SignedRecord, StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -27,7 +27,7 @@ use crate::store::{Object, INDEX_KEY};
 use crate::tree;
 
 /// What the rebuild recovered.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct RebuildOutcome {
     /// Packages recovered.
     pub packages: usize,
@@ -342,8 +342,7 @@ pub async fn rebuild(
             "index rebuild adopts only what verifies: pass --trust KEY.pub for each public key that signed the store's packages (e.g. --trust keys/release.pub)",
         ));
     }
-    let existing = ctx.store.etag(INDEX_KEY).await?;
-    if existing.is_some() && !force {
+    if !force && ctx.store.etag(INDEX_KEY).await?.is_some() {
         return Err(Error::usage(format!(
             "{} already has an index; pass --force to replace it with one rebuilt from the store",
             ctx.store.url()
@@ -473,9 +472,14 @@ pub async fn rebuild(
         }
     }
 
-    let mut idx = Index::open(None, existing)?;
-    let now = ctx.clock.now();
+    let gathered = out;
     let actor = ctx.actor.clone();
+    let all_pointers: std::collections::BTreeSet<PointerId> = pointers.iter().cloned().collect();
+    // Through the commit protocol like every writer: the new index replaces
+    // the stored one by a conditional write, and every pointer is then
+    // written forward-only from it (most are already what it renders).
+    crate::commit::commit_new_index(ctx, "index-rebuild", force, |idx, now| {
+    let mut out = gathered.clone();
     let outcome = idx.transact("index-rebuild", &actor, now, |tx| {
         for (sha, ct) in &asset_types {
             index::put_asset(tx, sha, sizes.get(sha).copied().unwrap_or(0), ct)?;
@@ -593,12 +597,9 @@ pub async fn rebuild(
     for (pointer, (body_sha256, generation)) in &stamps {
         idx.restamp_pointer(pointer, body_sha256, *generation)?;
     }
-    // Written over the index that was there when the rebuild started, or
-    // only if there still is none.
-    match idx.save(ctx.store).await? {
-        Saved::Committed(_) => Ok(outcome),
-        Saved::Conflict => Err(Error::Race { attempts: 1 }),
-    }
+    Ok(Plan::index_only(outcome, all_pointers.clone()))
+    })
+    .await
 }
 
 /// Records the Expo layer a pointer or bucket serves `p` with, when it is

@@ -7,23 +7,23 @@
 //! forward-only write: a regenerate that read the index before a `ban`
 //! committed can never put the banned package back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{full_view, Context, UPLOAD_CONCURRENCY};
+use super::{full_view, Context, Plan, UPLOAD_CONCURRENCY};
 use crate::commit;
 use crate::digest::Sha256Digest;
 use crate::error::Result;
-use crate::index::Index;
-use crate::index::PatchRow;
+use crate::index::{Index, NewEvent, PatchRow};
+use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, ObjectInfo, ObjectMeta, IMMUTABLE_CACHE_CONTROL};
+use crate::store::{ObjectInfo, ObjectMeta, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PublicObject};
 
 /// What regenerate did (or would do).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegenerateOutcome {
     /// Objects rendered.
     pub rendered: usize,
@@ -46,7 +46,9 @@ async fn differs(
     };
     match info.holds(&o.bytes) {
         Some(same) => Ok(!same),
-        None if !verify_bytes => Ok(info.size != o.bytes.len() as u64),
+        // A local store's listing lacks an etag only where the object's
+        // metadata is missing or damaged: reading it back is cheap there.
+        None if !verify_bytes && !ctx.store.is_local() => Ok(info.size != o.bytes.len() as u64),
         None => Ok(match ctx.store.get(&o.key).await? {
             Some(existing) => existing.bytes != o.bytes || existing.meta != o.meta,
             None => true,
@@ -54,12 +56,72 @@ async fn differs(
     }
 }
 
-/// Regenerates the tree: immutable objects first, then pointers.
+/// What differs between the store and the render of the index.
+struct Survey {
+    index: Index,
+    /// Objects rendered.
+    rendered: usize,
+    /// Immutable objects (and remade patches) the store lacks or holds other bytes of.
+    objects: Vec<PublicObject>,
+    /// Pointers whose objects (or rollout objects) differ.
+    pointers: BTreeSet<PointerId>,
+    /// The keys that differ.
+    keys: Vec<String>,
+}
+
+/// Regenerates the tree through the commit protocol, like every writer: it
+/// waits for a gc's lease, probes the store's conditional writes, records
+/// an operation when it has something to write, creates what the immutable
+/// tree lacks, and writes the pointers that differ forward-only. With
+/// nothing to write it writes nothing, not even the index.
 pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
+    let survey = survey(ctx, verify_bytes).await?;
+    let outcome = RegenerateOutcome {
+        rendered: survey.rendered,
+        written: survey.keys.clone(),
+    };
+    if dry_run {
+        return Ok(outcome);
+    }
+    let Survey {
+        index,
+        objects,
+        pointers,
+        ..
+    } = survey;
+    let actor = ctx.actor.clone();
+    let mut out = commit::commit(ctx, "regenerate", Some(index), |idx, now| {
+        if objects.is_empty() && pointers.is_empty() {
+            return Ok(Plan::unchanged(outcome.clone(), BTreeSet::new()));
+        }
+        let event = NewEvent {
+            action: "regenerate",
+            target: ctx.store.url(),
+            details: serde_json::json!({ "written": outcome.written }),
+        };
+        idx.transact("regenerate", &actor, now, |_| Ok(((), vec![event])))?;
+        Ok(Plan {
+            objects: objects.clone(),
+            ..Plan::index_only(outcome.clone(), pointers.clone())
+        })
+    })
+    .await?;
+    out.written.sort();
+    out.written.dedup();
+    Ok(out)
+}
+
+/// Compares the store with the render of the index, reading only: one
+/// listing per area, and a HEAD per pointer object only where the store
+/// has no record that every commit's pointers were written (a store last
+/// written by an older otapub) — there a pointer's bytes may be right under
+/// an older generation, which a stale writer could still overwrite.
+async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
     // The listing (often the slowest part) runs while the index is read and rendered.
     let render = async {
         tracing::debug!("loading the index");
-        let index = Index::load(ctx.store).await?;
+        let (index, written) = tokio::join!(Index::load(ctx.store), commit::read_written(ctx.store));
+        let (index, written) = (index?, written?);
         tokio::task::spawn_blocking(move || {
             tracing::debug!("rendering the immutable objects");
             let view = full_view(&index)?;
@@ -71,85 +133,108 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
             for e in crate::index::embedded_bases(index.conn())? {
                 objects.push(super::embedded::embedded_record(&e));
             }
-            Ok::<_, crate::Error>((index, view, objects))
+            let all_written = written > 0 && written >= index.generation()?;
+            Ok::<_, crate::Error>((index, view, objects, all_written))
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     };
     let listing = async {
-        let mut listed = ctx.store.list("public/updates/").await?;
+        // One listing of public/ answers for the immutable objects, the
+        // pointers and the patches at once.
+        let mut listed = ctx.store.list("public/").await?;
         listed.extend(ctx.store.list("state/embedded/").await?);
-        tracing::debug!("listed public/updates/ and state/embedded/");
+        tracing::debug!("listed public/ and state/embedded/");
         Ok::<_, crate::Error>(listed)
     };
     let (rendered, listed) = tokio::join!(render, listing);
-    let (index, view, immutable) = rendered?;
+    let (index, view, immutable, all_written) = rendered?;
     let listed: HashMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
     tracing::debug!("comparing {} objects with {} listed", immutable.len(), listed.len());
-    let done: Vec<Option<String>> = stream::iter(&immutable)
+    let differing: Vec<Option<PublicObject>> = stream::iter(immutable.iter())
         .map(|o| {
             let listed = &listed;
             async move {
                 // A listing cannot see metadata: where its etag says
                 // "same bytes" the object is left alone; `check` compares everything.
-                if !differs(ctx, listed, o, verify_bytes).await? {
-                    return Ok::<_, crate::Error>(None);
-                }
-                if !dry_run {
-                    ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
-                }
-                Ok(Some(o.key.clone()))
+                Ok::<_, crate::Error>(differs(ctx, listed, o, verify_bytes).await?.then(|| o.clone()))
             }
         })
         .buffered(UPLOAD_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut written: Vec<String> = done.into_iter().flatten().collect();
-    written.extend(restore_patches(ctx, &index, dry_run, verify_bytes).await?);
-    tracing::debug!("writing pointers");
-    let pointer_objects = 2 * view.len();
-    // Each pointer object is asked about (a HEAD) even where a listing's
-    // etag shows the same bytes: only the HEAD returns its generation, and a
-    // pointer's bytes can come back (a ban falls back to what it served
-    // before) under an older generation, which a stale writer in between
-    // may overwrite; writing the current stamp is what refuses that writer.
-    let pointers = commit::write_views(ctx.store, &index, &view, dry_run).await?;
-    // Like every writer: while others committed meanwhile, once more from the newer index.
-    written.extend(if dry_run {
-        pointers
+    let mut objects: Vec<PublicObject> = differing.into_iter().flatten().collect();
+    objects.extend(lost_patches(ctx, &index, &listed, verify_bytes).await?);
+    let mut keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+    let mut pointers = BTreeSet::new();
+    if all_written {
+        for v in &view {
+            let mut differ = Vec::new();
+            for o in tree::pointer_objects(v)?.into_iter().flatten() {
+                if differs(ctx, &listed, &o, verify_bytes).await? {
+                    differ.push(o.key);
+                }
+            }
+            let prefix = v.pointer.rollout_prefix();
+            let mut expected = HashSet::new();
+            if let Some(ro) = tree::rollout_objects(v)? {
+                for o in std::iter::once(&ro.record).chain(&ro.buckets) {
+                    expected.insert(o.key.clone());
+                    if differs(ctx, &listed, o, verify_bytes).await? {
+                        differ.push(o.key.clone());
+                    }
+                }
+            }
+            // Bucket objects the view no longer has are removed.
+            differ.extend(
+                listed
+                    .keys()
+                    .filter(|k| k.starts_with(&prefix) && !expected.contains(*k))
+                    .cloned(),
+            );
+            if !differ.is_empty() {
+                pointers.insert(v.pointer.clone());
+                keys.extend(differ);
+            }
+        }
     } else {
-        commit::converge_pointers(ctx.store, index, commit::Pointers::All, pointers).await?
-    });
-    written.sort();
-    written.dedup();
-    if !dry_run {
-        ctx.store.clean_up().await?;
+        tracing::debug!("no record that every commit's pointers were written: asking for each pointer object");
+        // Each pointer object is asked about (a HEAD) even where the listing's
+        // etag shows the same bytes: only the HEAD returns its generation, and
+        // a pointer's bytes can come back (a ban falls back to what it served
+        // before) under an older generation, which a stale writer in between
+        // may overwrite; writing the current stamp is what refuses that writer.
+        for (v, written) in view.iter().zip(commit::check_views(ctx.store, &index, &view).await?) {
+            if !written.is_empty() {
+                pointers.insert(v.pointer.clone());
+                keys.extend(written);
+            }
+        }
     }
-    tracing::debug!("done");
-    Ok(RegenerateOutcome {
-        rendered: immutable.len() + pointer_objects,
-        written,
+    keys.sort();
+    keys.dedup();
+    Ok(Survey {
+        rendered: immutable.len() + 2 * view.len(),
+        index,
+        objects,
+        pointers,
+        keys,
     })
 }
 
 /// Makes again each kept patch the store lost (or, with `verify_bytes`,
 /// holds other bytes of): the same two bundles give the same bytes.
-async fn restore_patches(ctx: &Context<'_>, index: &Index, dry_run: bool, verify_bytes: bool) -> Result<Vec<String>> {
+async fn lost_patches(
+    ctx: &Context<'_>,
+    index: &Index,
+    listed: &HashMap<String, ObjectInfo>,
+    verify_bytes: bool,
+) -> Result<Vec<PublicObject>> {
     let rows: Vec<PatchRow> = crate::index::patches(index.conn())?
         .into_iter()
         .filter(|r| r.kept.is_some())
         .collect();
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let listed: HashMap<String, ObjectInfo> = ctx
-        .store
-        .list("public/patches/")
-        .await?
-        .into_iter()
-        .map(|o| (o.key.clone(), o))
-        .collect();
-    let mut written = Vec::new();
+    let mut objects = Vec::new();
     for row in rows {
         let key = row.key();
         let lost = match listed.get(&key) {
@@ -164,18 +249,14 @@ async fn restore_patches(ctx: &Context<'_>, index: &Index, dry_run: bool, verify
         if !lost {
             continue;
         }
-        if dry_run {
-            written.push(key);
-            continue;
-        }
         match patch::make::remake(ctx.store, &row).await {
-            Ok(bytes) => {
-                let meta = ObjectMeta::new(patch::CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL);
-                ctx.store.put(&key, Body::Bytes(bytes), &meta).await?;
-                written.push(key);
-            }
+            Ok(bytes) => objects.push(PublicObject {
+                key,
+                bytes,
+                meta: ObjectMeta::new(patch::CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL),
+            }),
             Err(e) => eprintln!("warning: {key} cannot be made again: {e}"),
         }
     }
-    Ok(written)
+    Ok(objects)
 }

@@ -132,6 +132,12 @@ impl TestEnv {
             "OTAPUB_FAULTS",
             "GITHUB_ACTOR",
             "GITLAB_USER_LOGIN",
+            // A CI job's variables make the operation id default to the job's:
+            // the tests run each command as a new operation unless they say otherwise.
+            "GITHUB_ACTIONS",
+            "GITLAB_CI",
+            "CIRCLECI",
+            "BUILDKITE",
         ] {
             c.env_remove(var);
         }
