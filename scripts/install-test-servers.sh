@@ -93,3 +93,16 @@ else
   mkdir -p "$tools/expo-plugins"
   (cd "$tools/expo-plugins" && npm install --silent --no-audit --no-fund --no-save "@expo/config-plugins@$plugins_version" >/dev/null)
 fi
+
+# Python's `cryptography` 51.0.1, from PyPI: a strict DER parser that is not
+# otapub's (Rust's x509-parser accepts what DER forbids), to check that every
+# certificate otapub writes re-encodes byte for byte (tests/keys.rs).
+cryptography_version=51.0.1
+if [ -x "$tools/pyx509/bin/python" ] && "$tools/pyx509/bin/python" -c "import cryptography, sys; sys.exit(cryptography.__version__ != '$cryptography_version')" 2>/dev/null; then
+  echo "cryptography $cryptography_version: already installed in $tools/pyx509 (skipping install)"
+else
+  echo "cryptography $cryptography_version: installing into $tools/pyx509"
+  rm -rf "$tools/pyx509"
+  python3 -m venv "$tools/pyx509"
+  "$tools/pyx509/bin/pip" install --quiet --disable-pip-version-check "cryptography==$cryptography_version"
+fi
