@@ -1,6 +1,8 @@
 //! `otapub keys expo-leaf`: leaves issued under a root (and an intermediate)
 //! made here with rcgen, checked with OpenSSL — an implementation
-//! independent of otapub's — for the chain, the dates and the usages.
+//! independent of otapub's — for the chain, the dates and the usages, and
+//! with Python's `cryptography` — a strict DER parser, as BoringSSL and
+//! Apple's Security framework are on devices — for the encoding.
 
 mod common;
 
@@ -8,10 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256};
 
-/// An RSA CA: (key, certificate), written to DIR/NAME.key and DIR/NAME.pem.
-fn make_ca(dir: &Path, name: &str, parent: Option<(&KeyPair, &rcgen::Certificate)>) -> (KeyPair, rcgen::Certificate) {
+/// An RSA CA, written to DIR/NAME.key and DIR/NAME.pem, as an issuer of more.
+fn make_ca(dir: &Path, name: &str, parent: Option<&Issuer<'static, KeyPair>>) -> Issuer<'static, KeyPair> {
     make_ca_constrained(dir, name, parent, BasicConstraints::Unconstrained)
 }
 
@@ -19,9 +21,9 @@ fn make_ca(dir: &Path, name: &str, parent: Option<(&KeyPair, &rcgen::Certificate
 fn make_ca_constrained(
     dir: &Path,
     name: &str,
-    parent: Option<(&KeyPair, &rcgen::Certificate)>,
+    parent: Option<&Issuer<'static, KeyPair>>,
     constraints: BasicConstraints,
-) -> (KeyPair, rcgen::Certificate) {
+) -> Issuer<'static, KeyPair> {
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("RSA key");
     let mut p = CertificateParams::default();
     p.distinguished_name
@@ -38,7 +40,7 @@ fn make_ca_constrained(
     p.not_after = now + time::Duration::days(3650);
     let cert = match parent {
         None => p.self_signed(&key).expect("self-signed"),
-        Some((pk, pc)) => p.signed_by(&key, pc, pk).expect("signed"),
+        Some(issuer) => p.signed_by(&key, issuer).expect("signed"),
     };
     std::fs::create_dir_all(dir).unwrap();
     let key_path = dir.join(format!("{name}.key"));
@@ -49,7 +51,69 @@ fn make_ca_constrained(
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-    (key, cert)
+    // A CA that is not DER would make every check of what otapub issues under
+    // it prove nothing.
+    assert_strict_der(&dir.join(format!("{name}.pem")));
+    Issuer::new(p, key)
+}
+
+/// Python's `cryptography`, which scripts/install-test-servers.sh installs.
+fn pyx509() -> std::path::PathBuf {
+    let python = tools_dir().join("pyx509/bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import cryptography.x509"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "Python `cryptography` is not installed at {}: run scripts/install-test-servers.sh",
+        python.display()
+    );
+    python
+}
+
+/// Loads each certificate of a PEM file with `cryptography`, reads every
+/// extension (it parses them only when asked) and re-encodes the certificate;
+/// prints one line per certificate, or the first failure and exits 1.
+const STRICT_DER: &str = r#"
+import base64, re, sys
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+text = open(sys.argv[1], encoding="ascii").read()
+blocks = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S)
+if not blocks:
+    sys.exit("no certificate in " + sys.argv[1])
+for i, block in enumerate(blocks):
+    der = base64.b64decode("".join(block.split()), validate=True)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        oids = [e.oid.dotted_string for e in cert.extensions]
+        cert.public_key()
+        cert.signature_hash_algorithm
+        cert.not_valid_after_utc
+    except Exception as e:
+        sys.exit(f"certificate {i}: {type(e).__name__}: {e}")
+    if cert.public_bytes(Encoding.DER) != der:
+        sys.exit(f"certificate {i} ({cert.subject.rfc4514_string()}): re-encodes to other bytes")
+    print(f"certificate {i} ({cert.subject.rfc4514_string()}): DER-exact; extensions {' '.join(oids)}")
+"#;
+
+/// Every certificate in the PEM file is strict DER, as `cryptography`
+/// reads it; returns its report (one line per certificate).
+fn assert_strict_der(pem: &Path) -> String {
+    let out = Command::new(pyx509())
+        .args(["-c", STRICT_DER])
+        .arg(pem)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{} is not strict DER: {}{}",
+        pem.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -156,8 +220,8 @@ fn a_leaf_under_the_root_verifies_with_openssl_and_has_the_client_s_usages() {
 fn under_an_intermediate_the_chain_carries_it() {
     let env = TestEnv::new();
     let dir = env.path("ca");
-    let (rk, rc) = make_ca(&dir, "root", None);
-    make_ca(&dir, "inter", Some((&rk, &rc)));
+    let root = make_ca(&dir, "root", None);
+    make_ca(&dir, "inter", Some(&root));
     env.expo_leaf("ca/inter", 7, "keys/leaf").assert().success();
     let chain = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
     assert_eq!(certs_in(&chain), 2, "leaf, then the intermediate: {chain}");
@@ -174,6 +238,62 @@ fn under_an_intermediate_the_chain_carries_it() {
         ],
     );
     assert!(ok && text.contains("OK"), "{text}");
+}
+
+#[test]
+fn every_certificate_otapub_writes_is_strict_der() {
+    let env = TestEnv::new();
+    // The CAs that stand for the user's (make_ca checks they are DER too):
+    // a root and an intermediate made with rcgen, and a root made with OpenSSL
+    // (env.expo_leaves, as the other suites make it), each issuing leaves.
+    let dir = env.path("ca");
+    let root = make_ca(&dir, "root", None);
+    make_ca(&dir, "inter", Some(&root));
+    env.expo_leaf("ca/root", 30, "keys/under-root").assert().success();
+    env.expo_leaf("ca/inter", 7, "keys/under-inter").assert().success();
+    env.expo_leaves();
+    assert_strict_der(&env.path("root.pem"));
+
+    let mut chains: Vec<_> = std::fs::read_dir(env.path("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect();
+    chains.sort();
+    let names: Vec<_> = chains
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["leaf-a.pem", "leaf-b.pem", "under-inter.pem", "under-root.pem"],
+        "every chain otapub wrote"
+    );
+    for chain in &chains {
+        let pem = std::fs::read_to_string(chain).unwrap();
+        let report = assert_strict_der(chain);
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), certs_in(&pem), "{}: {report}", chain.display());
+        // The leaf's extensions were all read: basicConstraints (the one rcgen
+        // 0.13 encoded with its DEFAULT), keyUsage, extendedKeyUsage.
+        for oid in ["2.5.29.19", "2.5.29.15", "2.5.29.37"] {
+            assert!(lines[0].contains(oid), "{}: {report}", chain.display());
+        }
+    }
+    // The intermediate travels in the chain byte for byte as the user gave it.
+    let given = std::fs::read_to_string(dir.join("inter.pem")).unwrap();
+    let chain = std::fs::read_to_string(env.path("keys/under-inter.pem")).unwrap();
+    let body = |pem: &str| {
+        pem.lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    let second = chain
+        .split_inclusive("-----END CERTIFICATE-----")
+        .nth(1)
+        .expect("a second certificate");
+    assert_eq!(body(second), body(&given));
 }
 
 #[test]
@@ -246,6 +366,7 @@ fn root_and_leaf(env: &TestEnv, leaf: &str) {
         make_ca(&env.path("ca"), "root", None);
     }
     env.expo_leaf("ca/root", 30, &format!("keys/{leaf}")).assert().success();
+    assert_strict_der(&env.path(&format!("keys/{leaf}.pem")));
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -417,16 +538,10 @@ fn chains_the_client_would_reject_are_refused_and_change_nothing() {
     root_and_leaf(&env, "leaf");
     root_and_leaf(&env, "other");
     env.publish_release("r0", "production", "fp").assert().success();
-    let (rk, rc) = {
-        // An intermediate under the root: a CA, not a code-signing leaf.
-        let root_key = KeyPair::from_pem(&std::fs::read_to_string(env.path("ca/root.key")).unwrap()).unwrap();
-        let root = CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(env.path("ca/root.pem")).unwrap())
-            .unwrap()
-            .self_signed(&root_key)
-            .unwrap();
-        (root_key, root)
-    };
-    make_ca(&env.path("ca"), "inter", Some((&rk, &rc)));
+    // An intermediate under the root: a CA, not a code-signing leaf.
+    let root_key = KeyPair::from_pem(&std::fs::read_to_string(env.path("ca/root.key")).unwrap()).unwrap();
+    let root = Issuer::from_ca_cert_pem(&std::fs::read_to_string(env.path("ca/root.pem")).unwrap(), root_key).unwrap();
+    make_ca(&env.path("ca"), "inter", Some(&root));
     let root = std::fs::read_to_string(env.path("ca/root.pem")).unwrap();
     let leaf = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
     std::fs::write(env.path("keys/with-root.pem"), format!("{leaf}{root}")).unwrap();
@@ -677,8 +792,8 @@ fn refresh_rotates_the_leaf_without_changing_any_update() {
 fn an_intermediate_under_a_root_with_path_length_zero_is_refused_as_android_does() {
     let env = TestEnv::new();
     let dir = env.path("ca");
-    let (rk, rc) = make_ca_constrained(&dir, "root", None, BasicConstraints::Constrained(0));
-    make_ca(&dir, "inter", Some((&rk, &rc)));
+    let root = make_ca_constrained(&dir, "root", None, BasicConstraints::Constrained(0));
+    make_ca(&dir, "inter", Some(&root));
     env.expo_leaf("ca/inter", 30, "keys/leaf").assert().success();
     env.publish_release("r1", "production", "fp")
         .args(["--expo-key", "keys/leaf.key", "--expo-chain", "keys/leaf.pem"])

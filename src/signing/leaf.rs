@@ -112,9 +112,8 @@ pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now
     }
     let rcgen_err = |e: rcgen::Error| Error::usage(format!("cannot issue the leaf: {e}"));
     let ca_rcgen = rcgen::KeyPair::try_from(ca_pkcs8.as_ref()).map_err(rcgen_err)?;
-    let issuer = rcgen::CertificateParams::from_ca_cert_pem(&ca_pem)
-        .and_then(|p| p.self_signed(&ca_rcgen))
-        .map_err(rcgen_err)?;
+    // The issuer's name and key identifier, as the CA certificate has them.
+    let issuer = rcgen::Issuer::from_ca_cert_der(&ca_der.as_slice().into(), ca_rcgen).map_err(rcgen_err)?;
 
     // The leaf: a fresh RSA-2048 key.
     let leaf = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
@@ -128,6 +127,10 @@ pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now
     params.distinguished_name.push(rcgen::DnType::CommonName, name);
     params.not_before = to_offset(now - Duration::days(1));
     params.not_after = to_offset(now + Duration::days(i64::from(days)));
+    // basicConstraints with cA omitted (DER forbids encoding its DEFAULT
+    // FALSE: rcgen 0.13 wrote it, and strict parsers — BoringSSL, Apple's,
+    // Python's `cryptography` — refused the leaf): says "not a CA" to any
+    // verifier, which the client's chain rules leave to the leaf.
     params.is_ca = rcgen::IsCa::ExplicitNoCa;
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
@@ -137,7 +140,7 @@ pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now
         .map_err(|e| Error::usage(format!("no OS randomness for a serial number ({e})")))?;
     serial[0] &= 0x7f;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    let cert = params.signed_by(&leaf_rcgen, &issuer, &ca_rcgen).map_err(rcgen_err)?;
+    let cert = params.signed_by(&leaf_rcgen, &issuer).map_err(rcgen_err)?;
     let leaf_der = cert.der().to_vec();
 
     // Read back: the leaf must chain to the CA as a device checks it.
