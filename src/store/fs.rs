@@ -2,6 +2,12 @@
 //! object's Content-Type and Cache-Control live beside it under `state/meta/`
 //! so `serve` reproduces what S3 would. Writes go to a temporary file and are
 //! renamed into place; conditional writes hold a lock file.
+//!
+//! A web server serves `public/` as another user (nginx's workers run as
+//! `www-data` or `nobody`): public files are 0644 and their directories
+//! (the root's included) 0755, set explicitly so that no umask can make an
+//! object answer 403; everything else (`state/`: the index, signed records,
+//! metadata) is the owner's alone, 0600 and 0700.
 
 use std::fs;
 use std::io::{self, Write};
@@ -72,6 +78,45 @@ fn mtime_ns(meta: &fs::Metadata) -> Option<u128> {
 }
 const LOCK_FILE: &str = "state/.lock";
 
+/// The modes of what otapub writes: world-readable on the public side (and
+/// on the way to it), the owner's alone elsewhere.
+const PUBLIC_FILE_MODE: u32 = 0o644;
+const PUBLIC_DIR_MODE: u32 = 0o755;
+const PRIVATE_FILE_MODE: u32 = 0o600;
+const PRIVATE_DIR_MODE: u32 = 0o700;
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(unix)]
+fn set_file_mode(file: &fs::File, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_file_mode(_: &fs::File, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Creates one directory, never wider than `mode` meanwhile (a umask only
+/// takes bits away), then gives it exactly `mode`.
+fn create_dir(path: &Path, mode: u32) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, mode);
+    builder.create(path)?;
+    set_mode(path, mode)
+}
+
 /// A store in a local directory.
 #[derive(Debug, Clone)]
 pub struct FsStore {
@@ -97,6 +142,46 @@ impl FsStore {
             });
         }
         Ok(self.root.join(key))
+    }
+
+    /// The mode a file (or directory) at `path` gets: public under
+    /// `public/`, and for directories also the root and those above it (a
+    /// web server reaches `public/` through them); private anywhere else.
+    fn mode_of(&self, path: &Path, dir: bool) -> u32 {
+        let public = path.starts_with(self.root.join("public"));
+        match (dir, public) {
+            (false, true) => PUBLIC_FILE_MODE,
+            (false, false) => PRIVATE_FILE_MODE,
+            (true, _) if public || !path.starts_with(&self.root) || path == self.root => PUBLIC_DIR_MODE,
+            (true, _) => PRIVATE_DIR_MODE,
+        }
+    }
+
+    /// Creates the directories missing on the way to `dir`, each with its
+    /// mode; directories already there keep theirs.
+    fn create_dirs(&self, key: &str, dir: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut at = Some(dir).filter(|d| !d.as_os_str().is_empty());
+        while let Some(d) = at {
+            match fs::metadata(d) {
+                // Something that is not a directory is reported by the write into it.
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    missing.push(d);
+                    at = d.parent().filter(|p| !p.as_os_str().is_empty());
+                }
+                Err(e) => return Err(Self::store_err("create directory for", key)(e)),
+            }
+        }
+        for d in missing.into_iter().rev() {
+            match create_dir(d, self.mode_of(d, true)) {
+                Ok(()) => {}
+                // Made by a concurrent writer, which gives it its mode.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Self::store_err("create directory for", key)(e)),
+            }
+        }
+        Ok(())
     }
 
     fn meta_path(&self, key: &str) -> Result<PathBuf> {
@@ -141,11 +226,13 @@ impl FsStore {
     /// renamed into place) with the MD5 of what was written.
     fn write_temp(&self, key: &str, path: &Path, body: &Body) -> Result<(tempfile::NamedTempFile, String)> {
         let dir = path.parent().expect("an object path has a parent");
-        fs::create_dir_all(dir).map_err(Self::store_err("create directory for", key))?;
+        self.create_dirs(key, dir)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(&litter::own_prefix(TEMP_PREFIX))
             .tempfile_in(dir)
             .map_err(Self::store_err("write", key))?;
+        // A temporary file is its owner's alone; renamed into place, it keeps this mode.
+        set_file_mode(tmp.as_file(), self.mode_of(path, false)).map_err(Self::store_err("set the mode of", key))?;
         let mut md5 = Md5::new();
         match body {
             Body::Bytes(b) => {
@@ -251,12 +338,12 @@ impl FsStore {
 
     fn put_if_sync(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
         let lock_path = self.path(LOCK_FILE)?;
-        fs::create_dir_all(lock_path.parent().expect("lock has a parent"))
-            .map_err(Self::store_err("create directory for", LOCK_FILE))?;
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        self.create_dirs(LOCK_FILE, lock_path.parent().expect("lock has a parent"))?;
+        let mut options = fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+        let lock = options
             .open(&lock_path)
             .map_err(Self::store_err("open lock", LOCK_FILE))?;
         lock.lock().map_err(Self::store_err("lock", LOCK_FILE))?;
@@ -476,6 +563,49 @@ mod tests {
         let obj = store.get(key).await.unwrap().unwrap();
         assert_eq!(obj.meta.content_type, "multipart/mixed; boundary=b");
         assert!(store.read_sidecar(key).unwrap().previous.is_none());
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn public_objects_are_world_readable_and_state_is_the_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        // A root to be created, below a directory to be created too.
+        let root = dir.path().join("srv/otapub");
+        let store = FsStore::new(root.clone());
+        store
+            .put("public/a/b/manifest", Body::Bytes(b"x".to_vec()), &meta())
+            .await
+            .unwrap();
+        store
+            .put_if("state/bans/ios/v1.json", b"{}".to_vec(), &meta(), Precondition::Absent)
+            .await
+            .unwrap();
+        let expected = [
+            ("srv", 0o755),
+            ("srv/otapub", 0o755),
+            ("srv/otapub/public", 0o755),
+            ("srv/otapub/public/a", 0o755),
+            ("srv/otapub/public/a/b", 0o755),
+            ("srv/otapub/public/a/b/manifest", 0o644),
+            ("srv/otapub/state", 0o700),
+            ("srv/otapub/state/.lock", 0o600),
+            ("srv/otapub/state/bans", 0o700),
+            ("srv/otapub/state/bans/ios", 0o700),
+            ("srv/otapub/state/bans/ios/v1.json", 0o600),
+            ("srv/otapub/state/meta", 0o700),
+            ("srv/otapub/state/meta/public/a/b", 0o700),
+            ("srv/otapub/state/meta/public/a/b/manifest.json", 0o600),
+        ];
+        for (rel, want) in expected {
+            let got = mode(&dir.path().join(rel));
+            assert_eq!(format!("{got:o}"), format!("{want:o}"), "{rel}");
+        }
     }
 
     #[tokio::test]
