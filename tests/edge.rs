@@ -129,12 +129,18 @@ fn agrees(runtime: &str, base: &str, ids: &[Option<String>], want: &Expectation)
     uuids.iter().filter(|id| want.candidate_for(id)).count() as f64 / uuids.len() as f64
 }
 
-/// The candidate's Expo body as the stock client checks it: the multipart
-/// and protocol headers, the RSA signature over the manifest part with the
-/// app's certificate.
-fn stock_client_accepts(base: &str, id: &str) {
-    let a = &ask_all(base, &format!("/{P}/manifest"), &[Some(id.to_string())])[0];
-    assert_eq!(a.status, 200);
+/// A pointer's Expo body as `platform`'s stock client checks it, asked with
+/// the headers it sends: the multipart and protocol headers, the RSA
+/// signature over the manifest part with the app's certificate, then every
+/// asset the manifest names downloaded from `base` and hashed.
+fn stock_client_accepts(base: &str, pointer: &str, platform: &str, id: &str) {
+    let headers = vec![
+        ("expo-platform", platform.to_string()),
+        ("expo-protocol-version", "1".to_string()),
+        ("eas-client-id", id.to_string()),
+    ];
+    let a = &ask(base, &format!("/{pointer}/manifest"), &[headers])[0];
+    assert_eq!(a.status, 200, "{base}/{pointer}/manifest");
     assert_eq!(a.headers["expo-protocol-version"], "1");
     let ct = a.headers["content-type"].to_str().unwrap();
     assert!(a.body.ends_with(b"--\r\n"));
@@ -156,6 +162,22 @@ fn stock_client_accepts(base: &str, id: &str) {
     rsa::pkcs1v15::VerifyingKey::<Sha256>::new(expo_certificate_key())
         .verify(&part, &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).unwrap())
         .expect("the stock client's signature check");
+    let doc: Value = serde_json::from_slice(&part).unwrap();
+    let mut assets = vec![&doc["launchAsset"]];
+    assets.extend(doc["assets"].as_array().expect("assets"));
+    for asset in assets {
+        // The store's base URL is not the runtime's: the object's path under it.
+        let url = asset["url"].as_str().expect("url");
+        let path = &url[url.rfind("/assets/").expect("an assets/ URL")..];
+        let got = &ask(base, path, &[vec![("expo-platform", platform.to_string())]])[0];
+        assert_eq!(got.status, 200, "{base}{path}");
+        use sha2::Digest;
+        assert_eq!(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&got.body)),
+            asset["hash"],
+            "{base}{path}"
+        );
+    }
 }
 
 fn publish(env: &TestEnv, v: &str, extra: &[&str]) {
@@ -186,7 +208,14 @@ fn js_paths() -> String {
     format!("js_path \"{DEPLOY}/nginx/\";\njs_path \"{DEPLOY}/edge/\";")
 }
 
+/// The test's directory, as a deployment's parent of the store (`/srv`):
+/// others may pass through it, not list it. Nothing otapub wrote is touched.
+fn let_others_pass(env: &TestEnv) {
+    std::fs::set_permissions(env.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+}
+
 fn nginx_local(env: &TestEnv) -> Spawned {
+    let_others_pass(env);
     let port = free_port();
     let dir = env.path("nginx-local");
     let site = template(
@@ -209,6 +238,7 @@ fn nginx_s3(env: &TestEnv, server: &s3::S3Server) -> Spawned {
     let Backend::S3 { bucket, prefix, .. } = &env.backend else {
         unreachable!("an S3 test environment")
     };
+    let_others_pass(env);
     let port = free_port();
     let dir = env.path("nginx-s3");
     let moto = format!("127.0.0.1:{}", server.port());
@@ -254,7 +284,8 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
             .flatten()
             .find(|i| at30.candidate_for(&Some(i.to_string())))
             .unwrap();
-        stock_client_accepts(&rt.base, inside);
+        stock_client_accepts(&rt.base, P, "ios", inside);
+        stock_client_accepts(&rt.base, "production/android/fp", "android", inside);
     }
 
     // Raising keeps every device that had the candidate.
@@ -347,12 +378,13 @@ fn every_runtime_in_front_of_s3_gives_the_same_table() {
         .flatten()
         .find(|i| want.candidate_for(&Some(i.to_string())))
         .unwrap();
-    stock_client_accepts(&nginx.base, inside);
+    stock_client_accepts(&nginx.base, P, "ios", inside);
+    stock_client_accepts(&nginx.base, "production/android/fp", "android", inside);
 
     // The Cloudflare Worker in workerd, its origin the S3 server.
     let worker = workerd(&env.path("workerd"), &origin);
     agrees("workerd", &worker.base, &ids, &want);
-    stock_client_accepts(&worker.base, inside);
+    stock_client_accepts(&worker.base, P, "ios", inside);
 
     // The Lambda@Edge function under Node: the URI it leaves each request
     // with is the bucket's object exactly when the table says candidate.
@@ -656,4 +688,201 @@ fn every_runtime_in_front_of_s3_serves_patches_as_the_rule_says() {
             &got.body,
         );
     }
+}
+
+/// `cmd` run under `sh` with the umask `umask`, as a user's shell or a CI
+/// runner with a restrictive umask runs otapub.
+fn under_umask(umask: &str, cmd: std::process::Command) -> assert_cmd::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(v) => sh.env(name, v),
+            None => sh.env_remove(name),
+        };
+    }
+    assert_cmd::Command::from_std(sh)
+}
+
+/// Permission bits of `path` (not following a link).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Every file and directory under `root` (`root` itself first) with its
+/// mode, as paths relative to `root`.
+fn modes(root: &std::path::Path) -> Vec<(String, bool, u32)> {
+    let mut out = vec![(String::new(), true, mode(root))];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            let is_dir = std::fs::symlink_metadata(&path).unwrap().is_dir();
+            if is_dir {
+                stack.push(path.clone());
+            }
+            out.push((rel, is_dir, mode(&path)));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What each file and directory of a store must be: the public side
+/// world-readable (and the root passable), everything else the owner's.
+fn wrong_modes(root: &std::path::Path) -> Vec<String> {
+    modes(root)
+        .into_iter()
+        .filter(|(rel, is_dir, mode)| {
+            let public = rel.is_empty() || rel == "public" || rel.starts_with("public/");
+            let want = match (public, is_dir) {
+                (true, true) => 0o755,
+                (true, false) => 0o644,
+                (false, true) => 0o700,
+                (false, false) => 0o600,
+            };
+            *mode != want
+        })
+        .map(|(rel, _, mode)| format!("{rel:?} {mode:o}"))
+        .collect()
+}
+
+/// The issue: objects were written 0600 (the temporary file's mode), so
+/// nginx's workers (another user) answered 403 for every manifest. Under
+/// umask 077, every writer's objects (a publish with patches and an
+/// embedded base, a rollout's buckets, an abort's ban and re-stamp) come
+/// out 0644 in 0755 directories on the public side, and 0600 in 0700
+/// directories under state/. Keys stay the owner's under umask 000.
+#[test]
+fn under_umask_077_the_public_side_is_world_readable_and_state_stays_private() {
+    let env = TestEnv::new();
+    env.install_expo_key();
+    let run = |args: &[&str]| {
+        under_umask("077", env.std_otapub(args)).assert().success();
+    };
+    let export = |dist: &str| std::path::Path::new(SUCCESSIVE).join(dist).display().to_string();
+    let publish = |dist: &str, version: &str, extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            dist,
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--platform",
+            "ios",
+            "--version",
+            version,
+            "--expo-key",
+            "keys/expo.pem",
+        ];
+        args.extend_from_slice(extra);
+        run(&args);
+    };
+    publish(&export("dist1"), "v1", &[]);
+    let embedded = export("embedded-ios.hbc");
+    run(&[
+        "embedded",
+        "add",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp",
+        "--update-id",
+        EMBEDDED_ID,
+        &embedded,
+    ]);
+    publish(&export("dist2"), "v2", &["--rollout", "30"]);
+    let store = env.store();
+    let all = modes(&store);
+    let has = |prefix: &str| all.iter().any(|(rel, is_dir, _)| !is_dir && rel.starts_with(prefix));
+    for prefix in [
+        "public/assets/",
+        "public/updates/v2/ios/manifest",
+        "public/patches/",
+        &format!("public/{P}/rollout/"),
+        "state/index.sqlite",
+        "state/meta/public/",
+        "state/embedded/",
+        "state/.lock",
+    ] {
+        assert!(has(prefix), "the scene writes {prefix}: {all:?}");
+    }
+    // nginx's workers, another user, serve it: the control and the candidate.
+    let nginx = nginx_local(&env);
+    let record = env.rollout_record(P);
+    let buckets: Vec<u64> = record["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    let ids = random_client_ids(200);
+    let inside = ids
+        .iter()
+        .find(|id| device_bucket(id).is_some_and(|b| buckets.contains(&(b as u64))))
+        .unwrap();
+    let outside = ids
+        .iter()
+        .find(|id| device_bucket(id).is_some_and(|b| !buckets.contains(&(b as u64))))
+        .unwrap();
+    stock_client_accepts(&nginx.base, P, "ios", inside);
+    stock_client_accepts(&nginx.base, P, "ios", outside);
+    under_umask("077", env.std_otapub(&["rollout", "abort"]))
+        .args([
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "fp",
+            "--expo-key",
+            "keys/expo.pem",
+            "--reason",
+            "crashes on launch",
+        ])
+        .assert()
+        .success();
+    assert!(
+        modes(&store).iter().any(|(rel, _, _)| rel.starts_with("state/bans/")),
+        "the abort bans the candidate"
+    );
+    assert_eq!(
+        wrong_modes(&store),
+        Vec::<String>::new(),
+        "files and directories with the wrong mode"
+    );
+
+    // Keys: the private halves are the owner's under any umask.
+    under_umask("000", env.std_cmd(&["keygen", "--out", "keys/open"]))
+        .assert()
+        .success();
+    assert_eq!(mode(&env.path("keys/open.key")), 0o600);
+    env.expo_leaves();
+    under_umask(
+        "000",
+        env.std_cmd(&[
+            "keys",
+            "expo-leaf",
+            "--ca-key",
+            "root.key",
+            "--ca-cert",
+            "root.pem",
+            "--days",
+            "30",
+            "--out",
+            "keys/leaf-open",
+        ]),
+    )
+    .assert()
+    .success();
+    assert_eq!(mode(&env.path("keys/leaf-open.key")), 0o600);
 }

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
-/// A child process killed when dropped.
+/// A child process killed when dropped, with the processes it forked
+/// (nginx's workers, which outlive a killed master).
 pub struct Spawned {
     pub child: Child,
     pub base: String,
@@ -24,9 +25,76 @@ pub struct Spawned {
 
 impl Drop for Spawned {
     fn drop(&mut self) {
+        let forked = descendants(self.child.id());
+        if !forked.is_empty() {
+            // On SIGTERM nginx's master stops its workers and reaps them.
+            signal("TERM", self.child.id());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Whatever the master left running.
+        for pid in forked {
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                signal("KILL", pid);
+            }
+        }
     }
+}
+
+fn signal(name: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The processes descended from `pid`, read from /proc (children before
+/// their own children).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((p, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, _) in parents.iter().filter(|(_, pp)| *pp == parent) {
+            out.push(p);
+            frontier.push(p);
+        }
+    }
+    out
+}
+
+/// A process's user ids and group ids, as /proc lists them.
+pub type ProcessIds = (Vec<u32>, Vec<u32>);
+
+/// The user and group ids of a process (`Uid:`/`Gid:` of /proc/PID/status:
+/// real, effective, saved, filesystem).
+pub fn process_ids(pid: u32) -> Option<ProcessIds> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ids = |field: &str| -> Option<Vec<u32>> {
+        let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+        line.split_whitespace().map(|n| n.parse().ok()).collect()
+    };
+    Some((ids("Uid:")?, ids("Gid:")?))
 }
 
 pub fn free_port() -> u16 {
@@ -73,21 +141,51 @@ pub fn template(path: &str, replacements: &[(&str, String)]) -> String {
     text
 }
 
-/// nginx (with njs) serving `site` (an http-level config) from `dir`.
+/// The user nginx's workers run as: Debian's nginx.conf says `user www-data;`.
+pub const NGINX_USER: &str = "www-data";
+
+/// The uid and gid of `user`, from the system's user database.
+pub fn user_ids(user: &str) -> (u32, u32) {
+    let out = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .expect("getent (libc-bin)");
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    match (
+        fields.get(2).and_then(|u| u.parse().ok()),
+        fields.get(3).and_then(|g| g.parse().ok()),
+    ) {
+        (Some(uid), Some(gid)) => (uid, gid),
+        _ => panic!("no user {user} on this machine (getent passwd {user}: {line:?}); Debian's base-passwd has it"),
+    }
+}
+
+/// nginx (with njs) serving `site` (an http-level config) from `dir`, run
+/// as production runs it: a master process (root, as the tests run) that
+/// reads the configuration and opens the logs, and workers that serve as
+/// the unprivileged [`NGINX_USER`] — they can read only what is readable by
+/// others, and reach `dir` and the store only through directories others
+/// may pass. Every worker is checked to run as that user.
 pub fn nginx(dir: &Path, site: &str, port: u16) -> Spawned {
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    // The test's own directories, as a deployment's would be (never the store).
+    for d in [dir.to_path_buf(), dir.join("tmp")] {
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     std::fs::write(dir.join("site.conf"), site).unwrap();
     let d = dir.display();
     let modules = std::env::var("OTAPUB_NGINX_MODULES").unwrap_or_else(|_| "/usr/lib/nginx/modules".into());
+    // The temp paths: nginx creates each and gives it to the workers' user.
     let main = format!(
-        "daemon off;\nmaster_process off;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+        "user {NGINX_USER};\ndaemon off;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
          load_module {modules}/ngx_http_js_module.so;\nevents {{ worker_connections 512; }}\n\
          http {{\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n\
            uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  include {d}/site.conf;\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
     let bin = std::env::var("OTAPUB_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .args([
             "-p",
             &d.to_string(),
@@ -102,11 +200,37 @@ pub fn nginx(dir: &Path, site: &str, port: u16) -> Spawned {
         .unwrap_or_else(|e| {
             panic!("cannot start {bin} ({e}); run ./scripts/test.sh, which installs nginx and libnginx-mod-http-js")
         });
-    wait_for_port(&mut child, port, "nginx", Some(&dir.join("error.log")));
-    Spawned {
-        child,
+    // Killed, workers and all, however the test ends.
+    let mut nginx = Spawned {
         base: format!("http://127.0.0.1:{port}"),
         name: "nginx",
+        child,
+    };
+    wait_for_port(&mut nginx.child, port, "nginx", Some(&dir.join("error.log")));
+    assert_workers_run_as(nginx.child.id(), NGINX_USER, &dir.join("error.log"));
+    nginx
+}
+
+/// Waits until nginx's master `master` has forked its workers and each has
+/// dropped to `user`; fails naming the ids they run as.
+fn assert_workers_run_as(master: u32, user: &str, log: &Path) {
+    let (uid, gid) = user_ids(user);
+    let want = |ids: &ProcessIds| ids.0.iter().all(|&u| u == uid) && ids.1.iter().all(|&g| g == gid);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let workers: Vec<(u32, Option<ProcessIds>)> =
+            descendants(master).into_iter().map(|p| (p, process_ids(p))).collect();
+        if !workers.is_empty() && workers.iter().all(|(_, ids)| ids.as_ref().is_some_and(want)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nginx's workers must run as {user} (uid {uid}, gid {gid}), as in production; they run as \
+             (pid, (uids, gids)) {workers:?}. nginx drops to that user only when its master runs as root: \
+             run the tests as root, as CI does\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
