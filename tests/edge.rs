@@ -886,3 +886,46 @@ fn under_umask_077_the_public_side_is_world_readable_and_state_stays_private() {
     .success();
     assert_eq!(mode(&env.path("keys/leaf-open.key")), 0o600);
 }
+
+/// A store an older otapub wrote (every file 0600; under umask 077 every
+/// directory 0700): nginx's workers cannot read it, `check` says so and
+/// names the fix, and after `otapub regenerate` the stock client accepts
+/// both platforms through nginx run as production runs it.
+#[test]
+fn a_store_an_older_otapub_wrote_owner_only_is_reported_by_check_and_served_after_regenerate() {
+    let env = TestEnv::new();
+    env.install_expo_key();
+    publish(&env, "v1", &[]);
+    // What the older otapub left (its temporary files' mode, renamed into place).
+    for (rel, is_dir, _) in modes(&env.store()) {
+        let mode = if is_dir { 0o700 } else { 0o600 };
+        std::fs::set_permissions(
+            env.store().join(rel),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+    }
+    let nginx = nginx_local(&env);
+    let id = random_client_ids(1).remove(0);
+    for pointer in [P, "production/android/fp"] {
+        let a = &ask_all(&nginx.base, &format!("/{pointer}/manifest"), &[Some(id.clone())])[0];
+        // 403 for a file nginx cannot open; 404 where try_files cannot pass a directory.
+        assert!(
+            [403, 404].contains(&a.status),
+            "nginx's workers cannot read {pointer}: HTTP {}",
+            a.status
+        );
+    }
+    let out = env.otapub(&["check"]).assert().code(1).get_output().clone();
+    let said = stdout(&out);
+    assert!(
+        said.contains("not readable by other users") && said.contains("run `otapub regenerate`"),
+        "{said}"
+    );
+    let out = env.otapub(&["regenerate"]).assert().success().get_output().clone();
+    assert!(stdout(&out).contains("readable by other users"), "{}", stdout(&out));
+    assert_eq!(wrong_modes(&env.store()), Vec::<String>::new(), "after regenerate");
+    env.otapub(&["check"]).assert().code(0);
+    stock_client_accepts(&nginx.base, P, "ios", &id);
+    stock_client_accepts(&nginx.base, "production/android/fp", "android", &id);
+}

@@ -28,6 +28,13 @@ pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
             say!("{verb} {k}");
         }
         say!("{} objects rendered, {} {verb}", out.rendered, out.written.len());
+        if !out.made_readable.is_empty() {
+            let verb = if a.dry_run { "would make" } else { "made" };
+            say!(
+                "{verb} {} files and directories of the public side readable by other users (a web server running as another user answered 403)",
+                out.made_readable.len()
+            );
+        }
     }
     Ok(Outcome::Done)
 }

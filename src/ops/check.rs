@@ -72,6 +72,19 @@ pub async fn check(ctx: &Context<'_>) -> Result<Checked> {
         }
     }
     problems.extend(check_patches(ctx, &index).await?);
+    // A local store served by a web server running as another user: what
+    // that user cannot read is answered 403 (one line, however many).
+    let unreadable = ctx.store.unreadable_public(false).await?;
+    if let Some(first) = unreadable.first() {
+        let more = match unreadable.len() - 1 {
+            0 => String::new(),
+            n => format!(" and {n} more files or directories"),
+        };
+        problems.push(format!(
+            "{first}{more}: not readable by other users, so a web server whose workers run as another user \
+             (nginx: www-data or nobody) answers 403 (run `otapub regenerate`, which makes the public side world-readable)"
+        ));
+    }
     let retired: Vec<String> = view
         .iter()
         .flat_map(|v| v.packages.iter())

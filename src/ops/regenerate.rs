@@ -29,6 +29,10 @@ pub struct RegenerateOutcome {
     pub rendered: usize,
     /// Keys written (or that would be, on a dry run).
     pub written: Vec<String>,
+    /// Files and directories of a local store's public side that other
+    /// users could not read (an older otapub wrote them 0600), made
+    /// world-readable (or that would be, on a dry run).
+    pub made_readable: Vec<String>,
 }
 
 /// Whether the store may not hold exactly `o`. One listing tells, by its
@@ -76,9 +80,13 @@ struct Survey {
 /// nothing to write it writes nothing, not even the index.
 pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
     let survey = survey(ctx, verify_bytes).await?;
+    // A web server running as another user answers 403 for what it cannot
+    // read (file modes only: no object's bytes change).
+    let made_readable = ctx.store.unreadable_public(!dry_run).await?;
     let outcome = RegenerateOutcome {
         rendered: survey.rendered,
         written: survey.keys.clone(),
+        made_readable,
     };
     if dry_run {
         return Ok(outcome);

@@ -229,6 +229,10 @@ impl Store for FaultyStore {
         self.inner.clean_up().await
     }
 
+    async fn unreadable_public(&self, fix: bool) -> Result<Vec<String>> {
+        self.inner.unreadable_public(fix).await
+    }
+
     async fn probe_conditional_writes(&self) -> Result<bool> {
         self.inner.probe_conditional_writes().await
     }

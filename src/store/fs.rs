@@ -107,6 +107,17 @@ fn set_file_mode(_: &fs::File, _: u32) -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
+fn unix_mode(meta: &fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(meta.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn unix_mode(_: &fs::Metadata) -> Option<u32> {
+    None
+}
+
 /// Creates one directory, never wider than `mode` meanwhile (a umask only
 /// takes bits away), then gives it exactly `mode`.
 fn create_dir(path: &Path, mode: u32) -> io::Result<()> {
@@ -397,6 +408,61 @@ impl FsStore {
         Ok(())
     }
 
+    /// The root, `public/` and what is under it that other users cannot
+    /// read (files) or pass through (directories), as paths, sorted; with
+    /// `fix`, each gets the bits it lacks (a 0600 file becomes 0644, a 0700
+    /// directory 0755). Symbolic links and temporary files are left alone.
+    fn unreadable_public_sync(&self, fix: bool) -> Result<Vec<String>> {
+        let public = self.root.join("public");
+        let mut found = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(path) = stack.pop() {
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.unreadable_err(&path, "read the mode of", e)),
+            };
+            if meta.is_dir() && path.starts_with(&public) {
+                for entry in fs::read_dir(&path).map_err(|e| self.unreadable_err(&path, "list", e))? {
+                    let entry = entry.map_err(|e| self.unreadable_err(&path, "list", e))?;
+                    if !entry.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX)) {
+                        stack.push(entry.path());
+                    }
+                }
+            } else if path == self.root {
+                stack.push(public.clone());
+            }
+            let Some(mode) = unix_mode(&meta) else { continue };
+            // Reading a file, or passing through a directory.
+            let (needed, fixed) = match (meta.is_dir(), meta.is_file()) {
+                (true, _) => (0o001, mode | 0o555),
+                (_, true) => (0o004, mode | 0o444),
+                _ => continue,
+            };
+            if mode & needed != 0 {
+                continue;
+            }
+            if fix {
+                set_mode(&path, fixed).map_err(|e| self.unreadable_err(&path, "make readable", e))?;
+            }
+            found.push(path.display().to_string());
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    fn unreadable_err(&self, path: &Path, action: &'static str, e: io::Error) -> Error {
+        Error::Store {
+            action,
+            key: path.display().to_string(),
+            reason: format!(
+                "{e}; run otapub as the user who owns the store, or make its public side readable with \
+                 `chmod a+x {root} && chmod -R a+rX {root}/public`",
+                root = self.root.display()
+            ),
+        }
+    }
+
     fn list_sync(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         self.walk(prefix, |rel, entry| {
@@ -493,6 +559,11 @@ impl Store for FsStore {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let (this, prefix) = (self.clone(), prefix.to_string());
         blocking(move || this.list_sync(&prefix)).await
+    }
+
+    async fn unreadable_public(&self, fix: bool) -> Result<Vec<String>> {
+        let this = self.clone();
+        blocking(move || this.unreadable_public_sync(fix)).await
     }
 
     async fn clean_up(&self) -> Result<()> {
@@ -606,6 +677,44 @@ mod tests {
             let got = mode(&dir.path().join(rel));
             assert_eq!(format!("{got:o}"), format!("{want:o}"), "{rel}");
         }
+        assert_eq!(store.unreadable_public(false).await.unwrap(), Vec::<String>::new());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn unreadable_public_files_and_directories_are_found_and_made_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("store"));
+        store
+            .put("public/a/manifest", Body::Bytes(b"x".to_vec()), &meta())
+            .await
+            .unwrap();
+        store.put("state/x", Body::Bytes(b"x".to_vec()), &meta()).await.unwrap();
+        let set =
+            |rel: &str, mode: u32| fs::set_permissions(dir.path().join(rel), fs::Permissions::from_mode(mode)).unwrap();
+        // As an older otapub left them: 0600 files, 0700 directories under umask 077.
+        set("store/public/a/manifest", 0o600);
+        set("store/public/a", 0o700);
+        set("store", 0o700);
+        let found = [
+            dir.path().join("store"),
+            dir.path().join("store/public/a"),
+            dir.path().join("store/public/a/manifest"),
+        ]
+        .map(|p| p.display().to_string());
+        assert_eq!(store.unreadable_public(false).await.unwrap(), found);
+        assert_eq!(
+            mode(&dir.path().join("store/public/a/manifest")),
+            0o600,
+            "only reported"
+        );
+        assert_eq!(store.unreadable_public(true).await.unwrap(), found);
+        assert_eq!(mode(&dir.path().join("store")), 0o755);
+        assert_eq!(mode(&dir.path().join("store/public/a")), 0o755);
+        assert_eq!(mode(&dir.path().join("store/public/a/manifest")), 0o644);
+        assert_eq!(mode(&dir.path().join("store/state/x")), 0o600, "state is not public");
+        assert_eq!(store.unreadable_public(false).await.unwrap(), Vec::<String>::new());
     }
 
     #[tokio::test]

@@ -176,6 +176,15 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// What of a local store's public side (its root, `public/` and
+    /// everything in it) a web server running as another user cannot read —
+    /// written by an older otapub, or changed by hand — as paths; with
+    /// `fix`, made readable. A store without file modes (S3) has none.
+    async fn unreadable_public(&self, fix: bool) -> Result<Vec<String>> {
+        let _ = fix;
+        Ok(Vec::new())
+    }
+
     /// Whether the store honours conditional writes (a second
     /// `If-None-Match: *` write of one key must fail).
     async fn probe_conditional_writes(&self) -> Result<bool> {
