@@ -258,7 +258,7 @@ fn nginx_s3(env: &TestEnv, server: &s3::S3Server) -> Spawned {
                 "https://otapub_origin/ota/public",
                 format!("http://otapub_origin/{bucket}/{prefix}/public"),
             ),
-            ("/var/cache/nginx/otapub", format!("{}/cache", dir.display())),
+            ("/var/cache/nginx-otapub", format!("{}/cache", dir.display())),
             ("js_path \"/etc/nginx/njs/\";", js_paths()),
             ("/var/log/nginx/otapub-gate.log", format!("{}/gate.log", dir.display())),
         ],
@@ -928,4 +928,34 @@ fn a_store_an_older_otapub_wrote_owner_only_is_reported_by_check_and_served_afte
     env.otapub(&["check"]).assert().code(0);
     stock_client_accepts(&nginx.base, P, "ios", &id);
     stock_client_accepts(&nginx.base, "production/android/fp", "android", &id);
+}
+
+/// nginx creates the last directory of a path it writes (a cache, a log),
+/// never those above it: each such path in the shipped files must lie in a
+/// directory Debian's nginx package has (it has no /var/cache/nginx).
+#[test]
+fn the_paths_nginx_writes_in_the_shipped_files_exist_under_debians_nginx() {
+    for file in ["nginx/otapub.conf", "nginx/otapub-local.conf"] {
+        let text = template(file, &[]);
+        let written: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let path = l
+                    .strip_prefix("proxy_cache_path ")
+                    .or_else(|| l.strip_prefix("access_log "))?;
+                path.split_whitespace().next()
+            })
+            .collect();
+        assert!(!written.is_empty(), "{file} writes a log");
+        for path in written {
+            let parent = std::path::Path::new(path).parent().unwrap();
+            assert!(
+                parent.is_dir(),
+                "{file}: nginx cannot create {path}: Debian's nginx has no {}",
+                parent.display()
+            );
+        }
+    }
 }
