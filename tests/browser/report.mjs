@@ -1,6 +1,6 @@
 // Loads a page in headless Chromium (Debian's, driven by playwright-core) and
 // prints, as JSON, what a person would see of the operators' page: each
-// pointer with its live version and ban reasons, plus every console error,
+// pointer with its live version, rollout and ban reasons, plus every console error,
 // uncaught exception and request that left the page's own origin.
 //
 // usage: node report.mjs URL SCREENSHOT.png   (PLAYWRIGHT_CORE: its folder)
@@ -36,6 +36,11 @@ try {
     pointer: el.dataset.pointer,
     live: el.querySelector(".live-version")?.textContent.trim() ?? null,
     rollout: el.querySelector(".rollout .row")?.textContent.replace(/\s+/g, " ").trim() ?? null,
+    // The rollout box, field by field, as the text a person reads.
+    rolloutBox: el.querySelector(".rollout") ? Object.fromEntries(
+      ["candidate", "control", "percent", "state", "buckets"].map((f) => [
+        f, el.querySelector(`.rollout .${f}`)?.textContent.trim() ?? null,
+      ])) : null,
     banReasons: [...el.querySelectorAll(".ban-reason")].map((q) => q.textContent),
     visible: el.getBoundingClientRect().height > 0,
   })));
