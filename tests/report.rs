@@ -264,3 +264,76 @@ fn templates_can_be_replaced_and_a_broken_one_is_refused_with_the_line() {
         assert!(!env.path("site2").exists());
     }
 }
+
+/// What the page shows of each rollout box, `rollout status --json` and
+/// each signed `rollout.json` (DSSE checked with the test key) all say the
+/// same: candidate, control, percent, state and candidate buckets.
+fn assert_rollouts_as_signed(env: &TestEnv, seen: &Value, when: &str) -> usize {
+    let status = env.json(&["rollout", "status"]);
+    let mut boxes = 0;
+    for p in seen["pointers"].as_array().expect("pointers") {
+        let pointer = p["pointer"].as_str().expect("pointer");
+        let Some(shown) = p["rolloutBox"].as_object() else {
+            assert!(
+                !env.exists(&format!("public/{pointer}/rollout.json")),
+                "{when}: {pointer} has a rollout the page does not show"
+            );
+            continue;
+        };
+        boxes += 1;
+        let signed = env.rollout_record(pointer);
+        let control = signed["control"]["version"].as_str().unwrap_or("none");
+        let want = serde_json::json!({
+            "candidate": signed["candidate"]["version"],
+            "control": control,
+            "percent": signed["percent"].to_string(),
+            "state": signed["state"],
+            "buckets": signed["buckets"].as_array().expect("buckets").len().to_string(),
+        });
+        assert_eq!(Value::Object(shown.clone()), want, "{when}: the page's rollout box of {pointer}; signed: {signed}");
+        let listed = status
+            .as_array()
+            .expect("rollout status --json lists rollouts")
+            .iter()
+            .find(|r| r["pointer"] == pointer)
+            .unwrap_or_else(|| panic!("{when}: rollout status lists no rollout on {pointer}: {status}"));
+        for field in ["candidate", "control", "percent", "state", "buckets"] {
+            assert_eq!(listed[field], signed[field], "{when}: rollout status {field} of {pointer}");
+        }
+    }
+    boxes
+}
+
+#[test]
+fn after_a_rollout_s_control_is_banned_the_page_and_rollout_status_show_the_control_its_signed_record_names() {
+    let env = TestEnv::new();
+    for r in ["c1", "c2"] {
+        env.publish_release(r, "staging", "fp1").assert().success();
+    }
+    env.publish_release("cand", "staging", "fp1")
+        .args(["--rollout", "30"])
+        .assert()
+        .success();
+    // The control devices outside the buckets get, c2, is banned on iOS:
+    // the pointer falls back to a re-stamp of c1, and the signed record
+    // names it; Android's rollout keeps c2.
+    env.otapub(&["ban", "c2", "--platform", "ios", "--reason", "bad control", "--rollback"])
+        .assert()
+        .success();
+    let signed = env.rollout_record("staging/ios/fp1");
+    assert_eq!(signed["control"]["version"], "c1.r1", "{signed}");
+    assert_eq!(env.rollout_record("staging/android/fp1")["control"]["version"], "c2");
+    let (_, served) = env.read_signed("public/staging/ios/fp1/manifest");
+    assert_eq!(served["metadata"]["otapub"]["version"], "c1.r1", "the pointer serves the new control");
+
+    let server = otapub_serve(&env, &[]);
+    let seen = browse(&format!("{}/_otapub/", server.base), &env.path("banned-control.png"));
+    assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the ban"), 2, "{seen}");
+
+    // Paused: no bucket serves the candidate, and the page says so.
+    env.otapub(&["rollout", "pause", "--channel", "staging", "--platform", "ios", "--fingerprint", "fp1"])
+        .assert()
+        .success();
+    let seen = browse(&format!("{}/_otapub/", server.base), &env.path("paused.png"));
+    assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the pause"), 2, "{seen}");
+}

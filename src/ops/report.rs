@@ -11,6 +11,7 @@ use super::status::{
 };
 use super::Context;
 use crate::error::Result;
+use super::rollout::RolloutStatus;
 use crate::index::{AuditEvent, Index, Operation};
 use crate::manifest::format_time;
 
@@ -91,7 +92,9 @@ pub struct ReportPointer {
     pub expo_leaf: Option<LeafStatus>,
 }
 
-/// A rollout, as the page shows it.
+/// A rollout, as the page shows it: what `otapub rollout status` shows
+/// ([`RolloutStatus`]: the signed `rollout.json` the tree serves, and the
+/// gate, reason and dates of the row).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReportRollout {
     /// Candidate version.
@@ -123,6 +126,31 @@ pub struct ReportRollout {
     /// When it last changed.
     #[serde(rename = "updatedAt")]
     pub updated_at: String,
+}
+
+impl ReportRollout {
+    /// The page's view of a rollout as `rollout status` reads it.
+    fn of(st: RolloutStatus) -> ReportRollout {
+        ReportRollout {
+            candidate: st.candidate.version,
+            control: st.control.map(|c| c.version),
+            state: st.state.as_str(),
+            active: st.state.is_active(),
+            percent: st.percent,
+            buckets: st.buckets.len(),
+            strategy: st.strategy.as_str(),
+            step: st.step,
+            abort_threshold: st.abort_threshold,
+            gate: st.gate.map(|g| GateView {
+                failed: g.failed,
+                total: g.total,
+                rate_percent: g.rate().map(|x| (x * 1000.0).round() / 10.0),
+            }),
+            reason: st.reason,
+            started_at: st.started_at,
+            updated_at: st.updated_at,
+        }
+    }
 }
 
 /// A gate reading with its rate.
@@ -177,25 +205,11 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
         packages += st.history.len();
         let live = crate::index::live::live_package(&view.packages, view.rollout.as_ref())
             .map(|p| PackageSummary::of(p, &actors));
-        let rollout = view.rollout.as_ref().map(|r| ReportRollout {
-            candidate: r.candidate.to_string(),
-            control: r.control.as_ref().map(ToString::to_string),
-            state: r.state.as_str(),
-            active: r.state.is_active(),
-            percent: r.percent,
-            buckets: if r.state.is_active() { r.live_buckets().len() } else { 0 },
-            strategy: r.strategy.as_str(),
-            step: r.step,
-            abort_threshold: r.abort_threshold,
-            gate: r.gate.map(|g| GateView {
-                failed: g.failed,
-                total: g.total,
-                rate_percent: g.rate().map(|x| (x * 1000.0).round() / 10.0),
-            }),
-            reason: r.reason.clone(),
-            started_at: format_time(r.started_at),
-            updated_at: format_time(r.updated_at),
-        });
+        let rollout = view
+            .rollout
+            .as_ref()
+            .map(|r| super::rollout::status_of(r).map(ReportRollout::of))
+            .transpose()?;
         let bans = st
             .history
             .iter()

@@ -608,7 +608,9 @@ pub async fn advance(
     Ok(GateOutcome { rollout: out, passed })
 }
 
-/// One rollout as `rollout status` shows it.
+/// One rollout as `rollout status` and the operators' page show it: what
+/// its signed `rollout.json` says, plus what the record does not carry
+/// (gate reading, abort reason, dates).
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutStatus {
     /// The pointer.
@@ -645,34 +647,52 @@ pub struct RolloutStatus {
     pub generation: u64,
 }
 
+/// The record a rollout serves: the payload of the `rollout.json` the tree
+/// renders for it (`tree::rollout_objects` signs nothing, it publishes
+/// these bytes), read back.
+pub fn served_record(r: &Rollout) -> Result<RolloutDoc> {
+    let doc: RolloutDoc = serde_json::from_slice(&r.record.payload).map_err(|e| unreadable(r, e))?;
+    if doc.pointer != r.pointer.to_string() {
+        return Err(unreadable(r, format!("it is signed for {}", doc.pointer)));
+    }
+    Ok(doc)
+}
+
+fn unreadable(r: &Rollout, why: impl std::fmt::Display) -> Error {
+    Error::IndexContent(format!(
+        "the rollout record of {} is unreadable ({why}); run `otapub index rebuild --trust KEY.pub`",
+        r.pointer
+    ))
+}
+
+/// A rollout as shown: everything its signed record carries from the
+/// record — never from the row, whose `control` stays the package that was
+/// live when the rollout started although a ban can change what the
+/// pointer serves (the record is re-signed then).
+pub fn status_of(r: &Rollout) -> Result<RolloutStatus> {
+    let doc = served_record(r)?;
+    let bad = |e: String| unreadable(r, e);
+    Ok(RolloutStatus {
+        pointer: doc.pointer,
+        state: doc.state.parse().map_err(bad)?,
+        percent: doc.percent,
+        buckets: doc.buckets,
+        candidate: doc.candidate,
+        control: doc.control,
+        strategy: doc.strategy.parse().map_err(bad)?,
+        step: doc.step,
+        abort_threshold: doc.abort_threshold,
+        gate: r.gate,
+        reason: r.reason.clone(),
+        started_at: format_time(r.started_at),
+        updated_at: format_time(r.updated_at),
+        generation: doc.generation,
+    })
+}
+
 /// Every rollout, active ones first.
 pub fn status(index: &Index) -> Result<Vec<RolloutStatus>> {
-    let mut out = Vec::new();
-    for r in index::all_rollouts(index.conn())? {
-        let doc: RolloutDoc = serde_json::from_slice(&r.record.payload).map_err(|e| {
-            Error::IndexContent(format!(
-                "the rollout record of {} is unreadable ({e}); run `otapub index rebuild`",
-                r.pointer
-            ))
-        })?;
-        out.push(RolloutStatus {
-            pointer: r.pointer.to_string(),
-            state: r.state,
-            percent: r.percent,
-            buckets: r.live_buckets(),
-            candidate: doc.candidate,
-            control: doc.control,
-            strategy: r.strategy,
-            step: r.step,
-            abort_threshold: r.abort_threshold,
-            gate: r.gate,
-            reason: r.reason.clone(),
-            started_at: format_time(r.started_at),
-            updated_at: format_time(r.updated_at),
-            generation: r.generation,
-        });
-    }
-    Ok(out)
+    index::all_rollouts(index.conn())?.iter().map(status_of).collect()
 }
 
 /// Which package one device gets from a pointer.

@@ -216,6 +216,17 @@ pub struct RolloutSummary {
     pub percent: u8,
 }
 
+impl RolloutSummary {
+    /// In short, what `rollout status` shows (the signed record).
+    fn of(st: super::rollout::RolloutStatus) -> RolloutSummary {
+        RolloutSummary {
+            candidate: st.candidate.version,
+            state: st.state.as_str(),
+            percent: st.percent,
+        }
+    }
+}
+
 /// Reads the status from the index.
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
     status_of(&Index::load(ctx.store).await?, ctx.clock.now())
@@ -278,11 +289,8 @@ pub fn status_from(index: &Index, views: &[PointerView], now: chrono::DateTime<c
             rollout: rollout
                 .as_ref()
                 .filter(|r| r.state.is_active())
-                .map(|r| RolloutSummary {
-                    candidate: r.candidate.to_string(),
-                    state: r.state.as_str(),
-                    percent: r.percent,
-                }),
+                .map(|r| super::rollout::status_of(r).map(RolloutSummary::of))
+                .transpose()?,
             history: packages.iter().rev().map(entry).collect(),
             expo_leaf,
         });
