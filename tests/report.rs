@@ -265,6 +265,315 @@ fn templates_can_be_replaced_and_a_broken_one_is_refused_with_the_line() {
     }
 }
 
+/// The leaf certificate of a served response's `certificate_chain` part,
+/// as OpenSSL reads it (not otapub's parser).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Leaf {
+    /// `CN=…` (RFC 2253).
+    subject: String,
+    /// Upper-case hex, as `openssl x509 -serial` prints it.
+    serial: String,
+    /// In otapub's time format (`2026-11-29T10:00:00.000Z`).
+    not_after: String,
+}
+
+impl Leaf {
+    /// What otapub prints as a leaf: `{subject, serial, notAfter, daysLeft}`.
+    fn of_json(v: &Value) -> Option<Leaf> {
+        Some(Leaf {
+            subject: v["subject"].as_str()?.to_string(),
+            serial: v["serial"].as_str()?.to_string(),
+            not_after: v["notAfter"].as_str()?.to_string(),
+        })
+    }
+
+    /// Whole days from `now` to notAfter.
+    fn days_left(&self, now: chrono::DateTime<chrono::Utc>) -> i64 {
+        let t = chrono::DateTime::parse_from_rfc3339(&self.not_after).expect("notAfter");
+        (t.with_timezone(&chrono::Utc) - now).num_days()
+    }
+}
+
+/// The leaf a served Expo body (`public/…/manifest`) carries, read with
+/// the test's own multipart reader and OpenSSL; `cache` by chain text.
+fn served_leaf(env: &TestEnv, key: &str, cache: &mut std::collections::BTreeMap<String, Leaf>) -> Leaf {
+    let (body, ct) = env.object(key).unwrap_or_else(|| panic!("{key} is missing"));
+    let parts = parse_multipart(&ct, &body);
+    let chain = parts
+        .iter()
+        .find(|(h, _)| part_name(h) == "certificate_chain")
+        .unwrap_or_else(|| panic!("{key} has no certificate_chain part"));
+    let pem = String::from_utf8(chain.1.clone()).expect("a PEM chain");
+    if let Some(leaf) = cache.get(&pem) {
+        return leaf.clone();
+    }
+    let file = env.path("served-chain.pem");
+    std::fs::write(&file, &pem).unwrap();
+    // `openssl x509` reads the first certificate of the file: the leaf.
+    let out = Command::new("openssl")
+        .args([
+            "x509", "-noout", "-nameopt", "RFC2253", "-subject", "-serial", "-enddate", "-in",
+        ])
+        .arg(&file)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl: {}", stderr(&out));
+    let text = stdout(&out);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .to_string()
+    };
+    let not_after = chrono::NaiveDateTime::parse_from_str(&field("notAfter"), "%b %e %H:%M:%S %Y GMT")
+        .unwrap_or_else(|e| panic!("notAfter in {text}: {e}"));
+    let leaf = Leaf {
+        subject: field("subject"),
+        serial: field("serial"),
+        not_after: not_after.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    };
+    cache.insert(pem, leaf.clone());
+    leaf
+}
+
+/// The lines `otapub status` prints about pointer `p`, up to the next pointer.
+fn status_block<'a>(text: &'a str, p: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&format!("{p}  serves ")));
+    let head = lines.next().unwrap_or_else(|| panic!("status names no {p}:\n{text}"));
+    std::iter::once(head)
+        .chain(lines.take_while(|l| l.starts_with(' ')))
+        .collect()
+}
+
+/// The `<article>` of pointer `p` on the page.
+fn page_article<'a>(page: &'a str, p: &str) -> &'a str {
+    let at = page
+        .find(&format!("data-pointer=\"{p}\""))
+        .unwrap_or_else(|| panic!("the page has no article for {p}"));
+    let end = page[at..].find("</article>").map_or(page.len(), |e| at + e);
+    &page[at..end]
+}
+
+/// Every pointer (`production/android/fp`, …) and its rollout buckets'
+/// keys, from the store's `public/` listing.
+fn served_responses(env: &TestEnv) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for key in env.keys("public/") {
+        let Some(path) = key.strip_prefix("public/").and_then(|k| k.strip_suffix("/manifest")) else {
+            continue;
+        };
+        if path.starts_with("updates/") {
+            continue;
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            [_, _, _] => out.entry(path.to_string()).or_default(),
+            [c, p, f, "rollout", _] => out.entry(format!("{c}/{p}/{f}")).or_default(),
+            _ => panic!("unexpected served object {key}"),
+        }
+        .push(key.clone());
+    }
+    out
+}
+
+#[test]
+fn status_report_and_verify_show_the_leaf_each_served_response_carries_through_two_refreshes() {
+    let env = TestEnv::new();
+    env.expo_leaves();
+    env.expo_leaf("root", 90, "keys/leaf-c").assert().success();
+    let with = |leaf: &str| {
+        [
+            "--expo-key".to_string(),
+            format!("keys/{leaf}.key"),
+            "--expo-chain".to_string(),
+            format!("keys/{leaf}.pem"),
+        ]
+    };
+    // An update, a rollBackToEmbedded directive, a noUpdateAvailable
+    // directive (the only package banned) and a running rollout.
+    for r in ["r1", "r2"] {
+        env.publish_release(r, "production", "fp")
+            .args(with("leaf-a"))
+            .assert()
+            .success();
+    }
+    env.otapub(&[
+        "rollback",
+        "--channel",
+        "production",
+        "--platform",
+        "android",
+        "--fingerprint",
+        "fp",
+        "--to-embedded",
+    ])
+    .args(with("leaf-a"))
+    .assert()
+    .success();
+    env.publish_release("b1", "beta", "fp")
+        .args(with("leaf-a"))
+        .assert()
+        .success();
+    env.otapub(&["ban", "b1", "--platform", "ios", "--reason", "the only one"])
+        .args(with("leaf-a"))
+        .assert()
+        .success();
+    env.publish_release("s1", "staging", "fp")
+        .args(with("leaf-a"))
+        .assert()
+        .success();
+    env.publish_release("s2", "staging", "fp")
+        .args(["--rollout", "40"])
+        .args(with("leaf-a"))
+        .assert()
+        .success();
+
+    use chrono::DurationRound;
+    let now = chrono::Utc::now().duration_trunc(chrono::Duration::seconds(1)).unwrap();
+    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut cache = Default::default();
+    for (round, leaf) in ["leaf-a", "leaf-b", "leaf-c"].into_iter().enumerate() {
+        if round > 0 {
+            env.otapub(&["refresh"]).args(with(leaf)).assert().success();
+        }
+        let served = served_responses(&env);
+        let kinds: Vec<String> = served
+            .keys()
+            .map(|p| {
+                let (name, doc) = env.read_signed(&format!("public/{p}/manifest"));
+                format!("{name} {}", doc["type"].as_str().unwrap_or(""))
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "manifest ",
+                "directive noUpdateAvailable",
+                "directive rollBackToEmbedded",
+                "manifest ",
+                "manifest ",
+                "manifest "
+            ],
+            "{served:?}"
+        );
+        let st = env
+            .otapub_at(&at, &["status", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let st: Value = serde_json::from_slice(&st.stdout).unwrap();
+        let text = stdout(&env.otapub_at(&at, &["status"]).assert().success().get_output().clone());
+        env.otapub_at(&at, &["report", "--out", "site"]).assert().success();
+        let report: Value = serde_json::from_slice(&std::fs::read(env.path("site/report.json")).unwrap()).unwrap();
+        let page = std::fs::read_to_string(env.path("site/index.html")).unwrap();
+        let verified = env
+            .otapub_at(&at, &["verify", "--trust", "keys/throwaway.pub", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let verified: Value = serde_json::from_slice(&verified.stdout).unwrap();
+        let verify_text = stdout(
+            &env.otapub_at(&at, &["verify", "--trust", "keys/throwaway.pub"])
+                .assert()
+                .success()
+                .get_output()
+                .clone(),
+        );
+
+        let find = |list: &Value, p: &str| -> Value {
+            list.as_array()
+                .expect("pointers")
+                .iter()
+                .find(|x| format!("{}/{}/{}", x["channel"], x["platform"], x["fingerprint"]).replace('"', "") == p)
+                .unwrap_or_else(|| panic!("no {p} in {list}"))
+                .clone()
+        };
+        let mut leaves_by_response = std::collections::BTreeMap::new();
+        for l in verified["servedLeaves"]
+            .as_array()
+            .expect("verify --json lists servedLeaves")
+        {
+            let path = l["response"].as_str().expect("response").to_string();
+            assert!(leaves_by_response.insert(path, l.clone()).is_none(), "{verified}");
+        }
+        for (p, keys) in &served {
+            let pointer_key = format!("public/{p}/manifest");
+            let want = served_leaf(&env, &pointer_key, &mut cache);
+            assert_eq!(
+                want.subject,
+                format!("CN={leaf}"),
+                "{p}: the scene serves {leaf} (round {round})"
+            );
+            let days = want.days_left(now);
+            let ctx = format!("{p} after round {round} ({leaf})");
+
+            let s = find(&st["pointers"], p);
+            assert_eq!(
+                Leaf::of_json(&s["expoLeaf"]),
+                Some(want.clone()),
+                "status --json, {ctx}: {s}"
+            );
+            assert_eq!(s["expoLeaf"]["daysLeft"], days, "status --json, {ctx}");
+            let r = find(&report["pointers"], p);
+            assert_eq!(Leaf::of_json(&r["expoLeaf"]), Some(want.clone()), "report.json, {ctx}");
+            assert_eq!(r["expoLeaf"]["daysLeft"], days, "report.json, {ctx}");
+            let block = status_block(&text, p).join("\n");
+            let line = format!(
+                "signed by {} (serial {}) until {} ({days} days left)",
+                want.subject, want.serial, want.not_after
+            );
+            assert!(block.contains(&line), "status, {ctx}: no {line:?} in\n{block}");
+            let article = page_article(&page, p);
+            for needle in [&want.subject, &want.serial, &want.not_after] {
+                assert!(
+                    article.contains(needle.as_str()),
+                    "the page, {ctx}: no {needle} in\n{article}"
+                );
+            }
+            for key in keys {
+                let response = key.strip_prefix("public/").unwrap();
+                let leaf_here = served_leaf(&env, key, &mut cache);
+                let v = leaves_by_response
+                    .get(response)
+                    .unwrap_or_else(|| panic!("verify --json, {ctx}: no leaf for {response}"));
+                assert_eq!(
+                    Leaf::of_json(v),
+                    Some(leaf_here.clone()),
+                    "verify --json, {response}, {ctx}"
+                );
+                assert_eq!(v["daysLeft"], leaf_here.days_left(now), "verify --json, {response}");
+                if key.contains("/rollout/") {
+                    // The candidate's buckets: status and the page show their leaf with the rollout.
+                    assert_eq!(
+                        Leaf::of_json(&s["rollout"]["expoLeaf"]),
+                        Some(leaf_here.clone()),
+                        "status --json rollout, {ctx}"
+                    );
+                    assert_eq!(
+                        Leaf::of_json(&r["rollout"]["expoLeaf"]),
+                        Some(leaf_here.clone()),
+                        "report.json rollout, {ctx}"
+                    );
+                }
+            }
+            assert!(
+                verify_text
+                    .lines()
+                    .any(|l| l.contains(&want.subject) && l.contains(&want.serial) && l.contains(p.as_str())),
+                "verify, {ctx}: no line names {p} with its leaf:\n{verify_text}"
+            );
+        }
+        assert_eq!(
+            leaves_by_response.len(),
+            served.values().map(Vec::len).sum::<usize>(),
+            "verify --json lists the leaf of every served response, no more"
+        );
+    }
+}
+
 /// What the page shows of each rollout box, `rollout status --json` and
 /// each signed `rollout.json` (DSSE checked with the test key) all say the
 /// same: candidate, control, percent, state and candidate buckets.
@@ -290,7 +599,11 @@ fn assert_rollouts_as_signed(env: &TestEnv, seen: &Value, when: &str) -> usize {
             "state": signed["state"],
             "buckets": signed["buckets"].as_array().expect("buckets").len().to_string(),
         });
-        assert_eq!(Value::Object(shown.clone()), want, "{when}: the page's rollout box of {pointer}; signed: {signed}");
+        assert_eq!(
+            Value::Object(shown.clone()),
+            want,
+            "{when}: the page's rollout box of {pointer}; signed: {signed}"
+        );
         let listed = status
             .as_array()
             .expect("rollout status --json lists rollouts")
@@ -298,7 +611,10 @@ fn assert_rollouts_as_signed(env: &TestEnv, seen: &Value, when: &str) -> usize {
             .find(|r| r["pointer"] == pointer)
             .unwrap_or_else(|| panic!("{when}: rollout status lists no rollout on {pointer}: {status}"));
         for field in ["candidate", "control", "percent", "state", "buckets"] {
-            assert_eq!(listed[field], signed[field], "{when}: rollout status {field} of {pointer}");
+            assert_eq!(
+                listed[field], signed[field],
+                "{when}: rollout status {field} of {pointer}"
+            );
         }
     }
     boxes
@@ -317,23 +633,43 @@ fn after_a_rollout_s_control_is_banned_the_page_and_rollout_status_show_the_cont
     // The control devices outside the buckets get, c2, is banned on iOS:
     // the pointer falls back to a re-stamp of c1, and the signed record
     // names it; Android's rollout keeps c2.
-    env.otapub(&["ban", "c2", "--platform", "ios", "--reason", "bad control", "--rollback"])
-        .assert()
-        .success();
+    env.otapub(&[
+        "ban",
+        "c2",
+        "--platform",
+        "ios",
+        "--reason",
+        "bad control",
+        "--rollback",
+    ])
+    .assert()
+    .success();
     let signed = env.rollout_record("staging/ios/fp1");
     assert_eq!(signed["control"]["version"], "c1.r1", "{signed}");
     assert_eq!(env.rollout_record("staging/android/fp1")["control"]["version"], "c2");
     let (_, served) = env.read_signed("public/staging/ios/fp1/manifest");
-    assert_eq!(served["metadata"]["otapub"]["version"], "c1.r1", "the pointer serves the new control");
+    assert_eq!(
+        served["metadata"]["otapub"]["version"], "c1.r1",
+        "the pointer serves the new control"
+    );
 
     let server = otapub_serve(&env, &[]);
     let seen = browse(&format!("{}/_otapub/", server.base), &env.path("banned-control.png"));
     assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the ban"), 2, "{seen}");
 
     // Paused: no bucket serves the candidate, and the page says so.
-    env.otapub(&["rollout", "pause", "--channel", "staging", "--platform", "ios", "--fingerprint", "fp1"])
-        .assert()
-        .success();
+    env.otapub(&[
+        "rollout",
+        "pause",
+        "--channel",
+        "staging",
+        "--platform",
+        "ios",
+        "--fingerprint",
+        "fp1",
+    ])
+    .assert()
+    .success();
     let seen = browse(&format!("{}/_otapub/", server.base), &env.path("paused.png"));
     assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the pause"), 2, "{seen}");
 }

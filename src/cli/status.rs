@@ -3,12 +3,27 @@
 use clap::Args;
 
 use super::{GlobalArgs, Outcome, Settings};
-use otapub::ops::status::status;
+use otapub::ops::status::{status, LeafStatus};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// The leaf a response carries, with a warning when it expires soon.
+fn signed_by(l: &LeafStatus) -> String {
+    let warn = if l.days_left < 0 {
+        "  EXPIRED: every update check fails until `otapub refresh` with a new leaf"
+    } else if l.days_left < 14 {
+        "  (issue a new leaf and run `otapub refresh` soon)"
+    } else {
+        ""
+    };
+    format!(
+        "signed by {} (serial {}) until {} ({} days left){warn}",
+        l.subject, l.serial, l.not_after, l.days_left
+    )
 }
 
 pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
@@ -28,19 +43,7 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
     for p in &st.pointers {
         say!("{}/{}/{}  serves {}", p.channel, p.platform, p.fingerprint, p.serves);
         if let Some(l) = &p.expo_leaf {
-            let warn = if l.days_left < 0 {
-                "  EXPIRED: every update check fails until `otapub refresh` with a new leaf"
-            } else if l.days_left < 14 {
-                "  (issue a new leaf and run `otapub refresh` soon)"
-            } else {
-                ""
-            };
-            say!(
-                "    signed by {} until {} ({} days left){warn}",
-                l.subject,
-                l.not_after,
-                l.days_left
-            );
+            say!("    {}", signed_by(l));
         }
         if let Some(r) = &p.rollout {
             say!(
@@ -49,6 +52,9 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
                 r.percent,
                 r.state
             );
+            if let Some(l) = &r.expo_leaf {
+                say!("      its buckets {}", signed_by(l));
+            }
         }
         for x in &p.patches {
             let Some(size) = x.size else {

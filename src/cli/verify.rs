@@ -3,7 +3,9 @@
 use clap::Args;
 
 use super::{GlobalArgs, Outcome, Settings};
-use otapub::ops::verify::{verify, VerifyOptions};
+use std::collections::{BTreeMap, BTreeSet};
+
+use otapub::ops::verify::{verify, ServedLeaf, VerifyOptions};
 use otapub::signing::ExpoCertificate;
 
 #[derive(Debug, Args)]
@@ -37,6 +39,42 @@ fn load_root(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     Ok(der.clone())
 }
 
+/// How many pointers a leaf's line names before "and N more".
+const NAMED_POINTERS: usize = 10;
+
+/// One line per leaf the served responses carry, with the pointers whose
+/// responses carry it (`P/rollout` for a pointer's rollout buckets): after a
+/// rotation, whatever still serves the old leaf stands out.
+fn leaf_lines(leaves: &[ServedLeaf]) -> Vec<String> {
+    let mut by_leaf: BTreeMap<(&str, &str, &str, i64), (BTreeSet<String>, usize)> = BTreeMap::new();
+    for l in leaves {
+        let path = l.response.strip_suffix("/manifest").unwrap_or(&l.response);
+        let name = match path.split_once("/rollout/") {
+            Some((pointer, _)) => format!("{pointer}/rollout"),
+            None => path.to_string(),
+        };
+        let entry = by_leaf
+            .entry((&l.leaf.subject, &l.leaf.serial, &l.leaf.not_after, l.leaf.days_left))
+            .or_default();
+        entry.0.insert(name);
+        entry.1 += 1;
+    }
+    by_leaf
+        .into_iter()
+        .map(|((subject, serial, not_after, days), (names, responses))| {
+            let mut named: Vec<String> = names.iter().take(NAMED_POINTERS).cloned().collect();
+            if names.len() > NAMED_POINTERS {
+                named.push(format!("and {} more", names.len() - NAMED_POINTERS));
+            }
+            let plural = if responses == 1 { "" } else { "s" };
+            format!(
+                "served leaf {subject} (serial {serial}) until {not_after} ({days} days left): {responses} response{plural} on {}",
+                named.join(", ")
+            )
+        })
+        .collect()
+}
+
 pub async fn run(s: Settings, a: VerifyArgs) -> anyhow::Result<Outcome> {
     let trusted = s.trusted()?;
     let cert = s.expo_cert.as_deref().map(ExpoCertificate::load).transpose()?;
@@ -63,6 +101,9 @@ pub async fn run(s: Settings, a: VerifyArgs) -> anyhow::Result<Outcome> {
     } else {
         for p in &report.problems {
             say!("{p}");
+        }
+        for line in leaf_lines(&report.served_leaves) {
+            say!("{line}");
         }
         say!(
             "{} pointers, {} assets, {} patches checked: {} problems",

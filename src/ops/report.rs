@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::operations::{is_stale, stale_cutoff};
+use super::rollout::RolloutStatus;
 use super::status::{
     package_actors, status_from, BanInfo, EmbeddedStatus, HistoryEntry, LeafStatus, PackageSummary, PatchStatus,
 };
 use super::Context;
 use crate::error::Result;
-use super::rollout::RolloutStatus;
 use crate::index::{AuditEvent, Index, Operation};
 use crate::manifest::format_time;
 
@@ -87,7 +87,8 @@ pub struct ReportPointer {
     pub restamps: Vec<ReportRestamp>,
     /// Every package, newest first.
     pub history: Vec<HistoryEntry>,
-    /// The Expo signing leaf the live response carries, if a chain is used.
+    /// The Expo signing leaf the pointer's response (update or directive)
+    /// carries, if a chain is used.
     #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
     pub expo_leaf: Option<LeafStatus>,
 }
@@ -109,6 +110,9 @@ pub struct ReportRollout {
     pub percent: u8,
     /// How many of the 100 buckets serve the candidate.
     pub buckets: usize,
+    /// The Expo signing leaf the candidate buckets' responses carry.
+    #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
+    pub expo_leaf: Option<LeafStatus>,
     /// linear or canary.
     pub strategy: &'static str,
     /// Percent added per advance.
@@ -129,8 +133,9 @@ pub struct ReportRollout {
 }
 
 impl ReportRollout {
-    /// The page's view of a rollout as `rollout status` reads it.
-    fn of(st: RolloutStatus) -> ReportRollout {
+    /// The page's view of a rollout as `rollout status` reads it, whose
+    /// buckets serve `expo_leaf`.
+    fn of(st: RolloutStatus, expo_leaf: Option<LeafStatus>) -> ReportRollout {
         ReportRollout {
             candidate: st.candidate.version,
             control: st.control.map(|c| c.version),
@@ -138,6 +143,7 @@ impl ReportRollout {
             active: st.state.is_active(),
             percent: st.percent,
             buckets: st.buckets.len(),
+            expo_leaf,
             strategy: st.strategy.as_str(),
             step: st.step,
             abort_threshold: st.abort_threshold,
@@ -208,7 +214,10 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
         let rollout = view
             .rollout
             .as_ref()
-            .map(|r| super::rollout::status_of(r).map(ReportRollout::of))
+            .map(|r| {
+                let leaf = st.rollout.as_ref().and_then(|x| x.expo_leaf.clone());
+                super::rollout::status_of(r).map(|shown| ReportRollout::of(shown, leaf))
+            })
             .transpose()?;
         let bans = st
             .history

@@ -8,8 +8,8 @@ use super::Context;
 use crate::error::Result;
 use crate::index::live::{pointer_state, PointerState};
 use crate::index::{AuditEvent, Index, Package, PackageContent};
-use crate::manifest::format_time;
-use crate::tree::PointerView;
+use crate::manifest::{boundary_of, format_time, parse_multipart, ParsedPart};
+use crate::tree::{self, PointerView, PublicObject};
 
 /// One package in a pointer's history.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -65,7 +65,9 @@ pub struct PointerStatus {
     pub patches: Vec<PatchStatus>,
     /// Packages, newest first.
     pub history: Vec<HistoryEntry>,
-    /// The leaf certificate the live response carries (`--expo-chain`).
+    /// The leaf certificate the pointer's response carries (`--expo-chain`),
+    /// update or directive alike: read from the pointer objects the index
+    /// renders, so after `otapub refresh` it is the refreshed one.
     #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
     pub expo_leaf: Option<LeafStatus>,
 }
@@ -75,6 +77,9 @@ pub struct PointerStatus {
 pub struct LeafStatus {
     /// Its subject.
     pub subject: String,
+    /// Its serial number, upper-case hex as `openssl x509 -serial` prints it:
+    /// two leaves of one name differ here.
+    pub serial: String,
     /// When it expires: every update check fails after, until a refresh.
     #[serde(rename = "notAfter")]
     pub not_after: String,
@@ -83,16 +88,45 @@ pub struct LeafStatus {
     pub days_left: i64,
 }
 
-/// The leaf of the chain a package's response carries, as of `now`.
-fn leaf_of(p: &Package, now: chrono::DateTime<chrono::Utc>) -> Option<LeafStatus> {
-    let pem = p.signatures().expo_chain()?;
-    let der = crate::signing::chain::split_pem(pem).ok()?.into_iter().next()?;
-    let info = crate::signing::chain::info(&der).ok()?;
-    Some(LeafStatus {
-        subject: info.subject,
-        not_after: format_time(info.not_after),
-        days_left: (info.not_after - now).num_days(),
-    })
+impl LeafStatus {
+    /// The leaf of the `certificate_chain` part among an Expo body's parts,
+    /// as of `now`; none without a chain (or one that does not parse,
+    /// which `otapub verify --expo-ca` reports).
+    pub fn in_parts(parts: &[ParsedPart], now: chrono::DateTime<chrono::Utc>) -> Option<LeafStatus> {
+        let part = parts.iter().find(|p| p.name() == Some("certificate_chain"))?;
+        let pem = std::str::from_utf8(&part.body).ok()?;
+        let der = crate::signing::chain::split_pem(pem).ok()?.into_iter().next()?;
+        let info = crate::signing::chain::info(&der).ok()?;
+        Some(LeafStatus {
+            subject: info.subject,
+            serial: info.serial,
+            not_after: format_time(info.not_after),
+            days_left: (info.not_after - now).num_days(),
+        })
+    }
+
+    /// The leaf a served object carries: an Expo body with its Content-Type.
+    pub fn served_in(o: &PublicObject, now: chrono::DateTime<chrono::Utc>) -> Option<LeafStatus> {
+        let parts = parse_multipart(boundary_of(&o.meta.content_type)?, &o.bytes).ok()?;
+        LeafStatus::in_parts(&parts, now)
+    }
+}
+
+/// The leaf of what `view` serves, from the render of the index (the
+/// bytes `regenerate` writes): the pointer's own response, and its
+/// rollout buckets' (the candidate's).
+fn served_leaves(
+    view: &PointerView,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Option<LeafStatus>, Option<LeafStatus>)> {
+    let pointer = tree::pointer_objects(view)?.and_then(|[_, body]| LeafStatus::served_in(&body, now));
+    let bucket = tree::rollout_objects(view)?.and_then(|r| {
+        r.buckets
+            .iter()
+            .find(|o| o.key.ends_with("/manifest"))
+            .and_then(|body| LeafStatus::served_in(body, now))
+    });
+    Ok((pointer, bucket))
 }
 
 /// A patch a served update can be downloaded as.
@@ -214,15 +248,21 @@ pub struct RolloutSummary {
     pub state: &'static str,
     /// Share of devices on the candidate.
     pub percent: u8,
+    /// The leaf the candidate buckets' responses carry (none while no
+    /// bucket serves, e.g. paused).
+    #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
+    pub expo_leaf: Option<LeafStatus>,
 }
 
 impl RolloutSummary {
-    /// In short, what `rollout status` shows (the signed record).
-    fn of(st: super::rollout::RolloutStatus) -> RolloutSummary {
+    /// In short, what `rollout status` shows (the signed record), and the
+    /// leaf its buckets serve.
+    fn of(st: super::rollout::RolloutStatus, expo_leaf: Option<LeafStatus>) -> RolloutSummary {
         RolloutSummary {
             candidate: st.candidate.version,
             state: st.state.as_str(),
             percent: st.percent,
+            expo_leaf,
         }
     }
 }
@@ -247,10 +287,7 @@ pub fn status_from(index: &Index, views: &[PointerView], now: chrono::DateTime<c
     let mut pointers = Vec::new();
     for v in views {
         let (pointer, packages, rollout) = (&v.pointer, &v.packages, &v.rollout);
-        let expo_leaf = match pointer_state(packages, rollout.as_ref()) {
-            PointerState::Live(p) => leaf_of(p, now),
-            _ => None,
-        };
+        let (expo_leaf, candidate_leaf) = served_leaves(v, now)?;
         let serves = match pointer_state(packages, rollout.as_ref()) {
             PointerState::Live(p) if p.update_id().is_none() => {
                 format!("rollBackToEmbedded ({})", p.version)
@@ -289,7 +326,7 @@ pub fn status_from(index: &Index, views: &[PointerView], now: chrono::DateTime<c
             rollout: rollout
                 .as_ref()
                 .filter(|r| r.state.is_active())
-                .map(|r| super::rollout::status_of(r).map(RolloutSummary::of))
+                .map(|r| super::rollout::status_of(r).map(|st| RolloutSummary::of(st, candidate_leaf.clone())))
                 .transpose()?,
             history: packages.iter().rev().map(entry).collect(),
             expo_leaf,

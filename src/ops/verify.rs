@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::status::LeafStatus;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::index::PatchRow;
@@ -53,6 +54,21 @@ pub struct VerifyReport {
     pub patches: usize,
     /// Problems, one line each.
     pub problems: Vec<String>,
+    /// The Expo signing leaf each served response carries (pointers and
+    /// rollout buckets that carry a certificate chain), by path.
+    #[serde(rename = "servedLeaves")]
+    pub served_leaves: Vec<ServedLeaf>,
+}
+
+/// The leaf one served response carries, as a device received it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServedLeaf {
+    /// Its path under the base URL (`production/ios/fp/manifest`,
+    /// `…/rollout/07/manifest`).
+    pub response: String,
+    /// The leaf.
+    #[serde(flatten)]
+    pub leaf: LeafStatus,
 }
 
 /// A pointer path `public/<channel>/<platform>/<fingerprint>/manifest`, parsed.
@@ -194,6 +210,10 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
             .problems
             .extend(problems.into_iter().map(|m| format!("{c}/{p}/{f}: {m}")));
     }
+    report.served_leaves = std::mem::take(&mut seen.leaves)
+        .into_iter()
+        .map(|(response, leaf)| ServedLeaf { response, leaf })
+        .collect();
     report.assets = seen.assets.len();
     report.patches = seen.patches.len();
     Ok(report)
@@ -376,6 +396,9 @@ async fn verify_pointer(
         return Ok(problems);
     };
     let part_name = first.name().unwrap_or("").to_string();
+    if let Some(leaf) = LeafStatus::in_parts(&parts, opts.now) {
+        seen.leaves.insert(path.to_string(), leaf);
+    }
     if let Some(root) = opts.expo_ca {
         problems.extend(check_chain(&parts, root, opts));
     }
@@ -490,6 +513,8 @@ struct Seen {
     patches: BTreeMap<(String, String), Vec<String>>,
     /// Kept patches by requested id.
     rows: BTreeMap<String, Vec<PatchRow>>,
+    /// Response path → the leaf it carries.
+    leaves: BTreeMap<String, LeafStatus>,
 }
 
 /// Each patch of a served update, asked for as the stock client asks for

@@ -101,6 +101,8 @@ pub struct CertInfo {
     pub code_signing: bool,
     /// The SubjectPublicKeyInfo, DER.
     pub spki: Vec<u8>,
+    /// The serial number in upper-case hex, as `openssl x509 -serial` prints it.
+    pub serial: String,
 }
 
 fn time(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
@@ -137,7 +139,21 @@ pub fn info(der: &[u8]) -> std::result::Result<CertInfo, String> {
         path_len: constraints.and_then(|(_, len)| len),
         code_signing: key_usage.is_some_and(|k| k.digital_signature()) && eku_code_signing,
         spki: c.public_key().raw.to_vec(),
+        serial: serial_hex(c.raw_serial()),
     })
+}
+
+/// A DER INTEGER's content as OpenSSL prints it: the magnitude's bytes in
+/// upper-case hex, without the sign byte DER adds before a high bit.
+fn serial_hex(raw: &[u8]) -> String {
+    let mut bytes = raw;
+    while let [0, rest @ ..] = bytes {
+        if rest.is_empty() {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Whether `child` carries a valid signature by `parent`'s key (RSA
@@ -235,5 +251,12 @@ mod tests {
         ] {
             assert!(split_pem(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn serials_read_as_openssl_prints_them() {
+        assert_eq!(serial_hex(&[0x00, 0xa1, 0x0b]), "A10B");
+        assert_eq!(serial_hex(&[0x0a, 0xff]), "0AFF");
+        assert_eq!(serial_hex(&[0x00]), "00");
     }
 }
