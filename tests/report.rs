@@ -143,6 +143,7 @@ fn the_page_in_a_real_browser_shows_every_pointer_its_live_version_and_each_ban_
         })
         .collect();
     pointers.sort();
+    assert_page_shows_what_is_served(&env, &seen, "the scene");
     let want = |p: &str, live: &str, bans: &[&str]| {
         (
             p.to_string(),
@@ -574,6 +575,44 @@ fn status_report_and_verify_show_the_leaf_each_served_response_carries_through_t
     }
 }
 
+/// Each pointer the store serves is on the page, showing what its signed
+/// objects serve — the update (version and id from the manifest), a roll
+/// back to embedded, or no update — and each rollout box what its signed
+/// `rollout.json` says.
+fn assert_page_shows_what_is_served(env: &TestEnv, seen: &Value, when: &str) {
+    let shown = seen["pointers"].as_array().expect("pointers");
+    let on_page: Vec<&str> = shown.iter().filter_map(|p| p["pointer"].as_str()).collect();
+    let served = served_responses(env);
+    assert_eq!(
+        on_page.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        served.keys().map(String::as_str).collect(),
+        "{when}: the page's pointers"
+    );
+    for p in shown {
+        let pointer = p["pointer"].as_str().expect("pointer");
+        let (name, doc) = env.read_signed(&format!("public/{pointer}/manifest"));
+        match (name.as_str(), doc["type"].as_str()) {
+            ("manifest", _) => {
+                assert_eq!(
+                    p["live"], doc["metadata"]["otapub"]["version"],
+                    "{when}: {pointer}: {p}"
+                );
+                assert_eq!(p["liveId"], doc["id"], "{when}: {pointer}: {p}");
+            }
+            ("directive", Some("rollBackToEmbedded")) => {
+                let line = p["liveLine"].as_str().unwrap_or("");
+                assert!(line.contains("roll back to embedded"), "{when}: {pointer}: {p}");
+                assert_eq!(p["liveId"], Value::Null, "{when}: {pointer}: {p}");
+            }
+            ("directive", Some("noUpdateAvailable")) => {
+                assert_eq!(p["live"], "no update", "{when}: {pointer}: {p}");
+            }
+            other => panic!("{when}: {pointer} serves {other:?}"),
+        }
+    }
+    assert_rollouts_as_signed(env, seen, when);
+}
+
 /// What the page shows of each rollout box, `rollout status --json` and
 /// each signed `rollout.json` (DSSE checked with the test key) all say the
 /// same: candidate, control, percent, state and candidate buckets.
@@ -656,6 +695,7 @@ fn after_a_rollout_s_control_is_banned_the_page_and_rollout_status_show_the_cont
     let server = otapub_serve(&env, &[]);
     let seen = browse(&format!("{}/_otapub/", server.base), &env.path("banned-control.png"));
     assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the ban"), 2, "{seen}");
+    assert_page_shows_what_is_served(&env, &seen, "after the ban");
 
     // Paused: no bucket serves the candidate, and the page says so.
     env.otapub(&[
@@ -672,4 +712,5 @@ fn after_a_rollout_s_control_is_banned_the_page_and_rollout_status_show_the_cont
     .success();
     let seen = browse(&format!("{}/_otapub/", server.base), &env.path("paused.png"));
     assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the pause"), 2, "{seen}");
+    assert_page_shows_what_is_served(&env, &seen, "after the pause");
 }

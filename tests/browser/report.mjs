@@ -35,6 +35,8 @@ try {
   out.pointers = await page.$$eval("article.pointer", (els) => els.map((el) => ({
     pointer: el.dataset.pointer,
     live: el.querySelector(".live-version")?.textContent.trim() ?? null,
+    liveLine: el.querySelector(".live .version")?.textContent.replace(/\s+/g, " ").trim() ?? null,
+    liveId: el.querySelector(".live .live-id")?.textContent.trim() ?? null,
     rollout: el.querySelector(".rollout .row")?.textContent.replace(/\s+/g, " ").trim() ?? null,
     // The rollout box, field by field, as the text a person reads.
     rolloutBox: el.querySelector(".rollout") ? Object.fromEntries(
