@@ -3,8 +3,9 @@
 use clap::Args;
 
 use super::{GlobalArgs, Outcome, Settings};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use otapub::ops::status::LeafStatus;
 use otapub::ops::verify::{verify, ServedLeaf, VerifyOptions};
 use otapub::signing::ExpoCertificate;
 
@@ -46,29 +47,36 @@ const NAMED_POINTERS: usize = 10;
 /// responses carry it (`P/rollout` for a pointer's rollout buckets): after a
 /// rotation, whatever still serves the old leaf stands out.
 fn leaf_lines(leaves: &[ServedLeaf]) -> Vec<String> {
-    let mut by_leaf: BTreeMap<(&str, &str, &str, i64), (BTreeSet<String>, usize)> = BTreeMap::new();
+    // Few distinct leaves: in the order the sorted responses first show them.
+    let mut by_leaf: Vec<(&LeafStatus, BTreeSet<String>, usize)> = Vec::new();
     for l in leaves {
         let path = l.response.strip_suffix("/manifest").unwrap_or(&l.response);
         let name = match path.split_once("/rollout/") {
             Some((pointer, _)) => format!("{pointer}/rollout"),
             None => path.to_string(),
         };
-        let entry = by_leaf
-            .entry((&l.leaf.subject, &l.leaf.serial, &l.leaf.not_after, l.leaf.days_left))
-            .or_default();
-        entry.0.insert(name);
-        entry.1 += 1;
+        match by_leaf.iter_mut().find(|(leaf, ..)| **leaf == l.leaf) {
+            Some((_, names, responses)) => {
+                names.insert(name);
+                *responses += 1;
+            }
+            None => by_leaf.push((&l.leaf, BTreeSet::from([name]), 1)),
+        }
     }
     by_leaf
         .into_iter()
-        .map(|((subject, serial, not_after, days), (names, responses))| {
+        .map(|(leaf, names, responses)| {
             let mut named: Vec<String> = names.iter().take(NAMED_POINTERS).cloned().collect();
             if names.len() > NAMED_POINTERS {
                 named.push(format!("and {} more", names.len() - NAMED_POINTERS));
             }
             let plural = if responses == 1 { "" } else { "s" };
             format!(
-                "served leaf {subject} (serial {serial}) until {not_after} ({days} days left): {responses} response{plural} on {}",
+                "served leaf {} (serial {}) until {} ({} days left): {responses} response{plural} on {}",
+                leaf.subject,
+                leaf.serial,
+                leaf.not_after,
+                leaf.days_left,
                 named.join(", ")
             )
         })
