@@ -220,21 +220,6 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
-/// Refuses to mutate a store whose server ignores conditional writes, since
-/// concurrent writers would then silently lose each other's work.
-async fn ensure_locking(ctx: &Context<'_>, index: &Index) -> Result<bool> {
-    if ctx.store.is_local() || index.setting(LOCKING_SETTING)?.as_deref() == Some("verified") {
-        return Ok(false);
-    }
-    if ctx.store.probe_conditional_writes().await? {
-        return Ok(true);
-    }
-    if ctx.unsafe_no_locking {
-        return Ok(false);
-    }
-    Err(Error::NoLocking { store: ctx.store.url() })
-}
-
 fn json_err(e: serde_json::Error) -> Error {
     Error::IndexContent(format!("a recorded operation result is unreadable ({e})"))
 }
@@ -286,7 +271,7 @@ enum Source {
 
 /// Loads the index for one attempt, with the newest generation whose
 /// pointers are all written; for a new index, the lease of the stored one.
-async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Index, u64, Option<Lease>)> {
+async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Index, Mark, Option<Lease>)> {
     match source {
         Source::Stored(preloaded) => {
             let preloaded = preloaded.take();
@@ -297,7 +282,7 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Ind
                         None => Index::load(ctx.store).await,
                     }
                 },
-                read_written(ctx.store)
+                read_mark(ctx.store)
             );
             let index = index?;
             let lease = active_lease(&index, ctx.clock.now())?;
@@ -321,7 +306,7 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Ind
                 .and_then(|o| Index::open(Some(&o.bytes), None).ok())
                 .and_then(|old| active_lease(&old, ctx.clock.now()).ok().flatten());
             let index = crate::off_runtime(|| Index::open(None, etag))?;
-            Ok((index, u64::MAX, lease))
+            Ok((index, (u64::MAX, None), lease))
         }
     }
 }
@@ -346,8 +331,8 @@ async fn run<T: Serialize + DeserializeOwned>(
     let started = std::time::Instant::now();
     while attempt < MAX_ATTEMPTS {
         tracing::debug!("loading the index");
-        let (mut index, written, lease) = load_for_attempt(ctx, &mut source).await?;
-        let unfinished = index.committed_after(written)?;
+        let (mut index, mark, lease) = load_for_attempt(ctx, &mut source).await?;
+        let unfinished = index.committed_after(mark.0)?;
         if let Some((output, pointers)) = index.committed_operation(&op_key)? {
             // This invocation's change is already in the index: a retry after
             // a lost response, or a rerun with the same --operation-id.
@@ -359,52 +344,35 @@ async fn run<T: Serialize + DeserializeOwned>(
             write_pointers(ctx.store, index, &pointers)
                 .await
                 .map_err(Error::after_commit)?;
-            mark_written(ctx.store, generation).await;
+            mark_written(ctx.store, generation, &mark).await;
             ctx.store.clean_up().await?;
             return Ok(output);
         }
-        if !unfinished.is_empty() {
-            // Commits whose pointers may not all be written (a command killed
-            // or failed after its commit point): finished first, so every
-            // writer starts from a tree that matches the index.
+        // Commits whose pointers may not all be written: a command killed or
+        // failed after its commit point (or one still writing them). If one
+        // is this very command run before, it is finished instead of applied
+        // again; otherwise their pointers are written with this command's
+        // own, after its commit — not before, which would only widen the
+        // window in which concurrent writers race for the index.
+        let rerun = (!ctx.invocation.is_empty())
+            .then(|| {
+                unfinished
+                    .iter()
+                    .rev()
+                    .find(|u| u.invocation == ctx.invocation && u.op_key.ends_with(&format!(":{kind}")))
+            })
+            .flatten();
+        if let Some(r) = rerun {
             let generation = index.generation()?;
-            let pointers = pointers_of(&unfinished)?;
-            let views = pointers
-                .iter()
-                .map(|p| pointer_view(&index, p))
-                .collect::<Result<Vec<_>>>()?;
-            let keys = write_views(ctx.store, &index, &views, false).await?;
-            mark_written(ctx.store, generation).await;
-            let rerun = (!ctx.invocation.is_empty())
-                .then(|| {
-                    unfinished
-                        .iter()
-                        .rev()
-                        .find(|u| u.invocation == ctx.invocation && u.op_key.ends_with(&format!(":{kind}")))
-                })
-                .flatten();
-            let names: Vec<String> = unfinished
-                .iter()
-                .map(|u| {
-                    let id = u.op_key.rsplit_once(':').map_or(u.op_key.as_str(), |(id, _)| id);
-                    format!("`{}` by {} (operation {id})", u.kind, u.actor)
-                })
-                .collect();
+            let keys = finish(ctx.store, &index, &unfinished).await?;
+            mark_written(ctx.store, generation, &mark).await;
+            say_finished(&unfinished, keys);
             eprintln!(
-                "note: committed but not all written: {}; wrote their pointers first ({} objects)",
-                names.join(", "),
-                keys.len()
+                "note: that `{}` is this command run before: finished it instead of applying it again",
+                r.kind
             );
-            if let Some(r) = rerun {
-                eprintln!(
-                    "note: that `{}` is this command run before: finished it instead of applying it again",
-                    r.kind
-                );
-            }
-            if let Some(r) = rerun {
-                ctx.store.clean_up().await?;
-                return serde_json::from_str(&r.output).map_err(json_err);
-            }
+            ctx.store.clean_up().await?;
+            return serde_json::from_str(&r.output).map_err(json_err);
         }
         let now = ctx.clock.now();
         if !LEASE_EXEMPT.contains(&kind) {
@@ -428,6 +396,7 @@ async fn run<T: Serialize + DeserializeOwned>(
         index.set_operation_id(&op_key);
         tracing::debug!("applying the change");
         let plan = crate::off_runtime(|| apply(&mut index, now))?;
+        let mut fresh = BTreeSet::new();
         // The patches devices of the affected pointers can ask for and no
         // commit made yet: made below, recorded in this commit.
         let pairs = if plan.changed {
@@ -443,18 +412,35 @@ async fn run<T: Serialize + DeserializeOwned>(
             let generation = index.bump_generation()?;
             index.record_result(&op_key, &output, &pointers, generation, &ctx.invocation)?;
             for p in &plan.pointers {
+                if index.pointer_stamp(p)? == 0 {
+                    fresh.insert(p.clone());
+                }
+            }
+            for p in &plan.pointers {
                 let view = pointer_view(&index, p)?;
                 if let Some([_, body]) = tree::pointer_objects(&view)? {
                     index.restamp_pointer(p, &index::sha256(&body.bytes), generation)?;
                 }
             }
         }
-        tracing::debug!("checking conditional writes");
         let writes = plan.changed || !plan.pointers.is_empty() || !plan.objects.is_empty() || !plan.assets.is_empty();
-        if writes && ensure_locking(ctx, &index).await? && plan.changed {
-            index::set_setting(index.conn(), LOCKING_SETTING, "verified")?;
+        let needs_probe =
+            writes && !ctx.store.is_local() && index.setting(LOCKING_SETTING)?.as_deref() != Some("verified");
+        // The probe of the store's conditional writes (three requests, once
+        // per store) comes before anything else is written: a store that
+        // ignores them is refused with nothing changed.
+        let probed = if needs_probe {
+            tracing::debug!("checking conditional writes");
+            Some(ctx.store.probe_conditional_writes().await?)
+        } else {
+            None
+        };
+        match probed {
+            Some(true) if plan.changed => index::set_setting(index.conn(), LOCKING_SETTING, "verified")?,
+            Some(false) if !ctx.unsafe_no_locking => return Err(Error::NoLocking { store: ctx.store.url() }),
+            _ => {}
         }
-        let written = async {
+        let prepare = async {
             tracing::debug!("uploading {} assets", plan.assets.len());
             upload_assets(ctx.store, &plan.assets, &mut uploaded, &ctx.progress).await?;
             let patches = patch::make::make(
@@ -466,19 +452,36 @@ async fn run<T: Serialize + DeserializeOwned>(
                 &ctx.progress,
             )
             .await;
-            for row in &patches.rows {
-                index::insert_patch(index.conn(), row)?;
-            }
             tracing::debug!(
                 "creating {} immutable objects",
                 plan.objects.len() + patches.objects.len()
             );
+            let todo: Vec<&PublicObject> = plan.objects.iter().chain(&patches.objects).collect();
+            let created_before = &created;
+            let results: Vec<(&PublicObject, bool)> = stream::iter(todo)
+                .map(|o| async move {
+                    let mine = !created_before.contains(&o.key) && create_immutable(ctx.store, o).await?;
+                    Ok::<_, Error>((o, mine))
+                })
+                .buffer_unordered(UPLOAD_CONCURRENCY)
+                .try_collect()
+                .await?;
             let mut replace_after_commit = Vec::new();
-            for o in plan.objects.iter().chain(&patches.objects) {
-                if created.contains(&o.key) || !create_immutable(ctx.store, o).await? {
+            let mut keys = Vec::new();
+            for (o, mine) in results {
+                if !mine {
                     replace_after_commit.push(o.clone());
                 }
-                created.insert(o.key.clone());
+                keys.push(o.key.clone());
+            }
+            Ok::<_, Error>((patches.rows, replace_after_commit, keys))
+        };
+        let prepared = prepare.await;
+        let written = async {
+            let (patch_rows, replace_after_commit, keys) = prepared?;
+            created.extend(keys);
+            for row in &patch_rows {
+                index::insert_patch(index.conn(), row)?;
             }
             tracing::debug!("writing the index");
             let saved = if plan.changed {
@@ -502,7 +505,9 @@ async fn run<T: Serialize + DeserializeOwned>(
                     }
                     tracing::debug!("writing {} pointers", plan.pointers.len());
                     let generation = index.generation()?;
-                    write_pointers(ctx.store, index, &plan.pointers).await?;
+                    let leftovers = finish(ctx.store, &index, &unfinished).await?;
+                    say_finished(&unfinished, leftovers);
+                    write_new_pointers(ctx.store, index, &plan.pointers, &fresh).await?;
                     Ok::<_, Error>(generation)
                 }
                 .await;
@@ -513,7 +518,7 @@ async fn run<T: Serialize + DeserializeOwned>(
                 };
                 // Every commit up to this one has its pointers written: the
                 // next writer need not look at them.
-                mark_written(ctx.store, generation).await;
+                mark_written(ctx.store, generation, &mark).await;
                 ctx.store.clean_up().await?;
                 tracing::debug!("done");
                 return Ok(plan.output);
@@ -549,7 +554,10 @@ pub async fn read_written(store: &dyn Store) -> Result<u64> {
     Ok(read_mark(store).await?.0)
 }
 
-async fn read_mark(store: &dyn Store) -> Result<(u64, Option<String>)> {
+/// The mark as read: its generation and its etag (`None`: absent).
+type Mark = (u64, Option<String>);
+
+async fn read_mark(store: &dyn Store) -> Result<Mark> {
     let Some(obj) = store.get(WRITTEN_KEY).await? else {
         return Ok((0, None));
     };
@@ -564,17 +572,23 @@ async fn read_mark(store: &dyn Store) -> Result<(u64, Option<String>)> {
 
 /// Moves the mark forward to `generation` (never back). Best effort: a mark
 /// left behind only makes the next writer check those pointers again.
-async fn mark_written(store: &dyn Store, generation: u64) {
-    if let Err(e) = advance_mark(store, generation).await {
+async fn mark_written(store: &dyn Store, generation: u64, read: &Mark) {
+    if let Err(e) = advance_mark(store, generation, read).await {
         tracing::warn!("cannot record that the pointers are written up to generation {generation}: {e:#}");
     }
 }
 
-async fn advance_mark(store: &dyn Store, generation: u64) -> Result<()> {
+/// `read`: the mark as this writer read it, tried first (one request when
+/// nobody moved it since).
+async fn advance_mark(store: &dyn Store, generation: u64, read: &Mark) -> Result<()> {
     let bytes = serde_json::to_vec(&WrittenMark { generation }).map_err(json_err)?;
     let meta = ObjectMeta::new("application/json", "no-store");
+    let mut known = Some(read.clone());
     for _ in 0..MAX_ATTEMPTS {
-        let (stored, etag) = read_mark(store).await?;
+        let (stored, etag) = match known.take() {
+            Some(m) => m,
+            None => read_mark(store).await?,
+        };
         if etag.is_some() && stored >= generation {
             return Ok(());
         }
@@ -587,6 +601,38 @@ async fn advance_mark(store: &dyn Store, generation: u64) -> Result<()> {
         }
     }
     Err(Error::Race { attempts: MAX_ATTEMPTS })
+}
+
+/// Writes the pointers of operations committed but maybe not written,
+/// forward-only from `index`; returns how many objects that wrote.
+async fn finish(store: &dyn Store, index: &Index, unfinished: &[index::CommittedOperation]) -> Result<usize> {
+    if unfinished.is_empty() {
+        return Ok(0);
+    }
+    let views = pointers_of(unfinished)?
+        .iter()
+        .map(|p| pointer_view(index, p))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(write_views(store, index, &views, false).await?.len())
+}
+
+/// Says which operations' pointers this command wrote for them (nothing
+/// when their own writer had written them already).
+fn say_finished(unfinished: &[index::CommittedOperation], objects: usize) {
+    if objects == 0 {
+        return;
+    }
+    let names: Vec<String> = unfinished
+        .iter()
+        .map(|u| {
+            let id = u.op_key.rsplit_once(':').map_or(u.op_key.as_str(), |(id, _)| id);
+            format!("`{}` by {} (operation {id})", u.kind, u.actor)
+        })
+        .collect();
+    eprintln!(
+        "note: committed but not all written: {}; wrote their pointers ({objects} objects)",
+        names.join(", ")
+    );
 }
 
 /// The pointers the given operations affected.
@@ -798,10 +844,37 @@ pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
 /// stale and leaves the buckets alone —, the buckets it lacks, and the
 /// removal of buckets no longer in the view (unless a newer view wrote them).
 pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
+    write_view_as(store, index, v, dry_run, false).await
+}
+
+/// [`write_view`]; `fresh`: the index had never stamped this pointer before
+/// this commit, so its objects are most likely absent — each is first
+/// created with `If-None-Match: *` (one request instead of a HEAD and a
+/// write), and only if one is there after all goes the forward-only way.
+async fn write_view_as(
+    store: &dyn Store,
+    index: &Index,
+    v: &PointerView,
+    dry_run: bool,
+    fresh: bool,
+) -> Result<Vec<String>> {
     let stamp = index.pointer_stamp(&v.pointer)?;
     let mut written = Vec::new();
     if let Some(objs) = tree::pointer_objects(v)? {
         for o in objs.iter().rev() {
+            if fresh && !dry_run {
+                let meta = ObjectMeta {
+                    generation: Some(stamp),
+                    ..o.meta.clone()
+                };
+                if let CondPut::Written(_) = store
+                    .put_if(&o.key, o.bytes.clone(), &meta, Precondition::Absent)
+                    .await?
+                {
+                    written.push(o.key.clone());
+                    continue;
+                }
+            }
             if write_forward_or_check(store, o, stamp, dry_run).await? == Forward::Written {
                 written.push(o.key.clone());
             }
@@ -932,11 +1005,26 @@ pub async fn converge_pointers(
 
 /// Writes `pointers` forward from the committed `index`, then converges.
 pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
+    write_new_pointers(store, index, pointers, &BTreeSet::new()).await
+}
+
+/// [`write_pointers`], where the `fresh` ones were never stamped before this commit.
+async fn write_new_pointers(
+    store: &dyn Store,
+    index: Index,
+    pointers: &BTreeSet<PointerId>,
+    fresh: &BTreeSet<PointerId>,
+) -> Result<()> {
     let views = pointers
         .iter()
         .map(|p| pointer_view(&index, p))
         .collect::<Result<Vec<_>>>()?;
-    let written = write_views(store, &index, &views, false).await?;
+    let done: Vec<Vec<String>> = stream::iter(&views)
+        .map(|v| write_view_as(store, &index, v, false, fresh.contains(&v.pointer)))
+        .buffered(POINTER_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let written = done.into_iter().flatten().collect();
     converge_pointers(store, index, Pointers::Some(pointers), written).await?;
     Ok(())
 }

@@ -866,7 +866,12 @@ fn refresh_racing_a_ban_never_serves_the_banned_package_again() {
 fn kill_after_commit(env: &TestEnv, args: &[&str], channel: &str) {
     let out = env
         .otapub(args)
-        .env("OTAPUB_FAULTS", format!("kill@head:public/{channel}/*#1"))
+        // The first request to a pointer object: a HEAD, or for a pointer
+        // no commit stamped before, the conditional create.
+        .env(
+            "OTAPUB_FAULTS",
+            format!("kill@head:public/{channel}/*#1;kill@put_if:public/{channel}/*#1"),
+        )
         .output()
         .unwrap();
     assert!(

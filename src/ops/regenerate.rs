@@ -7,7 +7,7 @@
 //! forward-only write: a regenerate that read the index before a `ban`
 //! committed can never put the banned package back.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ pub struct RegenerateOutcome {
 /// `verify_bytes` reads such objects back.
 async fn differs(
     ctx: &Context<'_>,
-    listed: &HashMap<String, ObjectInfo>,
+    listed: &BTreeMap<String, ObjectInfo>,
     o: &PublicObject,
     verify_bytes: bool,
 ) -> Result<bool> {
@@ -157,7 +157,8 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
     };
     let (rendered, listed) = tokio::join!(render, listing);
     let (index, view, immutable, all_written) = rendered?;
-    let listed: HashMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
+    // Ordered, so a pointer's rollout objects are one range of it.
+    let listed: BTreeMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
     tracing::debug!("comparing {} objects with {} listed", immutable.len(), listed.len());
     let differing: Vec<Option<PublicObject>> = stream::iter(immutable.iter())
         .map(|o| {
@@ -196,8 +197,10 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
             // Bucket objects the view no longer has are removed.
             differ.extend(
                 listed
-                    .keys()
-                    .filter(|k| k.starts_with(&prefix) && !expected.contains(*k))
+                    .range(prefix.clone()..)
+                    .map(|(k, _)| k)
+                    .take_while(|k| k.starts_with(&prefix))
+                    .filter(|k| !expected.contains(*k))
                     .cloned(),
             );
             if !differ.is_empty() {
@@ -235,7 +238,7 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
 async fn lost_patches(
     ctx: &Context<'_>,
     index: &Index,
-    listed: &HashMap<String, ObjectInfo>,
+    listed: &BTreeMap<String, ObjectInfo>,
     verify_bytes: bool,
 ) -> Result<Vec<PublicObject>> {
     let rows: Vec<PatchRow> = crate::index::patches(index.conn())?
