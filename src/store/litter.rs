@@ -25,7 +25,7 @@ pub(crate) fn remove_if_left_behind(path: &Path, kind: &str, max_age: Duration) 
     let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
     let stale = match pid {
         Some(pid) if pid == std::process::id() => false,
-        Some(pid) if Path::new("/proc/self").exists() => !is_otapub_process(pid),
+        Some(pid) if Path::new("/proc/self").exists() => !is_live_process(pid),
         _ => std::fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()
@@ -37,9 +37,13 @@ pub(crate) fn remove_if_left_behind(path: &Path, kind: &str, max_age: Duration) 
     }
 }
 
-/// Whether `pid` is a running process of this same program: a pid can be
-/// reused, and `/proc/<n>` also exists for any thread id `n`.
-fn is_otapub_process(pid: u32) -> bool {
+/// Whether `pid` is a running process. Any program may hold such a file:
+/// the otapub binary under whatever name it was installed, or another
+/// program built on the library (the benchmark's seeding tool, which holds
+/// an index copy for minutes); a reused pid only keeps a dead writer's file
+/// until that process ends. (`/proc/<n>` also exists for any thread id `n`,
+/// hence the thread-group check.)
+fn is_live_process(pid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
     };
@@ -47,14 +51,26 @@ fn is_otapub_process(pid: u32) -> bool {
         .lines()
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse::<u32>().ok());
-    if tgid != Some(pid) {
-        return false;
-    }
-    // The same command name (an upgraded otapub still running counts).
-    static OURS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let ours = OURS.get_or_init(|| std::fs::read_to_string("/proc/self/comm").ok());
-    match (std::fs::read_to_string(format!("/proc/{pid}/comm")), ours) {
-        (Ok(theirs), Some(ours)) => &theirs == ours,
-        _ => true,
+    tgid == Some(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_a_running_process_stays_whatever_its_name_and_one_of_a_dead_process_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 1 runs, and is not otapub: its file stays (it could be a
+        // renamed otapub binary or another program using the library).
+        let live = dir.path().join("otapub-index-1-abc.sqlite");
+        std::fs::write(&live, b"x").unwrap();
+        remove_if_left_behind(&live, "otapub-index-", Duration::from_secs(1));
+        assert!(live.exists());
+        // A pid past the kernel's limit never runs.
+        let dead = dir.path().join("otapub-index-4294967294-abc.sqlite");
+        std::fs::write(&dead, b"x").unwrap();
+        remove_if_left_behind(&dead, "otapub-index-", Duration::from_secs(1));
+        assert!(!dead.exists());
     }
 }
