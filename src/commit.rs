@@ -504,21 +504,28 @@ async fn run<T: Serialize + DeserializeOwned>(
                         ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
                     }
                     tracing::debug!("writing {} pointers", plan.pointers.len());
+                    // Every commit up to this one has its pointers written
+                    // after the first pass: the next writer need not look at them.
                     let generation = index.generation()?;
-                    let leftovers = finish(ctx.store, &index, &unfinished).await?;
-                    say_finished(&unfinished, leftovers);
-                    write_new_pointers(ctx.store, index, &plan.pointers, &fresh).await?;
-                    Ok::<_, Error>(generation)
+                    let leftovers = pointers_of(&unfinished)?;
+                    let wrote = write_new_pointers(
+                        ctx.store,
+                        index,
+                        &plan.pointers,
+                        &fresh,
+                        &leftovers,
+                        Some((generation, &mark)),
+                    )
+                    .await?;
+                    say_finished(&unfinished, wrote);
+                    Ok::<_, Error>(())
                 }
                 .await;
-                let generation = if plan.changed {
-                    finished.map_err(Error::after_commit)?
+                if plan.changed {
+                    finished.map_err(Error::after_commit)?;
                 } else {
-                    finished?
-                };
-                // Every commit up to this one has its pointers written: the
-                // next writer need not look at them.
-                mark_written(ctx.store, generation, &mark).await;
+                    finished?;
+                }
                 ctx.store.clean_up().await?;
                 tracing::debug!("done");
                 return Ok(plan.output);
@@ -1005,18 +1012,27 @@ pub async fn converge_pointers(
 
 /// Writes `pointers` forward from the committed `index`, then converges.
 pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
-    write_new_pointers(store, index, pointers, &BTreeSet::new()).await
+    write_new_pointers(store, index, pointers, &BTreeSet::new(), &BTreeSet::new(), None).await?;
+    Ok(())
 }
 
-/// [`write_pointers`], where the `fresh` ones were never stamped before this commit.
+/// [`write_pointers`], where the `fresh` ones were never stamped before this
+/// commit, with the `leftovers` of operations committed earlier but maybe
+/// not written (rendered from the same index, in the same pass; not
+/// converged, which is their own writers' part). With `mark`, once the first
+/// pass is done every commit up to that generation is written: the mark is
+/// moved while the index's etag is read again. Returns how many objects the
+/// leftovers needed.
 async fn write_new_pointers(
     store: &dyn Store,
     index: Index,
     pointers: &BTreeSet<PointerId>,
     fresh: &BTreeSet<PointerId>,
-) -> Result<()> {
+    leftovers: &BTreeSet<PointerId>,
+    mark: Option<(u64, &Mark)>,
+) -> Result<usize> {
     let views = pointers
-        .iter()
+        .union(leftovers)
         .map(|p| pointer_view(&index, p))
         .collect::<Result<Vec<_>>>()?;
     let done: Vec<Vec<String>> = stream::iter(&views)
@@ -1024,7 +1040,24 @@ async fn write_new_pointers(
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;
-    let written = done.into_iter().flatten().collect();
-    converge_pointers(store, index, Pointers::Some(pointers), written).await?;
-    Ok(())
+    let mut written = Vec::new();
+    let mut for_leftovers = 0;
+    for (v, keys) in views.iter().zip(done) {
+        if pointers.contains(&v.pointer) {
+            written.extend(keys);
+        } else {
+            for_leftovers += keys.len();
+        }
+    }
+    let marking = async {
+        if let Some((generation, read)) = mark {
+            mark_written(store, generation, read).await;
+        }
+    };
+    let (converged, ()) = tokio::join!(
+        converge_pointers(store, index, Pointers::Some(pointers), written),
+        marking
+    );
+    converged?;
+    Ok(for_leftovers)
 }
