@@ -224,21 +224,28 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
         Ok(((), Vec::new()))
     })
     .expect("seed");
+    // The pointer objects, as publishes would have left them: stamped with
+    // the generation of the commit that made them, in the index and on the objects.
+    let generation = idx.bump_generation().expect("generation");
+    let mut writes = Vec::new();
+    for p in &pointer_ids {
+        let view = otapub::ops::pointer_view(&idx, p).expect("view");
+        let [envelope, body] = tree::pointer_objects(&view).expect("render").expect("a live package");
+        idx.restamp_pointer(p, &index::sha256(&body.bytes), generation)
+            .expect("stamp");
+        writes.extend([envelope, body]);
+    }
     idx.save(store.as_ref()).await.expect("save index");
-    // The pointer objects, as publishes would have left them.
-    let writes: Vec<_> = pointer_ids
-        .iter()
-        .map(|p| {
-            let view = otapub::ops::pointer_view(&idx, p).expect("view");
-            tree::pointer_objects(&view).expect("render").expect("a live package")
-        })
-        .collect();
     use futures::stream::{self, StreamExt};
     let store = &store;
-    stream::iter(writes.into_iter().flatten())
+    stream::iter(writes)
         .for_each_concurrent(16, |o| async move {
+            let meta = otapub::store::ObjectMeta {
+                generation: Some(generation),
+                ..o.meta
+            };
             store
-                .put(&o.key, Body::Bytes(o.bytes), &o.meta)
+                .put(&o.key, Body::Bytes(o.bytes), &meta)
                 .await
                 .expect("put pointer");
         })
