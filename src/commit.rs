@@ -40,8 +40,11 @@ use crate::tree::{self, PointerView, PublicObject};
 
 /// How many times a command re-applies its change after losing a race.
 pub const MAX_ATTEMPTS: u32 = 12;
-/// Uploads in flight at once.
-pub const UPLOAD_CONCURRENCY: usize = 16;
+/// Uploads in flight at once: a store in another region costs a round trip
+/// per request, so more in flight is what keeps a publish near the network's
+/// floor there (measured at 20 ms RTT: 0.83 s at 16, 0.62 s at 32, against
+/// 0.54 s for `curl --parallel-max 16`); on loopback it makes no difference.
+pub const UPLOAD_CONCURRENCY: usize = 32;
 
 /// Pointers checked (HEAD, and a write where one is due) at once: the
 /// forward-only rule needs each pointer object's generation, which only a
