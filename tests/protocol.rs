@@ -992,6 +992,18 @@ fn a_rerun_after_a_kill_between_commit_and_pointers_moves_forward_never_twice() 
         assert_eq!(served(env, "ios"), "c1");
         assert!(rollout_buckets(env).is_empty());
 
+        // abort: the candidate banned and the control re-stamped, once
+        env.publish_release("c2", "production", "fp")
+            .args(["--platform", "ios", "--rollout", "10"])
+            .assert()
+            .success();
+        let abort = [&["rollout", "abort"][..], &ROLLOUT_POINTER, &["--reason", "crash rate"]].concat();
+        kill_after_commit(env, &abort, "production");
+        let said = rerun(env, &abort);
+        assert!(said.contains(ADOPTED), "{said}");
+        assert_eq!(served(env, "ios"), "c1.r1", "one re-stamp of the control");
+        assert!(rollout_buckets(env).is_empty());
+
         // regenerate (with something to do) and index rebuild
         env.delete("public/production/android/fp/manifest");
         kill_after_commit(env, &["regenerate"], "production");

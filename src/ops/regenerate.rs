@@ -125,12 +125,14 @@ pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) ->
 /// written by an older otapub) — there a pointer's bytes may be right under
 /// an older generation, which a stale writer could still overwrite.
 async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
-    // The listing (often the slowest part) runs while the index is read and rendered.
+    // The listing of public/ (the slowest part: some servers walk the whole
+    // bucket for it) runs while the index is read and rendered; embedded
+    // patch bases' records are listed only where the index has some.
     let render = async {
         tracing::debug!("loading the index");
         let (index, written) = tokio::join!(Index::load(ctx.store), commit::read_written(ctx.store));
         let (index, written) = (index?, written?);
-        tokio::task::spawn_blocking(move || {
+        let rendered = tokio::task::spawn_blocking(move || {
             tracing::debug!("rendering the immutable objects");
             let view = full_view(&index)?;
             let mut objects = Vec::new();
@@ -138,27 +140,39 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
                 objects.extend(tree::package_objects(p)?);
             }
             // The signed records of embedded patch bases (few; compared like the rest).
-            for e in crate::index::embedded_bases(index.conn())? {
-                objects.push(super::embedded::embedded_record(&e));
+            let embedded = crate::index::embedded_bases(index.conn())?;
+            for e in &embedded {
+                objects.push(super::embedded::embedded_record(e));
             }
             let all_written = written > 0 && written >= index.generation()?;
-            Ok::<_, crate::Error>((index, view, objects, all_written))
+            // The pointers' objects too, while the listing is still running.
+            let served = view
+                .iter()
+                .map(|v| Ok((tree::pointer_objects(v)?, tree::rollout_objects(v)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok::<_, crate::Error>((index, view, objects, all_written, !embedded.is_empty(), served))
         })
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let embedded_listed = if rendered.4 {
+            ctx.store.list("state/embedded/").await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, crate::Error>((rendered, embedded_listed))
     };
     let listing = async {
         // One listing of public/ answers for the immutable objects, the
         // pointers and the patches at once.
-        let mut listed = ctx.store.list("public/").await?;
-        listed.extend(ctx.store.list("state/embedded/").await?);
-        tracing::debug!("listed public/ and state/embedded/");
+        let listed = ctx.store.list("public/").await?;
+        tracing::debug!("listed public/");
         Ok::<_, crate::Error>(listed)
     };
     let (rendered, listed) = tokio::join!(render, listing);
-    let (index, view, immutable, all_written) = rendered?;
+    let ((index, view, immutable, all_written, _, served), embedded_listed) = rendered?;
+    let listed = listed?.into_iter().chain(embedded_listed);
     // Ordered, so a pointer's rollout objects are one range of it.
-    let listed: BTreeMap<String, ObjectInfo> = listed?.into_iter().map(|o| (o.key.clone(), o)).collect();
+    let listed: BTreeMap<String, ObjectInfo> = listed.map(|o| (o.key.clone(), o)).collect();
     tracing::debug!("comparing {} objects with {} listed", immutable.len(), listed.len());
     let differing: Vec<Option<PublicObject>> = stream::iter(immutable.iter())
         .map(|o| {
@@ -177,16 +191,16 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
     let mut keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
     let mut pointers = BTreeSet::new();
     if all_written {
-        for v in &view {
+        for (v, (pointer_objects, rollout_objects)) in view.iter().zip(served) {
             let mut differ = Vec::new();
-            for o in tree::pointer_objects(v)?.into_iter().flatten() {
+            for o in pointer_objects.into_iter().flatten() {
                 if differs(ctx, &listed, &o, verify_bytes).await? {
                     differ.push(o.key);
                 }
             }
             let prefix = v.pointer.rollout_prefix();
             let mut expected = HashSet::new();
-            if let Some(ro) = tree::rollout_objects(v)? {
+            if let Some(ro) = rollout_objects {
                 for o in std::iter::once(&ro.record).chain(&ro.buckets) {
                     expected.insert(o.key.clone());
                     if differs(ctx, &listed, o, verify_bytes).await? {
