@@ -726,7 +726,9 @@ def main():
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}" + (" (smoke run: tiny data, not figures)" if args.smoke else ""),
         f"- machine: {machine()}",
-        f"- servers on 127.0.0.1: s3s-fs 0.14.1 (SigV4 checked, data on disk) — every figure; moto 5.2.5 (in memory) — publish figures",
+        f"- servers on 127.0.0.1: s3s-fs 0.14.1 (SigV4 checked, data on disk) — every figure; moto 5.2.5 (in memory) — publish and regenerate figures",
+        f"- every S3 figure twice: on loopback, and through this script's proxy holding each request {LATENCY * 1000:.0f} ms "
+        "(`+20 ms RTT`: a bucket in another region, baselines through the same proxy); targets are set on loopback s3s-fs, the other rounds are reported",
         f"- baselines: {version([TOOLS / 'awscli-venv/bin/aws', '--version'])}; {version(['curl', '--version'])}; {version(['sha256sum', '--version'])}",
         f"- each figure: median of {args.runs} runs (min, max); requests counted by bench/run.py's own proxy; peak RSS from /usr/bin/time -v",
         f"- command: `bench/run.sh` ({time.time() - started:.0f} s for this run)",

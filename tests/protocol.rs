@@ -1013,7 +1013,7 @@ fn a_rerun_after_a_kill_between_commit_and_pointers_moves_forward_never_twice() 
         env.delete("public/production/android/fp/manifest.json");
         kill_after_commit(env, &rebuild, "production");
         rerun(env, &rebuild);
-        assert_eq!(served(env, "ios"), "c1");
+        assert_eq!(served(env, "ios"), "c1.r1", "what the abort left");
     });
 }
 
@@ -1036,5 +1036,48 @@ fn every_writer_first_finishes_what_a_killed_command_committed() {
         // It was finished: a rollback now is a new one.
         rerun(env, &rollback);
         assert_eq!(served(env, "ios"), "v1.r1");
+    });
+}
+
+/// Issue 19, item 5, for `refresh`: killed after its commit, before any
+/// pointer carries the new leaf, and rerun: finished once, and every served
+/// response then carries the new chain.
+#[test]
+fn a_refresh_killed_after_its_commit_is_finished_by_its_rerun() {
+    on_both(|env| {
+        env.expo_leaves();
+        let leaf = |name: &str| {
+            [
+                "--expo-key".to_string(),
+                format!("keys/{name}.key"),
+                "--expo-chain".to_string(),
+                format!("keys/{name}.pem"),
+            ]
+        };
+        for r in ["v1", "v2"] {
+            env.publish_release(r, "production", "fp")
+                .args(leaf("leaf-a"))
+                .assert()
+                .success();
+        }
+        let refresh: Vec<String> = std::iter::once("refresh".to_string()).chain(leaf("leaf-b")).collect();
+        let refresh: Vec<&str> = refresh.iter().map(String::as_str).collect();
+        kill_after_commit(env, &refresh, "production");
+        let leaf_b = std::fs::read_to_string(env.path("keys/leaf-b.pem")).unwrap();
+        let first_cert = |pem: &str| {
+            let end = "-----END CERTIFICATE-----";
+            pem[..pem.find(end).unwrap() + end.len()].to_string()
+        };
+        let serves_b = |env: &TestEnv| {
+            ["ios", "android"].iter().all(|p| {
+                let body = env.read(&format!("public/production/{p}/fp/manifest"));
+                String::from_utf8_lossy(&body).contains(&first_cert(&leaf_b))
+            })
+        };
+        assert!(!serves_b(env), "the kill came before the pointer writes");
+        let said = rerun(env, &refresh);
+        assert!(said.contains("finished it instead of applying it again"), "{said}");
+        assert!(serves_b(env), "every pointer carries the new leaf");
+        assert_eq!(served(env, "ios"), "v2");
     });
 }

@@ -3,9 +3,12 @@
 //! damaged object comes back byte for byte, without re-signing.
 //!
 //! Immutable objects are restored from the bytes the index recorded (they
-//! belong to committed packages). Pointers go through the commit protocol's
-//! forward-only write: a regenerate that read the index before a `ban`
-//! committed can never put the banned package back.
+//! belong to committed packages). Like every writer it goes through
+//! [`commit::commit`]: a regenerate that read the index before a `ban`
+//! committed can never put the banned package back. What differs is found
+//! from one listing of `public/` where the store records that every commit's
+//! pointers were written (`state/pointers-written.json`); elsewhere each
+//! pointer object is asked for its generation.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
