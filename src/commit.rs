@@ -308,8 +308,12 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Ind
             let lease = existing
                 .and_then(|o| Index::open(Some(&o.bytes), None).ok())
                 .and_then(|old| active_lease(&old, ctx.clock.now()).ok().flatten());
-            let index = crate::off_runtime(|| Index::open(None, etag))?;
-            Ok((index, (u64::MAX, None), lease))
+            let mut index = crate::off_runtime(|| Index::open(None, etag))?;
+            // The new index continues above the written mark, so a commit
+            // after it is never taken for one the mark already covers.
+            let mark = read_mark(ctx.store).await?;
+            index.raise_generation(mark.0)?;
+            Ok((index, mark, lease))
         }
     }
 }

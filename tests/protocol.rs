@@ -1009,11 +1009,31 @@ fn a_rerun_after_a_kill_between_commit_and_pointers_moves_forward_never_twice() 
         kill_after_commit(env, &["regenerate"], "production");
         let said = rerun(env, &["regenerate"]);
         assert!(said.contains(ADOPTED), "{said}");
+        // Commits that change no pointer (a gc's two) put the written mark
+        // above every pointer's stamp, which is where a rebuilt index starts.
+        env.otapub(&["gc"]).assert().success();
         let rebuild = ["index", "rebuild", "--force", "--trust", "keys/throwaway.pub"];
         env.delete("public/production/android/fp/manifest.json");
         kill_after_commit(env, &rebuild, "production");
         rerun(env, &rebuild);
         assert_eq!(served(env, "ios"), "c1.r1", "what the abort left");
+        // A rebuilt index continues above the written mark: a publish killed
+        // after the rebuild is still finished by its rerun.
+        write_export(&env.path("export-v5"), "v5");
+        let publish_v5 = [
+            "publish",
+            "export-v5",
+            "--channel",
+            "production",
+            "--fingerprint",
+            "fp",
+            "--version",
+            "v5",
+        ];
+        kill_after_commit(env, &publish_v5, "production");
+        let said = rerun(env, &publish_v5);
+        assert!(said.contains(ADOPTED), "{said}");
+        assert_eq!(served(env, "ios"), "v5");
     });
 }
 
