@@ -289,7 +289,14 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Ind
             );
             let index = index?;
             let lease = active_lease(&index, ctx.clock.now())?;
-            Ok((index, written?, lease))
+            let (mut mark, etag) = written?;
+            if mark > index.generation()? {
+                // A mark past the index: the index was restored from a copy
+                // older than the mark (or read just before a commit the mark
+                // already covers). Nothing is taken as written then.
+                mark = 0;
+            }
+            Ok((index, (mark, etag), lease))
         }
         Source::New { replace } => {
             let existing = ctx.store.get(INDEX_KEY).await?;

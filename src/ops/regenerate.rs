@@ -147,7 +147,8 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
             for e in &embedded {
                 objects.push(super::embedded::embedded_record(e));
             }
-            let all_written = written > 0 && written >= index.generation()?;
+            // A mark past the index (one restored from an older copy) proves nothing.
+            let all_written = written > 0 && written == index.generation()?;
             // The pointers' objects too, while the listing is still running.
             let served = view
                 .iter()
