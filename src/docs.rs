@@ -3,7 +3,7 @@
 //! and to read them back (`index rebuild`), so the two cannot drift apart.
 //! Field order is the order of the bytes; optional fields are omitted, never
 //! `null`. The fields are the documents' own keys, as the Expo Updates
-//! protocol and SPEC.md define them.
+//! protocol and `docs/format.md` define them.
 #![allow(missing_docs)]
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Property test of the rules that decide what a pointer serves — the live
 //! package, the default rollback target, re-stamps, bans and their
-//! fallbacks — against a small reference model written here from SPEC.md:
+//! fallbacks — against a small reference model written here from the rules in `docs/format.md`:
 //! random sequences of publish / ban / rollback / promote and staged
 //! rollouts (start, set, pause, resume, complete, abort) on two channels and
 //! two platforms, run through the real binary; after every step the exit
