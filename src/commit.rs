@@ -1,8 +1,10 @@
 //! The one commit protocol every writer goes through (SPEC "Every writer under
 //! one protocol"):
 //!
-//! 1. read the index; if this invocation's operation id already committed
-//!    (a retry after a lost response or a crash), only finish its pointers;
+//! 1. read the index and the written mark (`state/pointers-written.json`);
+//!    if this invocation's operation id already committed (a retry after a
+//!    lost response or a crash), or an operation committed past the mark is
+//!    this same command run before, only finish its pointers;
 //! 2. wait while a `gc` holds its lease;
 //! 3. apply the change in one transaction, which records the operation, its
 //!    audit events, its result under the operation id, a new generation and
@@ -17,10 +19,11 @@
 //! 6. write each affected pointer forward-only: replaced only when the stored
 //!    stamp is not newer, by a conditional write on the etag just read; then
 //!    re-read the index's etag and repeat from the newer index while other
-//!    writers committed meanwhile.
+//!    writers committed meanwhile. The pointers of operations committed past
+//!    the mark go in the same pass, and the mark moves to this commit.
 //!
-//! Nothing else writes pointers, and nothing writes the index but through here
-//! (and `index rebuild`, which creates one).
+//! Nothing else writes pointers, and nothing writes the index but through
+//! here (`index rebuild` too, through [`commit_new_index`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -272,9 +275,18 @@ enum Source {
     },
 }
 
-/// Loads the index for one attempt, with the newest generation whose
-/// pointers are all written; for a new index, the lease of the stored one.
-async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Index, Mark, Option<Lease>)> {
+/// One attempt's index, the written mark as stored (moved forward from
+/// there), the generation up to which this attempt takes every commit as
+/// written, and the gc lease in force (for a new index, the stored one's).
+struct Loaded {
+    index: Index,
+    mark: Mark,
+    written: u64,
+    lease: Option<Lease>,
+}
+
+/// Loads the index for one attempt.
+async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<Loaded> {
     match source {
         Source::Stored(preloaded) => {
             let preloaded = preloaded.take();
@@ -289,14 +301,17 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Ind
             );
             let index = index?;
             let lease = active_lease(&index, ctx.clock.now())?;
-            let (mut mark, etag) = written?;
-            if mark > index.generation()? {
-                // A mark past the index: the index was restored from a copy
-                // older than the mark (or read just before a commit the mark
-                // already covers). Nothing is taken as written then.
-                mark = 0;
-            }
-            Ok((index, (mark, etag), lease))
+            let mark = written?;
+            // A mark past the index (one restored from an older copy, or read
+            // just before a commit the mark already covers) proves nothing
+            // about this index: nothing is taken as written then.
+            let written = if mark.0 > index.generation()? { 0 } else { mark.0 };
+            Ok(Loaded {
+                index,
+                mark,
+                written,
+                lease,
+            })
         }
         Source::New { replace } => {
             let existing = ctx.store.get(INDEX_KEY).await?;
@@ -320,7 +335,12 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<(Ind
             // after it is never taken for one the mark already covers.
             let mark = read_mark(ctx.store).await?;
             index.raise_generation(mark.0)?;
-            Ok((index, mark, lease))
+            Ok(Loaded {
+                index,
+                written: mark.0,
+                mark,
+                lease,
+            })
         }
     }
 }
@@ -345,20 +365,33 @@ async fn run<T: Serialize + DeserializeOwned>(
     let started = std::time::Instant::now();
     while attempt < MAX_ATTEMPTS {
         tracing::debug!("loading the index");
-        let (mut index, mark, lease) = load_for_attempt(ctx, &mut source).await?;
-        let unfinished = index.committed_after(mark.0)?;
+        let Loaded {
+            mut index,
+            mark,
+            written,
+            lease,
+        } = load_for_attempt(ctx, &mut source).await?;
+        let unfinished = index.committed_after(written)?;
+        let leftovers = pointers_of(&unfinished)?;
+        let none = BTreeSet::new();
         if let Some((output, pointers)) = index.committed_operation(&op_key)? {
             // This invocation's change is already in the index: a retry after
             // a lost response, or a rerun with the same --operation-id.
             tracing::debug!("operation {op_key} already committed");
             let output: T = serde_json::from_str(&output).map_err(json_err)?;
-            let mut pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
-            pointers.extend(pointers_of(&unfinished)?);
+            let pointers: BTreeSet<PointerId> = serde_json::from_str(&pointers).map_err(json_err)?;
             let generation = index.generation()?;
-            write_pointers(ctx.store, index, &pointers)
-                .await
-                .map_err(Error::after_commit)?;
-            mark_written(ctx.store, generation, &mark).await;
+            let wrote = write_pointers(
+                ctx.store,
+                index,
+                &pointers,
+                &none,
+                &leftovers,
+                Some((generation, &mark)),
+            )
+            .await
+            .map_err(Error::after_commit)?;
+            say_finished(&unfinished, wrote);
             ctx.store.clean_up().await?;
             return Ok(output);
         }
@@ -378,9 +411,8 @@ async fn run<T: Serialize + DeserializeOwned>(
             .flatten();
         if let Some(r) = rerun {
             let generation = index.generation()?;
-            let keys = finish(ctx.store, &index, &unfinished).await?;
-            mark_written(ctx.store, generation, &mark).await;
-            say_finished(&unfinished, keys);
+            let wrote = write_pointers(ctx.store, index, &none, &none, &leftovers, Some((generation, &mark))).await?;
+            say_finished(&unfinished, wrote);
             eprintln!(
                 "note: that `{}` is this command run before: finished it instead of applying it again",
                 r.kind
@@ -429,8 +461,6 @@ async fn run<T: Serialize + DeserializeOwned>(
                 if index.pointer_stamp(p)? == 0 {
                     fresh.insert(p.clone());
                 }
-            }
-            for p in &plan.pointers {
                 let view = pointer_view(&index, p)?;
                 if let Some([_, body]) = tree::pointer_objects(&view)? {
                     index.restamp_pointer(p, &index::sha256(&body.bytes), generation)?;
@@ -521,8 +551,7 @@ async fn run<T: Serialize + DeserializeOwned>(
                     // Every commit up to this one has its pointers written
                     // after the first pass: the next writer need not look at them.
                     let generation = index.generation()?;
-                    let leftovers = pointers_of(&unfinished)?;
-                    let wrote = write_new_pointers(
+                    let wrote = write_pointers(
                         ctx.store,
                         index,
                         &plan.pointers,
@@ -622,19 +651,6 @@ async fn advance_mark(store: &dyn Store, generation: u64, read: &Mark) -> Result
         }
     }
     Err(Error::Race { attempts: MAX_ATTEMPTS })
-}
-
-/// Writes the pointers of operations committed but maybe not written,
-/// forward-only from `index`; returns how many objects that wrote.
-async fn finish(store: &dyn Store, index: &Index, unfinished: &[index::CommittedOperation]) -> Result<usize> {
-    if unfinished.is_empty() {
-        return Ok(0);
-    }
-    let views = pointers_of(unfinished)?
-        .iter()
-        .map(|p| pointer_view(index, p))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(write_views(store, index, &views, false).await?.len())
 }
 
 /// Says which operations' pointers this command wrote for them (nothing
@@ -1024,20 +1040,14 @@ pub async fn converge_pointers(
     })
 }
 
-/// Writes `pointers` forward from the committed `index`, then converges.
-pub async fn write_pointers(store: &dyn Store, index: Index, pointers: &BTreeSet<PointerId>) -> Result<()> {
-    write_new_pointers(store, index, pointers, &BTreeSet::new(), &BTreeSet::new(), None).await?;
-    Ok(())
-}
-
-/// [`write_pointers`], where the `fresh` ones were never stamped before this
-/// commit, with the `leftovers` of operations committed earlier but maybe
-/// not written (rendered from the same index, in the same pass; not
-/// converged, which is their own writers' part). With `mark`, once the first
+/// Writes `pointers` forward from the committed `index`, then converges;
+/// the `fresh` ones were never stamped before this commit. The `leftovers`
+/// of operations committed earlier but maybe not written go in the same
+/// pass (not converged: that is their own writers' part). With `mark`, once the first
 /// pass is done every commit up to that generation is written: the mark is
 /// moved while the index's etag is read again. Returns how many objects the
 /// leftovers needed.
-async fn write_new_pointers(
+async fn write_pointers(
     store: &dyn Store,
     index: Index,
     pointers: &BTreeSet<PointerId>,

@@ -389,19 +389,7 @@ fn every_signed_body_carries_the_chain_and_verifies_up_to_the_root() {
         .args(signing)
         .assert()
         .success();
-    env.otapub(&[
-        "rollback",
-        "--channel",
-        "production",
-        "--platform",
-        "android",
-        "--fingerprint",
-        "fp",
-        "--to-embedded",
-    ])
-    .args(signing)
-    .assert()
-    .success();
+    env.rollback_to_embedded("android").args(signing).assert().success();
     let chain_file = std::fs::read_to_string(env.path("keys/leaf.pem")).unwrap();
     for key in [
         "public/production/ios/fp/manifest",
@@ -630,19 +618,7 @@ fn refresh_rotates_the_leaf_without_changing_any_update() {
         .args(one)
         .assert()
         .success();
-    env.otapub(&[
-        "rollback",
-        "--channel",
-        "production",
-        "--platform",
-        "android",
-        "--fingerprint",
-        "fp",
-        "--to-embedded",
-    ])
-    .args(one)
-    .assert()
-    .success();
+    env.rollback_to_embedded("android").args(one).assert().success();
     env.publish_release("b1", "beta", "fp").args(one).assert().success();
     env.otapub(&["ban", "b1", "--platform", "ios", "--reason", "only one"])
         .args(one)

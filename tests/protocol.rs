@@ -217,18 +217,7 @@ fn rerun_after_a_crash_past_the_commit_is_idempotent() {
         }
         assert_eq!(history(env, "android"), ["v1.r1", "v3", "v2", "v1"]);
         for _ in 0..2 {
-            env.otapub(&[
-                "rollback",
-                "--channel",
-                "production",
-                "--platform",
-                "android",
-                "--fingerprint",
-                "fp",
-                "--to-embedded",
-            ])
-            .assert()
-            .success();
+            env.rollback_to_embedded("android").assert().success();
             env.otapub(&["promote", "v2", "--platform", "ios", "--to", "staging"])
                 .assert()
                 .success();

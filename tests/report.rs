@@ -399,19 +399,10 @@ fn status_report_and_verify_show_the_leaf_each_served_response_carries_through_t
             .assert()
             .success();
     }
-    env.otapub(&[
-        "rollback",
-        "--channel",
-        "production",
-        "--platform",
-        "android",
-        "--fingerprint",
-        "fp",
-        "--to-embedded",
-    ])
-    .args(with("leaf-a"))
-    .assert()
-    .success();
+    env.rollback_to_embedded("android")
+        .args(with("leaf-a"))
+        .assert()
+        .success();
     env.publish_release("b1", "beta", "fp")
         .args(with("leaf-a"))
         .assert()

@@ -189,6 +189,20 @@ impl TestEnv {
         ])
     }
 
+    /// `otapub rollback --to-embedded` on production/`platform`/fp.
+    pub fn rollback_to_embedded(&self, platform: &str) -> Command {
+        self.otapub(&[
+            "rollback",
+            "--channel",
+            "production",
+            "--platform",
+            platform,
+            "--fingerprint",
+            "fp",
+            "--to-embedded",
+        ])
+    }
+
     /// `otapub publish` of the export in `dir` to production/ios/fp as `version`.
     pub fn publish_export(&self, dir: &Path, version: &str) -> Command {
         self.otapub(&[
