@@ -82,7 +82,7 @@ else
   (cd "$tools/browser" && npm install --silent --no-audit --no-fund --no-save "playwright-core@$playwright_version" >/dev/null)
 fi
 
-# Expo's config-plugin library, to apply deploy/expo/with-otapub-updates.js as
+# Expo's config-plugin library, to apply npm/otapub/app.plugin.js as
 # `expo prebuild` does (tests/expo_plugin.rs).
 plugins_version=9.1.7
 if [ "$(node -p "require('$tools/expo-plugins/node_modules/@expo/config-plugins/package.json').version" 2>/dev/null)" = "$plugins_version" ]; then

@@ -1,4 +1,4 @@
-//! deploy/expo/with-otapub-updates.js applied to an app config by Expo's own
+//! npm/otapub/app.plugin.js applied to an app config by Expo's own
 //! @expo/config-plugins (from npm, installed by scripts/install-test-servers.sh),
 //! in the introspection mode `expo prebuild` uses: the Expo.plist keys and
 //! Android meta-data it produces are read back.
@@ -24,7 +24,7 @@ fn apply(props: &str, fingerprints: Option<(&str, &str)>) -> Result<Value, Strin
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = Command::new("node");
     c.arg(root.join("tests/expo_plugin/apply.js"))
-        .arg(root.join("deploy/expo/with-otapub-updates.js"))
+        .arg(root.join("npm/otapub/app.plugin.js"))
         .arg(props)
         .env("NODE_PATH", node_modules())
         .env_remove("OTAPUB_FINGERPRINT_IOS")

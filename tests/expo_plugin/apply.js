@@ -1,4 +1,4 @@
-// Applies deploy/expo/with-otapub-updates.js to an app config with
+// Applies npm/otapub/app.plugin.js to an app config with
 // @expo/config-plugins (from npm) in introspection mode — the mods run as in
 // `expo prebuild`, against the base Expo.plist and AndroidManifest.xml the
 // library provides — and prints what they produce, as JSON.
