@@ -137,6 +137,17 @@ pub struct RolloutDoc {
     pub permutation: Vec<u8>,
 }
 
+/// A build in the field, signed (`state/builds/<platform>/<runtime-version>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildRecord {
+    pub platform: String,
+    pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub added_at: String,
+}
+
 /// A build's embedded update recorded as a patch base
 /// (`state/embedded/<platform>/<update-id>.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ pub mod names;
 pub mod ops;
 pub mod patch;
 pub mod progress;
+pub mod project;
 pub mod report;
 pub mod rollout;
 pub mod serve;

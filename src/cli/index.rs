@@ -49,11 +49,12 @@ pub async fn run(s: Settings, a: IndexArgs) -> anyhow::Result<Outcome> {
         say!("skipped {line}");
     }
     say!(
-        "recovered {} packages, {} bans, {} rollouts, {} embedded bases and {} patches",
+        "recovered {} packages, {} bans, {} rollouts, {} embedded bases, {} builds and {} patches",
         out.packages,
         out.bans,
         out.rollouts,
         out.embedded,
+        out.builds,
         out.patches
     );
     if !out.unconfirmed.is_empty() {

@@ -10,12 +10,14 @@ macro_rules! say {
 }
 
 mod ban;
+mod builds;
 mod check;
 mod completions;
 mod diff;
 mod embedded;
 mod gc;
 mod index;
+mod init;
 mod keygen;
 mod keys;
 mod log;
@@ -157,6 +159,8 @@ impl GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set up the Expo project here: otapub.toml, keys, app config, .gitignore
+    Init(init::InitArgs),
     /// Create an ed25519 signing key pair
     Keygen(keygen::KeygenArgs),
     /// Expo code-signing keys over time: `keys expo-leaf` issues a leaf under the app's root
@@ -173,6 +177,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Builds' embedded updates, recorded as patch bases
     Embedded(embedded::EmbeddedArgs),
+    /// The builds in the field per (platform, runtime version); `builds add` records one
+    Builds(Box<builds::BuildsArgs>),
     /// Render the public tree from the index and write what differs
     Regenerate(regenerate::RegenerateArgs),
     /// Re-sign every served Expo response with the current leaf and chain (no update id changes)
@@ -249,6 +255,10 @@ struct ConfigFile {
     patch_bases: Option<usize>,
     patch_max_fraction: Option<f64>,
     templates: Option<PathBuf>,
+    /// The channel `publish` uses when given none.
+    channel: Option<String>,
+    /// Refuse to publish to a runtime version with no recorded build.
+    require_build: Option<bool>,
 }
 
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
@@ -306,6 +316,8 @@ pub struct Settings {
     invocation: String,
     patches: PatchPolicy,
     templates: Option<PathBuf>,
+    channel: Option<Channel>,
+    require_build: bool,
 }
 
 impl Settings {
@@ -429,7 +441,20 @@ impl Settings {
                 .or(cfg.patch_max_fraction)
                 .unwrap_or(defaults.max_fraction),
         )?;
+        let channel = cfg
+            .channel
+            .map(|c| {
+                c.parse::<Channel>().map_err(|e| {
+                    Error::usage(format!(
+                        "{}: channel = {c:?}: {e}",
+                        config_path.as_deref().unwrap_or(Path::new("otapub.toml")).display()
+                    ))
+                })
+            })
+            .transpose()?;
         Ok(Settings {
+            channel,
+            require_build: cfg.require_build.unwrap_or(false),
             templates: g.templates.or(cfg.templates.map(rel)),
             patches,
             s3,
@@ -630,6 +655,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // The global options given before the subcommand, merged with those after it.
     let settings = |sub: &GlobalArgs| Settings::resolve(global.clone().merge(sub.clone())?, &invocation);
     match command {
+        Command::Init(a) => {
+            // init writes otapub.toml: it takes the flags as given, not merged with a config.
+            let given = global.clone().merge(a.global.clone())?;
+            init::run(settings(&a.global)?, a, given.store, given.base_url)
+        }
         Command::Keygen(a) => keygen::run(a),
         Command::Keys(a) => keys::run(settings(a.global())?, a),
         Command::Publish(a) => publish::run(settings(&a.global)?, a).await,
@@ -650,6 +680,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Index(a) => index::run(settings(a.global())?, a).await,
         Command::Rollout(a) => rollout::run(settings(a.global())?, a).await,
         Command::Embedded(a) => embedded::run(settings(a.global())?, a).await,
+        Command::Builds(a) => builds::run(settings(&a.global()?)?, *a).await,
         Command::Completions(a) => completions::run(a),
     }
 }

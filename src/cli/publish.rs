@@ -1,7 +1,7 @@
 //! `otapub publish`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
@@ -9,6 +9,7 @@ use super::{GlobalArgs, Outcome, Settings};
 use otapub::error::Error;
 use otapub::names::{Channel, Fingerprint, Platform, Version};
 use otapub::ops::publish::{publish, PublishOptions};
+use otapub::project::{ExpoProject, ProjectExport};
 
 /// Which platforms to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,14 +34,17 @@ impl PlatformArg {
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The directory `npx expo export` wrote
-    dir: PathBuf,
-    /// Release channel, e.g. production
+    /// The directory `npx expo export` wrote [default: run from an Expo project, otapub runs its `expo export`]
+    dir: Option<PathBuf>,
+    /// Release channel, e.g. production [default: `channel` in otapub.toml]
     #[arg(long)]
-    channel: Channel,
-    /// Runtime version: FP for every platform, or ios=FP1 and android=FP2 (repeat the flag)
-    #[arg(long, required = true, value_name = "FP | PLATFORM=FP")]
+    channel: Option<Channel>,
+    /// Runtime version: RV for every platform, or ios=RV1 and android=RV2 (repeat the flag) [default, in an Expo project: resolved as expo-updates does for a build]
+    #[arg(long, visible_alias = "runtime-version", value_name = "RV | PLATFORM=RV")]
     fingerprint: Vec<String>,
+    /// Refuse (exit 2, nothing written) when no build is recorded for a platform's runtime version [config: require_build]
+    #[arg(long)]
+    require_build: bool,
     /// Which platforms to publish
     #[arg(long, value_enum, default_value_t = PlatformArg::All)]
     platform: PlatformArg,
@@ -93,21 +97,77 @@ fn fingerprints(values: &[String], platforms: &[Platform]) -> Result<BTreeMap<Pl
     Ok(map)
 }
 
+/// Runs the Expo project's own tools for a publish run in it.
+fn from_project(a: &PublishArgs, platforms: &[Platform]) -> Result<ProjectExport, Error> {
+    let project = ExpoProject::find(Path::new(".")).map_err(|e| {
+        Error::usage(format!(
+            "{e}\n(or give the directory `npx expo export` wrote: otapub publish DIR --runtime-version RV)"
+        ))
+    })?;
+    let given = if a.fingerprint.is_empty() {
+        None
+    } else {
+        Some(fingerprints(&a.fingerprint, platforms)?)
+    };
+    project.export_for_publish(platforms, given)
+}
+
 pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
+    let platforms = a.platform.platforms();
+    let channel = match (a.channel.clone(), s.channel.clone()) {
+        (Some(c), _) | (None, Some(c)) => c,
+        (None, None) => return Err(Error::usage(
+            "no channel: pass --channel (e.g. production), or set channel in otapub.toml (`npx otapub init` writes it)",
+        )
+        .into()),
+    };
+    let (dir, expo_config, fps, message) = match &a.dir {
+        Some(dir) => {
+            if a.fingerprint.is_empty() {
+                return Err(Error::usage(
+                    "--runtime-version is required with an export directory: give RV for every platform or ios=RV1 and android=RV2 (`npx expo-updates runtimeversion:resolve --platform P` prints it), or run `otapub publish` with no directory in the Expo project to have otapub export and resolve it",
+                )
+                .into());
+            }
+            (
+                dir.clone(),
+                a.expo_config.clone(),
+                fingerprints(&a.fingerprint, &platforms)?,
+                a.message.clone(),
+            )
+        }
+        None => {
+            let p = from_project(&a, &platforms)?;
+            (
+                p.dir,
+                Some(a.expo_config.clone().unwrap_or(p.expo_config)),
+                p.fingerprints,
+                a.message.clone().or(p.message),
+            )
+        }
+    };
     let opts = PublishOptions {
-        dir: a.dir,
-        channel: a.channel,
-        fingerprints: fingerprints(&a.fingerprint, &a.platform.platforms())?,
+        dir,
+        channel,
+        fingerprints: fps,
         version: a.version,
-        message: a.message,
-        expo_config: a.expo_config,
+        message,
+        expo_config,
         base_url: s.base_url.clone(),
         change_base_url: a.change_base_url,
         rollout: a.rollout.plan()?,
+        require_build: a.require_build || s.require_build,
     };
     let store = s.open_store().await?;
     let signer = s.signer()?;
     let out = publish(&s.context(store.as_ref()), &signer, &opts).await?;
+    for p in out.packages.iter().filter(|p| !p.build_recorded) {
+        eprintln!(
+            "warning: no build of {} with runtime version {} is recorded, so no installed app may receive this update; \
+             record each store build with `otapub builds add --platform {} --runtime-version {}` (--require-build makes this an error)",
+            p.platform, p.runtime_version, p.platform, p.runtime_version
+        );
+    }
     if s.json {
         s.print_json(&out)?;
     } else {

@@ -3,6 +3,7 @@
 //! command downloads it, changes it in one transaction and writes it back
 //! only if nobody else wrote it since (the commit point of SPEC).
 
+mod builds;
 mod embedded;
 pub mod live;
 mod model;
@@ -11,6 +12,7 @@ mod rollouts;
 mod rows;
 mod schema;
 
+pub use builds::*;
 pub use embedded::*;
 pub use model::*;
 pub use patches::*;

@@ -308,6 +308,19 @@ ALTER TABLE operation_results ADD COLUMN generation INTEGER CHECK (generation >=
 ALTER TABLE operation_results ADD COLUMN invocation TEXT;
 CREATE INDEX operation_results_generation ON operation_results (generation);
 "#,
+    // 9: the builds in the field, for the runtime-version guard (`otapub
+    // builds add`; a publish to a runtime version no build has warns).
+    r#"
+CREATE TABLE builds (
+    platform    TEXT NOT NULL CHECK (platform IN ('ios', 'android')),
+    fingerprint TEXT NOT NULL,
+    note        TEXT,
+    added_at    INTEGER NOT NULL,           -- ms since the epoch, UTC
+    record      BLOB NOT NULL,              -- the signed record's payload (state/builds/)
+    signatures  TEXT NOT NULL,
+    PRIMARY KEY (platform, fingerprint)
+) STRICT;
+"#,
 ];
 
 #[cfg(test)]

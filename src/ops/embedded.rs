@@ -136,7 +136,13 @@ pub async fn add(
                 record: SignedRecord { payload, signatures },
             };
             index::insert_embedded_base(tx, &base, now)?;
-            let object = embedded_record(&base);
+            let mut objects = vec![embedded_record(&base)];
+            // A build embeds it: the build is in the field.
+            if index::build(tx, platform, fingerprint)?.is_none() {
+                let b = super::builds::signed_build(signer, platform, fingerprint, Some(format!("embedded update {id}")), now);
+                index::put_build(tx, &b)?;
+                objects.push(super::builds::build_record(&b));
+            }
             let event = NewEvent {
                 action: "embedded-add",
                 target: format!("{platform}/{id}"),
@@ -150,7 +156,7 @@ pub async fn add(
                 output: out.clone(),
                 changed: true,
                 assets,
-                objects: vec![object],
+                objects,
                 pointers: BTreeSet::new(),
                 // Patches from it for what those pointers serve now.
                 patch_for: crate::patch::plan::pointers_of(tx, platform, fingerprint)?,

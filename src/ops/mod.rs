@@ -5,6 +5,7 @@
 //! affected and re-check that no later commit made them stale.
 
 pub mod ban;
+pub mod builds;
 pub mod check;
 pub mod diff;
 pub mod embedded;

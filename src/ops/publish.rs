@@ -42,6 +42,9 @@ pub struct PublishOptions {
     pub change_base_url: bool,
     /// Start a rollout with the new packages as candidates.
     pub rollout: Option<RolloutPlan>,
+    /// Refuse, with nothing written, when no build is recorded for a
+    /// platform's runtime version (`otapub builds add`).
+    pub require_build: bool,
 }
 
 /// One platform's result.
@@ -58,6 +61,15 @@ pub struct PublishedPackage {
     pub created_at: String,
     /// False when this exact package was already published (a retry).
     pub new: bool,
+    /// The runtime version it was published to.
+    #[serde(rename = "runtimeVersion", default)]
+    pub runtime_version: String,
+    /// The URL builds of that runtime version check.
+    #[serde(default)]
+    pub url: String,
+    /// Whether a build in the field has that runtime version (`otapub builds`).
+    #[serde(rename = "buildRecorded", default)]
+    pub build_recorded: bool,
 }
 
 /// What a publish did.
@@ -235,6 +247,20 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         // Everything that can be refused is checked before anything is written.
         let mut fresh = Vec::new();
         let mut out = Vec::new();
+        let mut recorded_builds = BTreeMap::new();
+        for (&platform, c) in &contents {
+            let has_build = index::build(idx.conn(), platform, &c.pointer.fingerprint)?.is_some();
+            if !has_build && opts.require_build {
+                return Err(Error::usage(format!(
+                    "no build of {platform} with runtime version {} is recorded, so no installed app would receive this update; \
+                     record each store build with `otapub builds add --platform {platform} --runtime-version {}` (CI, after the build), \
+                     or publish without --require-build (require_build in otapub.toml)",
+                    c.pointer.fingerprint, c.pointer.fingerprint
+                )));
+            }
+            recorded_builds.insert(platform, has_build);
+        }
+        let url = |p: &PointerId| format!("{base}/{p}/manifest");
         for (&platform, c) in &contents {
             match idx.package(platform, &version)? {
                 Some(existing) if existing.content_hash == c.content_hash && existing.pointer == c.pointer => {
@@ -247,6 +273,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                         },
                         created_at: format_time(existing.created_at),
                         new: false,
+                        runtime_version: c.pointer.fingerprint.to_string(),
+                        url: url(&c.pointer),
+                        build_recorded: recorded_builds[&platform],
                     });
                 }
                 Some(_) => {
@@ -324,6 +353,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     id: manifest_id,
                     created_at: format_time(created_at),
                     new: true,
+                    runtime_version: c.pointer.fingerprint.to_string(),
+                    url: url(&c.pointer),
+                    build_recorded: recorded_builds[platform],
                 });
             }
             out.sort_by_key(|p| p.platform);

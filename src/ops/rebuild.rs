@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::{Context, Plan, BASE_URL_SETTING};
 use crate::digest::Sha256Digest;
-use crate::docs::{AssetDoc, BanRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
+use crate::docs::{AssetDoc, BanRecord, BuildRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
 use crate::index::{
-    self, live, Ban, Bundle, EmbeddedBase, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, PatchRow,
-    Rollout, ServedExpo, SignedRecord, StoredDirective,
+    self, live, Ban, Build, Bundle, EmbeddedBase, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
+    PatchRow, Rollout, ServedExpo, SignedRecord, StoredDirective,
 };
 use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
@@ -37,6 +37,9 @@ pub struct RebuildOutcome {
     pub rollouts: usize,
     /// Embedded patch bases recovered from their signed records.
     pub embedded: usize,
+    /// Builds in the field recovered from their signed records.
+    #[serde(default)]
+    pub builds: usize,
     /// Launch-asset patches recovered (each applied to its base first).
     pub patches: usize,
     /// Objects under `updates/` that could not be recovered, with why.
@@ -254,6 +257,26 @@ fn read_embedded(obj: &Object, trusted: &TrustedKeys) -> std::result::Result<(Em
     Ok((doc, base))
 }
 
+/// Reads a build's signed record, adopted only if a trusted key signed it.
+fn read_build(obj: &Object, trusted: &TrustedKeys) -> std::result::Result<Build, String> {
+    let env = signing::parse_envelope(&obj.bytes)?;
+    if env.payload_type != signing::BUILD_PAYLOAD_TYPE {
+        return Err(format!("payloadType {:?} is not a build's", env.payload_type));
+    }
+    let signatures = Signatures::adopt(&env, trusted, None, None).map_err(|e| format!("not adopted: {e}"))?;
+    let doc: BuildRecord = serde_json::from_slice(&env.payload).map_err(|e| format!("build record: {e}"))?;
+    Ok(Build {
+        platform: doc.platform.parse().map_err(|e| format!("{e}"))?,
+        fingerprint: doc.fingerprint.parse().map_err(|e| format!("{e}"))?,
+        note: doc.note,
+        added_at: parse_time(&doc.added_at)?,
+        record: SignedRecord {
+            payload: env.payload.clone(),
+            signatures,
+        },
+    })
+}
+
 /// Reads a pointer's signed rollout record, adopted only if a trusted key signed it.
 fn read_rollout(
     obj: &Object,
@@ -440,6 +463,18 @@ pub async fn rebuild(
         }
     }
 
+    // Builds in the field, from their signed records.
+    let mut builds = Vec::new();
+    for info in ctx.store.list("state/builds/").await? {
+        let Some(obj) = ctx.store.get(&info.key).await? else {
+            continue;
+        };
+        match read_build(&obj, trusted) {
+            Ok(b) => builds.push(b),
+            Err(e) => out.skipped.push(format!("{}: {e}", info.key)),
+        }
+    }
+
     let patches = recover_patches(ctx.store, &packages, &embedded, &mut out.skipped).await?;
 
     // The last rollout of each pointer, from its signed record.
@@ -524,6 +559,10 @@ pub async fn rebuild(
             index::insert_embedded_base(tx, base, at)?;
             out.embedded += 1;
         }
+        for b in &builds {
+            index::put_build(tx, b)?;
+            out.builds += 1;
+        }
         for row in &patches {
             index::insert_patch(tx, row)?;
             out.patches += 1;
@@ -588,7 +627,7 @@ pub async fn rebuild(
         let event = NewEvent {
             action: "index-rebuild",
             target: ctx.store.url(),
-            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "embedded": out.embedded, "patches": out.patches, "rollouts": out.rollouts, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
+            details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "embedded": out.embedded, "builds": out.builds, "patches": out.patches, "rollouts": out.rollouts, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
         };
         Ok((out, vec![event]))
     })?;

@@ -23,6 +23,8 @@ pub const BAN_PAYLOAD_TYPE: &str = "application/vnd.otapub.ban+json";
 pub const ROLLOUT_PAYLOAD_TYPE: &str = "application/vnd.otapub.rollout+json";
 /// DSSE payload type of an embedded patch base's record (`state/embedded/…`).
 pub const EMBEDDED_PAYLOAD_TYPE: &str = "application/vnd.otapub.embedded+json";
+/// payloadType of a build's record (`state/builds/`).
+pub const BUILD_PAYLOAD_TYPE: &str = "application/vnd.otapub.build+json";
 
 /// DSSE's pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {

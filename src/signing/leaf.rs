@@ -167,6 +167,79 @@ pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now
     })
 }
 
+/// What `otapub init` wrote for an app without code signing.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppCertificate {
+    /// The private key (PKCS#8 PEM, mode 0600).
+    #[serde(rename = "keyPath")]
+    pub key_path: PathBuf,
+    /// The self-signed certificate the app embeds.
+    #[serde(rename = "certificatePath")]
+    pub certificate_path: PathBuf,
+    /// Its subject.
+    pub subject: String,
+    /// Valid until.
+    #[serde(rename = "notAfter")]
+    pub not_after: String,
+}
+
+/// Creates an Expo code-signing key and the self-signed certificate an app
+/// embeds (`updates.codeSigningCertificate`), as `expo-updates
+/// codesigning:generate` makes them: RSA-2048, digitalSignature and
+/// codeSigning, valid `years`. Never replaces a key.
+pub fn create_app_certificate(
+    common_name: &str,
+    years: u32,
+    key_path: &Path,
+    certificate_path: &Path,
+    now: DateTime<Utc>,
+) -> Result<AppCertificate> {
+    for p in [key_path, certificate_path] {
+        if p.exists() {
+            return Err(Error::usage(format!(
+                "{}: exists; otapub never overwrites a key or its certificate",
+                p.display()
+            )));
+        }
+    }
+    let rcgen_err = |e: rcgen::Error| Error::usage(format!("cannot make the certificate: {e}"));
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| Error::usage("cannot generate an RSA key"))?;
+    let pkcs8 = key.as_der().map_err(|_| Error::usage("cannot serialize the new key"))?;
+    let key_rcgen = rcgen::KeyPair::try_from(pkcs8.as_ref()).map_err(rcgen_err)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    params.not_before = to_offset(now - Duration::days(1));
+    params.not_after = to_offset(now + Duration::days(365 * i64::from(years)));
+    params.is_ca = rcgen::IsCa::NoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+    let mut serial = [0u8; 16];
+    getrandom::getrandom(&mut serial)
+        .map_err(|e| Error::usage(format!("no OS randomness for a serial number ({e})")))?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    let cert = params.self_signed(&key_rcgen).map_err(rcgen_err)?;
+    let der = cert.der().to_vec();
+    let info = chain::info(&der).map_err(|e| Error::usage(format!("the certificate does not read back: {e}")))?;
+    for p in [key_path, certificate_path] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(Error::file("create", dir.to_path_buf()))?;
+        }
+    }
+    let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+    write_new_private(key_path, key_pem.as_bytes())?;
+    std::fs::write(certificate_path, chain::to_pem(&[der]))
+        .map_err(Error::file("write", certificate_path.to_path_buf()))?;
+    Ok(AppCertificate {
+        key_path: key_path.to_path_buf(),
+        certificate_path: certificate_path.to_path_buf(),
+        subject: info.subject,
+        not_after: crate::manifest::format_time(info.not_after),
+    })
+}
+
 fn to_offset(t: DateTime<Utc>) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }

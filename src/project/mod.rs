@@ -1,0 +1,259 @@
+//! The Expo project otapub runs in (`otapub init`, `otapub publish` with no
+//! export directory): found from its directory, its app config read and
+//! edited, and the project's own tools run for what they decide — the
+//! export, the public app config, each platform's runtime version. otapub
+//! never re-implements what `expo` and `expo-updates` compute for a build.
+
+pub mod app_json;
+pub mod init;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::names::{Fingerprint, Platform};
+
+/// The file that holds the app config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppConfigFile {
+    /// A static `app.json`, which otapub edits in place.
+    Json(PathBuf),
+    /// `app.config.js` / `app.config.ts`: code, which otapub does not edit.
+    Dynamic(PathBuf),
+}
+
+/// An Expo project: a folder whose package.json depends on `expo`.
+#[derive(Debug, Clone)]
+pub struct ExpoProject {
+    /// The project's root (where package.json is).
+    pub root: PathBuf,
+    /// Where its app config lives.
+    pub app_config: AppConfigFile,
+    package: serde_json::Value,
+}
+
+impl ExpoProject {
+    /// The Expo project at `dir`, or a usage error saying what to do.
+    pub fn find(dir: &Path) -> Result<ExpoProject> {
+        let package_path = dir.join("package.json");
+        let not_expo = |why: String| {
+            Error::usage(format!(
+                "{} is not an Expo project ({why}); run this from your app's root, where package.json and app.json are (or create an app with `npx create-expo-app`)",
+                display_dir(dir)
+            ))
+        };
+        let text = match std::fs::read_to_string(&package_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_expo("no package.json".into())),
+            Err(e) => return Err(Error::file("read", package_path)(e)),
+        };
+        let package: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::usage(format!(
+                "{}: not valid JSON ({e}); fix it, then run otapub again",
+                package_path.display()
+            ))
+        })?;
+        let project = ExpoProject {
+            root: dir.to_path_buf(),
+            app_config: AppConfigFile::Json(dir.join("app.json")),
+            package,
+        };
+        if !project.depends_on("expo") {
+            return Err(not_expo("its package.json does not depend on `expo`".into()));
+        }
+        let dynamic = ["app.config.ts", "app.config.js", "app.config.mjs", "app.config.cjs"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file());
+        let app_config = match dynamic {
+            Some(p) => AppConfigFile::Dynamic(p),
+            None => AppConfigFile::Json(dir.join("app.json")),
+        };
+        Ok(ExpoProject { app_config, ..project })
+    }
+
+    /// Whether package.json lists `name` in its dependencies or devDependencies.
+    pub fn depends_on(&self, name: &str) -> bool {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|k| self.package.get(k).and_then(|d| d.get(name)).is_some())
+    }
+
+    /// The project's own `npx`, run in its root, never installing anything.
+    fn npx(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(if cfg!(windows) { "npx.cmd" } else { "npx" });
+        cmd.arg("--no-install").args(args).current_dir(&self.root);
+        cmd
+    }
+
+    /// Runs `npx --no-install ARGS` and returns its standard output; its
+    /// standard error passes through.
+    fn capture(&self, args: &[&str]) -> Result<Vec<u8>> {
+        let shown = format!("npx {}", args.join(" "));
+        let out = self
+            .npx(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| tool_missing(&shown, e))?;
+        if !out.status.success() {
+            return Err(Error::usage(format!(
+                "`{shown}` failed in {} ({}); fix what it reports above, then run otapub again",
+                self.root.display(),
+                out.status
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Runs `npx --no-install ARGS` with its output shown on standard error
+    /// (standard output stays for otapub's own `--json`).
+    fn run(&self, args: &[&str]) -> Result<()> {
+        let shown = format!("npx {}", args.join(" "));
+        let status = self
+            .npx(args)
+            .stdin(Stdio::null())
+            .stdout(std::io::stderr())
+            .stderr(Stdio::inherit())
+            .status()
+            .map_err(|e| tool_missing(&shown, e))?;
+        if !status.success() {
+            return Err(Error::usage(format!(
+                "`{shown}` failed in {} ({status}); fix what it reports above, then run otapub again",
+                self.root.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The public app config, as `expo config --type public --json` prints
+    /// it (what a build embeds, and what updates carry as `expoClient`).
+    pub fn public_config(&self) -> Result<serde_json::Value> {
+        let out = self.capture(&["expo", "config", "--type", "public", "--json"])?;
+        serde_json::from_slice(&out).map_err(|e| {
+            Error::usage(format!(
+                "`npx expo config --type public --json` printed something that is not JSON ({e}); run it yourself to see why"
+            ))
+        })
+    }
+
+    /// The runtime version a build of this project for `platform` gets, as
+    /// `expo-updates` resolves it (a string, or the appVersion,
+    /// nativeVersion, sdkVersion or fingerprint policy).
+    pub fn runtime_version(&self, platform: Platform) -> Result<Fingerprint> {
+        if !self.depends_on("expo-updates") {
+            return Err(Error::usage(
+                "expo-updates is not installed in this project, so no build can take updates; run `npx otapub init` (or `npx expo install expo-updates`)",
+            ));
+        }
+        let p = platform.to_string();
+        let out = self.capture(&["expo-updates", "runtimeversion:resolve", "--platform", &p])?;
+        let resolved: Resolved = serde_json::from_slice(&out).map_err(|e| {
+            Error::usage(format!(
+                "`npx expo-updates runtimeversion:resolve --platform {p}` printed something otapub cannot read ({e}); run it yourself to see why"
+            ))
+        })?;
+        let Some(rv) = resolved.runtime_version else {
+            return Err(Error::usage(format!(
+                "the app config sets no runtime version for {p}, so its builds take no updates; run `npx otapub init` (it sets {{\"policy\": \"appVersion\"}}) or set expo.runtimeVersion"
+            )));
+        };
+        rv.parse().map_err(|e| {
+            Error::usage(format!(
+                "{p}'s runtime version {rv:?} cannot be a path in the update URL ({e}); use the appVersion or fingerprint policy, or a runtimeVersion string of letters, digits, `.`, `_` and `-`"
+            ))
+        })
+    }
+
+    /// Runs the project's `expo export` for `platforms` into `out`.
+    pub fn export(&self, platforms: &[Platform], out: &Path) -> Result<()> {
+        let out_arg = out.to_string_lossy().into_owned();
+        let mut args = vec!["expo", "export", "--output-dir", &out_arg];
+        let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+        for n in &names {
+            args.extend(["--platform", n.as_str()]);
+        }
+        self.run(&args)
+    }
+
+    /// What a publish run in the project takes from it: the export (run
+    /// into `.otapub/export`), the public app config, each platform's
+    /// runtime version (unless `given`) and the last commit's subject.
+    pub fn export_for_publish(
+        &self,
+        platforms: &[Platform],
+        given: Option<BTreeMap<Platform, Fingerprint>>,
+    ) -> Result<ProjectExport> {
+        let fingerprints = match given {
+            Some(map) => map,
+            None => platforms
+                .iter()
+                .map(|&p| Ok((p, self.runtime_version(p)?)))
+                .collect::<Result<_>>()?,
+        };
+        let work = self.root.join(".otapub");
+        std::fs::create_dir_all(&work).map_err(Error::file("create", work.clone()))?;
+        let expo_config = work.join("expo-config.json");
+        let config = self.public_config()?;
+        std::fs::write(&expo_config, config.to_string()).map_err(Error::file("write", expo_config.clone()))?;
+        let dir = self.root.join(init::EXPORT_DIR);
+        self.export(platforms, &dir)?;
+        Ok(ProjectExport {
+            dir,
+            expo_config,
+            fingerprints,
+            message: self.last_commit_subject(),
+        })
+    }
+
+    /// The subject of the last git commit, when the project is in a git
+    /// repository (the default message of a publish).
+    pub fn last_commit_subject(&self) -> Option<String> {
+        let out = Command::new("git")
+            .args(["log", "-1", "--format=%s"])
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let subject = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !subject.is_empty()).then_some(subject)
+    }
+}
+
+/// What a publish takes from the project.
+#[derive(Debug, Clone)]
+pub struct ProjectExport {
+    /// The export `expo export` wrote.
+    pub dir: PathBuf,
+    /// The public app config, as a file.
+    pub expo_config: PathBuf,
+    /// Each platform's runtime version.
+    pub fingerprints: BTreeMap<Platform, Fingerprint>,
+    /// The last commit's subject.
+    pub message: Option<String>,
+}
+
+/// What `expo-updates runtimeversion:resolve` prints.
+#[derive(serde::Deserialize)]
+struct Resolved {
+    #[serde(rename = "runtimeVersion")]
+    runtime_version: Option<String>,
+}
+
+fn tool_missing(shown: &str, e: std::io::Error) -> Error {
+    Error::usage(format!(
+        "cannot run `{shown}` ({e}); otapub runs the project's own Expo tools through npx: install Node.js and run `npm install` in the project"
+    ))
+}
+
+fn display_dir(dir: &Path) -> String {
+    if dir.as_os_str().is_empty() || dir == Path::new(".") {
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| ".".into())
+    } else {
+        dir.display().to_string()
+    }
+}
