@@ -106,3 +106,27 @@ else
   python3 -m venv "$tools/pyx509"
   "$tools/pyx509/bin/pip" install --quiet --disable-pip-version-check "cryptography==$cryptography_version"
 fi
+
+# A real Expo app from Expo's published template, for the project tests
+# (tests/expo_project.rs): create-expo-app 5.0.0 with expo-template-default
+# 57.0.28 (Expo SDK 57), plus expo-updates; every dependency pinned by
+# tests/data/expo-app/package-lock.json and installed once with `npm ci`.
+# The tests copy it; only this first run pays for the install.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+expo_app="$tools/expo-app-sdk57"
+expo_sum=$(cat "$repo/tests/data/expo-app/package.json" "$repo/tests/data/expo-app/package-lock.json" | sha256sum | cut -c1-16)
+if [ -f "$expo_app.ready" ] && [ "$(cat "$expo_app.ready")" = "$expo_sum" ] && [ -d "$expo_app/node_modules/expo-updates" ]; then
+  echo "Expo app (SDK 57 template): already in $expo_app (skipping install)"
+else
+  echo "Expo app (SDK 57 template): creating $expo_app with create-expo-app and npm ci (about two minutes)"
+  rm -rf "$expo_app" "$expo_app.ready" "$expo_app.tmp"
+  mkdir -p "$expo_app.tmp"
+  (cd "$expo_app.tmp" && npx --yes create-expo-app@5.0.0 app --template expo-template-default@57.0.28 --no-install >/dev/null)
+  cp "$repo/tests/data/expo-app/package.json" "$repo/tests/data/expo-app/package-lock.json" "$expo_app.tmp/app/"
+  (cd "$expo_app.tmp/app" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  (cd "$expo_app.tmp/app" && { [ -d .git ] || git init -q; } && git add -A \
+    && git -c user.name=otapub -c user.email=tests@otapub.invalid commit -qm "create-expo-app, expo-template-default 57.0.28")
+  mv "$expo_app.tmp/app" "$expo_app"
+  rm -rf "$expo_app.tmp"
+  echo "$expo_sum" > "$expo_app.ready"
+fi

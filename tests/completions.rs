@@ -7,10 +7,16 @@ use common::*;
 
 /// What bash completes for `words` (the last one being typed), calling the
 /// function as bash's `complete -F` does: command, current word, previous word.
+///
+/// The script is sourced from a file: it is longer than one argument may be
+/// (Linux's 128 KiB MAX_ARG_STRLEN).
 fn bash_completes(script: &str, words: &[&str]) -> Vec<String> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), script).unwrap();
     let line = words.join(" ");
     let program = format!(
-        "{script}\nCOMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; _otapub otapub \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        "source {}\nCOMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; _otapub otapub \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.path().display(),
         words.len() - 1
     );
     let out = std::process::Command::new("bash")
@@ -31,8 +37,11 @@ fn bash_completes_subcommands_and_flags() {
         .get_output()
         .clone();
     let script = stdout(&out);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &script).unwrap();
     let syntax = std::process::Command::new("bash")
-        .args(["-n", "-c", &script])
+        .arg("-n")
+        .arg(file.path())
         .status()
         .expect("bash");
     assert!(syntax.success(), "the script is valid bash");

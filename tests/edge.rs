@@ -129,55 +129,9 @@ fn agrees(runtime: &str, base: &str, ids: &[Option<String>], want: &Expectation)
     uuids.iter().filter(|id| want.candidate_for(id)).count() as f64 / uuids.len() as f64
 }
 
-/// A pointer's Expo body as `platform`'s stock client checks it, asked with
-/// the headers it sends: the multipart and protocol headers, the RSA
-/// signature over the manifest part with the app's certificate, then every
-/// asset the manifest names downloaded from `base` and hashed.
+/// [`common::edge::stock_client_accepts`] with the fixtures' certificate.
 fn stock_client_accepts(base: &str, pointer: &str, platform: &str, id: &str) {
-    let headers = vec![
-        ("expo-platform", platform.to_string()),
-        ("expo-protocol-version", "1".to_string()),
-        ("eas-client-id", id.to_string()),
-    ];
-    let a = &ask(base, &format!("/{pointer}/manifest"), &[headers])[0];
-    assert_eq!(a.status, 200, "{base}/{pointer}/manifest");
-    assert_eq!(a.headers["expo-protocol-version"], "1");
-    let ct = a.headers["content-type"].to_str().unwrap();
-    assert!(a.body.ends_with(b"--\r\n"));
-    let (headers, part) = parse_multipart(ct, &a.body).remove(0);
-    let sig = headers
-        .iter()
-        .find(|(k, _)| k == "expo-signature")
-        .map(|(_, v)| v.clone())
-        .expect("expo-signature");
-    let dict = sfv::Parser::parse_dictionary(sig.as_bytes()).expect("SFV");
-    let Some(sfv::ListEntry::Item(sfv::Item {
-        bare_item: sfv::BareItem::String(s),
-        ..
-    })) = dict.get("sig")
-    else {
-        panic!("no sig in {sig}")
-    };
-    let raw = STANDARD.decode(s).unwrap();
-    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(expo_certificate_key())
-        .verify(&part, &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).unwrap())
-        .expect("the stock client's signature check");
-    let doc: Value = serde_json::from_slice(&part).unwrap();
-    let mut assets = vec![&doc["launchAsset"]];
-    assets.extend(doc["assets"].as_array().expect("assets"));
-    for asset in assets {
-        // The store's base URL is not the runtime's: the object's path under it.
-        let url = asset["url"].as_str().expect("url");
-        let path = &url[url.rfind("/assets/").expect("an assets/ URL")..];
-        let got = &ask(base, path, &[vec![("expo-platform", platform.to_string())]])[0];
-        assert_eq!(got.status, 200, "{base}{path}");
-        use sha2::Digest;
-        assert_eq!(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&got.body)),
-            asset["hash"],
-            "{base}{path}"
-        );
-    }
+    common::edge::stock_client_accepts(base, pointer, platform, id, &expo_certificate_key());
 }
 
 fn publish(env: &TestEnv, v: &str, extra: &[&str]) {

@@ -121,7 +121,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         )
         .into()),
     };
-    let (dir, expo_config, fps, message) = match &a.dir {
+    let (exports, expo_config, fps, message) = match &a.dir {
         Some(dir) => {
             if a.fingerprint.is_empty() {
                 return Err(Error::usage(
@@ -130,7 +130,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
                 .into());
             }
             (
-                dir.clone(),
+                platforms.iter().map(|&p| (p, dir.clone())).collect(),
                 a.expo_config.clone(),
                 fingerprints(&a.fingerprint, &platforms)?,
                 a.message.clone(),
@@ -139,7 +139,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         None => {
             let p = from_project(&a, &platforms)?;
             (
-                p.dir,
+                p.exports,
                 Some(a.expo_config.clone().unwrap_or(p.expo_config)),
                 p.fingerprints,
                 a.message.clone().or(p.message),
@@ -147,7 +147,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         }
     };
     let opts = PublishOptions {
-        dir,
+        exports,
         channel,
         fingerprints: fps,
         version: a.version,

@@ -24,8 +24,10 @@ pub const LOCAL_BASE_URL: &str = "http://127.0.0.1:8080";
 /// What to publish.
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
-    /// The `expo export` directory.
-    pub dir: PathBuf,
+    /// The `expo export` directory of each platform published (one
+    /// directory for all, or one per platform when each was exported by
+    /// its own Metro process).
+    pub exports: BTreeMap<Platform, PathBuf>,
     /// Channel.
     pub channel: Channel,
     /// The runtime version per platform; the keys are the platforms published.
@@ -126,6 +128,9 @@ struct PlatformContent {
 /// Publishes an export.
 pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) -> Result<PublishOutcome> {
     let platforms: Vec<Platform> = opts.fingerprints.keys().copied().collect();
+    if platforms.iter().any(|p| !opts.exports.contains_key(p)) {
+        return Err(Error::usage("every platform published needs its export directory"));
+    }
     if platforms.is_empty() {
         return Err(Error::usage(
             "no platform to publish; pass --platform ios, android or all",
@@ -134,14 +139,22 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let base_url = opts.base_url.as_deref().map(normalize_base_url).transpose()?;
     let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
     tracing::debug!("reading the export");
-    let dir = opts.dir.clone();
-    let exp = tokio::task::spawn_blocking(move || export::read_export(&dir, &platforms))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let mut by_dir: BTreeMap<PathBuf, Vec<Platform>> = BTreeMap::new();
+    for p in &platforms {
+        by_dir.entry(opts.exports[p].clone()).or_default().push(*p);
+    }
+    let exported = tokio::task::spawn_blocking(move || -> Result<BTreeMap<Platform, export::PlatformExport>> {
+        let mut all = BTreeMap::new();
+        for (dir, ps) in by_dir {
+            all.extend(export::read_export(&dir, &ps)?.platforms);
+        }
+        Ok(all)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     // MD5 only where it is the Expo key and no file name carries it: bundles,
     // and assets not named by Metro's md5.
-    let files: Vec<(PathBuf, bool)> = exp
-        .platforms
+    let files: Vec<(PathBuf, bool)> = exported
         .values()
         .flat_map(|p| {
             std::iter::once((p.bundle.path.clone(), true)).chain(
@@ -166,7 +179,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
 
     let mut uploads: BTreeMap<Sha256Digest, AssetUpload> = BTreeMap::new();
     let mut contents = BTreeMap::new();
-    for (&platform, pe) in &exp.platforms {
+    for (&platform, pe) in &exported {
         let bh = hash_of(&pe.bundle.path);
         let launch = AssetRef {
             sha256: bh.sha256,
@@ -250,15 +263,20 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         let mut recorded_builds = BTreeMap::new();
         for (&platform, c) in &contents {
             let has_build = index::build(idx.conn(), platform, &c.pointer.fingerprint)?.is_some();
-            if !has_build && opts.require_build {
-                return Err(Error::usage(format!(
-                    "no build of {platform} with runtime version {} is recorded, so no installed app would receive this update; \
-                     record each store build with `otapub builds add --platform {platform} --runtime-version {}` (CI, after the build), \
-                     or publish without --require-build (require_build in otapub.toml)",
-                    c.pointer.fingerprint, c.pointer.fingerprint
-                )));
-            }
             recorded_builds.insert(platform, has_build);
+        }
+        let missing: Vec<String> = contents
+            .iter()
+            .filter(|(p, _)| !recorded_builds[*p])
+            .map(|(p, c)| format!("{p}/{}", c.pointer.fingerprint))
+            .collect();
+        if opts.require_build && !missing.is_empty() {
+            return Err(Error::usage(format!(
+                "no build is recorded for {}, so no installed app would receive this update; \
+                 record each store build with `otapub builds add --platform P --runtime-version RV` (CI, after the build), \
+                 or publish without --require-build (require_build in otapub.toml)",
+                missing.join(", ")
+            )));
         }
         let url = |p: &PointerId| format!("{base}/{p}/manifest");
         for (&platform, c) in &contents {

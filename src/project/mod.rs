@@ -166,19 +166,18 @@ impl ExpoProject {
         })
     }
 
-    /// Runs the project's `expo export` for `platforms` into `out`.
-    pub fn export(&self, platforms: &[Platform], out: &Path) -> Result<()> {
+    /// Runs the project's `expo export` for `platform` into `out`. One
+    /// platform per Metro process: exporting both in one renumbers module
+    /// ids between the platforms' bundles and between identical runs, so an
+    /// unchanged app would publish a new update and patches would grow.
+    pub fn export(&self, platform: Platform, out: &Path) -> Result<()> {
         let out_arg = out.to_string_lossy().into_owned();
-        let mut args = vec!["expo", "export", "--output-dir", &out_arg];
-        let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
-        for n in &names {
-            args.extend(["--platform", n.as_str()]);
-        }
-        self.run(&args)
+        let p = platform.to_string();
+        self.run(&["expo", "export", "--platform", &p, "--output-dir", &out_arg])
     }
 
-    /// What a publish run in the project takes from it: the export (run
-    /// into `.otapub/export`), the public app config, each platform's
+    /// What a publish run in the project takes from it: each platform's
+    /// export (into `.otapub/export/<platform>`), the public app config, each platform's
     /// runtime version (unless `given`) and the last commit's subject.
     pub fn export_for_publish(
         &self,
@@ -197,10 +196,14 @@ impl ExpoProject {
         let expo_config = work.join("expo-config.json");
         let config = self.public_config()?;
         std::fs::write(&expo_config, config.to_string()).map_err(Error::file("write", expo_config.clone()))?;
-        let dir = self.root.join(init::EXPORT_DIR);
-        self.export(platforms, &dir)?;
+        let mut exports = BTreeMap::new();
+        for &p in platforms {
+            let dir = self.root.join(init::EXPORT_DIR).join(p.as_str());
+            self.export(p, &dir)?;
+            exports.insert(p, dir);
+        }
         Ok(ProjectExport {
-            dir,
+            exports,
             expo_config,
             fingerprints,
             message: self.last_commit_subject(),
@@ -225,8 +228,8 @@ impl ExpoProject {
 /// What a publish takes from the project.
 #[derive(Debug, Clone)]
 pub struct ProjectExport {
-    /// The export `expo export` wrote.
-    pub dir: PathBuf,
+    /// Each platform's export (`.otapub/export/<platform>`).
+    pub exports: BTreeMap<Platform, PathBuf>,
     /// The public app config, as a file.
     pub expo_config: PathBuf,
     /// Each platform's runtime version.

@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
-use super::tools_dir;
+use super::{parse_multipart, tools_dir};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rsa::signature::Verifier;
 use serde_json::Value;
+use sha2::Sha256;
 
 pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
@@ -514,4 +518,57 @@ pub fn otapub_serve_on(env: &super::TestEnv, port: u16, extra: &[&str]) -> Spawn
         base: format!("http://127.0.0.1:{port}"),
         name: "otapub serve",
     }
+}
+
+/// A pointer's Expo body as `platform`'s stock client checks it, asked with
+/// the headers it sends: the multipart and protocol headers, the RSA
+/// signature over the manifest part with the app's certificate, then every
+/// asset the manifest names downloaded from `base` and hashed. Returns the
+/// manifest.
+pub fn stock_client_accepts(base: &str, pointer: &str, platform: &str, id: &str, key: &rsa::RsaPublicKey) -> Value {
+    let headers = vec![
+        ("expo-platform", platform.to_string()),
+        ("expo-protocol-version", "1".to_string()),
+        ("eas-client-id", id.to_string()),
+    ];
+    let a = &ask(base, &format!("/{pointer}/manifest"), &[headers])[0];
+    assert_eq!(a.status, 200, "{base}/{pointer}/manifest");
+    assert_eq!(a.headers["expo-protocol-version"], "1");
+    let ct = a.headers["content-type"].to_str().unwrap();
+    assert!(a.body.ends_with(b"--\r\n"));
+    let (headers, part) = parse_multipart(ct, &a.body).remove(0);
+    let sig = headers
+        .iter()
+        .find(|(k, _)| k == "expo-signature")
+        .map(|(_, v)| v.clone())
+        .expect("expo-signature");
+    let dict = sfv::Parser::parse_dictionary(sig.as_bytes()).expect("SFV");
+    let Some(sfv::ListEntry::Item(sfv::Item {
+        bare_item: sfv::BareItem::String(s),
+        ..
+    })) = dict.get("sig")
+    else {
+        panic!("no sig in {sig}")
+    };
+    let raw = STANDARD.decode(s).unwrap();
+    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
+        .verify(&part, &rsa::pkcs1v15::Signature::try_from(raw.as_slice()).unwrap())
+        .expect("the stock client's signature check");
+    let doc: Value = serde_json::from_slice(&part).unwrap();
+    let mut assets = vec![&doc["launchAsset"]];
+    assets.extend(doc["assets"].as_array().expect("assets"));
+    for asset in assets {
+        // The store's base URL is not the runtime's: the object's path under it.
+        let url = asset["url"].as_str().expect("url");
+        let path = &url[url.rfind("/assets/").expect("an assets/ URL")..];
+        let got = &ask(base, path, &[vec![("expo-platform", platform.to_string())]])[0];
+        assert_eq!(got.status, 200, "{base}{path}");
+        use sha2::Digest;
+        assert_eq!(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&got.body)),
+            asset["hash"],
+            "{base}{path}"
+        );
+    }
+    doc
 }
