@@ -17,9 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::edge::*;
 use common::*;
-use rsa::signature::Verifier;
 use serde_json::Value;
-use sha2::Sha256;
 
 const P: &str = "production/ios/fp";
 
