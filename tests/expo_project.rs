@@ -396,3 +396,96 @@ fn init_prebuild_publish_and_serve_a_template_app_with_the_fingerprint_policy() 
     let status = npx_otapub(&app, &["status", "--json"]);
     assert!(status.contains("the home screen says otapub was here"), "{status}");
 }
+
+#[test]
+fn the_app_version_policy_and_a_dynamic_app_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(app) = app_with_otapub(tmp.path()) else {
+        return;
+    };
+    let base = "https://updates.example.com/ota";
+
+    // app.config.js is code: init writes none of it, and prints what to set.
+    let json_config = std::fs::read_to_string(app.join("app.json")).unwrap();
+    std::fs::write(
+        app.join("app.config.js"),
+        "module.exports = ({ config }) => ({ ...config, name: 'dynamic' });\n",
+    )
+    .unwrap();
+    let said = npx_otapub(&app, &["init", "--base-url", base, "--channel", "beta", "--no-install"]);
+    assert!(
+        said.contains("app.config.js is code, which init does not edit"),
+        "{said}"
+    );
+    assert!(
+        said.contains(r#"expo.runtimeVersion = {"policy":"appVersion"}"#),
+        "{said}"
+    );
+    assert!(said.contains(r#"expo.plugins["otapub"]"#), "{said}");
+    assert_eq!(std::fs::read_to_string(app.join("app.json")).unwrap(), json_config);
+    assert_eq!(
+        std::fs::read_to_string(app.join("app.config.js")).unwrap(),
+        "module.exports = ({ config }) => ({ ...config, name: 'dynamic' });\n"
+    );
+    std::fs::remove_file(app.join("app.config.js")).unwrap();
+    // A flag that disagrees with the otapub.toml that init wrote is refused.
+    let refused = run(
+        &app,
+        "npx",
+        &[
+            "--no-install",
+            "otapub",
+            "init",
+            "--base-url",
+            "https://elsewhere.example.com",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("otapub.toml already says base_url"));
+
+    // The default policy: appVersion, as `eas update:configure` sets.
+    npx_otapub(&app, &["init", "--base-url", base, "--channel", "beta"]);
+    let config: Value = serde_json::from_slice(&std::fs::read(app.join("app.json")).unwrap()).unwrap();
+    assert_eq!(config["expo"]["runtimeVersion"]["policy"], "appVersion");
+    let version = config["expo"]["version"].as_str().unwrap().to_string();
+    commit_all(&app, "otapub init, appVersion");
+    assert_eq!(resolve_runtime_version(&app, "android"), version);
+    ok(
+        &app,
+        "npx",
+        &[
+            "--no-install",
+            "expo",
+            "prebuild",
+            "--no-install",
+            "--platform",
+            "android",
+        ],
+    );
+    let manifest = std::fs::read_to_string(app.join("android/app/src/main/AndroidManifest.xml")).unwrap();
+    assert_eq!(
+        android_meta(&manifest, "expo.modules.updates.EXPO_UPDATE_URL").as_deref(),
+        Some(format!("{base}/beta/android/{version}/manifest").as_str())
+    );
+    let strings = std::fs::read_to_string(app.join("android/app/src/main/res/values/strings.xml")).unwrap();
+    assert!(
+        strings.contains(&format!(r#"<string name="expo_runtime_version">{version}</string>"#)),
+        "{strings}"
+    );
+    assert_eq!(resolve_runtime_version(&app, "android"), version, "prebuild keeps it");
+
+    // A build of it recorded, publish requires one, and finds it.
+    npx_otapub(
+        &app,
+        &["builds", "add", "--platform", "android", "--runtime-version", &version],
+    );
+    let published: Value = serde_json::from_str(&npx_otapub(
+        &app,
+        &["publish", "--platform", "android", "--require-build", "--json"],
+    ))
+    .unwrap();
+    let p = &published["packages"][0];
+    assert_eq!(p["runtimeVersion"], version.as_str());
+    assert_eq!(p["url"], format!("{base}/beta/android/{version}/manifest"));
+    assert_eq!(p["buildRecorded"], true);
+}
