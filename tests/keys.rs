@@ -294,6 +294,21 @@ fn every_certificate_otapub_writes_is_strict_der() {
         .nth(1)
         .expect("a second certificate");
     assert_eq!(body(second), body(&given));
+
+    // The self-signed certificate `otapub init` makes for an app.
+    let app = env.path("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"a","dependencies":{"expo":"57.0.0","expo-updates":"57.0.0"}}"#,
+    )
+    .unwrap();
+    std::fs::write(app.join("app.json"), r#"{"expo":{"name":"A","slug":"a"}}"#).unwrap();
+    env.cmd(&["init", "--dir", "app", "--no-install"]).assert().success();
+    let report = assert_strict_der(&app.join("certs/certificate.pem"));
+    // keyUsage and extendedKeyUsage read; no basicConstraints at all.
+    assert!(report.contains("2.5.29.15") && report.contains("2.5.29.37"), "{report}");
+    assert!(!report.contains("2.5.29.19"), "{report}");
 }
 
 #[test]
