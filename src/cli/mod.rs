@@ -16,6 +16,7 @@ mod diff;
 mod embedded;
 mod gc;
 mod index;
+mod insights;
 mod keygen;
 mod keys;
 mod log;
@@ -173,6 +174,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Builds' embedded updates, recorded as patch bases
     Embedded(embedded::EmbeddedArgs),
+    /// Devices, downloads and failures per update, from the CDN's access logs (`insights ingest`)
+    Insights(Box<insights::InsightsArgs>),
     /// Render the public tree from the index and write what differs
     Regenerate(regenerate::RegenerateArgs),
     /// Re-sign every served Expo response with the current leaf and chain (no update id changes)
@@ -650,6 +653,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Index(a) => index::run(settings(a.global())?, a).await,
         Command::Rollout(a) => rollout::run(settings(a.global())?, a).await,
         Command::Embedded(a) => embedded::run(settings(a.global())?, a).await,
+        Command::Insights(a) => insights::run(settings(a.global())?, *a).await,
         Command::Completions(a) => completions::run(a),
     }
 }

@@ -4,6 +4,7 @@
 //! only if nobody else wrote it since (the commit point of SPEC).
 
 mod embedded;
+mod insights;
 pub mod live;
 mod model;
 mod patches;
@@ -12,6 +13,7 @@ mod rows;
 mod schema;
 
 pub use embedded::*;
+pub use insights::*;
 pub use model::*;
 pub use patches::*;
 pub use rollouts::*;

@@ -1,0 +1,203 @@
+//! `otapub insights ingest` and `otapub insights`: devices drive a real
+//! `otapub serve` with the stock client's headers, the access log it wrote
+//! is ingested (plain and gzip'd, twice), and every figure is compared with
+//! what the devices did; a CloudFront standard log (no request headers)
+//! gives downloads and leaves device figures null.
+
+mod common;
+
+use std::io::Write;
+
+use common::edge::{ask, otapub_serve};
+use common::*;
+use serde_json::Value;
+
+const P: &str = "production/ios/1.0.0";
+
+/// The update id and launch-asset path the pointer serves now.
+fn served(env: &TestEnv) -> (String, String) {
+    let doc = env.pointer("production", "ios", "1.0.0");
+    let url = doc["launchAsset"]["url"].as_str().unwrap();
+    let path = &url[url.find("/assets/").unwrap()..];
+    (doc["id"].as_str().unwrap().to_string(), path.to_string())
+}
+
+fn row<'a>(rows: &'a Value, update: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["update_id"] == update)
+        .unwrap_or_else(|| panic!("no row for {update} in {rows:#}"))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn serve_log_gives_downloads_devices_and_failures() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "1.0.0").assert().success();
+    let (r1, _) = served(&env);
+    env.publish_release("r2", "production", "1.0.0").assert().success();
+    let (r2, r2_asset) = served(&env);
+    let server = otapub_serve(&env, &["--access-log", "access.log"]);
+    let ids = random_client_ids(30);
+    let check = |devices: &[String], current: &str, failed: Option<&str>| {
+        let requests: Vec<Vec<(&str, String)>> = devices
+            .iter()
+            .map(|id| {
+                let mut h = vec![
+                    ("eas-client-id", id.clone()),
+                    ("expo-current-update-id", current.to_string()),
+                    ("expo-platform", "ios".to_string()),
+                ];
+                h.extend(failed.map(|f| ("expo-recent-failed-update-ids", format!("\"{f}\""))));
+                h
+            })
+            .collect();
+        for a in ask(&server.base, &format!("/{P}/manifest"), &requests) {
+            assert_eq!(a.status, 200);
+        }
+    };
+    // 10 devices stay on r1; 20 take r2 (download its launch asset, then
+    // check in running it); 5 of those fail to launch it and report so
+    // while back on r1.
+    let (stay, take) = ids.split_at(10);
+    check(&ids, &r1, None);
+    let downloads: Vec<Vec<(&str, String)>> = take
+        .iter()
+        .map(|id| {
+            vec![
+                ("eas-client-id", id.clone()),
+                ("expo-current-update-id", r1.clone()),
+                ("expo-requested-update-id", r2.clone()),
+            ]
+        })
+        .collect();
+    let full = ask(&server.base, &r2_asset, &downloads);
+    assert!(full.iter().all(|a| a.status == 200));
+    let size = full[0].body.len() as u64;
+    check(take, &r2, None);
+    check(&take[..5], &r1, Some(&r2));
+    check(stay, &r1, None);
+    drop(server);
+
+    let mut log = std::fs::read(env.path("access.log")).unwrap();
+    let lines = log.iter().filter(|b| **b == b'\n').count() as u64;
+    assert_eq!(lines, 30 + 20 + 20 + 5 + 10);
+    log.extend_from_slice(b"{\"time\": \"yesterday\"}\nnot json at all\n");
+    std::fs::create_dir_all(env.path("logs/gz")).unwrap();
+    std::fs::write(env.path("logs/access.log"), &log).unwrap();
+    std::fs::write(env.path("logs/gz/access.log.gz"), gzip(&log)).unwrap();
+
+    let out = env.json(&["insights", "ingest", "--format", "otapub", "logs"]);
+    assert_eq!(out["read"], lines + 2, "{out:#}");
+    assert_eq!(out["skipped"], 2);
+    assert_eq!(out["used"], lines, "every check-in and launch-asset download counts");
+    let files = out["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        files.iter().filter(|f| f["duplicate"] == true).count(),
+        1,
+        "the gzip'd copy has the same bytes: counted once"
+    );
+
+    let rows = env.json(&["insights"]);
+    let r2_row = row(&rows, &r2);
+    assert_eq!(r2_row["channel"], "production");
+    assert_eq!(r2_row["platform"], "ios");
+    assert_eq!(r2_row["runtime_version"], "1.0.0");
+    assert_eq!(r2_row["version"], "r2");
+    assert_eq!(r2_row["downloads"], 20);
+    assert_eq!(r2_row["patch_downloads"], 0);
+    assert_eq!(r2_row["full_bytes"], 20 * size);
+    assert_eq!(
+        r2_row["devices"], 15,
+        "5 of 20 fell back to r1 in their latest check-in"
+    );
+    assert_eq!(r2_row["failed_devices"], 5);
+    let r1_row = row(&rows, &r1);
+    assert_eq!(r1_row["version"], "r1");
+    assert_eq!(r1_row["downloads"], 0);
+    assert_eq!(r1_row["devices"], 15);
+    assert_eq!(r1_row["failed_devices"], 0);
+
+    // The same logs again: nothing counts twice, and nothing is written.
+    env.assert_writes_nothing(|| {
+        let again = env.json(&["insights", "ingest", "--format", "otapub", "logs/gz/access.log.gz"]);
+        assert_eq!(again["read"], 0);
+        assert_eq!(again["files"][0]["duplicate"], true);
+    });
+    assert_eq!(env.json(&["insights"]), rows);
+    // The table says the same.
+    let table = stdout(&env.otapub(&["insights"]).output().unwrap());
+    assert!(table.contains(&r2) && table.contains("production/ios/1.0.0"), "{table}");
+}
+
+#[test]
+fn cloudfront_standard_logs_give_downloads_and_no_device_figures() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "1.0.0").assert().success();
+    let (r1, asset) = served(&env);
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let fields = "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end\n";
+    let line = |path: &str, status: u16, bytes: u64| {
+        format!(
+            "{today}\t10:00:00\tLAX1-C1\t{bytes}\t192.0.2.100\tGET\td111111abcdef8.cloudfront.net\t{path}\t{status}\t-\texpo-updates\t-\t-\tHit\tabc==\tupdates.example.com\thttps\t250\t0.001\t-\tTLSv1.3\tTLS_AES_128_GCM_SHA256\tHit\tHTTP/2.0\t-\t-\t11040\t0.001\tHit\tapplication/javascript\t{bytes}\t-\t-\n"
+        )
+    };
+    let mut log = fields.to_string();
+    for _ in 0..7 {
+        log.push_str(&line(&asset, 200, 300));
+    }
+    log.push_str(&line(&asset, 304, 0));
+    log.push_str(&line(&format!("/{P}/manifest"), 200, 900));
+    log.push_str("garbage\n");
+    std::fs::write(env.path("E2EXAMPLE.2026-12-06-10.abcdef.gz"), gzip(log.as_bytes())).unwrap();
+    let out = env.json(&[
+        "insights",
+        "ingest",
+        "--format",
+        "cloudfront",
+        "E2EXAMPLE.2026-12-06-10.abcdef.gz",
+    ]);
+    assert_eq!(
+        (out["read"].as_u64(), out["used"].as_u64(), out["skipped"].as_u64()),
+        (Some(10), Some(7), Some(1))
+    );
+    assert_eq!(out["devices_known"], false);
+    let rows = env.json(&["insights", "--days", "1"]);
+    let r = row(&rows, &r1);
+    assert_eq!(r["downloads"], 7);
+    assert_eq!(r["full_bytes"], 7 * 300);
+    assert_eq!(
+        r["devices"],
+        Value::Null,
+        "standard logs record no eas-client-id: never 0, never guessed"
+    );
+    assert_eq!(r["failed_devices"], Value::Null);
+}
+
+#[test]
+fn bad_input_writes_nothing() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "1.0.0").assert().success();
+    env.assert_writes_nothing(|| {
+        env.refused(
+            &["insights", "ingest", "--format", "otapub", "no-such.log"],
+            "no-such.log: cannot read it",
+        );
+    });
+    let err = stderr(
+        &env.otapub(&["insights", "ingest", "--format", "apache", "x"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("nginx, otapub, cloudfront, cloudfront-realtime, cloudflare, s3"),
+        "{err}"
+    );
+}
