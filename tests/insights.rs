@@ -201,3 +201,108 @@ fn bad_input_writes_nothing() {
         "{err}"
     );
 }
+
+/// One Cloudflare Logpush line (custom fields RequestHeaders) of a device
+/// checking in on `P`.
+fn cloudflare_check_in(id: &str, current: &str, failed: Option<&str>) -> String {
+    let mut headers = serde_json::json!({"eas-client-id": id, "expo-current-update-id": current});
+    if let Some(f) = failed {
+        headers["expo-recent-failed-update-ids"] = format!("\"{f}\"").into();
+    }
+    serde_json::json!({
+        "ClientRequestHost": "updates.example.com",
+        "ClientRequestMethod": "GET",
+        "ClientRequestPath": format!("/{P}/manifest"),
+        "EdgeResponseBytes": 1870,
+        "EdgeResponseStatus": 200,
+        "EdgeStartTimestamp": chrono::Utc::now().timestamp_nanos_opt().unwrap(),
+        "RayID": "8f1c2d3e4f5a6b7c",
+        "RequestHeaders": headers,
+    })
+    .to_string()
+}
+
+#[test]
+fn the_gate_reads_every_format_and_what_insights_stored() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "1.0.0").assert().success();
+    env.publish_release("r2", "production", "1.0.0")
+        .args(["--platform", "ios", "--rollout", "50"])
+        .assert()
+        .success();
+    let candidate = env.rollout_record(P)["candidate"]["id"].as_str().unwrap().to_string();
+    let advance = |extra: &[&str]| {
+        let mut c = env.otapub(&[
+            "rollout",
+            "advance",
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "1.0.0",
+        ]);
+        c.args(extra);
+        c
+    };
+    let ids = random_client_ids(30);
+    // 1 of 30 devices on the candidate reports it failed: 3 % < 5 %.
+    let first: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| cloudflare_check_in(id, &candidate, (i == 0).then_some(candidate.as_str())))
+        .collect();
+    std::fs::write(env.path("cf-1.log.gz"), gzip(first.join("\n").as_bytes())).unwrap();
+    env.refused(
+        &[
+            "rollout",
+            "advance",
+            "--channel",
+            "production",
+            "--platform",
+            "ios",
+            "--fingerprint",
+            "1.0.0",
+            "--gate-log",
+            "cf-1.log.gz",
+            "--gate-format",
+            "cloudfront",
+        ],
+        "record no request headers",
+    );
+    advance(&["--gate-log", "cf-1.log.gz", "--gate-format", "cloudflare"])
+        .assert()
+        .success();
+    assert_eq!(env.rollout_record(P)["percent"], 60);
+    let rs = env.json(&["rollout", "status"]);
+    assert_eq!(
+        (rs[0]["gate"]["failed"].as_u64(), rs[0]["gate"]["total"].as_u64()),
+        (Some(1), Some(30))
+    );
+
+    // Later, 5 more fail; the logs are ingested and the gate reads the index: 6 of 30.
+    let second: Vec<String> = ids[1..6]
+        .iter()
+        .map(|id| cloudflare_check_in(id, &candidate, Some(&candidate)))
+        .collect();
+    std::fs::write(env.path("cf-2.log"), second.join("\n")).unwrap();
+    env.otapub(&[
+        "insights",
+        "ingest",
+        "--format",
+        "cloudflare",
+        "cf-1.log.gz",
+        "cf-2.log",
+    ])
+    .assert()
+    .success();
+    let rows = env.json(&["insights"]);
+    assert_eq!(row(&rows, &candidate)["failed_devices"], 6);
+    advance(&["--gate-insights"]).assert().code(1);
+    let rs = env.json(&["rollout", "status"]);
+    assert_eq!(rs[0]["state"], "aborted");
+    assert_eq!(
+        (rs[0]["gate"]["failed"].as_u64(), rs[0]["gate"]["total"].as_u64()),
+        (Some(6), Some(30))
+    );
+}
