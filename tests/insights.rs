@@ -306,3 +306,110 @@ fn the_gate_reads_every_format_and_what_insights_stored() {
         (Some(6), Some(30))
     );
 }
+
+const SUCCESSIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/expo-successive");
+
+/// nginx from the shipped template (master as root, workers as www-data)
+/// serving a tree with a launch-asset patch; 40 devices with the stock
+/// client's headers, some staying, some taking the new update in full or as
+/// a patch, some reporting it failed; the log nginx wrote is ingested and
+/// every figure compared with what the devices did.
+#[test]
+fn nginx_log_of_the_shipped_template_gives_what_the_devices_did() {
+    let env = TestEnv::new();
+    for (v, dist) in [("v1", "dist1"), ("v2", "dist2")] {
+        env.publish_export(&std::path::Path::new(SUCCESSIVE).join(dist), v)
+            .assert()
+            .success();
+    }
+    let doc = |key: &str| env.read_signed(key).1;
+    let (d1, d2) = (
+        doc("public/updates/v1/ios/manifest"),
+        doc("public/updates/v2/ios/manifest"),
+    );
+    let (v1, v2) = (
+        d1["id"].as_str().unwrap().to_string(),
+        d2["id"].as_str().unwrap().to_string(),
+    );
+    let url = d2["launchAsset"]["url"].as_str().unwrap();
+    let asset = url[url.find("/assets/").unwrap()..].to_string();
+    let patch_size = std::fs::metadata(env.store().join(format!("public/patches/{v2}/{v1}")))
+        .expect("otapub made the patch from v1 to v2")
+        .len();
+    let full_size = std::fs::metadata(env.store().join(format!("public{asset}")))
+        .unwrap()
+        .len();
+
+    let nginx = common::edge::nginx_local(&env);
+    let pointer = "/production/ios/fp/manifest";
+    let ids = random_client_ids(40);
+    let check = |devices: &[String], current: &str, failed: Option<&str>| {
+        let requests: Vec<Vec<(&str, String)>> = devices
+            .iter()
+            .map(|id| {
+                let mut h = vec![
+                    ("eas-client-id", id.clone()),
+                    ("expo-current-update-id", current.to_string()),
+                    ("expo-platform", "ios".to_string()),
+                    ("expo-protocol-version", "1".to_string()),
+                ];
+                h.extend(failed.map(|f| ("expo-recent-failed-update-ids", format!("\"{f}\""))));
+                h
+            })
+            .collect();
+        for a in ask(&nginx.base, pointer, &requests) {
+            assert_eq!(a.status, 200);
+        }
+    };
+    check(&ids, &v1, None);
+    // 24 take v2: 12 ask for a patch (SDK 55+), 12 download it in full.
+    let (stay, take) = ids.split_at(16);
+    let downloads: Vec<Vec<(&str, String)>> = take
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut h = vec![
+                ("eas-client-id", id.clone()),
+                ("expo-current-update-id", v1.clone()),
+                ("expo-requested-update-id", v2.clone()),
+            ];
+            if i % 2 == 0 {
+                h.push(("a-im", "bsdiff".to_string()));
+            }
+            h
+        })
+        .collect();
+    let answers = ask(&nginx.base, &asset, &downloads);
+    let patched = answers
+        .iter()
+        .filter(|a| a.headers.get("im").is_some_and(|v| v == "bsdiff"))
+        .count();
+    assert_eq!(patched, 12, "nginx serves the patch to those that ask");
+    assert!(answers.iter().all(|a| a.status == 200 || a.status == 226));
+    check(take, &v2, None);
+    // 6 of them fail to launch v2 and report it, back on v1.
+    check(&take[..6], &v1, Some(&v2));
+    drop(nginx);
+
+    let out = env.json(&["insights", "ingest", "--format", "nginx", "nginx-local/access.log"]);
+    let logged = 40 + 24 + 24 + 6;
+    assert_eq!(
+        (out["read"].as_u64(), out["used"].as_u64(), out["skipped"].as_u64()),
+        (Some(logged), Some(logged), Some(0)),
+        "{out:#}"
+    );
+    let rows = env.json(&["insights"]);
+    let r2 = row(&rows, &v2);
+    assert_eq!(r2["version"], "v2");
+    assert_eq!(r2["downloads"], 24);
+    assert_eq!(r2["patch_downloads"], 12);
+    assert_eq!(r2["patch_bytes"], 12 * patch_size);
+    assert_eq!(r2["patch_full_bytes"], 12 * full_size);
+    assert_eq!(r2["full_bytes"], 12 * full_size);
+    assert_eq!(r2["devices"], 18);
+    assert_eq!(r2["failed_devices"], 6);
+    let r1 = row(&rows, &v1);
+    assert_eq!(r1["devices"], stay.len() as u64 + 6);
+    assert_eq!(r1["failed_devices"], 0);
+    assert_eq!(r1["downloads"], 0);
+}
