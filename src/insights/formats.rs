@@ -116,41 +116,72 @@ pub struct Parsed {
     pub skipped: u64,
 }
 
-/// Reads one file's text. `fields` names a real-time log's fields (default
-/// [`REALTIME_FIELDS`]).
-pub fn parse(format: Format, text: &str, fields: Option<&[String]>) -> Parsed {
-    let mut out = Parsed::default();
-    let mut w3c: Vec<String> = STANDARD_FIELDS.iter().map(|s| s.to_string()).collect();
-    let realtime: Vec<String> = match fields {
-        Some(f) => f.to_vec(),
-        None => REALTIME_FIELDS.iter().map(|s| s.to_string()).collect(),
-    };
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
+/// Reads a log line by line, keeping what a format carries across lines
+/// (a W3C file's `#Fields:`), and counts lines read and skipped.
+#[derive(Debug)]
+pub struct LineReader {
+    format: Format,
+    w3c: Vec<String>,
+    realtime: Vec<String>,
+    /// Lines read (blank lines and `#` comment lines of W3C files excluded).
+    pub lines: u64,
+    /// Lines that did not parse.
+    pub skipped: u64,
+}
+
+impl LineReader {
+    /// A reader of `format`; `fields` names a real-time log's fields
+    /// (default [`REALTIME_FIELDS`]).
+    pub fn new(format: Format, fields: Option<&[String]>) -> LineReader {
+        LineReader {
+            format,
+            w3c: STANDARD_FIELDS.iter().map(|s| s.to_string()).collect(),
+            realtime: match fields {
+                Some(f) => f.to_vec(),
+                None => REALTIME_FIELDS.iter().map(|s| s.to_string()).collect(),
+            },
+            lines: 0,
+            skipped: 0,
+        }
+    }
+
+    /// The request one line logs, if it is one insights read.
+    pub fn line(&mut self, line: &str) -> Option<Hit> {
+        let line = line.trim_end_matches(['\r', '\n']);
         if line.trim().is_empty() {
-            continue;
+            return None;
         }
-        if format == Format::Cloudfront && line.starts_with('#') {
+        if self.format == Format::Cloudfront && line.starts_with('#') {
             if let Some(names) = line.strip_prefix("#Fields:") {
-                w3c = names.split_whitespace().map(str::to_string).collect();
+                self.w3c = names.split_whitespace().map(str::to_string).collect();
             }
-            continue;
+            return None;
         }
-        out.lines += 1;
-        let hit = match format {
+        self.lines += 1;
+        let hit = match self.format {
             Format::Nginx | Format::Otapub => json_line(line),
-            Format::Cloudfront => standard_line(line, &w3c),
-            Format::CloudfrontRealtime => realtime_line(line, &realtime),
+            Format::Cloudfront => standard_line(line, &self.w3c),
+            Format::CloudfrontRealtime => realtime_line(line, &self.realtime),
             Format::Cloudflare => cloudflare_line(line),
             Format::S3 => s3_line(line),
         };
-        match hit {
-            Ok(Some(h)) => out.hits.push(h),
-            Ok(None) => {}
-            Err(()) => out.skipped += 1,
-        }
+        hit.unwrap_or_else(|()| {
+            self.skipped += 1;
+            None
+        })
     }
-    out
+}
+
+/// Reads one file's text. `fields` names a real-time log's fields (default
+/// [`REALTIME_FIELDS`]).
+pub fn parse(format: Format, text: &str, fields: Option<&[String]>) -> Parsed {
+    let mut reader = LineReader::new(format, fields);
+    let hits = text.lines().filter_map(|l| reader.line(l)).collect();
+    Parsed {
+        hits,
+        lines: reader.lines,
+        skipped: reader.skipped,
+    }
 }
 
 /// `Ok(None)`: a well-formed line about something insights ignore.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub use formats::{parse, Format, Parsed};
+pub use formats::{parse, Format, LineReader, Parsed};
 
 /// The request headers of the stock client that insights read, as sent
 /// (empty values already dropped).
@@ -89,6 +89,51 @@ pub fn read_log(path: &Path) -> Result<Vec<u8>> {
         return Ok(out);
     }
     Ok(bytes)
+}
+
+/// Opens a log file for reading line by line, gunzipping it when it is gzip.
+pub fn open_log(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
+    use std::io::BufRead;
+    let cannot = |e: std::io::Error| {
+        Error::usage(format!(
+            "{}: cannot read it ({e}); give access log files or folders of them",
+            path.display()
+        ))
+    };
+    let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(cannot)?);
+    let gzip = file.fill_buf().map_err(cannot)?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(file),
+        ))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Calls `each` with every line of a log file (gzip or plain; invalid UTF-8
+/// replaced), and returns the SHA-256 of its (gunzipped) bytes.
+pub fn each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    let mut reader = open_log(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf).map_err(|e| {
+            Error::usage(format!(
+                "{}: cannot read it ({e}); give the log as the CDN delivered it, gzip'd or plain",
+                path.display()
+            ))
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf);
+        each(&String::from_utf8_lossy(&buf));
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// The files to read: each file given, and the files under each folder

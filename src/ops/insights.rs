@@ -12,7 +12,7 @@ use super::{commit, Context, Plan};
 use crate::error::Result;
 use crate::index::{self, Index, IndexCatalog, IngestedFile, InsightRow, NewEvent};
 use crate::insights::derive::{day_of, Facts};
-use crate::insights::{self as logs, Format, Hit};
+use crate::insights::{self as logs, Format, LineReader};
 
 /// What happened to one file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,17 +46,11 @@ pub struct IngestOutcome {
     pub devices_known: bool,
 }
 
-struct LogFile {
-    path: PathBuf,
-    sha256: [u8; 32],
-    hits: Vec<Hit>,
-    lines: u64,
-    skipped: u64,
-}
-
 /// Reads the files (folders: every file under them; gzip or plain) and
 /// adds what they say to the index. A file whose bytes were ingested
-/// before counts once.
+/// before counts once. Files are read as streams, twice: once for their
+/// hashes before the commit (an unreadable file changes nothing), once to
+/// count them against the index the commit applies to.
 pub async fn ingest(
     ctx: &Context<'_>,
     format: Format,
@@ -64,19 +58,10 @@ pub async fn ingest(
     paths: &[PathBuf],
 ) -> Result<IngestOutcome> {
     let files = logs::log_files(paths)?;
-    let mut read = Vec::new();
+    let mut hashed = Vec::new();
     for path in files {
-        let bytes = logs::read_log(&path)?;
-        let sha256 = index::sha256(&bytes);
-        let text = String::from_utf8_lossy(&bytes);
-        let parsed = logs::parse(format, &text, fields.as_deref());
-        read.push(LogFile {
-            path,
-            sha256,
-            hits: parsed.hits,
-            lines: parsed.lines,
-            skipped: parsed.skipped,
-        });
+        let sha256 = crate::off_runtime(|| logs::each_line(&path, |_| {}))?;
+        hashed.push((path, sha256));
     }
     commit(ctx, "insights-ingest", None, |idx, now| {
         let catalog = IndexCatalog::load(idx.conn())?;
@@ -91,32 +76,40 @@ pub async fn ingest(
         };
         let mut seen = BTreeSet::new();
         let mut ingested = Vec::new();
-        for f in &read {
-            let duplicate = !seen.insert(f.sha256) || index::log_ingested(idx.conn(), &f.sha256)?;
+        for (path, sha256) in &hashed {
+            let duplicate = !seen.insert(*sha256) || index::log_ingested(idx.conn(), sha256)?;
+            let mut reader = LineReader::new(format, fields.as_deref());
             let before = facts.used;
             if !duplicate {
-                for h in &f.hits {
-                    facts.add(h, &catalog);
+                let read = crate::off_runtime(|| {
+                    logs::each_line(path, |line| {
+                        if let Some(hit) = reader.line(line) {
+                            facts.add(&hit, &catalog);
+                        }
+                    })
+                })?;
+                if read != *sha256 {
+                    return Err(crate::Error::usage(format!(
+                        "{}: it changed while it was read; ingest a log file once it is complete (a rotated one). Nothing changed",
+                        path.display()
+                    )));
                 }
-            }
-            let used = facts.used - before;
-            if !duplicate {
-                outcome.read += f.lines;
-                outcome.used += used;
-                outcome.skipped += f.skipped;
+                outcome.read += reader.lines;
+                outcome.used += facts.used - before;
+                outcome.skipped += reader.skipped;
                 ingested.push(IngestedFile {
-                    sha256: f.sha256,
+                    sha256: *sha256,
                     format: format.to_string(),
-                    lines: f.lines,
-                    used,
-                    skipped: f.skipped,
+                    lines: reader.lines,
+                    used: facts.used - before,
+                    skipped: reader.skipped,
                 });
             }
             outcome.files.push(FileOutcome {
-                path: f.path.display().to_string(),
-                lines: f.lines,
-                used,
-                skipped: f.skipped,
+                path: path.display().to_string(),
+                lines: reader.lines,
+                used: facts.used - before,
+                skipped: reader.skipped,
                 duplicate,
             });
         }
