@@ -301,6 +301,122 @@ impl Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::insights::Headers;
+
+    const R1: &str = "11111111-1111-4111-8111-111111111111";
+    const R2: &str = "22222222-2222-4222-8222-222222222222";
+    const DEVICE: &str = "5B2B5E4A-3C2D-4E1F-9A8B-7C6D5E4F3A2B";
+
+    fn pointer() -> PointerId {
+        PointerId {
+            channel: "production".parse().unwrap(),
+            platform: "ios".parse().unwrap(),
+            fingerprint: "1.0.0".parse().unwrap(),
+        }
+    }
+
+    /// R1 (published at 1000) and R2 (at 2000) share no launch asset; a
+    /// re-stamp of R1 published at 3000 shares R1's; R2 has a patch from R1.
+    struct Two;
+    impl Catalog for Two {
+        fn pointer_of(&self, id: &str) -> Option<PointerId> {
+            [R1, R2].contains(&id).then(pointer)
+        }
+        fn launch_asset(&self, hex: &str) -> Option<(u64, Vec<LaunchOf>)> {
+            let of = |id: &str, created_ms| LaunchOf {
+                pointer: pointer(),
+                update_id: id.to_string(),
+                created_ms,
+            };
+            match hex.as_bytes()[0] {
+                b'1' => Some((
+                    1000,
+                    vec![of(R1, 1000), of("33333333-3333-4333-8333-333333333333", 3000)],
+                )),
+                b'2' => Some((2000, vec![of(R2, 2000)])),
+                _ => None,
+            }
+        }
+        fn patch(&self, requested: &str, base: &str) -> Option<(u64, u64)> {
+            (requested == R2 && base == R1).then_some((300, 2000))
+        }
+    }
+
+    fn hit(time_ms: i64, path: &str, headers: Option<Headers>) -> Hit {
+        Hit {
+            time_ms,
+            path: path.into(),
+            status: 200,
+            bytes: None,
+            headers,
+            patch_served: None,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        let mut h = Headers::default();
+        for (k, v) in pairs {
+            h.set(k, v);
+        }
+        h
+    }
+
+    #[test]
+    fn the_latest_check_in_of_the_day_wins_whatever_the_line_order() {
+        let mut facts = Facts::default();
+        let on = |u: &str| Some(headers(&[("eas-client-id", DEVICE), ("expo-current-update-id", u)]));
+        facts.add(&hit(5_000, "/production/ios/1.0.0/manifest", on(R2)), &Two);
+        facts.add(&hit(4_000, "/production/ios/1.0.0/manifest", on(R1)), &Two);
+        let c = facts.checkins.values().next().unwrap();
+        assert_eq!((facts.checkins.len(), c.update.update_id.as_str()), (1, R2));
+        // The next day is another day.
+        facts.add(&hit(86_400_000 + 1, "/production/ios/1.0.0/manifest", on(R1)), &Two);
+        assert_eq!(facts.checkins.len(), 2);
+        assert_eq!(facts.header_days.len(), 2);
+    }
+
+    #[test]
+    fn downloads_are_attributed_by_header_then_by_publish_time_and_patches_by_the_edge_rule() {
+        let mut facts = Facts::default();
+        let r1_asset = format!("/assets/1{}", "0".repeat(63));
+        let r2_asset = format!("/assets/2{}", "0".repeat(63));
+        // No headers: the package with that launch asset published last before the request.
+        facts.add(&hit(2_500, &r1_asset, None), &Two);
+        facts.add(&hit(3_500, &r1_asset, None), &Two);
+        // A patch asked for, and otapub made it: the edge served it (no response headers logged).
+        let asks = headers(&[
+            ("a-im", "bsdiff"),
+            ("expo-current-update-id", R1),
+            ("expo-requested-update-id", R2),
+        ]);
+        facts.add(&hit(4_000, &r2_asset, Some(asks)), &Two);
+        // A 304, an unknown asset and an image are not downloads.
+        let mut not_modified = hit(4_000, &r2_asset, None);
+        not_modified.status = 304;
+        facts.add(&not_modified, &Two);
+        facts.add(&hit(4_000, &format!("/assets/9{}", "0".repeat(63)), None), &Two);
+        assert_eq!(facts.used, 3);
+        let got: Vec<(String, Downloads)> = facts
+            .downloads
+            .iter()
+            .map(|((_, u), d)| (u.update_id.clone(), *d))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        let of = |id: &str| got.iter().find(|(u, _)| u == id).unwrap().1;
+        assert_eq!(of(R1).downloads, 1, "before the re-stamp was published");
+        assert_eq!(of("33333333-3333-4333-8333-333333333333").downloads, 1);
+        let r2 = of(R2);
+        assert_eq!(
+            (
+                r2.downloads,
+                r2.patch_downloads,
+                r2.patch_bytes,
+                r2.patch_full_bytes,
+                r2.full_bytes
+            ),
+            (1, 1, 300, 2000, 0)
+        );
+    }
 
     #[test]
     fn paths_are_read_from_their_end() {
