@@ -413,3 +413,59 @@ fn nginx_log_of_the_shipped_template_gives_what_the_devices_did() {
     assert_eq!(r1["failed_devices"], 0);
     assert_eq!(r1["downloads"], 0);
 }
+
+/// A check-in on production/ios/1.0.0, as `otapub serve --access-log` logs it.
+fn serve_line(time: chrono::DateTime<chrono::Utc>, path: &str, id: &str, current: &str) -> String {
+    serde_json::json!({
+        "time": time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "method": "GET", "path": path, "status": 200,
+        "eas-client-id": id, "expo-current-update-id": current,
+    })
+    .to_string()
+}
+
+#[test]
+fn a_backfill_counts_old_days_in_full_and_later_logs_only_change_the_days_still_kept() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "1.0.0").assert().success();
+    let (r1, asset) = served(&env);
+    let now = chrono::Utc::now();
+    let day = |back: i64| now - chrono::Duration::days(back);
+    let check = format!("/{P}/manifest");
+    let ids = random_client_ids(12);
+    let ingest = |name: &str, lines: &[String]| {
+        std::fs::write(env.path(name), lines.join("\n")).unwrap();
+        env.otapub(&["insights", "ingest", "--format", "otapub", name])
+            .assert()
+            .success();
+    };
+    let figures = |back: i64| -> (u64, Option<u64>) {
+        let d = day(back).format("%Y-%m-%d").to_string();
+        let rows = env.json(&["insights", "--days", "30"]);
+        let r = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["day"] == d.as_str() && r["update_id"] == r1.as_str());
+        r.map_or((0, None), |r| (r["downloads"].as_u64().unwrap(), r["devices"].as_u64()))
+    };
+    // A first ingest of ten days ago and today: both counted in full.
+    let mut a: Vec<String> = ids[..4].iter().map(|id| serve_line(day(10), &check, id, &r1)).collect();
+    a.extend(ids[4..6].iter().map(|id| serve_line(day(0), &check, id, &r1)));
+    ingest("a.log", &a);
+    assert_eq!(figures(10), (0, Some(4)));
+    assert_eq!(figures(0), (0, Some(2)));
+    // A late log of ten days ago: its download counts, its devices no longer
+    // change a day whose device rows are gone.
+    let mut b: Vec<String> = ids[6..9]
+        .iter()
+        .map(|id| serve_line(day(10), &check, id, &r1))
+        .collect();
+    b.push(serve_line(day(10), &asset, &ids[6], &r1));
+    ingest("b.log", &b);
+    assert_eq!(figures(10), (1, Some(4)));
+    // Yesterday is still kept: two logs of it add up.
+    ingest("c.log", &[serve_line(day(1), &check, &ids[9], &r1)]);
+    ingest("d.log", &[serve_line(day(1), &check, &ids[10], &r1)]);
+    assert_eq!(figures(1), (0, Some(2)));
+}

@@ -12,8 +12,10 @@ use crate::names::{Platform, PointerId};
 
 /// How many days of per-device rows are kept, counted back from the newest
 /// day ingested: a log of an older day still adds downloads, but no longer
-/// changes its device figures.
-pub const DEVICE_DAYS: i64 = 14;
+/// changes its device figures. CloudFront delivers some log entries up to
+/// 24 hours late; each kept row costs about 40 bytes of an index every
+/// command downloads, per device and day.
+pub const DEVICE_DAYS: i64 = 3;
 
 /// What the index knows that reading logs needs, loaded once.
 #[derive(Debug, Default)]
@@ -198,13 +200,27 @@ pub fn merge_insights(tx: &Connection, facts: &Facts, files: &[IngestedFile], no
             ],
         )?;
     }
-    let newest: Option<i64> = tx.query_row("SELECT max(day) FROM insight_header_days", [], |r| r.get(0))?;
-    let newest = facts.header_days.iter().copied().chain(newest).max();
-    let cutoff = newest.map_or(i64::MIN, |n| n - DEVICE_DAYS + 1);
+    // A day is open when its per-device rows are still kept (within
+    // DEVICE_DAYS of the newest day ingested before) or it was never
+    // counted: its device figures are (re)computed from those rows. A day
+    // counted before whose rows are gone keeps its figures.
+    let stored_newest: Option<i64> = tx.query_row("SELECT max(day) FROM insight_header_days", [], |r| r.get(0))?;
+    let old_cutoff = stored_newest.map_or(i64::MIN, |n| n - DEVICE_DAYS + 1);
+    let mut open = BTreeSet::new();
     for day in &facts.header_days {
+        let known = tx
+            .query_row("SELECT 1 FROM insight_header_days WHERE day = ?1", [day], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if *day >= old_cutoff || !known {
+            open.insert(*day);
+        }
         tx.execute("INSERT OR IGNORE INTO insight_header_days (day) VALUES (?1)", [day])?;
     }
-    for ((day, device), c) in facts.checkins.range((cutoff, [0u8; 16])..) {
+    for ((day, device), c) in &facts.checkins {
+        if !open.contains(day) {
+            continue;
+        }
         let row = row_of(tx, &c.update)?;
         tx.execute(
             "INSERT INTO insight_devices (day, device, seen, update_row) VALUES (?1, ?2, ?3, ?4)
@@ -214,7 +230,7 @@ pub fn merge_insights(tx: &Connection, facts: &Facts, files: &[IngestedFile], no
         )?;
     }
     for (day, device, u) in &facts.failures {
-        if *day < cutoff {
+        if !open.contains(day) {
             continue;
         }
         let row = row_of(tx, u)?;
@@ -223,8 +239,7 @@ pub fn merge_insights(tx: &Connection, facts: &Facts, files: &[IngestedFile], no
             params![day, &device[..], row],
         )?;
     }
-    let touched: BTreeSet<i64> = facts.header_days.iter().copied().filter(|d| *d >= cutoff).collect();
-    for day in touched {
+    for day in &open {
         tx.execute(
             "INSERT OR IGNORE INTO insight_daily (day, update_row)
              SELECT ?1, update_row FROM insight_devices WHERE day = ?1
@@ -239,6 +254,8 @@ pub fn merge_insights(tx: &Connection, facts: &Facts, files: &[IngestedFile], no
             [day],
         )?;
     }
+    let newest = facts.header_days.iter().copied().chain(stored_newest).max();
+    let cutoff = newest.map_or(i64::MIN, |n| n - DEVICE_DAYS + 1);
     tx.execute("DELETE FROM insight_devices WHERE day < ?1", [cutoff])?;
     tx.execute("DELETE FROM insight_failures WHERE day < ?1", [cutoff])?;
     Ok(())
