@@ -105,6 +105,9 @@ const STANDARD_FIELDS: [&str; 9] = [
     "sc-status",
 ];
 
+/// The times a log line may carry (ms): 2000-01-01 to 2100-01-01.
+const SANE_MS: (i64, i64) = (946_684_800_000, 4_102_444_800_000);
+
 /// What one file gave.
 #[derive(Debug, Default)]
 pub struct Parsed {
@@ -165,10 +168,19 @@ impl LineReader {
             Format::Cloudflare => cloudflare_line(line),
             Format::S3 => s3_line(line),
         };
-        hit.unwrap_or_else(|()| {
-            self.skipped += 1;
-            None
-        })
+        // A time no CDN writes (before 2000, after 2100) is a garbled line:
+        // one far in the future would make every kept day look old.
+        match hit {
+            Ok(Some(h)) if !(SANE_MS.0..SANE_MS.1).contains(&h.time_ms) => {
+                self.skipped += 1;
+                None
+            }
+            Ok(h) => h,
+            Err(()) => {
+                self.skipped += 1;
+                None
+            }
+        }
     }
 }
 
@@ -589,5 +601,8 @@ mod tests {
             let p = parse(f, "\u{0}\u{1}garbage %zz \"\n{\"time\": 5}\n", None);
             assert_eq!((p.lines, p.hits.len(), p.skipped), (2, 0, 2), "{f}");
         }
+        let far = r#"{"msec":"99999999999.5","path":"/a","status":200}"#;
+        assert_eq!(parse(Format::Otapub, far, None).skipped, 1, "a time past 2100");
+        {}
     }
 }
