@@ -469,3 +469,65 @@ fn a_backfill_counts_old_days_in_full_and_later_logs_only_change_the_days_still_
     ingest("d.log", &[serve_line(day(1), &check, &ids[10], &r1)]);
     assert_eq!(figures(1), (0, Some(2)));
 }
+
+/// S3 server access logs see what reached the bucket: the patch object
+/// itself (`patches/<requested>/<base>`) and the full asset, under the
+/// store's prefix. No request headers: device figures null.
+#[test]
+fn s3_access_logs_count_patch_objects_and_assets_under_a_prefix() {
+    let env = TestEnv::new();
+    for (v, dist) in [("v1", "dist1"), ("v2", "dist2")] {
+        env.publish_export(&std::path::Path::new(SUCCESSIVE).join(dist), v)
+            .assert()
+            .success();
+    }
+    let doc = |key: &str| env.read_signed(key).1;
+    let (d1, d2) = (
+        doc("public/updates/v1/ios/manifest"),
+        doc("public/updates/v2/ios/manifest"),
+    );
+    let (v1, v2) = (d1["id"].as_str().unwrap(), d2["id"].as_str().unwrap());
+    let url = d2["launchAsset"]["url"].as_str().unwrap();
+    let hex = &url[url.find("/assets/").unwrap() + 8..];
+    let patch_size = std::fs::metadata(env.store().join(format!("public/patches/{v2}/{v1}")))
+        .unwrap()
+        .len();
+    let full_size = std::fs::metadata(env.store().join(format!("public/assets/{hex}")))
+        .unwrap()
+        .len();
+    let when = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    let line = |key: &str, status: u16, bytes: u64| {
+        format!(
+            "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be my-bucket [{when}] 192.0.2.3 - 3E57427F3EXAMPLE REST.GET.OBJECT {key} \"GET /my-bucket/{key} HTTP/1.1\" {status} - {bytes} {bytes} 70 10 \"-\" \"Amazon CloudFront\" - s9lzHYrFp76ZVxRcpX9+5cjAnEH2ROuNkd2BHfIa6UkFVdtjf5mKR3/eTPFvsiP/XV/VLi31234= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader my-bucket.s3.eu-west-1.amazonaws.com TLSV1.2 - -"
+        )
+    };
+    let log = [
+        line(&format!("ota/public/patches/{v2}/{v1}"), 200, patch_size),
+        line(&format!("ota/public/assets/{hex}"), 200, full_size),
+        line(&format!("ota/public/assets/{hex}"), 403, 243),
+        line("ota/public/production/ios/fp/manifest", 200, 900),
+    ]
+    .join("\n");
+    std::fs::write(env.path("2026-12-06-10-00-00-ABCDEF0123456789"), log).unwrap();
+    let out = env.json(&[
+        "insights",
+        "ingest",
+        "--format",
+        "s3",
+        "2026-12-06-10-00-00-ABCDEF0123456789",
+    ]);
+    assert_eq!(
+        (out["read"].as_u64(), out["used"].as_u64(), out["skipped"].as_u64()),
+        (Some(4), Some(2), Some(0))
+    );
+    let rows = env.json(&["insights"]);
+    let r = row(&rows, v2);
+    assert_eq!(
+        (r["downloads"].as_u64(), r["patch_downloads"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(r["patch_bytes"], patch_size);
+    assert_eq!(r["patch_full_bytes"], full_size);
+    assert_eq!(r["full_bytes"], full_size);
+    assert_eq!(r["devices"], Value::Null);
+}
