@@ -1,6 +1,9 @@
 //! The health gate of `rollout advance`: the candidate's failure rate, from
-//! a command of the operator's (`--gate-cmd`) or from CDN access logs
-//! (`--gate-log`, JSON lines as `otapub serve --access-log` writes them).
+//! a command of the operator's (`--gate-cmd`), from CDN access logs
+//! (`--gate-log`, in any format `otapub insights ingest` reads that records
+//! request headers; `--gate-format`, default JSON lines as `otapub serve
+//! --access-log` writes them), or from what `otapub insights ingest` stored
+//! (`--gate-insights`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -9,7 +12,8 @@ use std::process::Command;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::index::GateReading;
+use crate::index::{GateReading, Index};
+use crate::insights::{self, Format, Headers};
 use crate::names::PointerId;
 
 /// Where the failure rate comes from.
@@ -17,19 +21,16 @@ use crate::names::PointerId;
 pub enum Gate {
     /// A shell command that prints `{"failed": N, "total": M}`.
     Command(String),
-    /// CDN access logs, JSON lines.
-    Logs(Vec<PathBuf>),
-}
-
-/// The request headers of one access-log line, under their lowercase names.
-#[derive(Debug, Default, Deserialize)]
-struct LogLine {
-    #[serde(rename = "eas-client-id")]
-    client_id: Option<String>,
-    #[serde(rename = "expo-current-update-id")]
-    current: Option<String>,
-    #[serde(rename = "expo-recent-failed-update-ids")]
-    failed: Option<String>,
+    /// CDN access logs (files or folders, gzip or plain) in a format.
+    Logs {
+        /// The files.
+        files: Vec<PathBuf>,
+        /// Their format.
+        format: Format,
+    },
+    /// What `otapub insights ingest` stored in the index: distinct devices
+    /// over the days it keeps per device.
+    Insights,
 }
 
 /// What a gate command prints.
@@ -56,11 +57,15 @@ pub fn failed_ids(header: &str) -> Option<Vec<String>> {
 }
 
 impl Gate {
-    /// Measures the candidate's failure rate.
-    pub fn measure(&self, candidate_id: &str, pointer: &PointerId) -> Result<GateReading> {
+    /// Measures the candidate's failure rate (`index`: the one just read).
+    pub fn measure(&self, candidate_id: &str, pointer: &PointerId, index: &Index) -> Result<GateReading> {
         match self {
             Gate::Command(cmd) => run_command(cmd, candidate_id, pointer),
-            Gate::Logs(files) => read_logs(files, candidate_id),
+            Gate::Logs { files, format } => read_logs(files, *format, candidate_id),
+            Gate::Insights => {
+                let (failed, total) = crate::index::insight_gate(index.conn(), candidate_id)?;
+                Ok(GateReading { failed, total })
+            }
         }
     }
 }
@@ -102,50 +107,76 @@ fn run_command(cmd: &str, candidate_id: &str, pointer: &PointerId) -> Result<Gat
 
 /// Counts distinct devices: failed when `expo-recent-failed-update-ids`
 /// names the candidate, in the total when they report it as current or failed.
-fn read_logs(files: &[PathBuf], candidate_id: &str) -> Result<GateReading> {
+fn read_logs(paths: &[PathBuf], format: Format, candidate_id: &str) -> Result<GateReading> {
+    if !format.logs_headers() {
+        return Err(Error::usage(format!(
+            "--gate-format {format}: these logs record no request headers, and the gate counts devices by eas-client-id; \
+             use a log that records them (nginx, cloudfront-realtime, cloudflare, otapub: see deploy/) or --gate-insights"
+        )));
+    }
     let candidate = candidate_id.to_ascii_lowercase();
     let mut failed: HashSet<String> = HashSet::new();
     let mut total: HashSet<String> = HashSet::new();
-    for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            Error::usage(format!(
-                "--gate-log {}: cannot read it ({e}); give the access log files of the CDN (JSON lines)",
-                file.display()
-            ))
-        })?;
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
+    let mut count = |h: &Headers| {
+        let Some(device) = h.client_id.as_deref().map(str::to_ascii_lowercase) else {
+            return;
+        };
+        // A header a device garbled counts as naming nothing: one bad
+        // client must not hold the gate for everyone.
+        let failed_now = h
+            .failed
+            .as_deref()
+            .and_then(failed_ids)
+            .is_some_and(|ids| ids.contains(&candidate));
+        let current = h
+            .current
+            .as_deref()
+            .is_some_and(|c| c.to_ascii_lowercase() == candidate);
+        if failed_now {
+            failed.insert(device.clone());
+        }
+        if failed_now || current {
+            total.insert(device);
+        }
+    };
+    for file in insights::log_files(paths)? {
+        let bytes = insights::read_log(&file)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if matches!(format, Format::Otapub | Format::Nginx) {
+            for (n, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let entry: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).map_err(|e| {
+                    Error::usage(format!(
+                        "--gate-log {} line {}: not a JSON object with the request headers ({e}); \
+                         the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)",
+                        file.display(),
+                        n + 1
+                    ))
+                })?;
+                let mut h = Headers::default();
+                for (k, v) in &entry {
+                    if let Some(v) = v.as_str() {
+                        h.set(k, v);
+                    }
+                }
+                count(&h);
             }
-            let entry: LogLine = serde_json::from_str(line).map_err(|e| {
-                Error::usage(format!(
-                    "--gate-log {} line {}: not a JSON object with the request headers ({e}); \
-                     the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)",
-                    file.display(),
-                    n + 1
-                ))
-            })?;
-            // nginx logs a header a request did not send as "".
-            let Some(device) = entry
-                .client_id
-                .filter(|c| !c.is_empty())
-                .map(|c| c.to_ascii_lowercase())
-            else {
-                continue;
-            };
-            // A header a device garbled counts as naming nothing: one bad
-            // client must not hold the gate for everyone.
-            let failed_now = entry
-                .failed
-                .as_deref()
-                .and_then(failed_ids)
-                .is_some_and(|ids| ids.contains(&candidate));
-            let current = entry.current.is_some_and(|c| c.to_ascii_lowercase() == candidate);
-            if failed_now {
-                failed.insert(device.clone());
-            }
-            if failed_now || current {
-                total.insert(device);
+            continue;
+        }
+        let parsed = insights::parse(format, &text, None);
+        if parsed.skipped > 0 {
+            return Err(Error::usage(format!(
+                "--gate-log {}: {} of {} lines are not {format} log lines; give --gate-format the format the CDN wrote. Nothing changed",
+                file.display(),
+                parsed.skipped,
+                parsed.lines
+            )));
+        }
+        for hit in &parsed.hits {
+            if let Some(h) = &hit.headers {
+                count(h);
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod export;
 pub mod gate;
 pub mod index;
+pub mod insights;
 pub mod manifest;
 pub mod names;
 pub mod ops;

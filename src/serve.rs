@@ -180,14 +180,22 @@ async fn report_page(store: &dyn Store, options: &Options, path: &str) -> Respon
     }
 }
 
-/// One JSON line: the time, method, path and status, and the request
-/// headers the gate reads, values as sent.
-fn log_line(method: &Method, path: &str, headers: &HeaderMap, status: StatusCode) -> String {
+/// One JSON line: the time, method, path, status, bytes of the body and
+/// the response's `im` (a patch was served), and the request headers the
+/// gate and `otapub insights ingest --format otapub` read, values as sent.
+fn log_line(method: &Method, path: &str, headers: &HeaderMap, resp: &Response) -> String {
+    use axum::body::HttpBody;
     let mut line = serde_json::Map::new();
     line.insert("time".into(), crate::manifest::format_time(chrono::Utc::now()).into());
     line.insert("method".into(), method.as_str().into());
     line.insert("path".into(), path.into());
-    line.insert("status".into(), status.as_u16().into());
+    line.insert("status".into(), resp.status().as_u16().into());
+    if let Some(bytes) = resp.body().size_hint().exact() {
+        line.insert("bytes".into(), bytes.into());
+    }
+    if let Some(im) = resp.headers().get("im") {
+        line.insert("im".into(), String::from_utf8_lossy(im.as_bytes()).into());
+    }
     for name in LOGGED_HEADERS {
         if let Some(v) = headers.get(name) {
             line.insert(name.into(), String::from_utf8_lossy(v.as_bytes()).into());
@@ -210,7 +218,7 @@ async fn handle(State(served): State<Served>, req: Request) -> Response {
         respond(served.store.as_ref(), &method, &path, &headers).await
     };
     if let Some(log) = &served.options.log {
-        let line = log_line(&method, &path, &headers, resp.status());
+        let line = log_line(&method, &path, &headers, &resp);
         if let Ok(mut f) = log.lock() {
             use std::io::Write;
             if let Err(e) = writeln!(f, "{line}") {

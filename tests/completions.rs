@@ -7,16 +7,13 @@ use common::*;
 
 /// What bash completes for `words` (the last one being typed), calling the
 /// function as bash's `complete -F` does: command, current word, previous word.
-///
-/// The script is sourced from a file: it is longer than one argument may be
-/// (Linux's 128 KiB MAX_ARG_STRLEN).
-fn bash_completes(script: &str, words: &[&str]) -> Vec<String> {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), script).unwrap();
+/// `script` is a file: the generated script is longer than the 128 KiB one
+/// argument may hold (Linux's MAX_ARG_STRLEN), so it cannot go through `-c`.
+fn bash_completes(script: &std::path::Path, words: &[&str]) -> Vec<String> {
     let line = words.join(" ");
+    let script = script.display();
     let program = format!(
-        "source {}\nCOMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; _otapub otapub \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-        file.path().display(),
+        "source '{script}'\nCOMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; _otapub otapub \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         words.len() - 1
     );
     let out = std::process::Command::new("bash")
@@ -36,12 +33,11 @@ fn bash_completes_subcommands_and_flags() {
         .success()
         .get_output()
         .clone();
-    let script = stdout(&out);
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &script).unwrap();
+    let script = env.path("otapub.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
     let syntax = std::process::Command::new("bash")
         .arg("-n")
-        .arg(file.path())
+        .arg(&script)
         .status()
         .expect("bash");
     assert!(syntax.success(), "the script is valid bash");
@@ -50,6 +46,7 @@ fn bash_completes_subcommands_and_flags() {
     assert_eq!(flags, ["--patch-bases", "--patch-max-fraction"]);
     let rollout = bash_completes(&script, &["otapub", "rollout", "a"]);
     assert_eq!(rollout, ["advance", "abort"]);
+    assert_eq!(bash_completes(&script, &["otapub", "insights", "in"]), ["ingest"]);
 
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let out = env

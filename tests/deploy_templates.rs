@@ -119,8 +119,40 @@ fn the_terraform_declares_every_variable_it_reads() {
     assert!(undeclared.is_empty(), "read but not declared: {undeclared:?}");
     // Each ruleset is a zone ruleset on the zone given, with rules that say
     // when (an expression) and what (an action).
-    let rulesets: Vec<&hcl::Block> = body.blocks().filter(|b| b.identifier() == "resource").collect();
-    assert_eq!(rulesets.len(), 2);
+    let resource = |kind: &str| -> Vec<&hcl::Block> {
+        body.blocks()
+            .filter(|b| b.identifier() == "resource" && b.labels().first().map(|l| l.as_str()) == Some(kind))
+            .collect()
+    };
+    let rulesets = resource("cloudflare_ruleset");
+    assert_eq!(rulesets.len(), 3);
+    // The Logpush job pushes what `otapub insights ingest --format cloudflare` reads.
+    let jobs = resource("cloudflare_logpush_job");
+    assert_eq!(jobs.len(), 1);
+    let job = hcl::to_string(jobs[0]).unwrap();
+    for needed in [
+        "http_requests",
+        "ClientRequestPath",
+        "EdgeStartTimestamp",
+        "EdgeResponseStatus",
+        "EdgeResponseBytes",
+        "RequestHeaders",
+        "ResponseHeaders",
+    ] {
+        assert!(
+            job.contains(&format!("\"{needed}\"")),
+            "the Logpush job lacks {needed}: {job}"
+        );
+    }
+    for header in [
+        "eas-client-id",
+        "expo-current-update-id",
+        "expo-recent-failed-update-ids",
+        "a-im",
+        "expo-requested-update-id",
+    ] {
+        assert!(text.contains(&format!("\"{header}\"")), "no custom log field {header}");
+    }
     for r in rulesets {
         let attr = |name: &str| {
             r.body()

@@ -156,35 +156,6 @@ fn rollout(env: &TestEnv, args: &[&str]) -> assert_cmd::assert::Assert {
 
 /// The template's js_path, pointed at the repository: otapub.js and the
 /// bucket module it imports.
-fn js_paths() -> String {
-    format!("js_path \"{DEPLOY}/nginx/\";\njs_path \"{DEPLOY}/edge/\";")
-}
-
-/// The test's directory, as a deployment's parent of the store (`/srv`):
-/// others may pass through it, not list it. Nothing otapub wrote is touched.
-fn let_others_pass(env: &TestEnv) {
-    std::fs::set_permissions(env.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-}
-
-fn nginx_local(env: &TestEnv) -> Spawned {
-    let_others_pass(env);
-    let port = free_port();
-    let dir = env.path("nginx-local");
-    let site = template(
-        "nginx/otapub-local.conf",
-        &[
-            ("listen 8080;", format!("listen 127.0.0.1:{port};")),
-            (
-                "root /srv/otapub-data/public;",
-                format!("root {}/public;", env.store().display()),
-            ),
-            ("js_path \"/etc/nginx/njs/\";", js_paths()),
-            ("/var/log/nginx/otapub-gate.log", format!("{}/gate.log", dir.display())),
-        ],
-    );
-    nginx(&dir, &site, port)
-}
-
 /// nginx from deploy/nginx/otapub.conf in front of the S3 server holding `env`'s store.
 fn nginx_s3(env: &TestEnv, server: &s3::S3Server) -> Spawned {
     let Backend::S3 { bucket, prefix, .. } = &env.backend else {
@@ -212,7 +183,10 @@ fn nginx_s3(env: &TestEnv, server: &s3::S3Server) -> Spawned {
             ),
             ("/var/cache/nginx-otapub", format!("{}/cache", dir.display())),
             ("js_path \"/etc/nginx/njs/\";", js_paths()),
-            ("/var/log/nginx/otapub-gate.log", format!("{}/gate.log", dir.display())),
+            (
+                "/var/log/nginx/otapub-access.log",
+                format!("{}/access.log", dir.display()),
+            ),
         ],
     );
     nginx(&dir, &site, port)
@@ -250,7 +224,7 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
     }
     assert!(ids.iter().all(|id| !at30.candidate_for(id) || at60.candidate_for(id)));
 
-    // Devices report through nginx; its access log (log_format otapub_gate)
+    // Devices report through nginx; its access log (log_format otapub_insights)
     // feeds the gate: 6 of 24 report the candidate failed, 25 % > 5 %, so
     // the advance aborts. After abort every device gets the re-stamped control.
     let reporting: Vec<String> = ids
@@ -267,7 +241,17 @@ fn serve_and_nginx_on_a_local_tree_follow_the_formula() {
         &at60.candidate,
         |i| (i % 4 == 0).then(|| format!("\"{}\", \"{}\"", at60.candidate, at60.control)),
     );
-    rollout(&env, &["advance", "--gate-log", "nginx-local/gate.log"]).code(1);
+    rollout(
+        &env,
+        &[
+            "advance",
+            "--gate-log",
+            "nginx-local/access.log",
+            "--gate-format",
+            "nginx",
+        ],
+    )
+    .code(1);
     let rs = env.json(&["rollout", "status"]);
     assert_eq!(rs[0]["state"], "aborted");
     assert_eq!(rs[0]["gate"]["failed"], 6);

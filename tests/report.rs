@@ -705,3 +705,120 @@ fn after_a_rollout_s_control_is_banned_the_page_and_rollout_status_show_the_cont
     assert_eq!(assert_rollouts_as_signed(&env, &seen, "after the pause"), 2, "{seen}");
     assert_page_shows_what_is_served(&env, &seen, "after the pause");
 }
+
+/// A log line as `otapub serve --access-log` writes it: a check-in on
+/// production/ios/fp at `time`.
+fn check_in_line(time: chrono::DateTime<chrono::Utc>, id: &str, current: &str, failed: Option<&str>) -> String {
+    let mut line = serde_json::json!({
+        "time": time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "method": "GET",
+        "path": "/production/ios/fp/manifest",
+        "status": 200,
+        "eas-client-id": id,
+        "expo-current-update-id": current,
+    });
+    if let Some(f) = failed {
+        line["expo-recent-failed-update-ids"] = format!("\"{f}\"").into();
+    }
+    line.to_string()
+}
+
+#[test]
+fn insights_on_the_page_in_a_real_browser_adoption_chart_failure_rates_and_bytes_saved() {
+    let env = TestEnv::new();
+    env.publish_release("r1", "production", "fp").assert().success();
+    let r1 = env.pointer("production", "ios", "fp")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.publish_release("r2", "production", "fp")
+        .args(["--platform", "ios", "--rollout", "50"])
+        .assert()
+        .success();
+    let candidate = env.rollout_record("production/ios/fp")["candidate"].clone();
+    let r2 = candidate["id"].as_str().unwrap().to_string();
+    let ids = random_client_ids(17);
+    let now = chrono::Utc::now();
+    let day = |back: i64| now - chrono::Duration::days(back);
+    let mut lines = Vec::new();
+    // Two days ago 10 devices on r1; yesterday 5 more take the candidate
+    // r2; today 10 run r2 while 2 report it failed (back on r1).
+    for id in &ids[..10] {
+        lines.push(check_in_line(day(2), id, &r1, None));
+        lines.push(check_in_line(day(1), id, &r1, None));
+    }
+    for id in &ids[10..15] {
+        lines.push(check_in_line(day(1), id, &r2, None));
+    }
+    for id in &ids[..5] {
+        lines.push(check_in_line(day(0), id, &r1, None));
+    }
+    for id in &ids[5..15] {
+        lines.push(check_in_line(day(0), id, &r2, None));
+    }
+    for id in &ids[15..] {
+        lines.push(check_in_line(day(0), id, &r1, Some(&r2)));
+    }
+    std::fs::write(env.path("access.log"), lines.join("\n")).unwrap();
+    env.otapub(&["insights", "ingest", "--format", "otapub", "access.log"])
+        .assert()
+        .success();
+
+    let served = otapub_serve(&env, &[]);
+    let shot = env.path("insights.png");
+    let seen = browse(&format!("{}/_otapub/", served.base), &shot);
+    for list in ["consoleErrors", "pageErrors", "foreignRequests", "failedRequests"] {
+        assert_eq!(seen[list], serde_json::json!([]), "{list}: {seen}");
+    }
+    let ios = seen["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pointer"] == "production/ios/fp")
+        .expect("the ios pointer");
+    let insights = &ios["insights"];
+    assert!(
+        insights["svgWidth"].as_f64().unwrap() > 100.0,
+        "the chart is drawn: {insights:#}"
+    );
+    let chart = insights["chart"].as_array().unwrap();
+    let line = |label: &str| {
+        chart
+            .iter()
+            .find(|l| l["label"] == label)
+            .unwrap_or_else(|| panic!("{label}: {insights:#}"))
+    };
+    assert_eq!(chart.len(), 2);
+    assert_eq!(line("r1")["last"], 7, "5 on r1 and 2 back on it after r2 failed");
+    assert_eq!(line("r2")["last"], 10);
+    assert!(chart.iter().all(|l| l["drawn"] == true));
+    // Three days, one point each; r2 had no device two days ago.
+    assert_eq!(line("r2")["points"].as_str().unwrap().split(' ').count(), 3);
+    assert_eq!(insights["failures"]["candidate"], "16.7 %", "2 of 12: {insights:#}");
+    assert!(
+        insights["failures"]["control"].as_str().unwrap().starts_with("0"),
+        "{insights:#}"
+    );
+    assert!(
+        insights["text"].as_str().unwrap().contains("2 of 12 devices"),
+        "{insights:#}"
+    );
+    // The JSON the page shows says the same.
+    let report: Value = serde_json::from_str(&reqwest_get(&format!("{}/_otapub/report.json", served.base))).unwrap();
+    let p = report["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["platform"] == "ios")
+        .unwrap();
+    assert_eq!(p["insights"]["candidate"]["failed"], 2);
+    assert_eq!(p["insights"]["candidate"]["devices"], 10);
+    // Android had no log line: no insights box.
+    let android = seen["pointers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pointer"] == "production/android/fp")
+        .unwrap();
+    assert_eq!(android["insights"], Value::Null);
+}

@@ -68,3 +68,60 @@ resource "cloudflare_ruleset" "otapub_cache" {
     }
   }
 }
+
+# Insights (`otapub insights ingest --format cloudflare`, see README.md): the
+# stock client's request headers and the response's `im` (a launch-asset
+# patch was served) as custom fields of the zone's HTTP request logs
+# (RequestHeaders, ResponseHeaders). Header names in lowercase, as
+# Cloudflare requires.
+resource "cloudflare_ruleset" "otapub_log_fields" {
+  zone_id = var.zone_id
+  name    = "otapub log fields"
+  kind    = "zone"
+  phase   = "http_log_custom_fields"
+
+  rules {
+    description = "Headers otapub insights read"
+    expression  = "true"
+    action      = "log_custom_field"
+    action_parameters {
+      request_fields = [
+        "eas-client-id",
+        "expo-current-update-id",
+        "expo-embedded-update-id",
+        "expo-recent-failed-update-ids",
+        "a-im",
+        "expo-requested-update-id",
+      ]
+      response_fields = ["im"]
+    }
+  }
+}
+
+# Where Logpush writes the zone's HTTP request logs (e.g. an R2 or S3
+# destination_conf); empty: no Logpush job.
+variable "logpush_destination" {
+  type    = string
+  default = ""
+}
+
+resource "cloudflare_logpush_job" "otapub_insights" {
+  count            = var.logpush_destination == "" ? 0 : 1
+  zone_id          = var.zone_id
+  name             = "otapub-insights"
+  dataset          = "http_requests"
+  destination_conf = var.logpush_destination
+  enabled          = true
+  output_options {
+    field_names = [
+      "ClientRequestHost",
+      "ClientRequestPath",
+      "EdgeStartTimestamp",
+      "EdgeResponseStatus",
+      "EdgeResponseBytes",
+      "RequestHeaders",
+      "ResponseHeaders",
+    ]
+    timestamp_format = "rfc3339"
+  }
+}

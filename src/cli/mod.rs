@@ -18,6 +18,7 @@ mod embedded;
 mod gc;
 mod index;
 mod init;
+mod insights;
 mod keygen;
 mod keys;
 mod log;
@@ -179,6 +180,8 @@ enum Command {
     Embedded(embedded::EmbeddedArgs),
     /// The builds in the field per (platform, runtime version); `builds add` records one
     Builds(Box<builds::BuildsArgs>),
+    /// Devices, downloads and failures per update, from the CDN's access logs (`insights ingest`)
+    Insights(Box<insights::InsightsArgs>),
     /// Render the public tree from the index and write what differs
     Regenerate(regenerate::RegenerateArgs),
     /// Re-sign every served Expo response with the current leaf and chain (no update id changes)
@@ -681,6 +684,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollout(a) => rollout::run(settings(a.global())?, a).await,
         Command::Embedded(a) => embedded::run(settings(a.global())?, a).await,
         Command::Builds(a) => builds::run(settings(&a.global()?)?, *a).await,
+        Command::Insights(a) => insights::run(settings(a.global())?, *a).await,
         Command::Completions(a) => completions::run(a),
     }
 }

@@ -89,9 +89,15 @@ enum RolloutCommand {
         /// A shell command that prints {"failed": N, "total": M} for the candidate (env OTAPUB_CANDIDATE_ID)
         #[arg(long, value_name = "CMD", conflicts_with = "gate_log")]
         gate_cmd: Option<String>,
-        /// CDN access logs as JSON lines (what `otapub serve --access-log` writes)
+        /// CDN access logs, files or folders, gzip or plain (format: --gate-format)
         #[arg(long, value_name = "FILE", num_args = 1..)]
         gate_log: Vec<PathBuf>,
+        /// The format of --gate-log: otapub (JSON lines, as `otapub serve --access-log` writes), nginx, cloudfront-realtime, cloudflare
+        #[arg(long, value_name = "F", default_value = "otapub", value_parser = |s: &str| s.parse::<otapub::insights::Format>())]
+        gate_format: otapub::insights::Format,
+        /// Read the devices from what `otapub insights ingest` stored
+        #[arg(long, conflicts_with_all = ["gate_cmd", "gate_log"])]
+        gate_insights: bool,
         #[command(flatten)]
         global: GlobalArgs,
     },
@@ -249,11 +255,17 @@ pub async fn run(s: Settings, a: RolloutArgs) -> anyhow::Result<Outcome> {
             pointer,
             gate_cmd,
             gate_log,
+            gate_format,
+            gate_insights,
             ..
         } => {
             let gate = match (gate_cmd, gate_log) {
                 (Some(cmd), _) => Some(Gate::Command(cmd)),
-                (None, logs) if !logs.is_empty() => Some(Gate::Logs(logs)),
+                (None, files) if !files.is_empty() => Some(Gate::Logs {
+                    files,
+                    format: gate_format,
+                }),
+                _ if gate_insights => Some(Gate::Insights),
                 _ => None,
             };
             let signer = s.signer()?;

@@ -5,6 +5,7 @@
 
 mod builds;
 mod embedded;
+mod insights;
 pub mod live;
 mod model;
 mod patches;
@@ -14,6 +15,7 @@ mod schema;
 
 pub use builds::*;
 pub use embedded::*;
+pub use insights::*;
 pub use model::*;
 pub use patches::*;
 pub use rollouts::*;

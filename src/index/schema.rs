@@ -321,6 +321,58 @@ CREATE TABLE builds (
     PRIMARY KEY (platform, fingerprint)
 ) STRICT;
 "#,
+    // 10: insights from the CDN's access logs (`otapub insights ingest`).
+    r#"
+-- Daily counters, not log lines. An update as insights see it: the pointer
+-- it was served on and its manifest id (an embedded update has no package).
+CREATE TABLE insight_updates (
+    id          INTEGER PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    platform    TEXT NOT NULL CHECK (platform IN ('ios', 'android')),
+    fingerprint TEXT NOT NULL,
+    update_id   TEXT NOT NULL,                   -- lowercase
+    UNIQUE (channel, platform, fingerprint, update_id)
+) STRICT;
+CREATE TABLE insight_daily (
+    day              INTEGER NOT NULL,            -- days since the epoch, UTC
+    update_row       INTEGER NOT NULL REFERENCES insight_updates (id),
+    downloads        INTEGER NOT NULL DEFAULT 0 CHECK (downloads >= 0),
+    patch_downloads  INTEGER NOT NULL DEFAULT 0 CHECK (patch_downloads >= 0 AND patch_downloads <= downloads),
+    patch_bytes      INTEGER NOT NULL DEFAULT 0,  -- bytes sent as patches
+    patch_full_bytes INTEGER NOT NULL DEFAULT 0,  -- what those would have sent as full launch assets
+    full_bytes       INTEGER NOT NULL DEFAULT 0,  -- bytes sent as full launch assets
+    devices          INTEGER CHECK (devices >= 0),          -- NULL: no log of the day recorded request headers
+    failed_devices   INTEGER CHECK (failed_devices >= 0),   -- likewise
+    PRIMARY KEY (day, update_row)
+) STRICT, WITHOUT ROWID;
+-- Each device's latest check-in per day, and the updates it reported failed,
+-- kept for the last days only (DEVICE_DAYS): a log ingested later can still
+-- change which update a device's latest check-in of the day reports.
+CREATE TABLE insight_devices (
+    day        INTEGER NOT NULL,
+    device     BLOB NOT NULL CHECK (length(device) = 16),  -- eas-client-id
+    seen       INTEGER NOT NULL,                            -- ms
+    update_row INTEGER NOT NULL REFERENCES insight_updates (id),
+    PRIMARY KEY (day, device)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE insight_failures (
+    day        INTEGER NOT NULL,
+    device     BLOB NOT NULL CHECK (length(device) = 16),
+    update_row INTEGER NOT NULL REFERENCES insight_updates (id),
+    PRIMARY KEY (day, device, update_row)
+) STRICT, WITHOUT ROWID;
+-- Days a log with request headers covered: device figures are known there.
+CREATE TABLE insight_header_days (day INTEGER PRIMARY KEY) STRICT;
+-- Every log file ingested, by the SHA-256 of its (gunzipped) bytes: the same file counts once.
+CREATE TABLE insight_files (
+    sha256  BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+    format  TEXT NOT NULL,
+    lines   INTEGER NOT NULL,
+    used    INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod check;
 pub mod diff;
 pub mod embedded;
 pub mod gc;
+pub mod insights;
 pub mod log;
 pub mod operations;
 pub mod publish;

@@ -91,6 +91,9 @@ pub struct ReportPointer {
     /// carries, if a chain is used.
     #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
     pub expo_leaf: Option<LeafStatus>,
+    /// What the CDN's access logs say (`otapub insights ingest`), when any named the pointer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insights: Option<super::insights::PointerInsights>,
 }
 
 /// A rollout, as the page shows it: what `otapub rollout status` shows
@@ -205,6 +208,8 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
     let status = status_from(index, &views, now)?;
     let events = index.audit_events()?;
     let actors = package_actors(&events);
+    let today = crate::insights::derive::day_of(crate::index::to_ms(now));
+    let insight_rows = crate::index::insight_rows(index.conn(), today - i64::from(super::insights::PAGE_DAYS) + 1)?;
     let mut pointers = Vec::new();
     let mut packages = 0;
     for (st, view) in status.pointers.into_iter().zip(&views) {
@@ -240,7 +245,21 @@ pub fn report_of(index: &Index, store: &str, now: DateTime<Utc>) -> Result<Repor
                 })
             })
             .collect();
+        let rows: Vec<&crate::index::InsightRow> = insight_rows
+            .iter()
+            .filter(|r| r.channel == st.channel && r.platform == st.platform && r.runtime_version == st.fingerprint)
+            .collect();
+        let insights = super::insights::pointer_insights(
+            &rows,
+            // During a rollout the live package is its control, shown as such.
+            live.as_ref()
+                .filter(|_| !rollout.as_ref().is_some_and(|r| r.active))
+                .map(|l| l.version.as_str()),
+            rollout.as_ref().filter(|r| r.active).map(|r| r.candidate.as_str()),
+            rollout.as_ref().filter(|r| r.active).and_then(|r| r.control.as_deref()),
+        );
         pointers.push(ReportPointer {
+            insights,
             channel: st.channel,
             platform: st.platform,
             fingerprint: st.fingerprint,

@@ -587,7 +587,7 @@ pub async fn advance(
             "the candidate is a directive, which no device reports; advance without a gate",
         ));
     };
-    let reading = crate::off_runtime(|| gate.measure(&id, pointer))?;
+    let reading = crate::off_runtime(|| gate.measure(&id, pointer, &index))?;
     let measured = Measured { reading, rollout: r.id };
     let (change_to, passed) = match reading.rate() {
         None => {

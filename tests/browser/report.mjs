@@ -44,6 +44,19 @@ try {
         f, el.querySelector(`.rollout .${f}`)?.textContent.trim() ?? null,
       ])) : null,
     banReasons: [...el.querySelectorAll(".ban-reason")].map((q) => q.textContent),
+    // The insights box: the adoption chart's lines as drawn, failure rates, bytes saved.
+    insights: el.querySelector(".insights") ? {
+      chart: [...el.querySelectorAll(".insights svg polyline.series")].map((l) => ({
+        label: l.dataset.label, last: Number(l.dataset.last), points: l.getAttribute("points"),
+        drawn: l.getBoundingClientRect().width > 0 || l.getBoundingClientRect().height > 0,
+      })),
+      svgWidth: el.querySelector(".insights svg")?.getBoundingClientRect().width ?? 0,
+      failures: Object.fromEntries([...el.querySelectorAll(".insights .failure")].map((p) => [
+        [...p.classList].find((c) => c !== "failure"), p.querySelector(".rate").textContent.trim(),
+      ])),
+      saved: el.querySelector(".insights .saved")?.textContent.trim() ?? null,
+      text: el.querySelector(".insights").textContent.replace(/\s+/g, " ").trim(),
+    } : null,
     visible: el.getBoundingClientRect().height > 0,
   })));
   out.failedOperations = await page.$$eval("#failed-operations tbody tr", (rows) => rows.map((r) => r.textContent));

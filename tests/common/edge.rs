@@ -572,3 +572,38 @@ pub fn stock_client_accepts(base: &str, pointer: &str, platform: &str, id: &str,
     }
     doc
 }
+
+/// deploy/nginx's `js_path` lines for this checkout.
+pub fn js_paths() -> String {
+    format!("js_path \"{DEPLOY}/nginx/\";\njs_path \"{DEPLOY}/edge/\";")
+}
+
+/// The test's directory, as a deployment's parent of the store (`/srv`):
+/// others may pass through it, not list it. Nothing otapub wrote is touched.
+pub fn let_others_pass(env: &super::TestEnv) {
+    std::fs::set_permissions(env.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+}
+
+/// nginx from deploy/nginx/otapub-local.conf serving `env`'s local tree;
+/// its access log (log_format otapub_insights) is `nginx-local/access.log`.
+pub fn nginx_local(env: &super::TestEnv) -> Spawned {
+    let_others_pass(env);
+    let port = free_port();
+    let dir = env.path("nginx-local");
+    let site = template(
+        "nginx/otapub-local.conf",
+        &[
+            ("listen 8080;", format!("listen 127.0.0.1:{port};")),
+            (
+                "root /srv/otapub-data/public;",
+                format!("root {}/public;", env.store().display()),
+            ),
+            ("js_path \"/etc/nginx/njs/\";", js_paths()),
+            (
+                "/var/log/nginx/otapub-access.log",
+                format!("{}/access.log", dir.display()),
+            ),
+        ],
+    );
+    nginx(&dir, &site, port)
+}

@@ -1,0 +1,177 @@
+//! Insights from the CDN's own access logs (`otapub insights ingest`): each
+//! CDN's log format read into one [`Hit`] per request ([`formats`]), and the
+//! rules that turn hits into per-day figures of each update ([`derive`]).
+//! No SDK in the app: the stock expo-updates client's request headers say
+//! which update a device runs and which failed to launch; formats that do
+//! not log request headers give downloads only, never device counts.
+
+pub mod derive;
+pub mod formats;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub use formats::{parse, Format, LineReader, Parsed};
+
+/// The request headers of the stock client that insights read, as sent
+/// (empty values already dropped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    /// `eas-client-id`: a random per-install UUID.
+    pub client_id: Option<String>,
+    /// `expo-current-update-id`: the update the device runs.
+    pub current: Option<String>,
+    /// `expo-recent-failed-update-ids`: an RFC 8941 list of updates that failed to launch.
+    pub failed: Option<String>,
+    /// `a-im`: `bsdiff` when the client takes a patch.
+    pub a_im: Option<String>,
+    /// `expo-requested-update-id`: the update whose launch asset is downloaded.
+    pub requested: Option<String>,
+}
+
+impl Headers {
+    /// Sets the header `name` (any case) when it is one insights read and
+    /// `value` is not empty (nginx logs a header not sent as "" or "-").
+    pub fn set(&mut self, name: &str, value: &str) {
+        let value = value.trim();
+        if value.is_empty() || value == "-" {
+            return;
+        }
+        let slot = match name.trim().to_ascii_lowercase().as_str() {
+            "eas-client-id" => &mut self.client_id,
+            "expo-current-update-id" => &mut self.current,
+            "expo-recent-failed-update-ids" => &mut self.failed,
+            "a-im" => &mut self.a_im,
+            "expo-requested-update-id" => &mut self.requested,
+            _ => return,
+        };
+        *slot = Some(value.to_string());
+    }
+}
+
+/// One request, as any format logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// When (ms since the epoch, UTC).
+    pub time_ms: i64,
+    /// The request path, without the query.
+    pub path: String,
+    /// The response status.
+    pub status: u16,
+    /// Bytes sent, when logged.
+    pub bytes: Option<u64>,
+    /// The request headers; `None` when the format logs none.
+    pub headers: Option<Headers>,
+    /// Whether the response carried `im: bsdiff`, when the format logs it.
+    pub patch_served: Option<bool>,
+}
+
+/// One log file's bytes, gunzipped when they are gzip.
+pub fn read_log(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::usage(format!(
+            "{}: cannot read it ({e}); give access log files or folders of them",
+            path.display()
+        ))
+    })?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                Error::usage(format!(
+                    "{}: not a readable gzip file ({e}); give the log as the CDN delivered it, gzip'd or plain",
+                    path.display()
+                ))
+            })?;
+        return Ok(out);
+    }
+    Ok(bytes)
+}
+
+/// Opens a log file for reading line by line, gunzipping it when it is gzip.
+pub fn open_log(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
+    use std::io::BufRead;
+    let cannot = |e: std::io::Error| {
+        Error::usage(format!(
+            "{}: cannot read it ({e}); give access log files or folders of them",
+            path.display()
+        ))
+    };
+    let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(cannot)?);
+    let gzip = file.fill_buf().map_err(cannot)?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(file),
+        ))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Calls `each` with every line of a log file (gzip or plain; invalid UTF-8
+/// replaced), and returns the SHA-256 of its (gunzipped) bytes.
+pub fn each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    let mut reader = open_log(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf).map_err(|e| {
+            Error::usage(format!(
+                "{}: cannot read it ({e}); give the log as the CDN delivered it, gzip'd or plain",
+                path.display()
+            ))
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf);
+        each(&String::from_utf8_lossy(&buf));
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// The files to read: each file given, and the files under each folder
+/// given (recursively, sorted, hidden ones skipped).
+pub fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| {
+            Error::usage(format!(
+                "{}: cannot read it ({e}); give access log files or folders of them",
+                p.display()
+            ))
+        })?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let read = std::fs::read_dir(dir).map_err(|e| Error::usage(format!("{}: cannot list it ({e})", dir.display())))?;
+    let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
