@@ -237,6 +237,24 @@ fn installed_from_package_npm_tarballs_npx_otapub_runs_this_build() {
     assert!(err.contains("--omit=optional"), "{err}");
     assert!(err.contains(&format!("npm i -D {platform_package}@{VERSION}")), "{err}");
 
+    // A platform package of another version (a hand-edited lockfile, a
+    // partial upgrade) still runs, with a warning that says what to install.
+    let installed_pkg = modules.join(platform_package).join("package.json");
+    let original = fs::read(&installed_pkg).unwrap();
+    let mut stale: Value = serde_json::from_slice(&original).unwrap();
+    stale["version"] = "0.0.1".into();
+    fs::write(&installed_pkg, stale.to_string()).unwrap();
+    let mismatched = run(&mut npx(&["--version"]));
+    fs::write(&installed_pkg, &original).unwrap();
+    let err = text(&mismatched.stderr);
+    assert!(mismatched.status.success(), "{err}");
+    assert_eq!(text(&mismatched.stdout).trim(), format!("otapub {VERSION}"));
+    assert!(
+        err.contains(&format!("warning: {platform_package} is 0.0.1 but otapub is {VERSION}"))
+            && err.contains(&format!("npm i -D {platform_package}@{VERSION}")),
+        "{err}"
+    );
+
     // A platform with no prebuilt binary: the list of those that exist and cargo install.
     let fake_arch = work.join("fake-arch.js");
     fs::write(
