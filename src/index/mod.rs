@@ -4,6 +4,7 @@
 //! only if nobody else wrote it since (the commit point of SPEC).
 
 mod builds;
+mod bytecode;
 mod embedded;
 pub mod live;
 mod model;
@@ -13,6 +14,7 @@ mod rows;
 mod schema;
 
 pub use builds::*;
+pub use bytecode::*;
 pub use embedded::*;
 pub use model::*;
 pub use patches::*;

@@ -321,6 +321,16 @@ CREATE TABLE builds (
     PRIMARY KEY (platform, fingerprint)
 ) STRICT;
 "#,
+    // 10: delta bytecode (`otapub publish` in a Hermes project): the JS each
+    // published launch asset was compiled from, so unchanged JS reuses the
+    // served bytecode instead of being compiled against itself.
+    r#"
+CREATE TABLE bytecode_sources (
+    launch_asset TEXT PRIMARY KEY,           -- SHA-256 of the bytecode
+    js_sha256    TEXT NOT NULL,              -- SHA-256 of the JS it was compiled from
+    compiler     TEXT NOT NULL               -- hermesc's identity and flags
+) STRICT;
+"#,
 ];
 
 #[cfg(test)]
