@@ -322,6 +322,19 @@ fn a_template_app_publishes_bytecode_compiled_against_what_devices_run() {
             "{stderr}"
         );
     }
+
+    // Turned off: Expo's own export and compile, published as exported.
+    let out = otapub(&app, &["publish", "--platform", "ios", "--no-delta-bytecode", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("bytecode compiled") && !stderr.contains("is reused"),
+        "{stderr}"
+    );
+    let (js, hbc) = exported(&app, "ios");
+    assert!(!js.exists(), "Expo's export compiled the bytecode itself");
+    let expo_compiled = std::fs::read(&hbc).unwrap();
+    assert_eq!(stored_asset(&app, &expo_compiled), expo_compiled);
+    assert_eq!(hbc_version(&expo_compiled), compiler_version);
 }
 
 /// A program whose second version adds code, changes strings and moves

@@ -205,6 +205,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn js_engine_per_platform_then_app_then_hermes() {
+        let config = serde_json::json!({"jsEngine": "jsc", "ios": {"jsEngine": "hermes"}});
+        assert_eq!(js_engine(&config, Platform::Ios), "hermes");
+        assert_eq!(js_engine(&config, Platform::Android), "jsc");
+        assert_eq!(js_engine(&serde_json::json!({}), Platform::Ios), "hermes");
+        assert_eq!(js_engine(&serde_json::json!({"jsEngine": 3}), Platform::Ios), "hermes");
+    }
+
+    #[test]
     fn version_from_the_header_only() {
         let mut hbc = HBC_MAGIC.to_le_bytes().to_vec();
         hbc.extend(98u32.to_le_bytes());
