@@ -130,3 +130,18 @@ else
   rm -rf "$expo_app.tmp"
   echo "$expo_sum" > "$expo_app.ready"
 fi
+
+# A Hermes VM for Linux whose compiler and VM come from one Hermes release
+# (hermes-engine-cli 0.12.0 from the npm registry: hermes and hermesc,
+# bytecode version 89): tests/delta_bytecode.rs runs bytecode compiled with
+# and without -base-bytecode in it and compares what the programs print.
+hermes_cli_version=0.12.0
+if [ -x "$tools/hermes-engine-cli/node_modules/hermes-engine-cli/linux64-bin/hermes" ] \
+  && [ "$(node -p "require('$tools/hermes-engine-cli/node_modules/hermes-engine-cli/package.json').version" 2>/dev/null)" = "$hermes_cli_version" ]; then
+  echo "hermes-engine-cli $hermes_cli_version: already installed in $tools/hermes-engine-cli (skipping install)"
+else
+  echo "hermes-engine-cli $hermes_cli_version: installing into $tools/hermes-engine-cli with npm"
+  rm -rf "$tools/hermes-engine-cli"
+  mkdir -p "$tools/hermes-engine-cli"
+  (cd "$tools/hermes-engine-cli" && npm install --silent --no-audit --no-fund --no-save "hermes-engine-cli@$hermes_cli_version" >/dev/null)
+fi

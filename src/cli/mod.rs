@@ -262,6 +262,8 @@ struct ConfigFile {
     channel: Option<String>,
     /// Refuse to publish to a runtime version with no recorded build.
     require_build: Option<bool>,
+    /// Compile each update's Hermes bytecode against what devices run (default true).
+    delta_bytecode: Option<bool>,
 }
 
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
@@ -321,6 +323,7 @@ pub struct Settings {
     templates: Option<PathBuf>,
     channel: Option<Channel>,
     require_build: bool,
+    delta_bytecode: bool,
 }
 
 impl Settings {
@@ -458,6 +461,7 @@ impl Settings {
         Ok(Settings {
             channel,
             require_build: cfg.require_build.unwrap_or(false),
+            delta_bytecode: cfg.delta_bytecode.unwrap_or(true),
             templates: g.templates.or(cfg.templates.map(rel)),
             patches,
             s3,

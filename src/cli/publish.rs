@@ -57,6 +57,9 @@ pub struct PublishArgs {
     /// Public app config (`npx expo config --type public --json`), embedded as extra.expoClient
     #[arg(long, value_name = "FILE")]
     expo_config: Option<PathBuf>,
+    /// Publish the bytecode Expo's export compiles, not bytecode compiled against what devices run [config: delta_bytecode = false]
+    #[arg(long)]
+    no_delta_bytecode: bool,
     /// Accept a --base-url other than the one the store records
     #[arg(long)]
     change_base_url: bool,
@@ -98,7 +101,7 @@ fn fingerprints(values: &[String], platforms: &[Platform]) -> Result<BTreeMap<Pl
 }
 
 /// Runs the Expo project's own tools for a publish run in it.
-fn from_project(a: &PublishArgs, platforms: &[Platform]) -> Result<ProjectExport, Error> {
+fn from_project(a: &PublishArgs, platforms: &[Platform], delta_bytecode: bool) -> Result<ProjectExport, Error> {
     let project = ExpoProject::find(Path::new(".")).map_err(|e| {
         Error::usage(format!(
             "{e}\n(or give the directory `npx expo export` wrote: otapub publish DIR --runtime-version RV)"
@@ -109,7 +112,7 @@ fn from_project(a: &PublishArgs, platforms: &[Platform]) -> Result<ProjectExport
     } else {
         Some(fingerprints(&a.fingerprint, platforms)?)
     };
-    project.export_for_publish(platforms, given)
+    project.export_for_publish(platforms, given, delta_bytecode)
 }
 
 pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
@@ -121,7 +124,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         )
         .into()),
     };
-    let (exports, expo_config, fps, message) = match &a.dir {
+    let (exports, expo_config, fps, message, delta) = match &a.dir {
         Some(dir) => {
             if a.fingerprint.is_empty() {
                 return Err(Error::usage(
@@ -134,15 +137,17 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
                 a.expo_config.clone(),
                 fingerprints(&a.fingerprint, &platforms)?,
                 a.message.clone(),
+                None,
             )
         }
         None => {
-            let p = from_project(&a, &platforms)?;
+            let p = from_project(&a, &platforms, s.delta_bytecode && !a.no_delta_bytecode)?;
             (
                 p.exports,
                 Some(a.expo_config.clone().unwrap_or(p.expo_config)),
                 p.fingerprints,
                 a.message.clone().or(p.message),
+                p.delta,
             )
         }
     };
@@ -157,6 +162,7 @@ pub async fn run(s: Settings, a: PublishArgs) -> anyhow::Result<Outcome> {
         change_base_url: a.change_base_url,
         rollout: a.rollout.plan()?,
         require_build: a.require_build || s.require_build,
+        delta,
     };
     let store = s.open_store().await?;
     let signer = s.signer()?;

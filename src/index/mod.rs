@@ -4,6 +4,7 @@
 //! only if nobody else wrote it since (the commit point of SPEC).
 
 mod builds;
+mod bytecode;
 mod embedded;
 mod insights;
 pub mod live;
@@ -14,6 +15,7 @@ mod rows;
 mod schema;
 
 pub use builds::*;
+pub use bytecode::*;
 pub use embedded::*;
 pub use insights::*;
 pub use model::*;

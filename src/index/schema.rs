@@ -373,6 +373,16 @@ CREATE TABLE insight_files (
     at      INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 "#,
+    // 11: delta bytecode (`otapub publish` in a Hermes project): the JS each
+    // published launch asset was compiled from, so unchanged JS reuses the
+    // served bytecode instead of being compiled against itself.
+    r#"
+CREATE TABLE bytecode_sources (
+    launch_asset TEXT PRIMARY KEY,           -- SHA-256 of the bytecode
+    js_sha256    TEXT NOT NULL,              -- SHA-256 of the JS it was compiled from
+    compiler     TEXT NOT NULL               -- hermesc's identity and flags
+) STRICT;
+"#,
 ];
 
 #[cfg(test)]

@@ -15,8 +15,10 @@ use crate::export::{self, FileHash};
 use crate::index::{self, Bundle, Index, ManifestFormat, NewEvent, PackageContent, PackageDraft};
 use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
+use crate::project::hermes::{self, DeltaPlan};
 use crate::rollout::RolloutPlan;
 use crate::signing::Signer;
+use crate::store::Store;
 
 /// Default base URL of a local store: what `otapub serve` listens on.
 pub const LOCAL_BASE_URL: &str = "http://127.0.0.1:8080";
@@ -47,6 +49,9 @@ pub struct PublishOptions {
     /// Refuse, with nothing written, when no build is recorded for a
     /// platform's runtime version (`otapub builds add`).
     pub require_build: bool,
+    /// Compile these platforms' JavaScript exports into Hermes bytecode
+    /// against what their devices run (`otapub publish` in a project).
+    pub delta: Option<DeltaPlan>,
 }
 
 /// One platform's result.
@@ -138,6 +143,14 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     }
     let base_url = opts.base_url.as_deref().map(normalize_base_url).transpose()?;
     let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
+    let (preloaded, compiled_from) = match &opts.delta {
+        Some(plan) => {
+            let index = Index::load(ctx.store).await?;
+            let compiled = compile_bytecode(ctx.store, &index, opts, plan).await?;
+            (Some(index), compiled)
+        }
+        None => (None, BTreeMap::new()),
+    };
     tracing::debug!("reading the export");
     let mut by_dir: BTreeMap<PathBuf, Vec<Platform>> = BTreeMap::new();
     for p in &platforms {
@@ -172,7 +185,13 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         bar.finish_and_clear();
         hashed
     });
-    let (hashes, index) = tokio::join!(hashing, Index::load(ctx.store));
+    let loading = async {
+        match preloaded {
+            Some(index) => Ok(index),
+            None => Index::load(ctx.store).await,
+        }
+    };
+    let (hashes, index) = tokio::join!(hashing, loading);
     let hashes = hashes.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let index = index?;
     let hash_of = |p: &Path| -> &FileHash { &hashes[p] };
@@ -345,6 +364,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     content_hash: c.content_hash.clone(),
                     format: ManifestFormat::V2,
                 };
+                if let (Some(js), Some(plan)) = (compiled_from.get(platform), &opts.delta) {
+                    index::put_bytecode_source(tx, &c.bundle.launch.sha256, js, &plan.hermesc.identity)?;
+                }
                 for a in std::iter::once(&c.bundle.launch).chain(&c.bundle.assets) {
                     let ct = if a.ext == "bundle" { BUNDLE_CONTENT_TYPE.to_string() } else { asset_content_type(&a.ext) };
                     index::put_asset(tx, &a.sha256, sizes[&a.sha256], &ct)?;
@@ -387,4 +409,138 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         derived_version,
         packages,
     })
+}
+
+/// Turns each Hermes platform's JavaScript export into the bytecode it
+/// publishes, compiled with the project's hermesc against what that
+/// pointer's devices run: the launch asset it serves, else the embedded
+/// bundle its build recorded (`otapub embedded add`). JS the served
+/// bytecode was compiled from is not compiled again (against itself it
+/// would give other bytes): the served bytecode is reused, so an unchanged
+/// app is no new update. Rewrites the export's metadata.json to name the
+/// bytecode; returns the SHA-256 of each platform's JS.
+async fn compile_bytecode(
+    store: &dyn Store,
+    index: &Index,
+    opts: &PublishOptions,
+    plan: &DeltaPlan,
+) -> Result<BTreeMap<Platform, String>> {
+    let hermesc = &plan.hermesc;
+    let conn = index.conn();
+    let embedded = index::embedded_bases(conn)?;
+    let mut out = BTreeMap::new();
+    for (&platform, fingerprint) in opts.fingerprints.iter().filter(|(p, _)| plan.platforms.contains(p)) {
+        let Some(dir) = opts.exports.get(&platform) else {
+            continue;
+        };
+        let Some(pe) = export::read_export(dir, &[platform])?.platforms.remove(&platform) else {
+            continue;
+        };
+        let js_path = pe.bundle.path.clone();
+        let js = std::fs::read(&js_path).map_err(Error::file("read", js_path.clone()))?;
+        if hermes::bytecode_version(&js).is_some() {
+            eprintln!("{platform}: the export is bytecode already; published as exported");
+            continue;
+        }
+        let js_sha256 = index::sha256_hex(&js);
+        let pointer = PointerId {
+            channel: opts.channel.clone(),
+            platform,
+            fingerprint: fingerprint.clone(),
+        };
+        let packages = index::pointer_packages(conn, &pointer)?;
+        let rollout = index::active_rollout(conn, &pointer)?;
+        let served = index::live::live_package(&packages, rollout.as_ref())
+            .and_then(|p| Some((format!("update {}", p.version), p.bundle()?.launch.sha256)));
+        let base = served.or_else(|| {
+            embedded
+                .iter()
+                .rfind(|e| e.platform == platform && &e.fingerprint == fingerprint)
+                .map(|e| (format!("the embedded bundle {}", e.update_id), e.launch_asset))
+        });
+        let hbc_rel = match pe.bundle.rel.strip_suffix(".js") {
+            Some(stem) => format!("{stem}.hbc"),
+            None => format!("{}.hbc", pe.bundle.rel),
+        };
+        let hbc_path = js_path.with_file_name(
+            Path::new(&hbc_rel)
+                .file_name()
+                .ok_or_else(|| Error::usage(format!("{}: the bundle has no file name", dir.display())))?,
+        );
+        match base {
+            None => {
+                eprintln!(
+                    "{platform}: {pointer} serves nothing and no embedded bundle is recorded (`otapub embedded add`): bytecode compiled without a base"
+                );
+                hermesc.compile(&js_path, &hbc_path, None)?;
+            }
+            Some((what, sha)) => {
+                let unchanged =
+                    index::bytecode_source(conn, &sha)?.is_some_and(|(j, c)| j == js_sha256 && c == hermesc.identity);
+                let bytes = store
+                    .get(&format!("public/assets/{sha}"))
+                    .await?
+                    .map(|o| o.bytes)
+                    .filter(|b| Sha256Digest::of(b) == sha);
+                match (bytes, unchanged) {
+                    (Some(b), true) => {
+                        eprintln!("{platform}: the JavaScript is unchanged: the bytecode of {what} is reused");
+                        std::fs::write(&hbc_path, b).map_err(Error::file("write", hbc_path.clone()))?;
+                    }
+                    (None, _) => {
+                        eprintln!(
+                            "{platform}: the bundle of {what} (public/assets/{sha}) is missing or damaged (run `otapub check`): bytecode compiled without a base"
+                        );
+                        hermesc.compile(&js_path, &hbc_path, None)?;
+                    }
+                    (Some(b), false) => match hermes::bytecode_version(&b) {
+                        Some(v) if v == hermesc.bytecode_version => {
+                            let base_path = js_path.with_extension("base.hbc");
+                            std::fs::write(&base_path, b).map_err(Error::file("write", base_path.clone()))?;
+                            let compiled = hermesc.compile(&js_path, &hbc_path, Some(&base_path));
+                            std::fs::remove_file(&base_path).map_err(Error::file("remove", base_path.clone()))?;
+                            compiled?;
+                            eprintln!("{platform}: bytecode compiled against {what} (delta bytecode)");
+                        }
+                        found => {
+                            let why = match found {
+                                Some(v) => format!(
+                                    "is bytecode version {v}, this hermesc writes {}",
+                                    hermesc.bytecode_version
+                                ),
+                                None => "is not Hermes bytecode".to_string(),
+                            };
+                            eprintln!("{platform}: the bundle of {what} {why}: bytecode compiled without a base");
+                            hermesc.compile(&js_path, &hbc_path, None)?;
+                        }
+                    },
+                }
+            }
+        }
+        name_bundle(dir, platform, &hbc_rel)?;
+        out.insert(platform, js_sha256);
+    }
+    Ok(out)
+}
+
+/// Sets `fileMetadata.<platform>.bundle` in DIR/metadata.json.
+fn name_bundle(dir: &Path, platform: Platform, rel: &str) -> Result<()> {
+    let path = dir.join("metadata.json");
+    let text = std::fs::read_to_string(&path).map_err(Error::file("read", path.clone()))?;
+    let mut meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Export {
+        dir: dir.to_path_buf(),
+        reason: format!("metadata.json is not JSON ({e})"),
+    })?;
+    let Some(entry) = meta
+        .get_mut("fileMetadata")
+        .and_then(|f| f.get_mut(platform.as_str()))
+        .and_then(|p| p.as_object_mut())
+    else {
+        return Err(Error::Export {
+            dir: dir.to_path_buf(),
+            reason: format!("metadata.json has no fileMetadata.{platform}"),
+        });
+    };
+    entry.insert("bundle".into(), rel.into());
+    std::fs::write(&path, meta.to_string()).map_err(Error::file("write", path.clone()))
 }

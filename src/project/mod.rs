@@ -5,9 +5,10 @@
 //! never re-implements what `expo` and `expo-updates` compute for a build.
 
 pub mod app_json;
+pub mod hermes;
 pub mod init;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -170,19 +171,29 @@ impl ExpoProject {
     /// platform per Metro process: exporting both in one renumbers module
     /// ids between the platforms' bundles and between identical runs, so an
     /// unchanged app would publish a new update and patches would grow.
-    pub fn export(&self, platform: Platform, out: &Path) -> Result<()> {
+    /// `js_only` asks for the JavaScript Expo would feed hermesc
+    /// (`--no-bytecode --no-minify`: hermesc's `-O` minifies), for otapub to
+    /// compile against a base.
+    pub fn export(&self, platform: Platform, out: &Path, js_only: bool) -> Result<()> {
         let out_arg = out.to_string_lossy().into_owned();
         let p = platform.to_string();
-        self.run(&["expo", "export", "--platform", &p, "--output-dir", &out_arg])
+        let mut args = vec!["expo", "export", "--platform", &p, "--output-dir", &out_arg];
+        if js_only {
+            args.extend(["--no-bytecode", "--no-minify"]);
+        }
+        self.run(&args)
     }
 
     /// What a publish run in the project takes from it: each platform's
     /// export (into `.otapub/export/<platform>`), the public app config, each platform's
-    /// runtime version (unless `given`) and the last commit's subject.
+    /// runtime version (unless `given`) and the last commit's subject. With
+    /// `delta_bytecode`, the platforms on Hermes are exported as JavaScript
+    /// for otapub to compile with the project's hermesc.
     pub fn export_for_publish(
         &self,
         platforms: &[Platform],
         given: Option<BTreeMap<Platform, Fingerprint>>,
+        delta_bytecode: bool,
     ) -> Result<ProjectExport> {
         let fingerprints = match given {
             Some(map) => map,
@@ -196,13 +207,26 @@ impl ExpoProject {
         let expo_config = work.join("expo-config.json");
         let config = self.public_config()?;
         std::fs::write(&expo_config, config.to_string()).map_err(Error::file("write", expo_config.clone()))?;
+        let on_hermes: BTreeSet<Platform> = platforms
+            .iter()
+            .copied()
+            .filter(|&p| hermes::js_engine(&config, p) == "hermes")
+            .collect();
+        let delta = match delta_bytecode && !on_hermes.is_empty() {
+            true => Some(hermes::DeltaPlan {
+                hermesc: hermes::Hermesc::find(&self.root)?,
+                platforms: on_hermes,
+            }),
+            false => None,
+        };
         let mut exports = BTreeMap::new();
         for &p in platforms {
             let dir = self.root.join(init::EXPORT_DIR).join(p.as_str());
-            self.export(p, &dir)?;
+            self.export(p, &dir, delta.as_ref().is_some_and(|d| d.platforms.contains(&p)))?;
             exports.insert(p, dir);
         }
         Ok(ProjectExport {
+            delta,
             exports,
             expo_config,
             fingerprints,
@@ -236,6 +260,8 @@ pub struct ProjectExport {
     pub fingerprints: BTreeMap<Platform, Fingerprint>,
     /// The last commit's subject.
     pub message: Option<String>,
+    /// The platforms exported as JavaScript, for otapub to compile.
+    pub delta: Option<hermes::DeltaPlan>,
 }
 
 /// What `expo-updates runtimeversion:resolve` prints.

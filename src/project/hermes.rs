@@ -1,0 +1,231 @@
+//! Hermes bytecode: the project's own `hermesc`, found as Expo's export
+//! finds it, run with the flags Expo's export uses, plus `-base-bytecode`
+//! (hermesc's delta-optimizing mode) when a base of the same bytecode
+//! version is given, so the new bytecode keeps the base's layout wherever
+//! the source allows and a device's patch stays small.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::names::Platform;
+
+/// The JS engine the app config gives a platform (`ios.jsEngine`, else
+/// `jsEngine`, else Hermes, Expo's default).
+pub fn js_engine(config: &serde_json::Value, platform: Platform) -> &str {
+    config
+        .get(platform.as_str())
+        .and_then(|c| c.get("jsEngine"))
+        .or_else(|| config.get("jsEngine"))
+        .and_then(|e| e.as_str())
+        .unwrap_or("hermes")
+}
+
+/// A publish's delta bytecode: the platforms exported as JavaScript and the
+/// compiler to turn them into bytecode against what their devices run.
+#[derive(Debug, Clone)]
+pub struct DeltaPlan {
+    /// The project's hermesc.
+    pub hermesc: Hermesc,
+    /// The platforms on Hermes.
+    pub platforms: BTreeSet<Platform>,
+}
+
+/// The first 8 bytes of every Hermes bytecode file (little-endian).
+pub const HBC_MAGIC: u64 = 0x1F19_03C1_03BC_1FC6;
+
+/// The bytecode version of a Hermes bytecode file (the `u32` after its
+/// magic), or `None` when `bytes` is not one.
+pub fn bytecode_version(bytes: &[u8]) -> Option<u32> {
+    let magic = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
+    if magic != HBC_MAGIC {
+        return None;
+    }
+    Some(u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?))
+}
+
+/// The host's folder name under `hermesc/` in react-native's packages.
+fn platform_executable() -> Option<&'static str> {
+    if cfg!(target_os = "macos") {
+        Some("osx-bin/hermesc")
+    } else if cfg!(target_os = "linux") {
+        Some("linux64-bin/hermesc")
+    } else if cfg!(windows) {
+        Some("win64-bin/hermesc.exe")
+    } else {
+        None
+    }
+}
+
+/// Node's resolution of `node_modules/<name>` from `from`: the first
+/// `node_modules/<name>/package.json` in `from` or a folder above it.
+fn resolve_package(from: &Path, name: &str) -> Option<PathBuf> {
+    from.ancestors()
+        .map(|d| d.join("node_modules").join(name))
+        .find(|d| d.join("package.json").is_file())
+}
+
+/// A project's `hermesc`.
+#[derive(Debug, Clone)]
+pub struct Hermesc {
+    /// The executable.
+    pub path: PathBuf,
+    /// The bytecode version it writes.
+    pub bytecode_version: u32,
+    /// What identifies this compiler and its flags: a changed compiler never
+    /// reuses bytecode another one wrote.
+    pub identity: String,
+}
+
+impl Hermesc {
+    /// The `hermesc` the project's build uses, in the order Expo's export
+    /// looks for it (`@expo/metro-config`'s exportHermes.js):
+    /// `$REACT_NATIVE_OVERRIDE_HERMES_DIR/build/bin/hermesc`, a Hermes built
+    /// from source under react-native, the `hermes-compiler` package
+    /// (react-native 0.83+), react-native's `sdks/hermesc`.
+    pub fn find(project_root: &Path) -> Result<Hermesc> {
+        let missing = |why: &str| {
+            Error::usage(format!(
+                "cannot find the project's hermesc ({why}); run `npm install` in {}, or publish with --no-delta-bytecode",
+                project_root.display()
+            ))
+        };
+        let rn =
+            resolve_package(project_root, "react-native").ok_or_else(|| missing("react-native is not installed"))?;
+        let exe = platform_executable().ok_or_else(|| missing("no hermesc is built for this operating system"))?;
+        let compiler_root = resolve_package(&rn, "hermes-compiler");
+        let candidates = [
+            std::env::var_os("REACT_NATIVE_OVERRIDE_HERMES_DIR").map(|d| PathBuf::from(d).join("build/bin/hermesc")),
+            Some(rn.join("ReactAndroid/hermes-engine/build/hermes/bin/hermesc")),
+            compiler_root.map(|r| r.join("hermesc").join(exe)),
+            Some(rn.join("sdks/hermesc").join(exe)),
+        ];
+        let path = candidates
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+            .ok_or_else(|| missing("neither hermes-compiler nor react-native/sdks has one"))?;
+        Hermesc::at(path)
+    }
+
+    /// The compiler at `path`, with its bytecode version (from `-version`).
+    pub fn at(path: PathBuf) -> Result<Hermesc> {
+        let out = Command::new(&path)
+            .arg("-version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| {
+                Error::usage(format!(
+                    "cannot run {} ({e}); reinstall the project's node_modules, or publish with --no-delta-bytecode",
+                    path.display()
+                ))
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bytecode_version = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("HBC bytecode version:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "{} -version names no HBC bytecode version; is it a Hermes compiler? Publish with --no-delta-bytecode to skip it",
+                    path.display()
+                ))
+            })?;
+        let binary = std::fs::read(&path).map_err(Error::file("read", path.clone()))?;
+        let identity = format!(
+            "hermesc-sha256:{:x} hbc:{bytecode_version} flags:{}",
+            Sha256::digest(&binary),
+            FLAGS.join(" ")
+        );
+        Ok(Hermesc {
+            path,
+            bytecode_version,
+            identity,
+        })
+    }
+
+    /// Compiles `js` into `out` with Expo's export flags for a minified
+    /// build (`-emit-binary -O`) and a source map (`out.map`), against
+    /// `base` (a bytecode file of this compiler's version) when given. The
+    /// same JS, base and compiler give the same bytes.
+    ///
+    /// hermesc runs in the JS file's folder and is given plain file names:
+    /// the name it is given is written into the bytecode's debug info, and
+    /// Expo's export gives a random temporary path, which makes its bytes
+    /// differ on every run.
+    pub fn compile(&self, js: &Path, out: &Path, base: Option<&Path>) -> Result<()> {
+        let dir = js
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = |p: &Path| -> Result<PathBuf> {
+            Ok(match (p.parent(), p.file_name()) {
+                (Some(d), Some(n)) if d == dir => PathBuf::from(n),
+                _ => std::path::absolute(p).map_err(Error::file("resolve", p.to_path_buf()))?,
+            })
+        };
+        let mut cmd = Command::new(std::path::absolute(&self.path).map_err(Error::file("resolve", self.path.clone()))?);
+        cmd.current_dir(dir)
+            .arg("-emit-binary")
+            .arg("-out")
+            .arg(name(out)?)
+            .arg(name(js)?)
+            .args(FLAGS);
+        if let Some(b) = base {
+            cmd.arg("-base-bytecode").arg(name(b)?);
+        }
+        let output = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| Error::usage(format!("cannot run {} ({e})", self.path.display())))?;
+        if !output.status.success() {
+            return Err(Error::usage(format!(
+                "{} could not compile {} ({}): {}; fix the error it reports, or publish with --no-delta-bytecode",
+                self.path.display(),
+                js.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The flags after `-emit-binary -out X.hbc X.js`: Expo's for a minified
+/// export with source maps.
+const FLAGS: &[&str] = &["-O", "-output-source-map"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn js_engine_per_platform_then_app_then_hermes() {
+        let config = serde_json::json!({"jsEngine": "jsc", "ios": {"jsEngine": "hermes"}});
+        assert_eq!(js_engine(&config, Platform::Ios), "hermes");
+        assert_eq!(js_engine(&config, Platform::Android), "jsc");
+        assert_eq!(js_engine(&serde_json::json!({}), Platform::Ios), "hermes");
+        assert_eq!(js_engine(&serde_json::json!({"jsEngine": 3}), Platform::Ios), "hermes");
+    }
+
+    #[test]
+    fn version_from_the_header_only() {
+        let mut hbc = HBC_MAGIC.to_le_bytes().to_vec();
+        hbc.extend(98u32.to_le_bytes());
+        assert_eq!(bytecode_version(&hbc), Some(98));
+        hbc.extend([0; 100]);
+        assert_eq!(bytecode_version(&hbc), Some(98));
+        for n in 0..12 {
+            assert_eq!(bytecode_version(&hbc[..n]), None, "{n} bytes");
+        }
+        assert_eq!(bytecode_version(b"var __BUNDLE_START_TIME__=1;"), None);
+        let mut wrong = hbc.clone();
+        wrong[0] ^= 1;
+        assert_eq!(bytecode_version(&wrong), None);
+    }
+}
