@@ -13,24 +13,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::expo::{copy_app, ok, template_app};
 use common::{sha256_hex, tools_dir};
 use serde_json::Value;
-
-/// The cached template app, or why the test cannot run.
-fn template_app() -> Option<PathBuf> {
-    let app = tools_dir().join("expo-app-sdk57");
-    if app.join("node_modules/expo-updates").is_dir() && Command::new("node").arg("--version").output().is_ok() {
-        Some(app)
-    } else {
-        eprintln!(
-            "SKIPPED: no Expo app at {} or no node — scripts/install-test-servers.sh creates it (scripts/test.sh runs that first)",
-            app.display()
-        );
-        None
-    }
-}
 
 /// hermes-engine-cli's VM and compiler, or why the test cannot run.
 fn hermes_vm() -> Option<(PathBuf, PathBuf)> {
@@ -46,31 +33,6 @@ fn hermes_vm() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-fn run(dir: &Path, program: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("EXPO_NO_TELEMETRY", "1")
-        .env("CI", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()))
-}
-
-fn ok(dir: &Path, program: &Path, args: &[&str]) -> Output {
-    let out = run(dir, program, args);
-    assert!(
-        out.status.success(),
-        "{} {args:?} in {}: {}\n{}\n{}",
-        program.display(),
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn otapub(app: &Path, args: &[&str]) -> Output {
     ok(app, Path::new(env!("CARGO_BIN_EXE_otapub")), args)
 }
@@ -79,23 +41,6 @@ fn git(app: &Path, args: &[&str]) {
     let mut all = vec!["-c", "user.name=otapub", "-c", "user.email=tests@otapub.invalid"];
     all.extend(args);
     ok(app, Path::new("git"), &all);
-}
-
-/// A copy of the template app: files copied, node_modules hard-linked.
-fn copy_app(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        let flag = if name == "node_modules" { "-al" } else { "-a" };
-        let status = Command::new("cp")
-            .arg(flag)
-            .arg(entry.path())
-            .arg(to.join(&name))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cp {flag} {}", entry.path().display());
-    }
 }
 
 /// The template app after `otapub init`. The config plugin entry init adds

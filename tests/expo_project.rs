@@ -13,66 +13,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::edge::{free_port, stock_client_accepts, wait_for_port, Spawned};
-use common::tools_dir;
+use common::expo::{copy_app, template_app};
 use serde_json::Value;
 
-/// The cached template app, or why the test cannot run.
-fn template_app() -> Option<PathBuf> {
-    let app = tools_dir().join("expo-app-sdk57");
-    if app.join("node_modules/expo-updates").is_dir() {
-        Some(app)
-    } else {
-        eprintln!(
-            "SKIPPED: no Expo app at {} — scripts/install-test-servers.sh creates it (scripts/test.sh runs that first)",
-            app.display()
-        );
-        None
-    }
-}
-
 fn run(dir: &Path, program: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("EXPO_NO_TELEMETRY", "1")
-        .env("CI", "1")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITLAB_CI")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    out
+    common::expo::run(dir, Path::new(program), args)
 }
 
+/// `program ARGS`, which must succeed; its standard output.
 fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = run(dir, program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} in {}: {}\n{}\n{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
-/// A copy of the template app: its files copied, node_modules hard-linked
-/// (nothing here writes into a package's files; npm replaces by renaming).
-fn copy_app(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        let flag = if name == "node_modules" { "-al" } else { "-a" };
-        let status = Command::new("cp")
-            .arg(flag)
-            .arg(entry.path())
-            .arg(to.join(&name))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cp {flag} {}", entry.path().display());
-    }
+    String::from_utf8(common::expo::ok(dir, Path::new(program), args).stdout).expect("UTF-8 output")
 }
 
 /// The app with otapub installed from the tarballs scripts/package-npm packs.
@@ -349,14 +299,19 @@ fn init_prebuild_publish_and_serve_a_template_app_with_the_fingerprint_policy() 
     }
     let key = certificate_key(certificate.as_bytes());
     let served = serve(&app, port);
-    for (platform, want) in [("ios", &ios_fp), ("android", &android_fp)] {
-        let doc = stock_client_accepts(
+    // What a device of each platform gets, checked as the stock client checks it.
+    let client_check = |platform: &str, rv: &str| {
+        let pointer = format!("production/{platform}/{rv}");
+        stock_client_accepts(
             &served.base,
-            &format!("production/{platform}/{want}"),
+            &pointer,
             platform,
             "0b5e8d1c-3f7a-4c2e-9d61-5a4f3e2b1c0d",
             &key,
-        );
+        )
+    };
+    for (platform, want) in [("ios", &ios_fp), ("android", &android_fp)] {
+        let doc = client_check(platform, want);
         assert_eq!(doc["id"], first_ids[platform].as_str());
         assert_eq!(doc["runtimeVersion"], want.as_str());
     }
@@ -384,13 +339,7 @@ fn init_prebuild_publish_and_serve_a_template_app_with_the_fingerprint_policy() 
         assert_eq!(p["new"], true);
         assert_ne!(p["id"].as_str().unwrap(), first_ids[platform]);
         let want = if platform == "ios" { &ios_fp } else { &android_fp };
-        let doc = stock_client_accepts(
-            &served.base,
-            &format!("production/{platform}/{want}"),
-            platform,
-            "0b5e8d1c-3f7a-4c2e-9d61-5a4f3e2b1c0d",
-            &key,
-        );
+        let doc = client_check(platform, want);
         assert_eq!(doc["id"], p["id"]);
     }
     let status = npx_otapub(&app, &["status", "--json"]);

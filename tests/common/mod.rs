@@ -52,6 +52,7 @@ pub fn expo_certificate_key() -> rsa::RsaPublicKey {
 }
 
 pub mod edge;
+pub mod expo;
 pub mod proxy;
 pub mod s3;
 pub mod scenario;
