@@ -74,6 +74,9 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
+    /// The conditional-write probe's answer, once asked: a command may ask
+    /// early (a publish, while its files hash) and its commit again.
+    probed: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 fn is_local_host(endpoint: &str) -> bool {
@@ -221,6 +224,7 @@ impl S3Store {
         Ok(S3Store {
             client: Client::from_conf(conf.build()),
             bucket: bucket.to_string(),
+            probed: Default::default(),
             prefix: if prefix.is_empty() {
                 String::new()
             } else {
@@ -581,6 +585,14 @@ impl Store for S3Store {
     }
 
     async fn probe_conditional_writes(&self) -> Result<bool> {
+        self.probed.get_or_try_init(|| self.probe()).await.copied()
+    }
+}
+
+impl S3Store {
+    /// Writes a fresh key twice with `If-None-Match: *` (the second must be
+    /// refused) and deletes it.
+    async fn probe(&self) -> Result<bool> {
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
         let key = format!("state/probe/{}", hex::encode(nonce));
