@@ -216,6 +216,18 @@ pub(crate) fn release_lease(conn: &rusqlite::Connection) -> Result<()> {
     index::set_setting(conn, LEASE_SETTING, "")
 }
 
+/// Asks the store's conditional-write probe ahead of the commit (which asks
+/// again and gets the same answer without a request), for a writer that has
+/// other work to overlap it with: a publish, while its files hash. Only
+/// where the commit will ask: an S3 store not yet verified by `index`.
+pub async fn probe_ahead(store: &dyn Store, index: &Index) -> Result<()> {
+    if !store.is_local() && index.setting(LOCKING_SETTING)?.as_deref() != Some("verified") {
+        tracing::debug!("checking conditional writes (while the files hash)");
+        store.probe_conditional_writes().await?;
+    }
+    Ok(())
+}
+
 /// Waits a random time that doubles with each lost race (up to a second), so
 /// writers that collided do not collide again in lockstep.
 async fn backoff(attempt: u32) {

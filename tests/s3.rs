@@ -55,6 +55,48 @@ fn canary_the_server_refuses_stale_conditional_writes() {
 }
 
 #[test]
+fn a_first_publish_probes_conditional_writes_once_and_before_any_other_write() {
+    // The publish asks the probe while its files hash and its commit asks
+    // again: the store answers the second from the first, without requests.
+    let server = S3Server::start();
+    let env = TestEnv::on_s3(&server);
+    env.otapub(&[
+        "publish",
+        &fixture("expo-tabs"),
+        "--channel",
+        "production",
+        "--fingerprint",
+        "fp1",
+    ])
+    .assert()
+    .success();
+    let requests = server.proxy.requests();
+    let probe: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.target.contains("/state/probe/"))
+        .map(|r| r.method.as_str())
+        .collect();
+    assert_eq!(
+        probe,
+        ["PUT", "PUT", "DELETE"],
+        "one probe: two conditional writes and a delete"
+    );
+    let first_other_write = requests
+        .iter()
+        .position(|r| matches!(r.method.as_str(), "PUT" | "POST" | "DELETE") && !r.target.contains("/state/probe/"))
+        .expect("the publish wrote");
+    let last_probe = requests
+        .iter()
+        .rposition(|r| r.target.contains("/state/probe/"))
+        .expect("probed");
+    assert!(
+        last_probe < first_other_write,
+        "the probe ends before anything else is written: {requests:?}"
+    );
+    env.pointer("production", "ios", "fp1");
+}
+
+#[test]
 fn a_second_publish_uploads_no_asset_and_asks_nothing_per_known_asset() {
     let server = S3Server::start();
     let env = TestEnv::on_s3(&server);

@@ -34,7 +34,7 @@ use crate::signing::Signer;
 use crate::tree::{self, PublicObject};
 
 pub use crate::commit::{
-    commit, full_view, pointer_view, AssetUpload, Clock, Context, Plan, MAX_ATTEMPTS, UPLOAD_CONCURRENCY,
+    commit, full_view, pointer_view, probe_ahead, AssetUpload, Clock, Context, Plan, MAX_ATTEMPTS, UPLOAD_CONCURRENCY,
 };
 
 /// A createdAt strictly newer than `newest` on the pointer, whatever the clock says.

@@ -185,13 +185,22 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         bar.finish_and_clear();
         hashed
     });
-    let loading = async {
-        match preloaded {
-            Some(index) => Ok(index),
-            None => Index::load(ctx.store).await,
+    // The index is read (unless the bytecode step read it already), and a
+    // store not yet known to honour conditional writes probed (three
+    // requests its commit would otherwise wait for), while the files hash.
+    // Nothing that stays is written before the commit has checked the
+    // input: the probe deletes its key.
+    let load = async {
+        let index = match preloaded {
+            Some(index) => index,
+            None => Index::load(ctx.store).await?,
+        };
+        if base_url.is_some() || index.setting(BASE_URL_SETTING)?.is_some() {
+            super::probe_ahead(ctx.store, &index).await?;
         }
+        Ok::<_, Error>(index)
     };
-    let (hashes, index) = tokio::join!(hashing, loading);
+    let (hashes, index) = tokio::join!(hashing, load);
     let hashes = hashes.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let index = index?;
     let hash_of = |p: &Path| -> &FileHash { &hashes[p] };

@@ -26,6 +26,12 @@ pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Read buffer for streaming a file into a request.
 const READ_BUFFER: usize = 256 * 1024;
+/// Files up to this size are read in one call and sent from memory; larger
+/// ones are streamed. Streaming costs a trip to tokio's blocking pool for
+/// the metadata, the open and every read, and a copy of each chunk: for a
+/// publish of many small assets that was a sizeable share of its CPU. The
+/// bound keeps memory at most this times the uploads in flight.
+const READ_WHOLE_LIMIT: u64 = 1024 * 1024;
 /// User metadata key (`x-amz-meta-…`) of a mutable object's generation.
 const GENERATION_METADATA: &str = "otapub-generation";
 /// Parts in flight at once for one file (bounds memory: this many parts are buffered).
@@ -68,6 +74,9 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
+    /// The conditional-write probe's answer, once asked: a command may ask
+    /// early (a publish, while its files hash) and its commit again.
+    probed: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 fn is_local_host(endpoint: &str) -> bool {
@@ -215,6 +224,7 @@ impl S3Store {
         Ok(S3Store {
             client: Client::from_conf(conf.build()),
             bucket: bucket.to_string(),
+            probed: Default::default(),
             prefix: if prefix.is_empty() {
                 String::new()
             } else {
@@ -538,14 +548,28 @@ impl Store for S3Store {
     }
 
     async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
-        let size = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| Self::err("read source of", key, e.to_string()))?
-            .len();
+        // One trip to the blocking pool: the size, and a small file's bytes.
+        let owned = path.to_path_buf();
+        let (size, whole) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Option<Vec<u8>>)> {
+            let mut file = std::fs::File::open(owned)?;
+            let size = file.metadata()?.len();
+            if size > READ_WHOLE_LIMIT {
+                return Ok((size, None));
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            std::io::Read::read_to_end(&mut file, &mut bytes)?;
+            Ok((size, Some(bytes)))
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|e| Self::err("read source of", key, e.to_string()))?;
         if size >= MULTIPART_THRESHOLD {
             return self.put(key, Body::File(path.to_path_buf()), meta).await;
         }
-        let body = Self::file_stream(key, path).await?;
+        let body = match whole {
+            Some(bytes) => ByteStream::from(bytes),
+            None => Self::file_stream(key, path).await?,
+        };
         // The SHA-256 is already known: the server checks it, and neither side
         // computes another checksum.
         use base64::Engine;
@@ -561,6 +585,14 @@ impl Store for S3Store {
     }
 
     async fn probe_conditional_writes(&self) -> Result<bool> {
+        self.probed.get_or_try_init(|| self.probe()).await.copied()
+    }
+}
+
+impl S3Store {
+    /// Writes a fresh key twice with `If-None-Match: *` (the second must be
+    /// refused) and deletes it.
+    async fn probe(&self) -> Result<bool> {
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
         let key = format!("state/probe/{}", hex::encode(nonce));
