@@ -26,7 +26,6 @@
 //! here (`index rebuild` too, through [`commit_new_index`]).
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -128,16 +127,7 @@ pub fn new_operation_id() -> String {
         .to_string()
 }
 
-/// An asset a publish needs in the store.
-#[derive(Debug, Clone)]
-pub struct AssetUpload {
-    /// SHA-256 of the file.
-    pub sha256: Sha256Digest,
-    /// The local file.
-    pub path: PathBuf,
-    /// Its Content-Type.
-    pub content_type: String,
-}
+pub use crate::store::AssetUpload;
 
 /// What a change plans to write around its commit.
 pub struct Plan<T> {

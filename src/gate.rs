@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::index::{GateReading, Index};
-use crate::insights::{self, Format, Headers};
+use crate::insights::{self, failed_ids, Format, Headers};
 use crate::names::PointerId;
 
 /// Where the failure rate comes from.
@@ -39,21 +39,6 @@ pub enum Gate {
 struct CommandReading {
     failed: u64,
     total: u64,
-}
-
-/// The ids an `expo-recent-failed-update-ids` header names (an RFC 8941
-/// list of strings), lowercased; `None` when it is not such a list.
-pub fn failed_ids(header: &str) -> Option<Vec<String>> {
-    let list = sfv::Parser::parse_list(header.as_bytes()).ok()?;
-    list.into_iter()
-        .map(|entry| match entry {
-            sfv::ListEntry::Item(sfv::Item {
-                bare_item: sfv::BareItem::String(s),
-                ..
-            }) => Some(s.to_ascii_lowercase()),
-            _ => None,
-        })
-        .collect()
 }
 
 impl Gate {

@@ -21,24 +21,7 @@ pub struct PublicObject {
     pub meta: ObjectMeta,
 }
 
-/// A signed payload ready to become an Expo body and an envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload {
-    /// Manifest or directive.
-    pub part: PartName,
-    /// The exact part bytes.
-    pub bytes: Vec<u8>,
-}
-
-impl Payload {
-    /// The DSSE payload type.
-    pub fn payload_type(&self) -> &'static str {
-        match self.part {
-            PartName::Manifest => signing::MANIFEST_PAYLOAD_TYPE,
-            PartName::Directive => signing::DIRECTIVE_PAYLOAD_TYPE,
-        }
-    }
-}
+pub use crate::signing::Payload;
 
 /// The payload a package signs: its manifest, or its directive.
 pub fn package_payload(p: &PackageDraft) -> Payload {

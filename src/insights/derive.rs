@@ -20,8 +20,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::failed_ids;
 use super::Hit;
-use crate::gate::failed_ids;
 use crate::names::PointerId;
 
 /// Milliseconds in a day.

@@ -15,6 +15,21 @@ use crate::error::{Error, Result};
 
 pub use formats::{parse, Format, LineReader, Parsed};
 
+/// The ids an `expo-recent-failed-update-ids` header names (an RFC 8941
+/// list of strings), lowercased; `None` when it is not such a list.
+pub fn failed_ids(header: &str) -> Option<Vec<String>> {
+    let list = sfv::Parser::parse_list(header.as_bytes()).ok()?;
+    list.into_iter()
+        .map(|entry| match entry {
+            sfv::ListEntry::Item(sfv::Item {
+                bare_item: sfv::BareItem::String(s),
+                ..
+            }) => Some(s.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The request headers of the stock client that insights read, as sent
 /// (empty values already dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

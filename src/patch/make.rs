@@ -8,9 +8,9 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use super::plan::{Pair, Policy};
-use crate::commit::AssetUpload;
 use crate::digest::Sha256Digest;
 use crate::index::{patch_key, PatchRow};
+use crate::store::AssetUpload;
 use crate::store::{ObjectMeta, Store, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::PublicObject;
 

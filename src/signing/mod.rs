@@ -19,6 +19,25 @@ pub use expo::*;
 pub use keys::*;
 pub use leaf::*;
 
+/// A signed payload ready to become an Expo body and an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// Manifest or directive.
+    pub part: crate::manifest::PartName,
+    /// The exact part bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Payload {
+    /// The DSSE payload type.
+    pub fn payload_type(&self) -> &'static str {
+        match self.part {
+            crate::manifest::PartName::Manifest => MANIFEST_PAYLOAD_TYPE,
+            crate::manifest::PartName::Directive => DIRECTIVE_PAYLOAD_TYPE,
+        }
+    }
+}
+
 /// Every key a mutating command signs with.
 #[derive(Debug)]
 pub struct Signer {
@@ -40,7 +59,7 @@ impl Signer {
     }
 
     /// Signs a manifest or directive payload with every key.
-    pub fn sign_payload(&self, payload: &crate::tree::Payload) -> Signatures {
+    pub fn sign_payload(&self, payload: &Payload) -> Signatures {
         let mut sigs = self.sign(payload.payload_type(), &payload.bytes);
         sigs.expo = self.expo.as_ref().map(|k| k.signature_header(&payload.bytes));
         sigs.expo_chain = self.expo.as_ref().and_then(|k| k.chain().map(str::to_string));

@@ -133,6 +133,17 @@ pub enum CondPut {
     Conflict,
 }
 
+/// An asset a publish needs in the store.
+#[derive(Debug, Clone)]
+pub struct AssetUpload {
+    /// SHA-256 of the file.
+    pub sha256: Sha256Digest,
+    /// The local file.
+    pub path: PathBuf,
+    /// Its Content-Type.
+    pub content_type: String,
+}
+
 /// A store of objects under one root.
 #[async_trait]
 pub trait Store: Send + Sync {
