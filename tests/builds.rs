@@ -42,7 +42,7 @@ fn a_publish_no_build_can_receive_warns_and_require_build_refuses_it_with_nothin
     env.refused(&publish_r2, "no build is recorded for ios/fp2, android/fp2");
 
     // One platform recorded is not enough: the other is still refused.
-    env.otapub(&[
+    let add_ios = [
         "builds",
         "add",
         "--platform",
@@ -51,9 +51,8 @@ fn a_publish_no_build_can_receive_warns_and_require_build_refuses_it_with_nothin
         "fp2",
         "--note",
         "1.0 (1)",
-    ])
-    .assert()
-    .success();
+    ];
+    env.otapub(&add_ios).assert().success();
     env.refused(&publish_r2, "no build is recorded for android/fp2,");
     env.otapub(&["builds", "add", "--platform", "android", "--runtime-version", "fp2"])
         .assert()
@@ -79,6 +78,11 @@ fn a_publish_no_build_can_receive_warns_and_require_build_refuses_it_with_nothin
     );
 
     let listed = env.json(&["builds"]);
+    // addedAt is the time of the add (compared below with itself): an RFC 3339 instant.
+    for row in listed.as_array().unwrap() {
+        let at = row["addedAt"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+    }
     assert_eq!(
         listed,
         serde_json::json!([
@@ -88,16 +92,7 @@ fn a_publish_no_build_can_receive_warns_and_require_build_refuses_it_with_nothin
     );
     // Adding the same build again changes nothing.
     env.assert_writes_nothing(|| {
-        let again = env.json(&[
-            "builds",
-            "add",
-            "--platform",
-            "ios",
-            "--runtime-version",
-            "fp2",
-            "--note",
-            "1.0 (1)",
-        ]);
+        let again = env.json(&add_ios);
         assert_eq!(again["new"], false);
     });
     env.assert_consistent();

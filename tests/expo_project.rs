@@ -256,8 +256,10 @@ fn init_prebuild_publish_and_serve_a_template_app_with_the_fingerprint_policy() 
         Some("true")
     );
     assert_eq!(
-        android_meta(&manifest, "expo.modules.updates.CODE_SIGNING_CERTIFICATE").map(|c| c.trim().to_string()),
-        Some(certificate.trim().to_string())
+        android_meta(&manifest, "expo.modules.updates.CODE_SIGNING_CERTIFICATE")
+            .as_deref()
+            .map(str::trim),
+        Some(certificate.trim())
     );
     let strings = std::fs::read_to_string(app.join("android/app/src/main/res/values/strings.xml")).unwrap();
     // The fingerprint policy: the build computes its runtime version itself.
@@ -280,8 +282,10 @@ fn init_prebuild_publish_and_serve_a_template_app_with_the_fingerprint_policy() 
         Some("file:fingerprint")
     );
     assert_eq!(
-        plist_string(&plist, "EXUpdatesCodeSigningCertificate").map(|c| c.trim().to_string()),
-        Some(certificate.trim().to_string())
+        plist_string(&plist, "EXUpdatesCodeSigningCertificate")
+            .as_deref()
+            .map(str::trim),
+        Some(certificate.trim())
     );
 
     // publish, from the project, with no flag.

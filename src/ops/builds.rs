@@ -47,12 +47,7 @@ pub struct BuildRow {
     #[serde(rename = "addedAt")]
     pub added_at: String,
     /// False when `add` found it recorded already with the same note.
-    #[serde(default = "yes")]
     pub new: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl From<&Build> for BuildRow {

@@ -98,7 +98,7 @@ impl From<Change> for ChangeOut {
 }
 
 /// What an existing otapub.toml says, of what init would write.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 struct Existing {
     store: Option<String>,
     base_url: Option<String>,
@@ -156,7 +156,7 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
         .unwrap_or_else(|| "main".into());
 
     // 2. The app config, planned before anything is written.
-    let (name, slug) = identity(&project, &root)?;
+    let (name, slug) = identity(&project, &root);
     let reverse = reverse_dns(&slug);
     let want = Wanted {
         base_url: base_url.clone(),
@@ -304,21 +304,16 @@ fn read_existing(path: &Path) -> Result<Option<Existing>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::file("read", path.to_path_buf())(e)),
     };
-    // Only the keys init cares about; the full check is every command's.
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+    // Only the keys init cares about (others are ignored here); the full
+    // check is every command's.
+    let existing = toml::from_str(&text).map_err(|e| {
         Error::usage(format!(
             "{}: {} — fix it, then run init again",
             path.display(),
             e.message()
         ))
     })?;
-    let get = |k: &str| table.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    Ok(Some(Existing {
-        store: get("store"),
-        base_url: get("base_url"),
-        channel: get("channel"),
-        expo_keyid: get("expo_keyid"),
-    }))
+    Ok(Some(existing))
 }
 
 fn config_text(store: &str, base_url: &str, channel: &Channel) -> String {
@@ -353,7 +348,7 @@ fn config_text(store: &str, base_url: &str, channel: &Channel) -> String {
 
 /// The app's name and slug (for the certificate's subject and the default
 /// identifiers), from app.json or package.json.
-fn identity(project: &ExpoProject, root: &Path) -> Result<(String, String)> {
+fn identity(project: &ExpoProject, root: &Path) -> (String, String) {
     let from_json = match &project.app_config {
         AppConfigFile::Json(p) => std::fs::read_to_string(p)
             .ok()
@@ -378,7 +373,7 @@ fn identity(project: &ExpoProject, root: &Path) -> Result<(String, String)> {
         .or(dir_name)
         .unwrap_or_else(|| "app".into());
     let name = field("name").or(package_name).unwrap_or_else(|| slug.clone());
-    Ok((name, slug))
+    (name, slug)
 }
 
 /// `com.<slug>`: letters and digits of the slug, starting with a letter.

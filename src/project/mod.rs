@@ -55,30 +55,26 @@ impl ExpoProject {
                 package_path.display()
             ))
         })?;
-        let project = ExpoProject {
-            root: dir.to_path_buf(),
-            app_config: AppConfigFile::Json(dir.join("app.json")),
-            package,
-        };
-        if !project.depends_on("expo") {
+        if !lists(&package, "expo") {
             return Err(not_expo("its package.json does not depend on `expo`".into()));
         }
         let dynamic = ["app.config.ts", "app.config.js", "app.config.mjs", "app.config.cjs"]
             .iter()
             .map(|n| dir.join(n))
             .find(|p| p.is_file());
-        let app_config = match dynamic {
-            Some(p) => AppConfigFile::Dynamic(p),
-            None => AppConfigFile::Json(dir.join("app.json")),
-        };
-        Ok(ExpoProject { app_config, ..project })
+        Ok(ExpoProject {
+            root: dir.to_path_buf(),
+            app_config: match dynamic {
+                Some(p) => AppConfigFile::Dynamic(p),
+                None => AppConfigFile::Json(dir.join("app.json")),
+            },
+            package,
+        })
     }
 
     /// Whether package.json lists `name` in its dependencies or devDependencies.
     pub fn depends_on(&self, name: &str) -> bool {
-        ["dependencies", "devDependencies"]
-            .iter()
-            .any(|k| self.package.get(k).and_then(|d| d.get(name)).is_some())
+        lists(&self.package, name)
     }
 
     /// The project's own `npx`, run in its root, never installing anything.
@@ -88,16 +84,17 @@ impl ExpoProject {
         cmd
     }
 
-    /// Runs `npx --no-install ARGS` and returns its standard output; its
-    /// standard error passes through.
-    fn capture(&self, args: &[&str]) -> Result<Vec<u8>> {
+    /// Runs `npx --no-install ARGS` and returns its standard output, or,
+    /// with `show`, lets it pass to standard error (standard output stays
+    /// for otapub's own `--json`); standard error always passes through.
+    fn npx_run(&self, args: &[&str], show: bool) -> Result<Vec<u8>> {
         let shown = format!("npx {}", args.join(" "));
-        let out = self
-            .npx(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| tool_missing(&shown, e))?;
+        let mut cmd = self.npx(args);
+        cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
+        if show {
+            cmd.stdout(std::io::stderr());
+        }
+        let out = cmd.output().map_err(|e| tool_missing(&shown, e))?;
         if !out.status.success() {
             return Err(Error::usage(format!(
                 "`{shown}` failed in {} ({}); fix what it reports above, then run otapub again",
@@ -108,24 +105,12 @@ impl ExpoProject {
         Ok(out.stdout)
     }
 
-    /// Runs `npx --no-install ARGS` with its output shown on standard error
-    /// (standard output stays for otapub's own `--json`).
+    fn capture(&self, args: &[&str]) -> Result<Vec<u8>> {
+        self.npx_run(args, false)
+    }
+
     fn run(&self, args: &[&str]) -> Result<()> {
-        let shown = format!("npx {}", args.join(" "));
-        let status = self
-            .npx(args)
-            .stdin(Stdio::null())
-            .stdout(std::io::stderr())
-            .stderr(Stdio::inherit())
-            .status()
-            .map_err(|e| tool_missing(&shown, e))?;
-        if !status.success() {
-            return Err(Error::usage(format!(
-                "`{shown}` failed in {} ({status}); fix what it reports above, then run otapub again",
-                self.root.display()
-            )));
-        }
-        Ok(())
+        self.npx_run(args, true).map(drop)
     }
 
     /// The public app config, as `expo config --type public --json` prints
@@ -269,6 +254,13 @@ pub struct ProjectExport {
 struct Resolved {
     #[serde(rename = "runtimeVersion")]
     runtime_version: Option<String>,
+}
+
+/// Whether a package.json lists `name` in dependencies or devDependencies.
+fn lists(package: &serde_json::Value, name: &str) -> bool {
+    ["dependencies", "devDependencies"]
+        .iter()
+        .any(|k| package.get(k).and_then(|d| d.get(name)).is_some())
 }
 
 fn tool_missing(shown: &str, e: std::io::Error) -> Error {
