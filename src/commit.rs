@@ -211,11 +211,17 @@ pub(crate) fn release_lease(conn: &rusqlite::Connection) -> Result<()> {
 /// other work to overlap it with: a publish, while its files hash. Only
 /// where the commit will ask: an S3 store not yet verified by `index`.
 pub async fn probe_ahead(store: &dyn Store, index: &Index) -> Result<()> {
-    if !store.is_local() && index.setting(LOCKING_SETTING)?.as_deref() != Some("verified") {
+    if probe_due(store, index)? {
         tracing::debug!("checking conditional writes (while the files hash)");
         store.probe_conditional_writes().await?;
     }
     Ok(())
+}
+
+/// Whether the store's conditional writes are still to be probed: an S3
+/// store the index does not record as verified.
+fn probe_due(store: &dyn Store, index: &Index) -> Result<bool> {
+    Ok(!store.is_local() && index.setting(LOCKING_SETTING)?.as_deref() != Some("verified"))
 }
 
 /// Waits a random time that doubles with each lost race (up to a second), so
@@ -470,8 +476,7 @@ async fn run<T: Serialize + DeserializeOwned>(
             }
         }
         let writes = plan.changed || !plan.pointers.is_empty() || !plan.objects.is_empty() || !plan.assets.is_empty();
-        let needs_probe =
-            writes && !ctx.store.is_local() && index.setting(LOCKING_SETTING)?.as_deref() != Some("verified");
+        let needs_probe = writes && probe_due(ctx.store, &index)?;
         // The probe of the store's conditional writes (three requests, once
         // per store) comes before anything else is written: a store that
         // ignores them is refused with nothing changed.

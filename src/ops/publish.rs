@@ -439,9 +439,8 @@ async fn compile_bytecode(
     let embedded = index::embedded_bases(conn)?;
     let mut out = BTreeMap::new();
     for (&platform, fingerprint) in opts.fingerprints.iter().filter(|(p, _)| plan.platforms.contains(p)) {
-        let Some(dir) = opts.exports.get(&platform) else {
-            continue;
-        };
+        // publish refused any platform without its export directory.
+        let dir = &opts.exports[&platform];
         let Some(pe) = export::read_export(dir, &[platform])?.platforms.remove(&platform) else {
             continue;
         };
@@ -476,13 +475,11 @@ async fn compile_bytecode(
                 .file_name()
                 .ok_or_else(|| Error::usage(format!("{}: the bundle has no file name", dir.display())))?,
         );
-        match base {
-            None => {
-                eprintln!(
-                    "{platform}: {pointer} serves nothing and no embedded bundle is recorded (`otapub embedded add`): bytecode compiled without a base"
-                );
-                hermesc.compile(&js_path, &hbc_path, None)?;
-            }
+        // What to do, decided first; a plain compile is said once, with why.
+        let step = match base {
+            None => Step::Plain(format!(
+                "{pointer} serves nothing and no embedded bundle is recorded (`otapub embedded add`)"
+            )),
             Some((what, sha)) => {
                 let unchanged =
                     index::bytecode_source(conn, &sha)?.is_some_and(|(j, c)| j == js_sha256 && c == hermesc.identity);
@@ -491,45 +488,54 @@ async fn compile_bytecode(
                     .await?
                     .map(|o| o.bytes)
                     .filter(|b| Sha256Digest::of(b) == sha);
-                match (bytes, unchanged) {
-                    (Some(b), true) => {
-                        eprintln!("{platform}: the JavaScript is unchanged: the bytecode of {what} is reused");
-                        std::fs::write(&hbc_path, b).map_err(Error::file("write", hbc_path.clone()))?;
-                    }
-                    (None, _) => {
-                        eprintln!(
-                            "{platform}: the bundle of {what} (public/assets/{sha}) is missing or damaged (run `otapub check`): bytecode compiled without a base"
-                        );
-                        hermesc.compile(&js_path, &hbc_path, None)?;
-                    }
-                    (Some(b), false) => match hermes::bytecode_version(&b) {
-                        Some(v) if v == hermesc.bytecode_version => {
-                            let base_path = js_path.with_extension("base.hbc");
-                            std::fs::write(&base_path, b).map_err(Error::file("write", base_path.clone()))?;
-                            let compiled = hermesc.compile(&js_path, &hbc_path, Some(&base_path));
-                            std::fs::remove_file(&base_path).map_err(Error::file("remove", base_path.clone()))?;
-                            compiled?;
-                            eprintln!("{platform}: bytecode compiled against {what} (delta bytecode)");
-                        }
-                        found => {
-                            let why = match found {
-                                Some(v) => format!(
-                                    "is bytecode version {v}, this hermesc writes {}",
-                                    hermesc.bytecode_version
-                                ),
-                                None => "is not Hermes bytecode".to_string(),
-                            };
-                            eprintln!("{platform}: the bundle of {what} {why}: bytecode compiled without a base");
-                            hermesc.compile(&js_path, &hbc_path, None)?;
-                        }
+                match bytes {
+                    None => Step::Plain(format!(
+                        "the bundle of {what} (public/assets/{sha}) is missing or damaged (run `otapub check`)"
+                    )),
+                    Some(b) if unchanged => Step::Reuse(what, b),
+                    Some(b) => match hermes::bytecode_version(&b) {
+                        Some(v) if v == hermesc.bytecode_version => Step::Against(what, b),
+                        Some(v) => Step::Plain(format!(
+                            "the bundle of {what} is bytecode version {v}, this hermesc writes {}",
+                            hermesc.bytecode_version
+                        )),
+                        None => Step::Plain(format!("the bundle of {what} is not Hermes bytecode")),
                     },
                 }
+            }
+        };
+        match step {
+            Step::Reuse(what, b) => {
+                eprintln!("{platform}: the JavaScript is unchanged: the bytecode of {what} is reused");
+                std::fs::write(&hbc_path, b).map_err(Error::file("write", hbc_path.clone()))?;
+            }
+            Step::Against(what, b) => {
+                let base_path = js_path.with_extension("base.hbc");
+                std::fs::write(&base_path, b).map_err(Error::file("write", base_path.clone()))?;
+                let compiled = hermesc.compile(&js_path, &hbc_path, Some(&base_path));
+                std::fs::remove_file(&base_path).map_err(Error::file("remove", base_path.clone()))?;
+                compiled?;
+                eprintln!("{platform}: bytecode compiled against {what} (delta bytecode)");
+            }
+            Step::Plain(why) => {
+                eprintln!("{platform}: {why}: bytecode compiled without a base");
+                hermesc.compile(&js_path, &hbc_path, None)?;
             }
         }
         name_bundle(dir, platform, &hbc_rel)?;
         out.insert(platform, js_sha256);
     }
     Ok(out)
+}
+
+/// How one platform's bytecode is made.
+enum Step {
+    /// The JS is what the served bytecode (named, with its bytes) came from.
+    Reuse(String, Vec<u8>),
+    /// Compiled against the base (named, with its bytes).
+    Against(String, Vec<u8>),
+    /// Compiled without a base, for the reason given.
+    Plain(String),
 }
 
 /// Sets `fileMetadata.<platform>.bundle` in DIR/metadata.json.

@@ -8,8 +8,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 use crate::names::Platform;
 
@@ -135,10 +133,9 @@ impl Hermesc {
                     path.display()
                 ))
             })?;
-        let binary = std::fs::read(&path).map_err(Error::file("read", path.clone()))?;
+        let binary = crate::export::hash_file(&path, false)?.sha256;
         let identity = format!(
-            "hermesc-sha256:{:x} hbc:{bytecode_version} flags:{}",
-            Sha256::digest(&binary),
+            "hermesc-sha256:{binary} hbc:{bytecode_version} flags:{}",
             FLAGS.join(" ")
         );
         Ok(Hermesc {

@@ -564,7 +564,7 @@ impl Store for S3Store {
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         .map_err(|e| Self::err("read source of", key, e.to_string()))?;
         if size >= MULTIPART_THRESHOLD {
-            return self.put(key, Body::File(path.to_path_buf()), meta).await;
+            return self.put_multipart(key, path, size, meta).await;
         }
         let body = match whole {
             Some(bytes) => ByteStream::from(bytes),
