@@ -235,6 +235,16 @@ impl fmt::Display for PointerId {
     }
 }
 
+/// The bytes of `id` when it is a UUID in its 8-4-4-4-12 hex form, either
+/// case (the only form the stock client sends; braces, URNs and simple hex
+/// are not).
+pub fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    if id.len() != 36 {
+        return None;
+    }
+    uuid::Uuid::parse_str(id).ok().map(|u| *u.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

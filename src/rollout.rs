@@ -17,34 +17,11 @@ pub const DEFAULT_STEP: u8 = 10;
 /// Default abort threshold of the health gate (failure rate).
 pub const DEFAULT_ABORT_THRESHOLD: f64 = 0.05;
 
-/// Whether `id` is a UUID in its 8-4-4-4-12 hex form, either case (the
-/// only form the stock client sends; braces, URNs and simple hex are not).
-fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let b = id.as_bytes();
-    if b.len() != 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut nibbles = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
-            continue;
-        }
-        let v = (c as char).to_digit(16)? as u8;
-        out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
-        nibbles += 1;
-    }
-    Some(out)
-}
-
 /// expo-eas-client's `deterministicUniformValue` of an `eas-client-id`:
 /// a splitmix64 finalizer over the UUID's two big-endian halves, as a double
 /// in [0, 1). `None` when the id is not a UUID.
 pub fn uniform_value(client_id: &str) -> Option<f64> {
-    let bytes = uuid_bytes(client_id)?;
+    let bytes = crate::names::uuid_bytes(client_id)?;
     let (hi, lo) = bytes.split_at(8);
     let h = u64::from_be_bytes(hi.try_into().ok()?);
     let l = u64::from_be_bytes(lo.try_into().ok()?);

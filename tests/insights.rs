@@ -307,8 +307,6 @@ fn the_gate_reads_every_format_and_what_insights_stored() {
     );
 }
 
-const SUCCESSIVE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/expo-successive");
-
 /// nginx from the shipped template (master as root, workers as www-data)
 /// serving a tree with a launch-asset patch; 40 devices with the stock
 /// client's headers, some staying, some taking the new update in full or as

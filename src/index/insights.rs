@@ -208,14 +208,11 @@ pub fn merge_insights(tx: &Connection, facts: &Facts, files: &[IngestedFile], no
     let old_cutoff = stored_newest.map_or(i64::MIN, |n| n - DEVICE_DAYS + 1);
     let mut open = BTreeSet::new();
     for day in &facts.header_days {
-        let known = tx
-            .query_row("SELECT 1 FROM insight_header_days WHERE day = ?1", [day], |_| Ok(()))
-            .optional()?
-            .is_some();
+        // Known already when the insert finds the day there.
+        let known = tx.execute("INSERT OR IGNORE INTO insight_header_days (day) VALUES (?1)", [day])? == 0;
         if *day >= old_cutoff || !known {
             open.insert(*day);
         }
-        tx.execute("INSERT OR IGNORE INTO insight_header_days (day) VALUES (?1)", [day])?;
     }
     for ((day, device), c) in &facts.checkins {
         if !open.contains(day) {

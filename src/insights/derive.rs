@@ -102,13 +102,9 @@ pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS)
 }
 
-/// A UUID in its 8-4-4-4-12 form (either case), as bytes.
+/// A UUID in its 8-4-4-4-12 form (either case, spaces around it dropped), as bytes.
 fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
-    let s = s.trim();
-    if s.len() != 36 {
-        return None;
-    }
-    uuid::Uuid::parse_str(s).ok().map(|u| *u.as_bytes())
+    crate::names::uuid_bytes(s.trim())
 }
 
 fn uuid_lower(s: &str) -> Option<String> {
@@ -129,9 +125,10 @@ fn target(path: &str) -> Option<Target> {
     let n = seg.len();
     let last = *seg.last()?;
     if n >= 2 && seg[n - 2] == "assets" {
-        let hex = last;
-        return (hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
-            .then(|| Target::Asset(hex.to_string()));
+        return last
+            .parse::<crate::digest::Sha256Digest>()
+            .is_ok()
+            .then(|| Target::Asset(last.to_string()));
     }
     if n >= 3 && seg[n - 3] == "patches" {
         return Some(Target::Patch(uuid_lower(seg[n - 2])?, uuid_lower(last)?));

@@ -171,12 +171,9 @@ impl LineReader {
         // A time no CDN writes (before 2000, after 2100) is a garbled line:
         // one far in the future would make every kept day look old.
         match hit {
-            Ok(Some(h)) if !(SANE_MS.0..SANE_MS.1).contains(&h.time_ms) => {
-                self.skipped += 1;
-                None
-            }
-            Ok(h) => h,
-            Err(()) => {
+            Ok(Some(h)) if (SANE_MS.0..SANE_MS.1).contains(&h.time_ms) => Some(h),
+            Ok(None) => None,
+            _ => {
                 self.skipped += 1;
                 None
             }
@@ -249,12 +246,7 @@ fn json_line(line: &str) -> LineResult {
         .and_then(number)
         .and_then(|s| u16::try_from(s).ok())
         .ok_or(())?;
-    let mut headers = Headers::default();
-    for (k, v) in &o {
-        if let Some(v) = v.as_str() {
-            headers.set(k, v);
-        }
-    }
+    let headers = Headers::from_json(&o);
     Ok(Some(Hit {
         time_ms,
         path: strip_query(path),
@@ -265,16 +257,20 @@ fn json_line(line: &str) -> LineResult {
     }))
 }
 
+/// The value of the field `name` in a line of the fields a `#Fields:` line (or
+/// a real-time log's configuration) names.
+fn field<'a>(fields: &[String], values: &[&'a str], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .position(|f| f == name)
+        .and_then(|i| values.get(i).copied())
+}
+
 /// CloudFront standard logs: tab-separated, fields as the last `#Fields:`
 /// line names them (`date`, `time`, `cs-uri-stem`, `sc-status`, `sc-bytes`).
 fn standard_line(line: &str, fields: &[String]) -> LineResult {
     let values: Vec<&str> = line.split('\t').collect();
-    let get = |name: &str| {
-        fields
-            .iter()
-            .position(|f| f == name)
-            .and_then(|i| values.get(i).copied())
-    };
+    let get = |name: &str| field(fields, &values, name);
     let date = NaiveDate::parse_from_str(get("date").ok_or(())?, "%Y-%m-%d").map_err(|_| ())?;
     let time = NaiveTime::parse_from_str(get("time").ok_or(())?, "%H:%M:%S").map_err(|_| ())?;
     let time_ms = date.and_time(time).and_utc().timestamp_millis();
@@ -300,12 +296,7 @@ fn realtime_line(line: &str, fields: &[String]) -> LineResult {
     if values.len() != fields.len() {
         return Err(());
     }
-    let get = |name: &str| {
-        fields
-            .iter()
-            .position(|f| f == name)
-            .and_then(|i| values.get(i).copied())
-    };
+    let get = |name: &str| field(fields, &values, name);
     let time_ms = epoch_seconds(get("timestamp").ok_or(())?).ok_or(())?;
     let path = get("cs-uri-stem").ok_or(())?;
     let status: u16 = get("sc-status").ok_or(())?.parse().map_err(|_| ())?;
@@ -361,15 +352,7 @@ fn cloudflare_line(line: &str) -> LineResult {
         .and_then(|s| u16::try_from(s).ok())
         .ok_or(())?;
     let headers = match o.get("RequestHeaders") {
-        Some(Value::Object(h)) => {
-            let mut out = Headers::default();
-            for (k, v) in h {
-                if let Some(v) = v.as_str() {
-                    out.set(k, v);
-                }
-            }
-            Some(out)
-        }
+        Some(Value::Object(h)) => Some(Headers::from_json(h)),
         _ => None,
     };
     let patch_served = match o.get("ResponseHeaders") {
@@ -603,6 +586,5 @@ mod tests {
         }
         let far = r#"{"msec":"99999999999.5","path":"/a","status":200}"#;
         assert_eq!(parse(Format::Otapub, far, None).skipped, 1, "a time past 2100");
-        {}
     }
 }

@@ -47,6 +47,18 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// The headers of a JSON object's string members (a JSON log line, or
+    /// its request-headers object).
+    pub fn from_json(o: &serde_json::Map<String, serde_json::Value>) -> Headers {
+        let mut h = Headers::default();
+        for (k, v) in o {
+            if let Some(v) = v.as_str() {
+                h.set(k, v);
+            }
+        }
+        h
+    }
+
     /// Sets the header `name` (any case) when it is one insights read and
     /// `value` is not empty (nginx logs a header not sent as "" or "-").
     pub fn set(&mut self, name: &str, value: &str) {
@@ -189,4 +201,20 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_ids_are_an_sfv_list_of_strings() {
+        assert_eq!(
+            failed_ids(r#""A-b", "c""#),
+            Some(vec!["a-b".to_string(), "c".to_string()])
+        );
+        assert_eq!(failed_ids("abc"), None, "a token, not a string");
+        assert_eq!(failed_ids(r#""unterminated"#), None);
+        assert_eq!(failed_ids(""), Some(vec![]));
+    }
 }
