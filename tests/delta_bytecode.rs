@@ -8,7 +8,8 @@
 //! reference `bspatch`) rebuilds it byte for byte, smaller than the patch of
 //! a normal compile; a publish with no change is no new update. In a Hermes
 //! VM whose compiler and VM come from one release (hermes-engine-cli
-//! 0.12.0), a program compiled with and without a base prints the same.
+//! 0.12.0), a program and the app's own bundles (both platforms, before and
+//! after the change) compiled with and without a base print the same.
 
 mod common;
 
@@ -190,9 +191,24 @@ fn a_template_app_publishes_bytecode_compiled_against_what_devices_run() {
             compiler_version,
             "{platform}: the project's hermesc's bytecode version"
         );
+        // The source map beside the export maps the bytecode to the app's
+        // own sources: hermesc's map composed with Metro's, as Expo does.
+        let map: Value = serde_json::from_slice(&std::fs::read(hbc.with_extension("hbc.map")).unwrap()).unwrap();
         assert!(
-            hbc.with_extension("hbc.map").is_file(),
-            "{platform}: the source map is kept beside the export"
+            map["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s.as_str().unwrap_or_default().ends_with("src/app/index.tsx")),
+            "{platform}: the map names the app's sources"
+        );
+        assert!(
+            map.get("x_hermes_function_offsets").is_some(),
+            "{platform}: hermesc's function offsets are kept"
+        );
+        assert!(
+            !std::fs::read_to_string(&js).unwrap().contains("//# sourceMappingURL="),
+            "{platform}: the JS compiled is the export's without Metro's map comments"
         );
         // The project's hermesc run by hand with Expo's flags on a copy of
         // the JS under the same names (they are in the debug info): the
@@ -205,6 +221,7 @@ fn a_template_app_publishes_bytecode_compiled_against_what_devices_run() {
             "{platform}: a plain compile"
         );
         v1.insert(platform, published);
+        std::fs::copy(&js, tmp.path().join(format!("{platform}-v1.js"))).unwrap();
     }
 
     // A changed screen: compiled against the served update.
@@ -262,6 +279,12 @@ fn a_template_app_publishes_bytecode_compiled_against_what_devices_run() {
             "{platform}: delta patch {} vs plain {plain_patch}",
             patch.len()
         );
+        the_real_bundle_runs_the_same_in_a_hermes_vm(
+            &app,
+            &tmp.path().join(format!("{platform}-vm")),
+            &tmp.path().join(format!("{platform}-v1.js")),
+            &js,
+        );
     }
 
     // No change: the served bytecode is reused, no new update.
@@ -289,6 +312,106 @@ fn a_template_app_publishes_bytecode_compiled_against_what_devices_run() {
     // Published as is: the store holds it under its own hash (stored_asset fails otherwise).
     stored_asset(&app, &expo_compiled);
     assert_eq!(hbc_version(&expo_compiled), compiler_version);
+}
+
+#[test]
+fn delta_bytecode_falls_back_to_a_plain_compile_or_the_export_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(app) = initialised_app(tmp.path()) else { return };
+    let hermesc = project_hermesc(&app);
+
+    // The pointer serves an update whose bytecode version is not the one
+    // this hermesc writes (an update published before the app moved to a new
+    // React Native): a base of another version cannot be used.
+    let served = tmp.path().join("older-export");
+    ok(
+        tmp.path(),
+        Path::new("cp"),
+        &[
+            "-a",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/expo-tabs/dist")
+                .to_str()
+                .unwrap(),
+            served.to_str().unwrap(),
+        ],
+    );
+    let meta: Value = serde_json::from_slice(&std::fs::read(served.join("metadata.json")).unwrap()).unwrap();
+    let old_bundle = served.join(meta["fileMetadata"]["ios"]["bundle"].as_str().unwrap());
+    let mut bytes = std::fs::read(&old_bundle).unwrap();
+    let older = hbc_version(&bytes) - 2;
+    bytes[8..12].copy_from_slice(&older.to_le_bytes());
+    std::fs::write(&old_bundle, &bytes).unwrap();
+    otapub(
+        &app,
+        &[
+            "publish",
+            served.to_str().unwrap(),
+            "--platform",
+            "ios",
+            "--runtime-version",
+            "1.0.0",
+            "--message",
+            "an update built by an older hermesc",
+        ],
+    );
+    // And android runs JavaScriptCore: nothing to compile.
+    let path = app.join("app.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["expo"]["android"]["jsEngine"] = "jsc".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    git(&app, &["commit", "-qam", "android on JavaScriptCore"]);
+
+    let (published, stderr) = publish(&app);
+    let ids = ids(&published);
+    assert_eq!(ids.len(), 2, "{stderr}");
+    let served_version = published["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["platform"] == "ios")
+        .and_then(|p| p["runtimeVersion"].as_str())
+        .unwrap()
+        .to_string();
+    assert_eq!(served_version, "1.0.0", "the older update and this one share a pointer");
+    assert!(
+        stderr.contains(&format!(
+            "is bytecode version {older}, this hermesc writes {}",
+            older + 2
+        )) && stderr.contains("ios: ")
+            && stderr.contains("bytecode compiled without a base"),
+        "ios: the fallback and its reason are said: {stderr}"
+    );
+    let (js, hbc) = exported(&app, "ios");
+    let published_ios = stored_asset(&app, &std::fs::read(&hbc).unwrap());
+    let by_hand = compile_by_hand(&hermesc, &tmp.path().join("ios-plain"), &js, &hbc);
+    assert_eq!(
+        sha256_hex(&by_hand),
+        sha256_hex(&published_ios),
+        "ios: a plain compile with Expo's flags"
+    );
+
+    // android: Expo's export of JavaScript, published as exported.
+    assert!(
+        stderr.contains("android: the app runs jsc, not Hermes: published as Expo exports it")
+            && !stderr
+                .lines()
+                .any(|l| l.starts_with("android: ") && l.contains("compiled")),
+        "android: nothing compiled, and said why: {stderr}"
+    );
+    let dir = app.join(".otapub/export/android");
+    let meta: Value = serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    let bundle = std::fs::read(dir.join(meta["fileMetadata"]["android"]["bundle"].as_str().unwrap())).unwrap();
+    assert_ne!(
+        &bundle[..8],
+        &0x1F19_03C1_03BC_1FC6u64.to_le_bytes(),
+        "android: JavaScript, not bytecode"
+    );
+    assert_eq!(
+        stored_asset(&app, &bundle),
+        bundle,
+        "android: the export's bundle as is"
+    );
 }
 
 /// A program whose second version adds code, changes strings and moves
@@ -336,6 +459,56 @@ try { null.x; } catch (e) { print(e instanceof TypeError, e.message.length > 0);
 print(Object.keys(counts).sort().join('|'));
 "#;
 
+/// `hermesc` with Expo's flags on `dir/js`, against `base` when given: the
+/// bytecode written to `dir/out`.
+fn compile_in(hermesc: &Path, dir: &Path, out: &str, js: &str, base: Option<&str>) -> Vec<u8> {
+    let mut args = vec!["-emit-binary", "-out", out, js, "-O"];
+    if let Some(b) = base {
+        args.extend(["-base-bytecode", b]);
+    }
+    ok(dir, hermesc, &args);
+    std::fs::read(dir.join(out)).unwrap()
+}
+
+/// The app's real bundles, before and after the one-screen change, run in
+/// hermes-engine-cli's VM: made runnable there by
+/// tests/data/hermes-vm/prepare.js (lowered to what Hermes 0.12 compiles,
+/// native side stood in for, every module required in turn and the shape of
+/// its exports printed), compiled by that release's hermesc — the new one
+/// plainly and against the old one's bytecode. Both print the same, module
+/// for module.
+fn the_real_bundle_runs_the_same_in_a_hermes_vm(app: &Path, dir: &Path, v1_js: &Path, v2_js: &Path) {
+    let Some((vm, hermesc)) = hermes_vm() else { return };
+    std::fs::create_dir_all(dir).unwrap();
+    let prepare = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hermes-vm/prepare.js");
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    ok(
+        dir,
+        Path::new("node"),
+        &[&arg(&prepare), &arg(app), &arg(v1_js), "v1.js", &arg(v2_js), "v2.js"],
+    );
+    compile_in(&hermesc, dir, "v1.hbc", "v1.js", None);
+    let plain = compile_in(&hermesc, dir, "v2.hbc", "v2.js", None);
+    let delta = compile_in(&hermesc, dir, "v2-delta.hbc", "v2.js", Some("v1.hbc"));
+    assert_ne!(plain, delta, "{}: -base-bytecode changes the layout", dir.display());
+    let plain_out = ok(dir, &vm, &["v2.hbc"]);
+    let delta_out = ok(dir, &vm, &["v2-delta.hbc"]);
+    let printed = String::from_utf8(plain_out.stdout).unwrap();
+    let summary = printed.lines().last().unwrap_or_default();
+    let loaded: usize = summary
+        .strip_prefix("modules loaded ")
+        .and_then(|rest| rest.strip_suffix(", threw 0"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}: every module loads: {summary}", dir.display()));
+    assert!(loaded > 1000, "{}: the whole app ran, {loaded} modules", dir.display());
+    assert!(
+        printed == String::from_utf8(delta_out.stdout).unwrap() && plain_out.stderr == delta_out.stderr,
+        "{}: compiled against a base, the bundle prints what its plain compile prints",
+        dir.display()
+    );
+    eprintln!("{}: {loaded} modules print the same both ways", dir.display());
+}
+
 #[test]
 fn bytecode_compiled_against_a_base_runs_the_same_in_a_hermes_vm() {
     let Some((vm, hermesc)) = hermes_vm() else { return };
@@ -343,14 +516,7 @@ fn bytecode_compiled_against_a_base_runs_the_same_in_a_hermes_vm() {
     let dir = tmp.path();
     std::fs::write(dir.join("v1.js"), PROGRAM_V1).unwrap();
     std::fs::write(dir.join("v2.js"), PROGRAM_V2).unwrap();
-    let compile = |out: &str, js: &str, base: Option<&str>| {
-        let mut args = vec!["-emit-binary", "-out", out, js, "-O"];
-        if let Some(b) = base {
-            args.extend(["-base-bytecode", b]);
-        }
-        ok(dir, &hermesc, &args);
-        std::fs::read(dir.join(out)).unwrap()
-    };
+    let compile = |out: &str, js: &str, base: Option<&str>| compile_in(&hermesc, dir, out, js, base);
     compile("v1.hbc", "v1.js", None);
     let plain = compile("v2.hbc", "v2.js", None);
     let delta = compile("v2-delta.hbc", "v2.js", Some("v1.hbc"));

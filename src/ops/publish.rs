@@ -445,10 +445,15 @@ async fn compile_bytecode(
             continue;
         };
         let js_path = pe.bundle.path.clone();
-        let js = std::fs::read(&js_path).map_err(Error::file("read", js_path.clone()))?;
+        let mut js = std::fs::read(&js_path).map_err(Error::file("read", js_path.clone()))?;
         if hermes::bytecode_version(&js).is_some() {
             eprintln!("{platform}: the export is bytecode already; published as exported");
             continue;
+        }
+        let plain_len = hermes::without_map_comments(&js).len();
+        if plain_len < js.len() {
+            js.truncate(plain_len);
+            std::fs::write(&js_path, &js).map_err(Error::file("write", js_path.clone()))?;
         }
         let js_sha256 = index::sha256_hex(&js);
         let pointer = PointerId {
@@ -504,6 +509,9 @@ async fn compile_bytecode(
                 }
             }
         };
+        // Whether hermesc wrote a map of new bytecode (a reused one's map is
+        // the one made when it was published).
+        let compiled = !matches!(step, Step::Reuse(..));
         match step {
             Step::Reuse(what, b) => {
                 eprintln!("{platform}: the JavaScript is unchanged: the bytecode of {what} is reused");
@@ -520,6 +528,16 @@ async fn compile_bytecode(
             Step::Plain(why) => {
                 eprintln!("{platform}: {why}: bytecode compiled without a base");
                 hermesc.compile(&js_path, &hbc_path, None)?;
+            }
+        }
+        let metro_map = js_path.with_extension("js.map");
+        if compiled && metro_map.is_file() {
+            let hermes_map = hbc_path.with_extension("hbc.map");
+            if let Err(e) = hermes::compose_source_maps(&plan.project_root, &metro_map, &hermes_map) {
+                eprintln!(
+                    "{platform}: {} maps the bytecode to the bundle's JS only: {e}",
+                    hermes_map.display()
+                );
             }
         }
         name_bundle(dir, platform, &hbc_rel)?;

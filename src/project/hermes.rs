@@ -30,7 +30,75 @@ pub struct DeltaPlan {
     pub hermesc: Hermesc,
     /// The platforms on Hermes.
     pub platforms: BTreeSet<Platform>,
+    /// The project's root, where its own source-map composer is found.
+    pub project_root: PathBuf,
 }
+
+/// The JS of an export made with `--source-maps`, without the trailing
+/// `//# sourceMappingURL=` and `//# debugId=` lines Metro adds: the exact
+/// bytes the same export without source maps gives, which is what Expo's
+/// own export compiles (the comments would change the bytecode's source
+/// hash, and the URL names the dev server).
+pub fn without_map_comments(js: &[u8]) -> &[u8] {
+    let mut end = js.len();
+    while let Some(nl) = js[..end].iter().rposition(|&b| b == b'\n') {
+        let line = &js[nl + 1..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"//# sourceMappingURL=") || line.starts_with(b"//# debugId=") || line.is_empty() {
+            end = nl;
+        } else {
+            break;
+        }
+    }
+    if end == js.len() {
+        js
+    } else {
+        &js[..end]
+    }
+}
+
+/// Composes Metro's source map of the JS (`metro_map`) with hermesc's map
+/// of the bytecode (`hermes_map`, rewritten in place), with the project's
+/// own composer — `composeSourceMaps` of `@expo/metro-config`, else of
+/// `metro-source-map` — as Expo's export does: the result maps the
+/// bytecode to the app's sources, for crash reporting.
+pub fn compose_source_maps(project_root: &Path, metro_map: &Path, hermes_map: &Path) -> Result<()> {
+    let out = Command::new("node")
+        .arg("-e")
+        .arg(COMPOSE_JS)
+        .arg(project_root)
+        .arg(metro_map)
+        .arg(hermes_map)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| Error::usage(format!("cannot run node ({e}); install Node.js")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "composing the source maps failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// `node -e COMPOSE_JS ROOT METRO_MAP HERMES_MAP`: see [`compose_source_maps`].
+const COMPOSE_JS: &str = r#"
+const [root, metroMap, hermesMap] = process.argv.slice(1);
+const fs = require('fs'), path = require('path');
+const from = [root];
+try { from.push(path.dirname(require.resolve('expo/package.json', { paths: [root] }))); } catch {}
+let compose;
+for (const id of ['@expo/metro-config/build/serializer/sourceMap', 'metro-source-map']) {
+  try { compose = require(require.resolve(id, { paths: from })).composeSourceMaps; } catch {}
+  if (compose) break;
+}
+if (!compose) { console.error('neither @expo/metro-config nor metro-source-map is installed in ' + root); process.exit(3); }
+const maps = [metroMap, hermesMap].map((p) => JSON.parse(fs.readFileSync(p, 'utf8')));
+fs.writeFileSync(hermesMap, JSON.stringify(compose(maps)));
+"#;
 
 /// The first 8 bytes of every Hermes bytecode file (little-endian).
 pub const HBC_MAGIC: u64 = 0x1F19_03C1_03BC_1FC6;
@@ -224,5 +292,14 @@ mod tests {
         let mut wrong = hbc.clone();
         wrong[0] ^= 1;
         assert_eq!(bytecode_version(&wrong), None);
+    }
+
+    #[test]
+    fn map_comments_are_taken_off_the_end_only() {
+        let js = b"__r(0);\n//# sourceMappingURL=http://localhost:8081/a.js.map\n//# debugId=0389\n";
+        assert_eq!(without_map_comments(js), b"__r(0);");
+        assert_eq!(without_map_comments(b"__r(0);"), b"__r(0);");
+        let inside = b"a();\n//# sourceMappingURL=x\nb();";
+        assert_eq!(without_map_comments(inside), inside);
     }
 }

@@ -164,7 +164,8 @@ impl ExpoProject {
         let p = platform.to_string();
         let mut args = vec!["expo", "export", "--platform", &p, "--output-dir", &out_arg];
         if js_only {
-            args.extend(["--no-bytecode", "--no-minify"]);
+            // Metro's source map too, for otapub to compose with hermesc's.
+            args.extend(["--no-bytecode", "--no-minify", "--source-maps"]);
         }
         self.run(&args)
     }
@@ -197,10 +198,17 @@ impl ExpoProject {
             .copied()
             .filter(|&p| hermes::js_engine(&config, p) == "hermes")
             .collect();
+        if delta_bytecode {
+            for &p in platforms.iter().filter(|p| !on_hermes.contains(p)) {
+                let engine = hermes::js_engine(&config, p);
+                eprintln!("{p}: the app runs {engine}, not Hermes: published as Expo exports it");
+            }
+        }
         let delta = match delta_bytecode && !on_hermes.is_empty() {
             true => Some(hermes::DeltaPlan {
                 hermesc: hermes::Hermesc::find(&self.root)?,
                 platforms: on_hermes,
+                project_root: self.root.clone(),
             }),
             false => None,
         };
