@@ -124,39 +124,49 @@ fn read_logs(paths: &[PathBuf], format: Format, candidate_id: &str) -> Result<Ga
             total.insert(device);
         }
     };
+    // Each file streamed line by line (gzip or plain), never read whole.
     for file in insights::log_files(paths)? {
-        let bytes = insights::read_log(&file)?;
-        let text = String::from_utf8_lossy(&bytes);
+        let mut first_error: Option<Error> = None;
         if matches!(format, Format::Otapub | Format::Nginx) {
-            for (n, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let entry: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).map_err(|e| {
-                    Error::usage(format!(
-                        "--gate-log {} line {}: not a JSON object with the request headers ({e}); \
-                         the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)",
-                        file.display(),
-                        n + 1
-                    ))
-                })?;
-                count(&Headers::from_json(&entry));
+            let mut n = 0u64;
+            crate::off_runtime(|| {
+                insights::each_line(&file, |line| {
+                    n += 1;
+                    if first_error.is_some() || line.trim().is_empty() {
+                        return;
+                    }
+                    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+                        Ok(entry) => count(&Headers::from_json(&entry)),
+                        Err(e) => {
+                            first_error = Some(Error::usage(format!(
+                                "--gate-log {} line {n}: not a JSON object with the request headers ({e}); \
+                                 the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)",
+                                file.display(),
+                            )))
+                        }
+                    }
+                })
+            })?;
+        } else {
+            let mut reader = insights::LineReader::new(format, None);
+            crate::off_runtime(|| {
+                insights::each_line(&file, |line| {
+                    if let Some(h) = reader.line(line).and_then(|hit| hit.headers) {
+                        count(&h);
+                    }
+                })
+            })?;
+            if reader.skipped > 0 {
+                first_error = Some(Error::usage(format!(
+                    "--gate-log {}: {} of {} lines are not {format} log lines; give --gate-format the format the CDN wrote. Nothing changed",
+                    file.display(),
+                    reader.skipped,
+                    reader.lines
+                )));
             }
-            continue;
         }
-        let parsed = insights::parse(format, &text, None);
-        if parsed.skipped > 0 {
-            return Err(Error::usage(format!(
-                "--gate-log {}: {} of {} lines are not {format} log lines; give --gate-format the format the CDN wrote. Nothing changed",
-                file.display(),
-                parsed.skipped,
-                parsed.lines
-            )));
-        }
-        for hit in &parsed.hits {
-            if let Some(h) = &hit.headers {
-                count(h);
-            }
+        if let Some(e) = first_error {
+            return Err(e);
         }
     }
     Ok(GateReading {

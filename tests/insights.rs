@@ -253,6 +253,23 @@ fn the_gate_reads_every_format_and_what_insights_stored() {
         .map(|(i, id)| cloudflare_check_in(id, &candidate, (i == 0).then_some(candidate.as_str())))
         .collect();
     std::fs::write(env.path("cf-1.log.gz"), gzip(first.join("\n").as_bytes())).unwrap();
+    // A log the gate cannot read as the format given is refused, with the
+    // line or the count, and the rollout stays where it was.
+    std::fs::write(env.path("bad.jsonl"), format!("{}\n{{not json\n", first[0])).unwrap();
+    for (log, format, says) in [
+        ("bad.jsonl", "otapub", "bad.jsonl line 2: not a JSON object"),
+        (
+            "cf-1.log.gz",
+            "cloudfront-realtime",
+            "30 of 30 lines are not cloudfront-realtime log lines",
+        ),
+    ] {
+        let out = advance(&["--gate-log", log, "--gate-format", format]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(env.rollout_record(P)["percent"], 50);
+    }
     env.refused(
         &[
             "rollout",

@@ -8,7 +8,6 @@
 pub mod derive;
 pub mod formats;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -93,29 +92,6 @@ pub struct Hit {
     pub headers: Option<Headers>,
     /// Whether the response carried `im: bsdiff`, when the format logs it.
     pub patch_served: Option<bool>,
-}
-
-/// One log file's bytes, gunzipped when they are gzip.
-pub fn read_log(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::usage(format!(
-            "{}: cannot read it ({e}); give access log files or folders of them",
-            path.display()
-        ))
-    })?;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                Error::usage(format!(
-                    "{}: not a readable gzip file ({e}); give the log as the CDN delivered it, gzip'd or plain",
-                    path.display()
-                ))
-            })?;
-        return Ok(out);
-    }
-    Ok(bytes)
 }
 
 /// Opens a log file for reading line by line, gunzipping it when it is gzip.
