@@ -426,8 +426,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
 /// bundle its build recorded (`otapub embedded add`). JS the served
 /// bytecode was compiled from is not compiled again (against itself it
 /// would give other bytes): the served bytecode is reused, so an unchanged
-/// app is no new update. Rewrites the export's metadata.json to name the
-/// bytecode; returns the SHA-256 of each platform's JS.
+/// app is no new update. The platforms compile at once. Rewrites the
+/// export's metadata.json to name the bytecode; returns the SHA-256 of each
+/// platform's JS.
 async fn compile_bytecode(
     store: &dyn Store,
     index: &Index,
@@ -438,6 +439,7 @@ async fn compile_bytecode(
     let conn = index.conn();
     let embedded = index::embedded_bases(conn)?;
     let mut out = BTreeMap::new();
+    let mut jobs = Vec::new();
     for (&platform, fingerprint) in opts.fingerprints.iter().filter(|(p, _)| plan.platforms.contains(p)) {
         // publish refused any platform without its export directory.
         let dir = &opts.exports[&platform];
@@ -509,39 +511,33 @@ async fn compile_bytecode(
                 }
             }
         };
-        // Whether hermesc wrote a map of new bytecode (a reused one's map is
-        // the one made when it was published).
-        let compiled = !matches!(step, Step::Reuse(..));
-        match step {
-            Step::Reuse(what, b) => {
-                eprintln!("{platform}: the JavaScript is unchanged: the bytecode of {what} is reused");
-                std::fs::write(&hbc_path, b).map_err(Error::file("write", hbc_path.clone()))?;
-            }
-            Step::Against(what, b) => {
-                let base_path = js_path.with_extension("base.hbc");
-                std::fs::write(&base_path, b).map_err(Error::file("write", base_path.clone()))?;
-                let compiled = hermesc.compile(&js_path, &hbc_path, Some(&base_path));
-                std::fs::remove_file(&base_path).map_err(Error::file("remove", base_path.clone()))?;
-                compiled?;
-                eprintln!("{platform}: bytecode compiled against {what} (delta bytecode)");
-            }
-            Step::Plain(why) => {
-                eprintln!("{platform}: {why}: bytecode compiled without a base");
-                hermesc.compile(&js_path, &hbc_path, None)?;
-            }
+        jobs.push(Job {
+            platform,
+            dir,
+            js_path,
+            hbc_path,
+            hbc_rel,
+            js_sha256,
+            step,
+        });
+    }
+    // The platforms compile at once (hermesc uses one core each), and say
+    // what they did in platform order.
+    let done: Vec<Result<Vec<String>>> = crate::off_runtime(|| {
+        std::thread::scope(|s| {
+            let running: Vec<_> = jobs.iter().map(|job| s.spawn(|| job.run(plan))).collect();
+            running
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    });
+    for (job, said) in jobs.into_iter().zip(done) {
+        for line in said? {
+            eprintln!("{}: {line}", job.platform);
         }
-        let metro_map = js_path.with_extension("js.map");
-        if compiled && metro_map.is_file() {
-            let hermes_map = hbc_path.with_extension("hbc.map");
-            if let Err(e) = hermes::compose_source_maps(&plan.project_root, &metro_map, &hermes_map) {
-                eprintln!(
-                    "{platform}: {} maps the bytecode to the bundle's JS only: {e}",
-                    hermes_map.display()
-                );
-            }
-        }
-        name_bundle(dir, platform, &hbc_rel)?;
-        out.insert(platform, js_sha256);
+        name_bundle(job.dir, job.platform, &job.hbc_rel)?;
+        out.insert(job.platform, job.js_sha256);
     }
     Ok(out)
 }
@@ -554,6 +550,58 @@ enum Step {
     Against(String, Vec<u8>),
     /// Compiled without a base, for the reason given.
     Plain(String),
+}
+
+/// One platform's bytecode to make: its export's JS, where the bytecode
+/// goes, and how it is made.
+struct Job<'a> {
+    platform: Platform,
+    dir: &'a Path,
+    js_path: PathBuf,
+    hbc_path: PathBuf,
+    hbc_rel: String,
+    js_sha256: String,
+    step: Step,
+}
+
+impl Job<'_> {
+    /// Makes the bytecode (and, for a new compile, its source map composed
+    /// with Metro's); returns what to say about it.
+    fn run(&self, plan: &DeltaPlan) -> Result<Vec<String>> {
+        let (js_path, hbc_path) = (&self.js_path, &self.hbc_path);
+        let mut said = Vec::new();
+        match &self.step {
+            Step::Reuse(what, b) => {
+                std::fs::write(hbc_path, b).map_err(Error::file("write", hbc_path.clone()))?;
+                said.push(format!("the JavaScript is unchanged: the bytecode of {what} is reused"));
+                // A reused bytecode's map is the one made when it was published.
+                return Ok(said);
+            }
+            Step::Against(what, b) => {
+                let base_path = js_path.with_extension("base.hbc");
+                std::fs::write(&base_path, b).map_err(Error::file("write", base_path.clone()))?;
+                let compiled = plan.hermesc.compile(js_path, hbc_path, Some(&base_path));
+                std::fs::remove_file(&base_path).map_err(Error::file("remove", base_path.clone()))?;
+                compiled?;
+                said.push(format!("bytecode compiled against {what} (delta bytecode)"));
+            }
+            Step::Plain(why) => {
+                plan.hermesc.compile(js_path, hbc_path, None)?;
+                said.push(format!("{why}: bytecode compiled without a base"));
+            }
+        }
+        let metro_map = js_path.with_extension("js.map");
+        if metro_map.is_file() {
+            let hermes_map = hbc_path.with_extension("hbc.map");
+            if let Err(e) = hermes::compose_source_maps(&plan.project_root, &metro_map, &hermes_map) {
+                said.push(format!(
+                    "{} maps the bytecode to the bundle's JS only: {e}",
+                    hermes_map.display()
+                ));
+            }
+        }
+        Ok(said)
+    }
 }
 
 /// Sets `fileMetadata.<platform>.bundle` in DIR/metadata.json.
