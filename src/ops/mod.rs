@@ -21,6 +21,7 @@ pub mod report;
 pub mod restamp;
 pub mod rollout;
 pub mod status;
+pub mod steps;
 pub mod verify;
 
 use chrono::{DateTime, Duration, Utc};

@@ -331,7 +331,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     )))
                 }
                 None => {
-                    super::rollout::refuse_if_rolling(idx.conn(), &c.pointer, &format!("publish {version} to {}", c.pointer))?;
+                    super::steps::refuse_if_rolling(idx.conn(), &c.pointer, &format!("publish {version} to {}", c.pointer))?;
                     fresh.push((platform, c))
                 }
             }
@@ -394,7 +394,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     }),
                 });
                 if let Some(plan) = &opts.rollout {
-                    events.push(super::rollout::start(tx, signer, &c.pointer, &version, plan, now, generation)?);
+                    events.push(super::steps::start(tx, signer, &c.pointer, &version, plan, now, generation)?);
                 }
                 out.push(PublishedPackage {
                     platform: *platform,

@@ -6,16 +6,15 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use serde::Serialize;
 
-use super::{commit, next_created_at, recorded_base_url, stamp, Context, Plan};
+pub use super::steps::Restamped;
+use super::steps::{current, embedded, refuse_if_rolling, restamp, start};
+use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
-use crate::index::{self, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft};
-use crate::manifest::format_time;
+use crate::index::{self, Package};
 use crate::names::{Channel, Platform, PointerId, Version};
 use crate::rollout::RolloutPlan;
 use crate::signing::Signer;
-use crate::tree::PublicObject;
 
 /// What a rollback goes back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,105 +25,6 @@ pub enum RollbackTarget {
     To(Version),
     /// The update embedded in the build.
     Embedded,
-}
-
-/// What a re-stamp made.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Restamped {
-    /// The pointer.
-    pub pointer: String,
-    /// The new package's version.
-    pub version: Version,
-    /// The original whose bundle it serves (none for rollBackToEmbedded).
-    #[serde(rename = "restampOf")]
-    pub restamp_of: Option<Version>,
-    /// createdAt (also the commitTime of a directive).
-    #[serde(rename = "createdAt")]
-    pub created_at: String,
-}
-
-/// What a pointer already serves, reported as the outcome of a re-stamp that
-/// had nothing left to do.
-fn current(live: &Package) -> Restamped {
-    Restamped {
-        pointer: live.pointer.to_string(),
-        version: live.version.clone(),
-        restamp_of: live.restamp_of.clone(),
-        created_at: format_time(live.created_at),
-    }
-}
-
-/// Re-stamps `source`'s bundle onto `pointer`. Refuses a banned source.
-pub(crate) fn restamp(
-    conn: &Connection,
-    signer: &Signer,
-    source: &Package,
-    pointer: &PointerId,
-    now: DateTime<Utc>,
-) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
-    let original = source.original().clone();
-    if source.ban.is_some() {
-        return Err(Error::usage(format!(
-            "{}/{} is banned and can never be served again; choose another version (see `otapub status`)",
-            source.pointer.platform, source.version
-        )));
-    }
-    if source.retired.is_some() {
-        return Err(Error::usage(format!(
-            "{}/{} was retired by `otapub gc --keep` and its bundle may be deleted; choose a newer version (see `otapub status`)",
-            source.pointer.platform, source.version
-        )));
-    }
-    let PackageContent::Update { bundle, .. } = &source.content else {
-        return Err(Error::usage(format!(
-            "{} is a rollBackToEmbedded directive, not an update; use `otapub rollback --to-embedded` instead",
-            source.version
-        )));
-    };
-    let n = index::next_restamp_number(conn, pointer.platform, &original)?;
-    let version = Version::derived(format!("{original}.r{n}"))?;
-    let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
-    let base_url = recorded_base_url(conn)?;
-    let content_hash = index::restamp_content_hash(pointer, &version, &original, created_at);
-    let manifest_id = super::derive_manifest_id(&[
-        pointer.platform.as_str(),
-        version.as_str(),
-        &index::to_ms(created_at).to_string(),
-        &content_hash,
-    ]);
-    let pkg = PackageDraft {
-        pointer: pointer.clone(),
-        version: version.clone(),
-        created_at,
-        restamp_of: Some(original.clone()),
-        message: source.message.clone(),
-        content: PackageContent::Update {
-            manifest_id: manifest_id.clone(),
-            base_url,
-            bundle: bundle.clone(),
-        },
-        content_hash,
-        format: ManifestFormat::V2,
-    };
-    let (_, objects) = stamp(conn, signer, pkg)?;
-    let event = NewEvent {
-        action: "restamp",
-        target: format!("{}/{version}", pointer.platform),
-        details: serde_json::json!({
-            "pointer": pointer.to_string(),
-            "restampOf": original.as_str(),
-            "from": source.version.as_str(),
-            "id": manifest_id,
-            "createdAt": format_time(created_at),
-        }),
-    };
-    let out = Restamped {
-        pointer: pointer.to_string(),
-        version,
-        restamp_of: Some(original),
-        created_at: format_time(created_at),
-    };
-    Ok((out, objects, event))
 }
 
 /// The createdAt of a package's original (itself unless a re-stamp).
@@ -172,7 +72,7 @@ pub async fn rollback(
                 "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
             )));
         }
-        super::rollout::refuse_if_rolling(idx.conn(), pointer, "roll back")?;
+        refuse_if_rolling(idx.conn(), pointer, "roll back")?;
         // Idempotent by state: a rerun of a rollback to what the pointer
         // already serves (a retry after a crash) changes nothing.
         if let Some(live) = index::live::live_package(&packages, None) {
@@ -222,41 +122,6 @@ pub async fn rollback(
     .await
 }
 
-/// Records a rollBackToEmbedded directive package.
-pub(crate) fn embedded(
-    conn: &Connection,
-    signer: &Signer,
-    pointer: &PointerId,
-    now: DateTime<Utc>,
-) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
-    let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
-    let content_hash = index::directive_content_hash(pointer, created_at);
-    let version = Version::derived(format!("embedded-{}", &content_hash[..16]))?;
-    let pkg = PackageDraft {
-        pointer: pointer.clone(),
-        version: version.clone(),
-        created_at,
-        restamp_of: None,
-        message: None,
-        content: PackageContent::RollBackToEmbedded,
-        content_hash,
-        format: ManifestFormat::V2,
-    };
-    let (_, objects) = stamp(conn, signer, pkg)?;
-    let event = NewEvent {
-        action: "rollback-to-embedded",
-        target: format!("{}/{version}", pointer.platform),
-        details: serde_json::json!({ "pointer": pointer.to_string(), "commitTime": format_time(created_at) }),
-    };
-    let out = Restamped {
-        pointer: pointer.to_string(),
-        version,
-        restamp_of: None,
-        created_at: format_time(created_at),
-    };
-    Ok((out, objects, event))
-}
-
 /// Re-stamps a package into another channel (same platform and
 /// fingerprint); with `rollout`, as the candidate of a rollout there.
 pub async fn promote(
@@ -287,7 +152,7 @@ pub async fn promote(
                 return Ok(Plan::unchanged(current(c), BTreeSet::from([pointer.clone()])));
             }
         }
-        super::rollout::refuse_if_rolling(idx.conn(), &pointer, "promote")?;
+        refuse_if_rolling(idx.conn(), &pointer, "promote")?;
         if let Some(live) = index::live::live_package(&target, None) {
             if live.bundle().is_some() && live.original() == source.original() {
                 return Ok(Plan::unchanged(current(live), BTreeSet::from([pointer.clone()])));
@@ -299,7 +164,7 @@ pub async fn promote(
             event.action = "promote";
             let mut events = vec![event];
             if let Some(plan) = rollout {
-                events.push(super::rollout::start(tx, signer, &pointer, &out.version, plan, now, generation)?);
+                events.push(start(tx, signer, &pointer, &out.version, plan, now, generation)?);
             }
             let plan = Plan {
                 output: out,

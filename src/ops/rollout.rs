@@ -10,195 +10,16 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-use super::restamp::{embedded, restamp, Restamped};
-use super::{commit, ensure_no_update_directive, Context, Plan};
+use super::steps::{ban_family, gate_details, restamp, seal, served, Banned, Restamped};
+use super::{commit, Context, Plan};
 use crate::docs::{RolloutDoc, ServedDoc};
 use crate::error::{Error, Result};
-use crate::index::{self, live, GateReading, Index, NewEvent, Package, PackageContent, Rollout, SignedRecord};
+use crate::index::{self, live, GateReading, Index, NewEvent, Rollout};
 use crate::manifest::format_time;
 use crate::names::{PointerId, Version};
-use crate::rollout::{self as rules, Lifecycle, Permutation, RolloutPlan};
-use crate::signing::{self, Signer};
+use crate::rollout::{self as rules, Lifecycle};
+use crate::signing::Signer;
 use crate::tree::PublicObject;
-
-/// What a side of a rollout serves, as reported.
-fn served(p: &Package) -> ServedDoc {
-    ServedDoc {
-        version: p.version.to_string(),
-        id: match &p.content {
-            PackageContent::Update { manifest_id, .. } => Some(manifest_id.clone()),
-            PackageContent::RollBackToEmbedded => None,
-        },
-    }
-}
-
-/// Signs the rollout's record as of the commit with `generation`: what the
-/// candidate buckets and the pointer serve once that commit lands.
-pub(crate) fn seal(conn: &Connection, signer: &Signer, r: &mut Rollout, generation: u64) -> Result<()> {
-    let packages = index::pointer_packages(conn, &r.pointer)?;
-    let candidate = packages.iter().find(|p| p.version == r.candidate).ok_or_else(|| {
-        Error::IndexContent(format!(
-            "the rollout on {} names candidate {} that is not a package there",
-            r.pointer, r.candidate
-        ))
-    })?;
-    r.generation = generation;
-    let doc = RolloutDoc {
-        pointer: r.pointer.to_string(),
-        candidate: served(candidate),
-        control: live::live_package(&packages, Some(r)).map(served),
-        percent: r.percent,
-        buckets: r.live_buckets(),
-        generation,
-        paused: r.state == Lifecycle::Paused,
-        state: r.state.as_str().to_string(),
-        strategy: r.strategy.as_str().to_string(),
-        step: r.step,
-        abort_threshold: r.abort_threshold,
-        permutation: r.permutation.as_slice().to_vec(),
-    };
-    let payload = serde_json::to_vec(&doc).expect("a rollout record serializes");
-    let signatures = signer.sign(signing::ROLLOUT_PAYLOAD_TYPE, &payload);
-    r.record = SignedRecord { payload, signatures };
-    Ok(())
-}
-
-/// How to finish the rollout on a pointer, for refusals.
-fn finish_first(r: &Rollout) -> String {
-    let p = &r.pointer;
-    format!(
-        "{p} has a {} rollout of {} at {} %; complete it (`otapub rollout complete --channel {} --platform {} --fingerprint {}`) \
-         or abort it (`otapub rollout abort … --reason TEXT`) first",
-        r.state.as_str(),
-        r.candidate,
-        r.percent,
-        p.channel,
-        p.platform,
-        p.fingerprint
-    )
-}
-
-/// Refuses a `publish`, `rollback` or `promote` that would change what a
-/// pointer with an active rollout serves.
-pub(crate) fn refuse_if_rolling(conn: &Connection, pointer: &PointerId, what: &str) -> Result<()> {
-    match index::active_rollout(conn, pointer)? {
-        Some(r) => Err(Error::usage(format!("cannot {what}: {}", finish_first(&r)))),
-        None => Ok(()),
-    }
-}
-
-/// Starts a rollout of `candidate` (just recorded on `pointer` in this
-/// transaction) against what the pointer served before it.
-pub(crate) fn start(
-    conn: &Connection,
-    signer: &Signer,
-    pointer: &PointerId,
-    candidate: &Version,
-    plan: &RolloutPlan,
-    now: DateTime<Utc>,
-    generation: u64,
-) -> Result<NewEvent> {
-    let packages = index::pointer_packages(conn, pointer)?;
-    let others: Vec<Package> = packages.iter().filter(|p| &p.version != candidate).cloned().collect();
-    let control = live::live_package(&others, None).ok_or_else(|| {
-        Error::usage(format!(
-            "{pointer} serves nothing yet that devices could keep as the control of a rollout; publish without --rollout"
-        ))
-    })?;
-    let mut r = Rollout {
-        id: 0,
-        pointer: pointer.clone(),
-        candidate: candidate.clone(),
-        control: Some(control.version.clone()),
-        strategy: plan.strategy,
-        step: plan.step,
-        abort_threshold: plan.abort_threshold,
-        percent: plan.percent,
-        permutation: Permutation::random()?,
-        state: Lifecycle::Created,
-        started_at: now,
-        updated_at: now,
-        generation,
-        // Sealed below, once running; a row always holds a signed record,
-        // so the created row holds an empty one (never rendered).
-        record: SignedRecord {
-            payload: Vec::new(),
-            signatures: signer.sign(signing::ROLLOUT_PAYLOAD_TYPE, b""),
-        },
-        gate: None,
-        reason: None,
-    };
-    r.id = index::insert_rollout(conn, &r)?;
-    r.state = Lifecycle::Running;
-    seal(conn, signer, &mut r, generation)?;
-    index::update_rollout(conn, &r)?;
-    Ok(NewEvent {
-        action: "rollout-start",
-        target: pointer.to_string(),
-        details: serde_json::json!({
-            "candidate": candidate.as_str(),
-            "control": control.version.as_str(),
-            "percent": r.percent,
-            "strategy": r.strategy.as_str(),
-            "step": r.step,
-            "abortThreshold": r.abort_threshold,
-            "buckets": r.live_buckets(),
-        }),
-    })
-}
-
-/// Ends an active rollout whose candidate was just banned (by `rollout
-/// abort`, a tripped gate or `ban`): re-stamps what the pointer now serves
-/// so devices that took the candidate move back, and seals the record.
-pub(crate) fn finish_abort(
-    conn: &Connection,
-    signer: &Signer,
-    mut r: Rollout,
-    reason: &str,
-    now: DateTime<Utc>,
-    generation: u64,
-) -> Result<(Vec<PublicObject>, Vec<NewEvent>, Option<Restamped>)> {
-    r.state = Lifecycle::Aborted;
-    r.reason = Some(reason.to_string());
-    r.updated_at = now;
-    let packages = index::pointer_packages(conn, &r.pointer)?;
-    let mut objects = Vec::new();
-    let mut events = Vec::new();
-    let back = match live::live_package(&packages, Some(&r)) {
-        Some(control) if control.bundle().is_some() => Some(restamp(conn, signer, control, &r.pointer, now)?),
-        Some(_) => Some(embedded(conn, signer, &r.pointer, now)?),
-        None => {
-            ensure_no_update_directive(conn, signer, &r.pointer)?;
-            None
-        }
-    };
-    let restamped = back.map(|(out, objs, event)| {
-        objects.extend(objs);
-        events.push(event);
-        out
-    });
-    seal(conn, signer, &mut r, generation)?;
-    index::update_rollout(conn, &r)?;
-    events.insert(
-        0,
-        NewEvent {
-            action: "rollout-abort",
-            target: r.pointer.to_string(),
-            details: serde_json::json!({
-                "candidate": r.candidate.as_str(),
-                "percent": r.percent,
-                "reason": reason,
-                "gate": r.gate.map(gate_details),
-                "restamped": restamped.as_ref().map(|x| x.version.as_str()),
-            }),
-        },
-    );
-    Ok((objects, events, restamped))
-}
-
-fn gate_details(g: GateReading) -> serde_json::Value {
-    serde_json::json!({ "failed": g.failed, "total": g.total, "rate": g.rate() })
-}
 
 /// What a rollout command did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -499,11 +320,11 @@ fn abort_with_ban(
     actor: &str,
     now: DateTime<Utc>,
     generation: u64,
-) -> Result<(super::ban::Banned, Vec<NewEvent>)> {
+) -> Result<(Banned, Vec<NewEvent>)> {
     index::update_rollout(conn, r)?;
     let candidate = index::package(conn, r.pointer.platform, &r.candidate)?
         .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
-    let mut banned = super::ban::ban_family(conn, signer, &candidate, reason, actor, false, now, generation)?;
+    let mut banned = ban_family(conn, signer, &candidate, reason, actor, false, now, generation)?;
     // As `ban` records it: the ban first, then what it caused.
     let mut events = vec![NewEvent {
         action: "ban",
