@@ -6,7 +6,8 @@
 //!
 //! One process runs them all, several at a time: a test sets no process
 //! environment and changes no working directory (it gives its child
-//! `Command`s what they need).
+//! `Command`s what they need), and takes its ports from
+//! [`common::edge::free_port`], which never hands the same port out twice.
 
 mod common;
 

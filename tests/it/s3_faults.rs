@@ -154,12 +154,8 @@ fn against(env: &TestEnv, endpoint: &str, args: &[&str]) -> std::process::Output
 fn a_server_that_is_gone_or_never_answers_ends_the_command() {
     let server = S3Server::start();
     let env = TestEnv::on_s3(&server);
-    // Gone: nothing listens on the port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    // Gone: nothing listens on the port (and no other test is given it).
+    let port = crate::common::edge::free_port();
     let start = Instant::now();
     let out = against(&env, &format!("http://127.0.0.1:{port}"), &["status"]);
     let err = stderr(&out);

@@ -101,12 +101,24 @@ pub fn process_ids(pid: u32) -> Option<ProcessIds> {
     Some((ids("Uid:")?, ids("Gid:")?))
 }
 
+/// A port nothing listens on now, for a server a test is about to start.
+/// Every test runs in one process: a port handed out once is never handed
+/// out again, so two tests starting servers at once cannot both be given
+/// the port the kernel freed between them.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Waits until something listens on `port` (or the child has died).
