@@ -6,6 +6,7 @@
 # back after every kill by an independent reader (tests/it/kill_soak.rs), the
 # command is rerun to completion and `otapub check` must pass. Prints the
 # counts per command. CI runs the same test with 20 random kills.
+# It prints its seed first ("soak seed: S"), and again with any failure.
 #   scripts/kill-soak.sh [N]        OTAPUB_SOAK_SEED=S replays a run;
 #                                   OTAPUB_SOAK_ONLY="rollout set" soaks one command
 set -euo pipefail

@@ -9,7 +9,9 @@
 //! succeed, after which `otapub check` must find nothing wrong.
 //!
 //! `OTAPUB_SOAK_TRIALS` random kills per command (default 20, what CI runs;
-//! `scripts/kill-soak.sh` runs 200), `OTAPUB_SOAK_SEED` replays a run.
+//! `scripts/kill-soak.sh` runs 200). The seed of every random choice is
+//! `OTAPUB_SOAK_SEED` when set, else a fresh random one; it is printed first
+//! and with any failure, and `OTAPUB_SOAK_SEED` set to it replays the run.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,10 +21,20 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A small deterministic generator (xorshift64*), seeded and printed so a
-/// failing run can be replayed.
+/// failing run can be replayed: every random choice of the soak is drawn
+/// from the one `Rng` its seed makes.
 struct Rng(u64);
 
 impl Rng {
+    /// Any seed, 0 included (xorshift's state must not be 0): its bits mixed
+    /// by splitmix64 first.
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)).max(1))
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -633,23 +645,45 @@ fn trial(
     took
 }
 
+/// `OTAPUB_SOAK_SEED` when set (a number, or the test fails), else a fresh
+/// random one.
+fn soak_seed() -> u64 {
+    match std::env::var("OTAPUB_SOAK_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("OTAPUB_SOAK_SEED={v:?}: not a number")),
+        Err(_) => {
+            let mut bytes = [0u8; 8];
+            getrandom::getrandom(&mut bytes).expect("random seed");
+            u64::from_le_bytes(bytes)
+        }
+    }
+}
+
 #[test]
 fn every_mutating_command_survives_kills() {
+    let seed = soak_seed();
+    let replay = format!("soak seed: {seed} (rerun with OTAPUB_SOAK_SEED={seed})");
+    eprintln!("{replay}");
+    // Every failure, a panic included, names the seed that replays it.
+    if let Err(e) = catch_unwind(AssertUnwindSafe(|| soak(seed, &replay))) {
+        let what = e
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| e.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        panic!("{what}\n{replay}");
+    }
+}
+
+fn soak(seed: u64, replay: &str) {
     let random: usize = std::env::var("OTAPUB_SOAK_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let seed: u64 = std::env::var("OTAPUB_SOAK_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
-    eprintln!("kill soak: {random} random kills per command, OTAPUB_SOAK_SEED={seed}");
-    let mut rng = Rng(seed);
+    eprintln!("kill soak: {random} random kills per command");
+    let mut rng = Rng::new(seed);
     let mut all_ok = true;
     // OTAPUB_SOAK_ONLY=NAME runs one command's soak (e.g. "rollout set").
     let only = std::env::var("OTAPUB_SOAK_ONLY").ok();
@@ -693,7 +727,10 @@ fn every_mutating_command_survives_kills() {
         for _ in 0..random {
             t += 1;
             let micros = (last.as_micros() as u64).max(1000);
-            let after = Duration::from_micros(rng.next() % micros);
+            // A share of that time drawn from the seed (not the time modulo
+            // a draw): one seed replays the same shares however fast it runs.
+            let share = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let after = Duration::from_micros((micros as f64 * share) as u64);
             last = last.max(trial(&env, &subject, t, None, Some(after), &mut seen, &mut tally));
         }
         // Killed processes leave no temporary files once a command has run.
@@ -706,7 +743,7 @@ fn every_mutating_command_survives_kills() {
             subject.name, boundaries, tally.killed, tally.consistent, tally.trials, tally.completed, tally.trials
         );
         for f in &tally.failures {
-            eprintln!("    {f}");
+            eprintln!("    {f} [{replay}]");
         }
         all_ok &= tally.failures.is_empty();
     }
