@@ -1,8 +1,10 @@
 //! Every integration test, in one test binary (one link of the crate instead
 //! of one per file). Each module was a file of its own under `tests/`; its
 //! doc comment says what it covers. `cargo test --test it -- MODULE::` runs
-//! one module (`s3::` also matches nothing but `s3::`'s own tests: the
-//! other S3 modules are `s3_concurrent::` and `s3_faults::`).
+//! one module (the filter is a substring: `s3::` selects the s3 module's
+//! tests only, not `s3_concurrent::` or `s3_faults::`). A new test file is a
+//! module here: a `.rs` file directly under `tests/` would be linked as a
+//! binary of its own again.
 //!
 //! One process runs them all, several at a time: a test sets no process
 //! environment and changes no working directory (it gives its child
