@@ -25,7 +25,7 @@ else
   cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet --root "$tools/s3s-fs"
 fi
 
-# The edge runtimes of the staged-rollout rule (tests/edge.rs):
+# The edge runtimes of the staged-rollout rule (tests/it/edge.rs):
 #   - nginx with njs, from Debian's packages (nginx-light, libnginx-mod-http-js);
 #   - workerd 1.20261117.1 (Cloudflare's Workers runtime), from the npm registry;
 #   - Node.js runs the Lambda@Edge function (the machine's own).
@@ -36,7 +36,7 @@ elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get install -y -q nginx-light libnginx-mod-http-js >/dev/null 2>&1 \
     || { apt-get update -q >/dev/null && apt-get install -y -q nginx-light libnginx-mod-http-js >/dev/null; }
 else
-  echo "nginx + njs: not installed, and this is not root on a Debian machine: install nginx and libnginx-mod-http-js, or tests/edge.rs fails" >&2
+  echo "nginx + njs: not installed, and this is not root on a Debian machine: install nginx and libnginx-mod-http-js, or tests/it/edge.rs fails" >&2
 fi
 
 workerd_version=1.20261117.1
@@ -51,17 +51,17 @@ else
 fi
 
 # Colin Percival's bsdiff/bspatch 4.3 (Debian's bsdiff package): the reference
-# the patch tests check otapub's BSDIFF40 patches against (tests/patch_format.rs).
+# the patch tests check otapub's BSDIFF40 patches against (tests/it/patch_format.rs).
 if [ -x /usr/bin/bspatch ] && [ -x /usr/bin/bsdiff ]; then
   echo "bsdiff 4.3: already installed (skipping install)"
 elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "bsdiff 4.3: installing Debian's bsdiff package with apt-get"
   apt-get install -y -q bsdiff >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q bsdiff >/dev/null; }
 else
-  echo "bsdiff 4.3: not installed, and this is not root on a Debian machine: install bsdiff, or tests/patch_format.rs fails" >&2
+  echo "bsdiff 4.3: not installed, and this is not root on a Debian machine: install bsdiff, or tests/it/patch_format.rs fails" >&2
 fi
 
-# Headless Chromium for the operators' page (tests/report.rs): Debian's
+# Headless Chromium for the operators' page (tests/it/report.rs): Debian's
 # chromium, driven by playwright-core 1.64.1 from the npm registry (no browser
 # download: it uses /usr/bin/chromium).
 if [ -x /usr/bin/chromium ]; then
@@ -70,7 +70,7 @@ elif command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "chromium: installing Debian's chromium package with apt-get (about a minute)"
   apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
 else
-  echo "chromium: not installed, and this is not root on a Debian machine: install chromium, or tests/report.rs fails" >&2
+  echo "chromium: not installed, and this is not root on a Debian machine: install chromium, or tests/it/report.rs fails" >&2
 fi
 playwright_version=1.64.1
 if [ "$(node -p "require('$tools/browser/node_modules/playwright-core/package.json').version" 2>/dev/null)" = "$playwright_version" ]; then
@@ -83,7 +83,7 @@ else
 fi
 
 # Expo's config-plugin library, to apply npm/otapub/app.plugin.js as
-# `expo prebuild` does (tests/expo_plugin.rs).
+# `expo prebuild` does (tests/it/expo_plugin.rs).
 plugins_version=9.1.7
 if [ "$(node -p "require('$tools/expo-plugins/node_modules/@expo/config-plugins/package.json').version" 2>/dev/null)" = "$plugins_version" ]; then
   echo "@expo/config-plugins $plugins_version: already installed in $tools/expo-plugins (skipping install)"
@@ -96,7 +96,7 @@ fi
 
 # Python's `cryptography` 51.0.1, from PyPI: a strict DER parser that is not
 # otapub's (Rust's x509-parser accepts what DER forbids), to check that every
-# certificate otapub writes re-encodes byte for byte (tests/keys.rs).
+# certificate otapub writes re-encodes byte for byte (tests/it/keys.rs).
 cryptography_version=51.0.1
 if [ -x "$tools/pyx509/bin/python" ] && "$tools/pyx509/bin/python" -c "import cryptography, sys; sys.exit(cryptography.__version__ != '$cryptography_version')" 2>/dev/null; then
   echo "cryptography $cryptography_version: already installed in $tools/pyx509 (skipping install)"
@@ -108,7 +108,7 @@ else
 fi
 
 # A real Expo app from Expo's published template, for the project tests
-# (tests/expo_project.rs): create-expo-app 5.0.0 with expo-template-default
+# (tests/it/expo_project.rs): create-expo-app 5.0.0 with expo-template-default
 # 57.0.28 (Expo SDK 57), plus expo-updates; every dependency pinned by
 # tests/data/expo-app/package-lock.json and installed once with `npm ci`.
 # The tests copy it; only this first run pays for the install.
@@ -133,7 +133,7 @@ fi
 
 # A Hermes VM for Linux whose compiler and VM come from one Hermes release
 # (hermes-engine-cli 0.12.0 from the npm registry: hermes and hermesc,
-# bytecode version 89): tests/delta_bytecode.rs runs bytecode compiled with
+# bytecode version 89): tests/it/delta_bytecode.rs runs bytecode compiled with
 # and without -base-bytecode in it and compares what the programs print.
 hermes_cli_version=0.12.0
 if [ -x "$tools/hermes-engine-cli/node_modules/hermes-engine-cli/linux64-bin/hermes" ] \

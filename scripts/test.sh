@@ -11,4 +11,5 @@ echo "== every test (S3 tests on moto; the benchmark's smoke run included)"
 cargo build --locked --example bench_tools
 cargo test --locked --all-targets
 echo "== the sequential S3 tests again, on s3s-fs"
-OTAPUB_TEST_S3_SERVER=s3s-fs cargo test --locked --test s3
+# `s3::` is the s3 module's tests only (not s3_concurrent::, not s3_faults::).
+OTAPUB_TEST_S3_SERVER=s3s-fs cargo test --locked --test it -- s3::

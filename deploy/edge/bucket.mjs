@@ -2,7 +2,7 @@
 // deterministicUniformValue of its eas-client-id, times 100, rounded down;
 // null when the id is not a UUID in 8-4-4-4-12 hex form. 32-bit arithmetic
 // only: njs has no BigInt. One ES module, imported by every edge template
-// (nginx's otapub.js, the Worker, the Lambda@Edge function); tests/edge.rs
+// (nginx's otapub.js, the Worker, the Lambda@Edge function); tests/it/edge.rs
 // checks it against an independent transcription of SPEC's formula.
 var OTAPUB_UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 

@@ -1,6 +1,6 @@
 // otapub's patch rule (SPEC "Patches for the launch asset"), shared by every
 // edge template (nginx's otapub.js, the Worker, the Lambda@Edge function) and
-// checked against `otapub serve` by tests/edge.rs.
+// checked against `otapub serve` by tests/it/edge.rs.
 //
 // A launch-asset request asks for a patch when its a-im header names bsdiff
 // and it carries expo-requested-update-id R (the update being downloaded) and

@@ -1,9 +1,0 @@
-//! The core scenario of the issue, end to end through the real binary on a
-//! local store, with the tree read back independently of otapub's own types.
-
-mod common;
-
-#[test]
-fn publish_ban_rollback_regenerate_verify() {
-    common::scenario::core_scenario(&common::TestEnv::new());
-}
