@@ -391,7 +391,7 @@ pub async fn rebuild(
             out.skipped.push(format!("{}: its manifest.json is missing", info.key));
             continue;
         };
-        let body_sha256 = index::sha256_hex(&body.bytes);
+        let body_sha256 = Sha256Digest::of(&body.bytes).to_hex();
         match read_signed(&body, &envelope, trusted)
             .and_then(|part| recover(version, platform, part, body_sha256, &mut asset_types))
         {
@@ -443,11 +443,11 @@ pub async fn rebuild(
                 .filter_map(|o| o.meta.generation)
                 .max()
                 .unwrap_or(0);
-            stamps.insert(p.clone(), (index::sha256(&b.bytes), generation));
+            stamps.insert(p.clone(), (*Sha256Digest::of(&b.bytes).as_bytes(), generation));
         }
         let part = body
             .zip(envelope)
-            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, index::sha256_hex(&b.bytes))));
+            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, Sha256Digest::of(&b.bytes).to_hex())));
         served.insert(p.clone(), part);
     }
 
@@ -503,7 +503,7 @@ pub async fn rebuild(
             continue;
         };
         if let Ok(part) = read_signed(&body, &envelope, trusted) {
-            bucket_served.insert(pointer.clone(), (part, index::sha256_hex(&body.bytes)));
+            bucket_served.insert(pointer.clone(), (part, Sha256Digest::of(&body.bytes).to_hex()));
         }
     }
 
@@ -612,7 +612,7 @@ pub async fn rebuild(
                 (Some(d), _) => d,
                 (None, Some(s)) => {
                     let signatures = s.sign_payload(&payload);
-                    let body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &signatures).body);
+                    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
                     StoredDirective { signatures, body_sha256 }
                 }
                 (None, None) => {

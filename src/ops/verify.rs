@@ -9,13 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::status::LeafStatus;
 use super::Context;
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::PatchRow;
 use crate::manifest::{boundary_of, parse_multipart};
@@ -491,7 +489,7 @@ async fn verify_pointer(
             let got = source
                 .fetch_asset(url, &sha_hex)
                 .await?
-                .map(|o| B64URL.encode(Sha256::digest(&o.bytes)));
+                .map(|o| Sha256Digest::of(&o.bytes).expo_hash());
             seen.assets.insert(url.to_string(), got);
         }
         match &seen.assets[url] {
@@ -603,7 +601,7 @@ async fn verify_patch(source: &Source<'_>, url: &str, hash: &str, row: &PatchRow
     };
     match crate::patch::apply(&base.bytes, &patch.bytes) {
         Err(e) => problems.push(format!("{e} (run `otapub regenerate --verify-bytes`)")),
-        Ok(out) if B64URL.encode(Sha256::digest(&out)) != hash => problems.push(
+        Ok(out) if Sha256Digest::of(&out).expo_hash() != hash => problems.push(
             "applied to its base it does not give the launch asset the manifest signs (run `otapub regenerate --verify-bytes`)".into(),
         ),
         Ok(_) => {}
