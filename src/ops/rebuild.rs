@@ -241,7 +241,7 @@ fn read_embedded(obj: &Object, trusted: &TrustedKeys) -> std::result::Result<(Em
     }
     let signatures = Signatures::adopt(&env, trusted, None, None).map_err(|e| format!("not adopted: {e}"))?;
     let doc: EmbeddedRecord = serde_json::from_slice(&env.payload).map_err(|e| format!("embedded record: {e}"))?;
-    if crate::rollout::uniform_value(&doc.update_id).is_none() || doc.update_id != doc.update_id.to_ascii_lowercase() {
+    if crate::names::uuid_bytes(&doc.update_id).is_none() || doc.update_id != doc.update_id.to_ascii_lowercase() {
         return Err(format!("update id {:?} is not a lowercase UUID", doc.update_id));
     }
     let base = EmbeddedBase {
