@@ -226,6 +226,7 @@ fn probe_due(store: &dyn Store, index: &Index) -> Result<bool> {
 
 /// Waits a random time that doubles with each lost race (up to a second), so
 /// writers that collided do not collide again in lockstep.
+// Not backon: its jitter adds to the delay ([d, 2d), past the 1 s cap) where this draws in [0, cap], and the commit loop's state across attempts is no retried closure.
 async fn backoff(attempt: u32) {
     let mut r = [0u8; 2];
     let _ = getrandom::getrandom(&mut r);

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use md5::Md5;
+use rayon::prelude::*;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -188,8 +189,8 @@ pub fn hash_file(path: &Path, with_md5: bool) -> Result<FileHash> {
     hash_file_with(path, with_md5, &mut vec![0u8; HASH_BUFFER])
 }
 
-/// [`hash_file`] reading through `buf`: one buffer per hashing thread, not a
-/// fresh (zeroed, page-faulted) 256 KiB per file.
+/// [`hash_file`] reading through `buf`: one buffer per batch of files a
+/// hashing thread takes, not a fresh (zeroed, page-faulted) 256 KiB per file.
 fn hash_file_with(path: &Path, with_md5: bool, buf: &mut [u8]) -> Result<FileHash> {
     let mut f = File::open(path).map_err(Error::file("open", path))?;
     let mut sha = Sha256::new();
@@ -213,45 +214,25 @@ fn hash_file_with(path: &Path, with_md5: bool, buf: &mut [u8]) -> Result<FileHas
     })
 }
 
-/// Hashes every distinct file once, on all cores; a file listed with `true`
-/// gets its MD5 too.
+/// Hashes every distinct file once, on all cores (rayon's pool); a file
+/// listed with `true` gets its MD5 too.
 pub fn hash_files(files: &[(PathBuf, bool)], bar: &indicatif::ProgressBar) -> Result<BTreeMap<PathBuf, FileHash>> {
     let mut wanted: BTreeMap<&PathBuf, bool> = BTreeMap::new();
     for (p, md5) in files {
         *wanted.entry(p).or_default() |= *md5;
     }
     let unique: Vec<(&PathBuf, bool)> = wanted.into_iter().collect();
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .min(unique.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(PathBuf, FileHash)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    let mut buf = vec![0u8; HASH_BUFFER];
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((p, md5)) = unique.get(i) else { break };
-                        mine.push(((*p).clone(), hash_file_with(p, *md5, &mut buf)?));
-                        bar.inc(1);
-                    }
-                    Ok(mine)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut out = BTreeMap::new();
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
+    unique
+        .par_iter()
+        .map_init(
+            || vec![0u8; HASH_BUFFER],
+            |buf, (p, md5)| {
+                let hash = hash_file_with(p, *md5, buf)?;
+                bar.inc(1);
+                Ok(((*p).clone(), hash))
+            },
+        )
+        .collect()
 }
 
 /// The md5 Metro put in an asset's file name, when it carries one.
@@ -259,4 +240,33 @@ pub fn md5_from_name(file: &ExportFile) -> Option<String> {
     let name = Path::new(&file.rel).file_name().and_then(|n| n.to_str()).unwrap_or("");
     let is_md5 = name.len() == 32 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     is_md5.then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_distinct_file_is_hashed_once_with_md5_when_any_listing_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}"));
+                std::fs::write(&p, vec![i as u8; i * 30_000]).unwrap();
+                p
+            })
+            .collect();
+        let mut listed: Vec<(PathBuf, bool)> = files.iter().map(|p| (p.clone(), false)).collect();
+        listed.push((files[3].clone(), true));
+        let hashed = hash_files(&listed, &indicatif::ProgressBar::hidden()).unwrap();
+        assert_eq!(hashed.len(), files.len());
+        for (i, p) in files.iter().enumerate() {
+            let bytes = std::fs::read(p).unwrap();
+            let h = &hashed[p];
+            assert_eq!((h.sha256, h.size), (Sha256Digest::of(&bytes), bytes.len() as u64));
+            assert_eq!(h.md5.is_some(), i == 3);
+        }
+        listed.push((dir.path().join("missing"), false));
+        assert!(hash_files(&listed, &indicatif::ProgressBar::hidden()).is_err());
+    }
 }

@@ -225,15 +225,15 @@ pub fn multipart_framed(
     let mut seed = Sha256::new();
     seed.update(name.as_str());
     seed.update(part);
-    let mut digest = seed.finalize();
+    let mut digest = Sha256Digest::from_bytes(seed.finalize().into());
     // A boundary must not occur in what it separates; a hash of the content
     // practically never does, but rehash until it provably doesn't.
     let boundary = loop {
-        let b = format!("otapub-{}", &hex::encode(digest)[..32]);
+        let b = format!("otapub-{}", &digest.to_hex()[..32]);
         if !contains(part, b.as_bytes()) && !chain.is_some_and(|c| contains(c.as_bytes(), b.as_bytes())) {
             break b;
         }
-        digest = Sha256::digest(digest);
+        digest = Sha256Digest::of(digest.as_bytes());
     };
     let mut out = Vec::with_capacity(part.len() + 512);
     let mut push_part = |name: &str, content_type: &str, body: &[u8], sig: Option<&str>| {

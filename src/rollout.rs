@@ -50,21 +50,19 @@ impl fmt::Debug for Permutation {
 }
 
 impl Permutation {
-    /// A fresh random permutation (Fisher–Yates over OS randomness).
+    /// A fresh random permutation, shuffled by a generator seeded from the
+    /// OS. Only its result is a format (recorded in the index and the signed
+    /// rollout record); devices and the edge compute the bucket, not this.
     pub fn random() -> Result<Permutation> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
         let mut order: [u8; BUCKETS] = std::array::from_fn(|i| i as u8);
-        let mut seed = [0u8; 4 * BUCKETS];
-        getrandom::getrandom(&mut seed).map_err(|e| Error::Store {
+        let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| Error::Store {
             action: "draw",
             key: "a rollout's bucket permutation".into(),
             reason: format!("no OS randomness ({e})"),
         })?;
-        for i in (1..BUCKETS).rev() {
-            let r = u32::from_le_bytes([seed[4 * i], seed[4 * i + 1], seed[4 * i + 2], seed[4 * i + 3]]);
-            // 2^32 mod (i+1) bias is below 2^-25: irrelevant for sampling devices.
-            let j = (r % (i as u32 + 1)) as usize;
-            order.swap(i, j);
-        }
+        order.shuffle(&mut rng);
         Ok(Permutation(order))
     }
 

@@ -254,8 +254,8 @@ async fn pick(store: &dyn Store, target: &Target, headers: &HeaderMap) -> crate:
 fn patch_request(headers: &HeaderMap) -> Option<(String, String)> {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let wants = h("a-im")?.split(',').any(|v| v.trim().eq_ignore_ascii_case("bsdiff"));
-    let requested = h("expo-requested-update-id").filter(|v| crate::rollout::uniform_value(v).is_some())?;
-    let current = h("expo-current-update-id").filter(|v| crate::rollout::uniform_value(v).is_some())?;
+    let requested = h("expo-requested-update-id").filter(|v| crate::names::uuid_bytes(v).is_some())?;
+    let current = h("expo-current-update-id").filter(|v| crate::names::uuid_bytes(v).is_some())?;
     let (r, c) = (requested.to_ascii_lowercase(), current.to_ascii_lowercase());
     (wants && r != c).then_some((r, c))
 }

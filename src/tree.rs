@@ -2,9 +2,10 @@
 //! signing here: every signature was recorded when its package was made, so
 //! the same index always renders to the same bytes.
 
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{sha256_hex, ManifestFormat, Package, PackageContent, PackageDraft, Rollout, StoredDirective};
+use crate::index::{ManifestFormat, Package, PackageContent, PackageDraft, Rollout, StoredDirective};
 use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
 use crate::names::PointerId;
 use crate::signing::{self, Signatures};
@@ -113,7 +114,7 @@ fn objects(key: String, pair: SignedPair, cache_control: &str) -> [PublicObject;
 
 fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &str) -> Result<SignedPair> {
     let pair = signed_pair(payload, sigs);
-    let got = sha256_hex(&pair.body);
+    let got = Sha256Digest::of(&pair.body).to_hex();
     // The one change of rendering allowed: the part framing (form-data →
     // inline, SPEC), which no signature covers. The recorded digest of an
     // older package is of its form-data body; the part bytes must be the same.
@@ -125,7 +126,7 @@ fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &
             sigs.expo_chain(),
             Framing::LegacyFormData,
         );
-        sha256_hex(&body.bytes) == body_sha256
+        Sha256Digest::of(&body.bytes).to_hex() == body_sha256
     };
     if got != body_sha256 && !legacy() {
         return Err(Error::IndexContent(format!(

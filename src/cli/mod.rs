@@ -338,6 +338,7 @@ impl Settings {
             .unwrap_or_default();
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let mut keys: Vec<KeySource> = g.keys.iter().map(|p| KeySource::from_arg(p)).collect();
+        // Not clap's `env` (here and for the two Expo variables below): the variable holds the PEM itself where the flag names a file, and an empty one is ignored.
         if let Ok(pem) = std::env::var("OTAPUB_SIGNING_KEY") {
             if !pem.trim().is_empty() {
                 keys.push(KeySource::Env {
@@ -388,6 +389,7 @@ impl Settings {
             })
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "unknown".to_string());
+        // No flag: a test and replay hook, read only from the environment.
         let clock = match std::env::var("OTAPUB_NOW") {
             Ok(t) => Clock::Fixed(
                 chrono::DateTime::parse_from_rfc3339(&t)

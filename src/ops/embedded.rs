@@ -54,7 +54,7 @@ pub struct EmbeddedOutcome {
 
 /// The canonical (lowercase) form of an update id, or why it is not one.
 fn update_id(id: &str) -> Result<String> {
-    if crate::rollout::uniform_value(id).is_none() {
+    if crate::names::uuid_bytes(id).is_none() {
         return Err(Error::usage(format!(
             "--update-id {id:?} is not a UUID (8-4-4-4-12 hex); take the build's embedded update id from its app.manifest (`id`)"
         )));

@@ -28,6 +28,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Package, PackageDraft, StoredDirective};
 use crate::names::PointerId;
@@ -76,7 +77,7 @@ pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, poi
     }
     let payload = tree::no_update_payload(pointer);
     let signatures = signer.sign_payload(&payload);
-    let body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &signatures).body);
+    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
     index::put_pointer_directive(
         conn,
         pointer,
@@ -91,7 +92,7 @@ pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, poi
 pub fn stamp(conn: &Connection, signer: &Signer, draft: PackageDraft) -> Result<(Package, [PublicObject; 2])> {
     let payload = tree::package_payload(&draft);
     let signatures = signer.sign_payload(&payload);
-    let body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &signatures).body);
+    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
     let mut p = Package::signed(draft, signatures, body_sha256);
     p.id = index::insert_package(conn, &p)?;
     let objects = tree::package_objects(&p)?;

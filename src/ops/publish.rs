@@ -259,7 +259,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         Some(v) => (v.clone(), false),
         None => {
             let all: Vec<&str> = contents.values().map(|c| c.content_hash.as_str()).collect();
-            let h = index::sha256_hex(all.join("\n").as_bytes());
+            let h = Sha256Digest::of(all.join("\n").as_bytes()).to_hex();
             (Version::derived(format!("auto-{}", &h[..16]))?, true)
         }
     };
@@ -457,7 +457,7 @@ async fn compile_bytecode(
             js.truncate(plain_len);
             std::fs::write(&js_path, &js).map_err(Error::file("write", js_path.clone()))?;
         }
-        let js_sha256 = index::sha256_hex(&js);
+        let js_sha256 = Sha256Digest::of(&js).to_hex();
         let pointer = PointerId {
             channel: opts.channel.clone(),
             platform,

@@ -241,7 +241,7 @@ fn read_embedded(obj: &Object, trusted: &TrustedKeys) -> std::result::Result<(Em
     }
     let signatures = Signatures::adopt(&env, trusted, None, None).map_err(|e| format!("not adopted: {e}"))?;
     let doc: EmbeddedRecord = serde_json::from_slice(&env.payload).map_err(|e| format!("embedded record: {e}"))?;
-    if crate::rollout::uniform_value(&doc.update_id).is_none() || doc.update_id != doc.update_id.to_ascii_lowercase() {
+    if crate::names::uuid_bytes(&doc.update_id).is_none() || doc.update_id != doc.update_id.to_ascii_lowercase() {
         return Err(format!("update id {:?} is not a lowercase UUID", doc.update_id));
     }
     let base = EmbeddedBase {
@@ -391,7 +391,7 @@ pub async fn rebuild(
             out.skipped.push(format!("{}: its manifest.json is missing", info.key));
             continue;
         };
-        let body_sha256 = index::sha256_hex(&body.bytes);
+        let body_sha256 = Sha256Digest::of(&body.bytes).to_hex();
         match read_signed(&body, &envelope, trusted)
             .and_then(|part| recover(version, platform, part, body_sha256, &mut asset_types))
         {
@@ -443,11 +443,11 @@ pub async fn rebuild(
                 .filter_map(|o| o.meta.generation)
                 .max()
                 .unwrap_or(0);
-            stamps.insert(p.clone(), (index::sha256(&b.bytes), generation));
+            stamps.insert(p.clone(), (*Sha256Digest::of(&b.bytes).as_bytes(), generation));
         }
         let part = body
             .zip(envelope)
-            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, index::sha256_hex(&b.bytes))));
+            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, Sha256Digest::of(&b.bytes).to_hex())));
         served.insert(p.clone(), part);
     }
 
@@ -503,7 +503,7 @@ pub async fn rebuild(
             continue;
         };
         if let Ok(part) = read_signed(&body, &envelope, trusted) {
-            bucket_served.insert(pointer.clone(), (part, index::sha256_hex(&body.bytes)));
+            bucket_served.insert(pointer.clone(), (part, Sha256Digest::of(&body.bytes).to_hex()));
         }
     }
 
@@ -612,7 +612,7 @@ pub async fn rebuild(
                 (Some(d), _) => d,
                 (None, Some(s)) => {
                     let signatures = s.sign_payload(&payload);
-                    let body_sha256 = index::sha256_hex(&tree::signed_pair(&payload, &signatures).body);
+                    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
                     StoredDirective { signatures, body_sha256 }
                 }
                 (None, None) => {

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{commit, full_view, Context, Plan};
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, NewEvent, ServedExpo, StoredDirective};
 use crate::manifest;
@@ -33,7 +34,7 @@ pub struct Refreshed {
 
 /// The Expo body of `payload` with an Expo layer, and its SHA-256 hex.
 fn body_sha256(payload: &tree::Payload, signature: &str, chain: Option<&str>) -> String {
-    index::sha256_hex(&manifest::multipart(payload.part, &payload.bytes, Some(signature), chain).bytes)
+    Sha256Digest::of(&manifest::multipart(payload.part, &payload.bytes, Some(signature), chain).bytes).to_hex()
 }
 
 /// Re-signs what pointers serve with `signer`'s Expo key and chain.

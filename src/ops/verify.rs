@@ -9,13 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::status::LeafStatus;
 use super::Context;
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::PatchRow;
 use crate::manifest::{boundary_of, parse_multipart};
@@ -219,15 +217,6 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
     Ok(report)
 }
 
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 fn is_expo_time(s: &str) -> bool {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3fZ").is_ok()
         && s.len() == "2026-01-01T00:00:00.000Z".len()
@@ -236,7 +225,7 @@ fn is_expo_time(s: &str) -> bool {
 /// The manifest rules the stock client enforces (expo-updates 57: UpdateFactory, FileDownloader).
 fn manifest_rules(doc: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    if !doc["id"].as_str().is_some_and(is_uuid) {
+    if doc["id"].as_str().and_then(crate::names::uuid_bytes).is_none() {
         problems.push(format!("id {} is not a canonical UUID", doc["id"]));
     }
     if !doc["createdAt"].as_str().is_some_and(is_expo_time) {
@@ -491,7 +480,7 @@ async fn verify_pointer(
             let got = source
                 .fetch_asset(url, &sha_hex)
                 .await?
-                .map(|o| B64URL.encode(Sha256::digest(&o.bytes)));
+                .map(|o| Sha256Digest::of(&o.bytes).expo_hash());
             seen.assets.insert(url.to_string(), got);
         }
         match &seen.assets[url] {
@@ -603,7 +592,7 @@ async fn verify_patch(source: &Source<'_>, url: &str, hash: &str, row: &PatchRow
     };
     match crate::patch::apply(&base.bytes, &patch.bytes) {
         Err(e) => problems.push(format!("{e} (run `otapub regenerate --verify-bytes`)")),
-        Ok(out) if B64URL.encode(Sha256::digest(&out)) != hash => problems.push(
+        Ok(out) if Sha256Digest::of(&out).expo_hash() != hash => problems.push(
             "applied to its base it does not give the launch asset the manifest signs (run `otapub regenerate --verify-bytes`)".into(),
         ),
         Ok(_) => {}
@@ -656,4 +645,31 @@ fn check_chain(parts: &[crate::manifest::ParsedPart], root: &[u8], opts: &Verify
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_id_is_a_hyphenated_uuid_in_either_case() {
+        let id_problem = |id: &str| {
+            manifest_rules(&serde_json::json!({ "id": id }))
+                .iter()
+                .any(|p| p.contains("is not a canonical UUID"))
+        };
+        let id = "8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5f";
+        assert!(!id_problem(id));
+        assert!(!id_problem(&id.to_uppercase()));
+        for bad in [
+            "",
+            "8c5f4b6e3b1a4f7e9d2c0a1b2c3d4e5f",
+            "{8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5f}",
+            "urn:uuid:8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5f",
+            "8c5f4b6e3-b1a-4f7e-9d2c-0a1b2c3d4e5f",
+            "8c5f4b6e-3b1a-4f7e-9d2c-0a1b2c3d4e5g",
+        ] {
+            assert!(id_problem(bad), "{bad:?}");
+        }
+    }
 }

@@ -29,6 +29,7 @@ const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 /// Splits PEM text into certificates (DER), accepting nothing but clean
 /// BEGIN/END CERTIFICATE pairs with base64 between them and blank space
 /// around them.
+// Not pem::parse_many: it skips text outside blocks (a stray END included) and drops a trailing unpaired BEGIN, which the iOS client crashes on.
 pub fn split_pem(text: &str) -> std::result::Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     let mut body: Option<String> = None;
@@ -65,21 +66,13 @@ pub fn split_pem(text: &str) -> std::result::Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-/// PEM text of certificates, one clean pair each, LF line ends.
+/// PEM text of certificates, one clean pair each, 64-column base64, LF
+/// line ends.
 pub fn to_pem(ders: &[Vec<u8>]) -> String {
-    let mut s = String::new();
-    for der in ders {
-        s.push_str(BEGIN);
-        s.push('\n');
-        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
-        for chunk in b64.as_bytes().chunks(64) {
-            s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            s.push('\n');
-        }
-        s.push_str(END);
-        s.push('\n');
-    }
-    s
+    let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    ders.iter()
+        .map(|der| pem::encode_config(&pem::Pem::new("CERTIFICATE", der.clone()), lf))
+        .collect()
 }
 
 /// What one certificate says, as far as the chain rules go.
@@ -251,6 +244,15 @@ mod tests {
         ] {
             assert!(split_pem(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn pem_text_is_64_columns_with_lf_and_one_pair_per_certificate() {
+        let a64 = "A".repeat(64);
+        assert_eq!(
+            to_pem(&[vec![0; 49], Vec::new()]),
+            format!("{BEGIN}\n{a64}\nAA==\n{END}\n{BEGIN}\n{END}\n")
+        );
     }
 
     #[test]

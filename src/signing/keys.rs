@@ -9,8 +9,8 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
 /// Where a private key comes from. Never a command-line value.
@@ -118,8 +118,7 @@ fn check_private_mode(_meta: &fs::Metadata) -> std::result::Result<(), u32> {
 
 /// keyid = first 16 hex characters of SHA-256 of the raw 32-byte public key.
 pub fn key_id(key: &VerifyingKey) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    hex::encode(&digest[..8])
+    Sha256Digest::of(key.as_bytes()).to_hex()[..16].to_string()
 }
 
 /// One ed25519 signing key with its keyid.

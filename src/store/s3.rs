@@ -274,6 +274,7 @@ impl S3Store {
         }
     }
 
+    // Not aws-s3-transfer-manager / aws-s3-transfer: neither is on crates.io (`cargo info` finds neither), so `--locked` from crates.io cannot build them.
     async fn put_multipart(&self, key: &str, path: &Path, size: u64, meta: &ObjectMeta) -> Result<()> {
         let full = self.full(key);
         let created = self
@@ -376,6 +377,7 @@ impl Store for S3Store {
     async fn get(&self, key: &str) -> Result<Option<Object>> {
         // The SDK retries a request that fails; a body cut off after the
         // headers (a connection reset mid-download) is retried here.
+        // Not backon: three fixed attempts on one kind of error the SDK's retry does not see; a dependency would save three lines.
         let mut attempt = 0;
         loop {
             attempt += 1;
