@@ -34,10 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::index::{self, Index, Saved};
+use crate::index::{self, Index, INDEX_KEY};
 use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
+use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// How many times a command re-applies its change after losing a race.
@@ -128,6 +128,53 @@ pub fn new_operation_id() -> String {
 }
 
 pub use crate::store::AssetUpload;
+
+/// Reads the index from the store (an empty one when the store has none),
+/// with the etag it was read at: what every command that only reads the
+/// index starts from, and each commit attempt too.
+pub async fn read_index(store: &dyn Store) -> Result<Index> {
+    let (bytes, etag) = match store.get(INDEX_KEY).await? {
+        Some(o) => (Some(o.bytes), Some(o.etag)),
+        None => (None, None),
+    };
+    crate::off_runtime(|| Index::open(bytes.as_deref(), etag))
+}
+
+/// The outcome of writing the index back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Saved {
+    /// Committed; the new etag.
+    Committed(String),
+    /// Another writer committed since this copy was read.
+    Conflict,
+}
+
+/// Writes the index back if nobody else wrote it since it was read (the
+/// commit point).
+async fn save_index(store: &dyn Store, index: &mut Index) -> Result<Saved> {
+    let bytes = index.to_bytes()?;
+    let cond = match index.etag() {
+        Some(e) => Precondition::Matches(e.to_string()),
+        None => Precondition::Absent,
+    };
+    let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
+    match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
+        CondPut::Written(etag) => {
+            // The chain of index versions, for diagnosing a server whose
+            // conditional writes are not atomic (two writes from one etag);
+            // logged under the index's target, where it always was
+            // (`RUST_LOG=otapub::index=debug`).
+            tracing::debug!(
+                target: "otapub::index",
+                "index written: from {} to {etag}",
+                index.etag().unwrap_or("(none)")
+            );
+            index.stored_as(etag.clone());
+            Ok(Saved::Committed(etag))
+        }
+        CondPut::Conflict => Ok(Saved::Conflict),
+    }
+}
 
 /// What a change plans to write around its commit.
 pub struct Plan<T> {
@@ -272,6 +319,29 @@ pub async fn commit_new_index<T: Serialize + DeserializeOwned>(
     run(ctx, kind, Source::New { replace }, apply).await
 }
 
+/// Seeds an empty store with an index built outside any command (the
+/// benchmark's large indexes, made with [`Index::open`] and
+/// [`Index::transact`]): writes it as the store's first index, then every
+/// pointer it holds forward-only at the stamps it records. No lease, probe or
+/// operation record: nothing else may be using the store. Refused when the
+/// store has an index already.
+pub async fn seed_index(store: &dyn Store, index: &mut Index) -> Result<()> {
+    if index.etag().is_some() {
+        return Err(Error::usage(
+            "a seeded index must be a new one (Index::open(None, None))",
+        ));
+    }
+    if save_index(store, index).await? == Saved::Conflict {
+        return Err(Error::usage(format!(
+            "{} already has an index; seed an empty store",
+            store.url()
+        )));
+    }
+    let views = full_view(index)?;
+    write_views(store, index, &views, false).await?;
+    Ok(())
+}
+
 /// Where each attempt's index comes from.
 enum Source {
     /// The stored index (or, for the first attempt, one read already).
@@ -302,7 +372,7 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<Load
                 async {
                     match preloaded {
                         Some(index) => Ok(index),
-                        None => Index::load(ctx.store).await,
+                        None => read_index(ctx.store).await,
                     }
                 },
                 read_mark(ctx.store)
@@ -536,10 +606,12 @@ async fn run<T: Serialize + DeserializeOwned>(
             }
             tracing::debug!("writing the index");
             let saved = if plan.changed {
-                index.save(ctx.store).await.map_err(|e| Error::MaybeCommitted {
-                    operation_id: ctx.operation_id.clone(),
-                    source: Box::new(e),
-                })?
+                save_index(ctx.store, &mut index)
+                    .await
+                    .map_err(|e| Error::MaybeCommitted {
+                        operation_id: ctx.operation_id.clone(),
+                        source: Box::new(e),
+                    })?
             } else {
                 Saved::Committed(index.etag().unwrap_or_default().to_string())
             };
@@ -703,14 +775,14 @@ async fn wait_for_lease(lease: &Lease, now: DateTime<Utc>) {
 
 /// Best effort: a command that failed after it started writing says so in the index.
 async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
-    let Ok(mut index) = Index::load(ctx.store).await else {
+    let Ok(mut index) = read_index(ctx.store).await else {
         return;
     };
     if index
         .record_failure(kind, &ctx.actor, ctx.clock.now(), &format!("{error:#}"))
         .is_ok()
     {
-        let _ = index.save(ctx.store).await;
+        let _ = save_index(ctx.store, &mut index).await;
     }
 }
 
@@ -1032,7 +1104,7 @@ pub async fn converge_pointers(
             written.dedup();
             return Ok(written);
         }
-        index = Index::load(store).await?;
+        index = read_index(store).await?;
         let views = match which {
             Pointers::Some(set) => set
                 .iter()

@@ -243,7 +243,7 @@ async fn reached_by_pointers(
 /// Collects garbage older than `grace`, after retiring what `keep` no
 /// longer keeps.
 pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &Keep) -> Result<GcOutcome> {
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     check_keep(&index, keep_rules)?;
     let retiring = retirements(&index, keep_rules, &ctx.patches)?;
     let retiring_ids: BTreeSet<i64> = retiring.iter().map(|p| p.id).collect();

@@ -133,7 +133,7 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
     // patch bases' records are listed only where the index has some.
     let render = async {
         tracing::debug!("loading the index");
-        let (index, written) = tokio::join!(Index::load(ctx.store), commit::read_written(ctx.store));
+        let (index, written) = tokio::join!(commit::read_index(ctx.store), commit::read_written(ctx.store));
         let (index, written) = (index?, written?);
         let rendered = tokio::task::spawn_blocking(move || {
             tracing::debug!("rendering the immutable objects");

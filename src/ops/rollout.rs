@@ -573,7 +573,7 @@ pub async fn advance(
             passed: true,
         });
     };
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     let r = active(&index, pointer)?;
     // Refused before the gate runs, as the change itself would be.
     if r.state == Lifecycle::Paused {

@@ -4,7 +4,6 @@
 
 mod faulty;
 mod fs;
-pub(crate) mod litter;
 mod s3;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +21,6 @@ use crate::error::{Error, Result};
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Default Cache-Control of pointer objects: devices always revalidate.
 pub const POINTER_CACHE_CONTROL: &str = "public, max-age=0, s-maxage=60";
-/// Key of the index.
-pub const INDEX_KEY: &str = "state/index.sqlite";
 
 /// The HTTP metadata an object is served with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
