@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, Index, INDEX_KEY};
 use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
+use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// How many times a command re-applies its change after losing a race.
@@ -338,7 +338,7 @@ pub async fn seed_index(store: &dyn Store, index: &mut Index) -> Result<()> {
         )));
     }
     let views = full_view(index)?;
-    write_views(store, index, &views, false).await?;
+    write_views(store, index, &views).await?;
     Ok(())
 }
 
@@ -860,24 +860,13 @@ pub enum Forward {
 /// conditional write on the etag just read, so a writer holding an older view
 /// can never put it back. Returns whether it wrote.
 pub async fn write_forward(store: &dyn Store, o: &PublicObject, stamp: u64) -> Result<bool> {
-    Ok(write_forward_or_check(store, o, stamp, false).await? == Forward::Written)
-}
-
-/// [`write_forward`], or with `dry_run` only whether it would write.
-pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool) -> Result<Forward> {
-    forward(store, o, stamp, dry_run, false).await
+    Ok(forward(store, o, stamp, false).await? == Forward::Written)
 }
 
 /// The forward-only write. With `keep_older_same`, an object that already
 /// holds these bytes under an older stamp is left as it is (a rollout bucket
 /// that joined earlier: its stamp only decides who may remove it).
-async fn forward(
-    store: &dyn Store,
-    o: &PublicObject,
-    stamp: u64,
-    dry_run: bool,
-    keep_older_same: bool,
-) -> Result<Forward> {
+async fn forward(store: &dyn Store, o: &PublicObject, stamp: u64, keep_older_same: bool) -> Result<Forward> {
     let meta = ObjectMeta {
         generation: Some(stamp),
         ..o.meta.clone()
@@ -910,9 +899,6 @@ async fn forward(
                 Precondition::Matches(etag)
             }
         };
-        if dry_run {
-            return Ok(Forward::Written);
-        }
         match store.put_if(&o.key, o.bytes.clone(), &meta, cond).await? {
             CondPut::Written(_) => return Ok(Forward::Written),
             CondPut::Conflict => continue,
@@ -953,32 +939,25 @@ pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
         .collect()
 }
 
-/// Writes (or with `dry_run`, lists what would be written of) one pointer's
-/// objects forward: the Expo body first (what devices fetch); `verify`
+/// Writes one pointer's objects forward: the Expo body first (what devices fetch); `verify`
 /// reports a pair a crash left disagreeing and `regenerate` heals it. Then
 /// its rollout: the record first — a writer that finds a newer record is
 /// stale and leaves the buckets alone —, the buckets it lacks, and the
 /// removal of buckets no longer in the view (unless a newer view wrote them).
-pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
-    write_view_as(store, index, v, dry_run, false).await
+pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView) -> Result<Vec<String>> {
+    write_view_as(store, index, v, false).await
 }
 
 /// [`write_view`]; `fresh`: the index had never stamped this pointer before
 /// this commit, so its objects are most likely absent — each is first
 /// created with `If-None-Match: *` (one request instead of a HEAD and a
 /// write), and only if one is there after all goes the forward-only way.
-async fn write_view_as(
-    store: &dyn Store,
-    index: &Index,
-    v: &PointerView,
-    dry_run: bool,
-    fresh: bool,
-) -> Result<Vec<String>> {
+async fn write_view_as(store: &dyn Store, index: &Index, v: &PointerView, fresh: bool) -> Result<Vec<String>> {
     let stamp = index.pointer_stamp(&v.pointer)?;
     let mut written = Vec::new();
     if let Some(objs) = tree::pointer_objects(v)? {
         for o in objs.iter().rev() {
-            if fresh && !dry_run {
+            if fresh {
                 let meta = ObjectMeta {
                     generation: Some(stamp),
                     ..o.meta.clone()
@@ -991,7 +970,7 @@ async fn write_view_as(
                     continue;
                 }
             }
-            if write_forward_or_check(store, o, stamp, dry_run).await? == Forward::Written {
+            if forward(store, o, stamp, false).await? == Forward::Written {
                 written.push(o.key.clone());
             }
         }
@@ -999,7 +978,7 @@ async fn write_view_as(
     let Some(ro) = tree::rollout_objects(v)? else {
         return Ok(written);
     };
-    match write_forward_or_check(store, &ro.record, ro.stamp, dry_run).await? {
+    match forward(store, &ro.record, ro.stamp, false).await? {
         Forward::Newer => return Ok(written),
         Forward::Written => written.push(ro.record.key.clone()),
         Forward::Same => {}
@@ -1032,7 +1011,7 @@ async fn write_view_as(
             return Ok(written);
         }
         for o in todo {
-            match forward(store, o, ro.stamp, dry_run, true).await? {
+            match forward(store, o, ro.stamp, true).await? {
                 Forward::Written => written.push(o.key.clone()),
                 Forward::Same => {}
                 Forward::Newer => return Ok(written),
@@ -1045,9 +1024,7 @@ async fn write_view_as(
             None => store.head(&key).await?.map(|i| i.generation.unwrap_or(0)),
         };
         if generation.is_some_and(|g| g <= ro.stamp) {
-            if !dry_run {
-                store.delete(&key).await?;
-            }
+            store.delete(&key).await?;
             written.push(key);
         }
     }
@@ -1055,24 +1032,22 @@ async fn write_view_as(
 }
 
 /// Writes the views forward, several pointers at once; returns the keys written.
-pub async fn write_views(
-    store: &dyn Store,
-    index: &Index,
-    views: &[PointerView],
-    dry_run: bool,
-) -> Result<Vec<String>> {
+pub async fn write_views(store: &dyn Store, index: &Index, views: &[PointerView]) -> Result<Vec<String>> {
     let done: Vec<Vec<String>> = stream::iter(views)
-        .map(|v| write_view(store, index, v, dry_run))
+        .map(|v| write_view(store, index, v))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;
     Ok(done.into_iter().flatten().collect())
 }
 
-/// What writing each view forward would write, per view (a dry run: HEADs only).
+/// What writing each view forward would write, per view: written to a
+/// [`DryRunStore`], which reads the store and writes nothing to it.
 pub async fn check_views(store: &dyn Store, index: &Index, views: &[PointerView]) -> Result<Vec<Vec<String>>> {
+    let dry = DryRunStore::new(store);
+    let dry = &dry;
     stream::iter(views)
-        .map(|v| write_view(store, index, v, true))
+        .map(|v| write_view(dry, index, v))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await
@@ -1112,7 +1087,7 @@ pub async fn converge_pointers(
                 .collect::<Result<Vec<_>>>()?,
             Pointers::All => full_view(&index)?,
         };
-        written.extend(write_views(store, &index, &views, false).await?);
+        written.extend(write_views(store, &index, &views).await?);
     }
     Err(Error::Race {
         attempts: MAX_ATTEMPTS * 4,
@@ -1139,7 +1114,7 @@ async fn write_pointers(
         .map(|p| pointer_view(&index, p))
         .collect::<Result<Vec<_>>>()?;
     let done: Vec<Vec<String>> = stream::iter(&views)
-        .map(|v| write_view_as(store, &index, v, false, fresh.contains(&v.pointer)))
+        .map(|v| write_view_as(store, &index, v, fresh.contains(&v.pointer)))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;

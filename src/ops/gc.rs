@@ -241,8 +241,8 @@ async fn reached_by_pointers(
 }
 
 /// Collects garbage older than `grace`, after retiring what `keep` no
-/// longer keeps.
-pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &Keep) -> Result<GcOutcome> {
+/// longer keeps. A dry run is this on a [`crate::store::DryRunStore`].
+pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result<GcOutcome> {
     let index = crate::commit::read_index(ctx.store).await?;
     check_keep(&index, keep_rules)?;
     let retiring = retirements(&index, keep_rules, &ctx.patches)?;
@@ -276,10 +276,6 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
             }
             candidates.push(o.key);
         }
-    }
-    if dry_run {
-        out.deleted = candidates;
-        return Ok(out);
     }
     let pending: Vec<String> = index.gc_pending()?;
     if retiring.is_empty()

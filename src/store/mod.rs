@@ -1,7 +1,9 @@
 //! Where the tree lives. A small async trait with one implementation per
 //! backend, chosen by the store URL; missing objects are `Ok(None)`, never an
-//! error.
+//! error. Two wrappers: [`FaultyStore`] (tests' injected faults) and
+//! [`DryRunStore`] (a dry run's writes, recorded instead of made).
 
+mod dry_run;
 mod faulty;
 mod fs;
 mod s3;
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use self::dry_run::DryRunStore;
 pub use self::faulty::FaultyStore;
 pub use self::fs::FsStore;
 pub use self::s3::{S3Options, S3Store, DEFAULT_READ_TIMEOUT, MULTIPART_THRESHOLD, PART_SIZE};
