@@ -23,7 +23,9 @@
 //!    the mark go in the same pass, and the mark moves to this commit.
 //!
 //! Nothing else writes pointers, and nothing writes the index but through
-//! here (`index rebuild` too, through [`commit_new_index`]).
+//! here (`index rebuild` too, through [`commit_new_index`]); a gc's
+//! deletions go through [`delete_under_lease`], so `ops/` writes and
+//! deletes no object of its own.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -251,6 +253,30 @@ pub(crate) fn take_lease(conn: &rusqlite::Connection, lease: &Lease) -> Result<(
 /// Releases the gc lease inside a transaction.
 pub(crate) fn release_lease(conn: &rusqlite::Connection) -> Result<()> {
     index::set_setting(conn, LEASE_SETTING, "")
+}
+
+/// A gc's deletions while it holds the lease, one key at a time in order:
+/// they stop past `deadline` (ms since the epoch, on the command's clock) or
+/// once `longest` has passed since `taken` (on the monotonic clock), and at
+/// the first failure. Returns the keys deleted and that failure.
+pub async fn delete_under_lease(
+    ctx: &Context<'_>,
+    keys: &[String],
+    deadline: i64,
+    taken: std::time::Instant,
+    longest: std::time::Duration,
+) -> (Vec<String>, Option<Error>) {
+    let mut deleted = Vec::new();
+    for key in keys {
+        if index::to_ms(ctx.clock.now()) > deadline || taken.elapsed() > longest {
+            break;
+        }
+        if let Err(e) = ctx.store.delete(key).await {
+            return (deleted, Some(e));
+        }
+        deleted.push(key.clone());
+    }
+    (deleted, None)
 }
 
 /// Asks the store's conditional-write probe ahead of the commit (which asks
