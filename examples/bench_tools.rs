@@ -15,7 +15,7 @@ use otapub::index::{self, Bundle, Index, PackageContent, PackageDraft};
 use otapub::manifest::AssetRef;
 use otapub::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use otapub::signing::{Ed25519Key, KeySource, Signer};
-use otapub::store::{self, Body, S3Options};
+use otapub::store::{self, S3Options};
 use otapub::tree;
 
 #[derive(Parser)]
@@ -227,29 +227,15 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
     // The pointer objects, as publishes would have left them: stamped with
     // the generation of the commit that made them, in the index and on the objects.
     let generation = idx.bump_generation().expect("generation");
-    let mut writes = Vec::new();
     for p in &pointer_ids {
         let view = otapub::ops::pointer_view(&idx, p).expect("view");
-        let [envelope, body] = tree::pointer_objects(&view).expect("render").expect("a live package");
+        let [_, body] = tree::pointer_objects(&view).expect("render").expect("a live package");
         idx.restamp_pointer(p, &index::sha256(&body.bytes), generation)
             .expect("stamp");
-        writes.extend([envelope, body]);
     }
-    idx.save(store.as_ref()).await.expect("save index");
-    use futures::stream::{self, StreamExt};
-    let store = &store;
-    stream::iter(writes)
-        .for_each_concurrent(16, |o| async move {
-            let meta = otapub::store::ObjectMeta {
-                generation: Some(generation),
-                ..o.meta
-            };
-            store
-                .put(&o.key, Body::Bytes(o.bytes), &meta)
-                .await
-                .expect("put pointer");
-        })
-        .await;
+    otapub::commit::seed_index(store.as_ref(), &mut idx)
+        .await
+        .expect("seed the store");
     println!("{}", idx.to_bytes().expect("bytes").len());
 }
 

@@ -23,7 +23,9 @@
 //!    the mark go in the same pass, and the mark moves to this commit.
 //!
 //! Nothing else writes pointers, and nothing writes the index but through
-//! here (`index rebuild` too, through [`commit_new_index`]).
+//! here (`index rebuild` too, through [`commit_new_index`]); a gc's
+//! deletions go through [`delete_under_lease`], so `ops/` writes and
+//! deletes no object of its own.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -34,10 +36,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::index::{self, Index, Saved};
+use crate::index::{self, Index, INDEX_KEY};
 use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, CondPut, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL, INDEX_KEY};
+use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// How many times a command re-applies its change after losing a race.
@@ -129,6 +131,53 @@ pub fn new_operation_id() -> String {
 
 pub use crate::store::AssetUpload;
 
+/// Reads the index from the store (an empty one when the store has none),
+/// with the etag it was read at: what every command that only reads the
+/// index starts from, and each commit attempt too.
+pub async fn read_index(store: &dyn Store) -> Result<Index> {
+    let (bytes, etag) = match store.get(INDEX_KEY).await? {
+        Some(o) => (Some(o.bytes), Some(o.etag)),
+        None => (None, None),
+    };
+    crate::off_runtime(|| Index::open(bytes.as_deref(), etag))
+}
+
+/// The outcome of writing the index back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Saved {
+    /// Committed; the new etag.
+    Committed(String),
+    /// Another writer committed since this copy was read.
+    Conflict,
+}
+
+/// Writes the index back if nobody else wrote it since it was read (the
+/// commit point).
+async fn save_index(store: &dyn Store, index: &mut Index) -> Result<Saved> {
+    let bytes = index.to_bytes()?;
+    let cond = match index.etag() {
+        Some(e) => Precondition::Matches(e.to_string()),
+        None => Precondition::Absent,
+    };
+    let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
+    match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
+        CondPut::Written(etag) => {
+            // The chain of index versions, for diagnosing a server whose
+            // conditional writes are not atomic (two writes from one etag);
+            // logged under the index's target, where it always was
+            // (`RUST_LOG=otapub::index=debug`).
+            tracing::debug!(
+                target: "otapub::index",
+                "index written: from {} to {etag}",
+                index.etag().unwrap_or("(none)")
+            );
+            index.stored_as(etag.clone());
+            Ok(Saved::Committed(etag))
+        }
+        CondPut::Conflict => Ok(Saved::Conflict),
+    }
+}
+
 /// What a change plans to write around its commit.
 pub struct Plan<T> {
     /// What the command reports.
@@ -206,6 +255,30 @@ pub(crate) fn release_lease(conn: &rusqlite::Connection) -> Result<()> {
     index::set_setting(conn, LEASE_SETTING, "")
 }
 
+/// A gc's deletions while it holds the lease, one key at a time in order:
+/// they stop past `deadline` (ms since the epoch, on the command's clock) or
+/// once `longest` has passed since `taken` (on the monotonic clock), and at
+/// the first failure. Returns the keys deleted and that failure.
+pub async fn delete_under_lease(
+    ctx: &Context<'_>,
+    keys: &[String],
+    deadline: i64,
+    taken: std::time::Instant,
+    longest: std::time::Duration,
+) -> (Vec<String>, Option<Error>) {
+    let mut deleted = Vec::new();
+    for key in keys {
+        if index::to_ms(ctx.clock.now()) > deadline || taken.elapsed() > longest {
+            break;
+        }
+        if let Err(e) = ctx.store.delete(key).await {
+            return (deleted, Some(e));
+        }
+        deleted.push(key.clone());
+    }
+    (deleted, None)
+}
+
 /// Asks the store's conditional-write probe ahead of the commit (which asks
 /// again and gets the same answer without a request), for a writer that has
 /// other work to overlap it with: a publish, while its files hash. Only
@@ -273,6 +346,29 @@ pub async fn commit_new_index<T: Serialize + DeserializeOwned>(
     run(ctx, kind, Source::New { replace }, apply).await
 }
 
+/// Seeds an empty store with an index built outside any command (the
+/// benchmark's large indexes, made with [`Index::open`] and
+/// [`Index::transact`]): writes it as the store's first index, then every
+/// pointer it holds forward-only at the stamps it records. No lease, probe or
+/// operation record: nothing else may be using the store. Refused when the
+/// store has an index already.
+pub async fn seed_index(store: &dyn Store, index: &mut Index) -> Result<()> {
+    if index.etag().is_some() {
+        return Err(Error::usage(
+            "a seeded index must be a new one (Index::open(None, None))",
+        ));
+    }
+    if save_index(store, index).await? == Saved::Conflict {
+        return Err(Error::usage(format!(
+            "{} already has an index; seed an empty store",
+            store.url()
+        )));
+    }
+    let views = full_view(index)?;
+    write_views(store, index, &views).await?;
+    Ok(())
+}
+
 /// Where each attempt's index comes from.
 enum Source {
     /// The stored index (or, for the first attempt, one read already).
@@ -303,7 +399,7 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<Load
                 async {
                     match preloaded {
                         Some(index) => Ok(index),
-                        None => Index::load(ctx.store).await,
+                        None => read_index(ctx.store).await,
                     }
                 },
                 read_mark(ctx.store)
@@ -537,10 +633,12 @@ async fn run<T: Serialize + DeserializeOwned>(
             }
             tracing::debug!("writing the index");
             let saved = if plan.changed {
-                index.save(ctx.store).await.map_err(|e| Error::MaybeCommitted {
-                    operation_id: ctx.operation_id.clone(),
-                    source: Box::new(e),
-                })?
+                save_index(ctx.store, &mut index)
+                    .await
+                    .map_err(|e| Error::MaybeCommitted {
+                        operation_id: ctx.operation_id.clone(),
+                        source: Box::new(e),
+                    })?
             } else {
                 Saved::Committed(index.etag().unwrap_or_default().to_string())
             };
@@ -704,14 +802,14 @@ async fn wait_for_lease(lease: &Lease, now: DateTime<Utc>) {
 
 /// Best effort: a command that failed after it started writing says so in the index.
 async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
-    let Ok(mut index) = Index::load(ctx.store).await else {
+    let Ok(mut index) = read_index(ctx.store).await else {
         return;
     };
     if index
         .record_failure(kind, &ctx.actor, ctx.clock.now(), &format!("{error:#}"))
         .is_ok()
     {
-        let _ = index.save(ctx.store).await;
+        let _ = save_index(ctx.store, &mut index).await;
     }
 }
 
@@ -789,24 +887,13 @@ pub enum Forward {
 /// conditional write on the etag just read, so a writer holding an older view
 /// can never put it back. Returns whether it wrote.
 pub async fn write_forward(store: &dyn Store, o: &PublicObject, stamp: u64) -> Result<bool> {
-    Ok(write_forward_or_check(store, o, stamp, false).await? == Forward::Written)
-}
-
-/// [`write_forward`], or with `dry_run` only whether it would write.
-pub async fn write_forward_or_check(store: &dyn Store, o: &PublicObject, stamp: u64, dry_run: bool) -> Result<Forward> {
-    forward(store, o, stamp, dry_run, false).await
+    Ok(forward(store, o, stamp, false).await? == Forward::Written)
 }
 
 /// The forward-only write. With `keep_older_same`, an object that already
 /// holds these bytes under an older stamp is left as it is (a rollout bucket
 /// that joined earlier: its stamp only decides who may remove it).
-async fn forward(
-    store: &dyn Store,
-    o: &PublicObject,
-    stamp: u64,
-    dry_run: bool,
-    keep_older_same: bool,
-) -> Result<Forward> {
+async fn forward(store: &dyn Store, o: &PublicObject, stamp: u64, keep_older_same: bool) -> Result<Forward> {
     let meta = ObjectMeta {
         generation: Some(stamp),
         ..o.meta.clone()
@@ -839,9 +926,6 @@ async fn forward(
                 Precondition::Matches(etag)
             }
         };
-        if dry_run {
-            return Ok(Forward::Written);
-        }
         match store.put_if(&o.key, o.bytes.clone(), &meta, cond).await? {
             CondPut::Written(_) => return Ok(Forward::Written),
             CondPut::Conflict => continue,
@@ -882,32 +966,25 @@ pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
         .collect()
 }
 
-/// Writes (or with `dry_run`, lists what would be written of) one pointer's
-/// objects forward: the Expo body first (what devices fetch); `verify`
+/// Writes one pointer's objects forward: the Expo body first (what devices fetch); `verify`
 /// reports a pair a crash left disagreeing and `regenerate` heals it. Then
 /// its rollout: the record first — a writer that finds a newer record is
 /// stale and leaves the buckets alone —, the buckets it lacks, and the
 /// removal of buckets no longer in the view (unless a newer view wrote them).
-pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView, dry_run: bool) -> Result<Vec<String>> {
-    write_view_as(store, index, v, dry_run, false).await
+pub async fn write_view(store: &dyn Store, index: &Index, v: &PointerView) -> Result<Vec<String>> {
+    write_view_as(store, index, v, false).await
 }
 
 /// [`write_view`]; `fresh`: the index had never stamped this pointer before
 /// this commit, so its objects are most likely absent — each is first
 /// created with `If-None-Match: *` (one request instead of a HEAD and a
 /// write), and only if one is there after all goes the forward-only way.
-async fn write_view_as(
-    store: &dyn Store,
-    index: &Index,
-    v: &PointerView,
-    dry_run: bool,
-    fresh: bool,
-) -> Result<Vec<String>> {
+async fn write_view_as(store: &dyn Store, index: &Index, v: &PointerView, fresh: bool) -> Result<Vec<String>> {
     let stamp = index.pointer_stamp(&v.pointer)?;
     let mut written = Vec::new();
     if let Some(objs) = tree::pointer_objects(v)? {
         for o in objs.iter().rev() {
-            if fresh && !dry_run {
+            if fresh {
                 let meta = ObjectMeta {
                     generation: Some(stamp),
                     ..o.meta.clone()
@@ -920,7 +997,7 @@ async fn write_view_as(
                     continue;
                 }
             }
-            if write_forward_or_check(store, o, stamp, dry_run).await? == Forward::Written {
+            if forward(store, o, stamp, false).await? == Forward::Written {
                 written.push(o.key.clone());
             }
         }
@@ -928,7 +1005,7 @@ async fn write_view_as(
     let Some(ro) = tree::rollout_objects(v)? else {
         return Ok(written);
     };
-    match write_forward_or_check(store, &ro.record, ro.stamp, dry_run).await? {
+    match forward(store, &ro.record, ro.stamp, false).await? {
         Forward::Newer => return Ok(written),
         Forward::Written => written.push(ro.record.key.clone()),
         Forward::Same => {}
@@ -961,7 +1038,7 @@ async fn write_view_as(
             return Ok(written);
         }
         for o in todo {
-            match forward(store, o, ro.stamp, dry_run, true).await? {
+            match forward(store, o, ro.stamp, true).await? {
                 Forward::Written => written.push(o.key.clone()),
                 Forward::Same => {}
                 Forward::Newer => return Ok(written),
@@ -974,9 +1051,7 @@ async fn write_view_as(
             None => store.head(&key).await?.map(|i| i.generation.unwrap_or(0)),
         };
         if generation.is_some_and(|g| g <= ro.stamp) {
-            if !dry_run {
-                store.delete(&key).await?;
-            }
+            store.delete(&key).await?;
             written.push(key);
         }
     }
@@ -984,24 +1059,22 @@ async fn write_view_as(
 }
 
 /// Writes the views forward, several pointers at once; returns the keys written.
-pub async fn write_views(
-    store: &dyn Store,
-    index: &Index,
-    views: &[PointerView],
-    dry_run: bool,
-) -> Result<Vec<String>> {
+pub async fn write_views(store: &dyn Store, index: &Index, views: &[PointerView]) -> Result<Vec<String>> {
     let done: Vec<Vec<String>> = stream::iter(views)
-        .map(|v| write_view(store, index, v, dry_run))
+        .map(|v| write_view(store, index, v))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;
     Ok(done.into_iter().flatten().collect())
 }
 
-/// What writing each view forward would write, per view (a dry run: HEADs only).
+/// What writing each view forward would write, per view: written to a
+/// [`DryRunStore`], which reads the store and writes nothing to it.
 pub async fn check_views(store: &dyn Store, index: &Index, views: &[PointerView]) -> Result<Vec<Vec<String>>> {
+    let dry = DryRunStore::new(store);
+    let dry = &dry;
     stream::iter(views)
-        .map(|v| write_view(store, index, v, true))
+        .map(|v| write_view(dry, index, v))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await
@@ -1033,7 +1106,7 @@ pub async fn converge_pointers(
             written.dedup();
             return Ok(written);
         }
-        index = Index::load(store).await?;
+        index = read_index(store).await?;
         let views = match which {
             Pointers::Some(set) => set
                 .iter()
@@ -1041,7 +1114,7 @@ pub async fn converge_pointers(
                 .collect::<Result<Vec<_>>>()?,
             Pointers::All => full_view(&index)?,
         };
-        written.extend(write_views(store, &index, &views, false).await?);
+        written.extend(write_views(store, &index, &views).await?);
     }
     Err(Error::Race {
         attempts: MAX_ATTEMPTS * 4,
@@ -1068,7 +1141,7 @@ async fn write_pointers(
         .map(|p| pointer_view(&index, p))
         .collect::<Result<Vec<_>>>()?;
     let done: Vec<Vec<String>> = stream::iter(&views)
-        .map(|v| write_view_as(store, &index, v, false, fresh.contains(&v.pointer)))
+        .map(|v| write_view_as(store, &index, v, fresh.contains(&v.pointer)))
         .buffered(POINTER_CONCURRENCY)
         .try_collect()
         .await?;

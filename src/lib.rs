@@ -17,6 +17,7 @@ pub mod export;
 pub mod gate;
 pub mod index;
 pub mod insights;
+pub(crate) mod litter;
 pub mod manifest;
 pub mod names;
 pub mod ops;

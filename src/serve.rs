@@ -150,7 +150,7 @@ pub const REPORT_PATH: &str = "/_otapub/";
 async fn report_page(store: &dyn Store, options: &Options, path: &str) -> Response {
     let rest = &path[REPORT_PATH.len()..];
     let report = async {
-        let index = crate::index::Index::load(store).await?;
+        let index = crate::commit::read_index(store).await?;
         crate::ops::report::report_of(&index, &store.url(), options.clock.now())
     }
     .await;

@@ -5,6 +5,7 @@ use clap::Args;
 use super::{GlobalArgs, Outcome, Settings};
 use otapub::names::Channel;
 use otapub::ops::gc::gc;
+use otapub::store::{DryRunStore, Store};
 
 fn parse_keep(s: &str) -> Result<(Channel, usize), String> {
     let (channel, n) = s
@@ -35,7 +36,11 @@ pub struct GcArgs {
 pub async fn run(s: Settings, a: GcArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
     let grace = chrono::Duration::hours(i64::from(a.grace_hours));
-    let out = gc(&s.context(store.as_ref()), a.dry_run, grace, &a.keep).await?;
+    // A dry run is the same gc on a store that records its writes and
+    // deletions instead of making them.
+    let dry = DryRunStore::new(store.as_ref());
+    let store: &dyn Store = if a.dry_run { &dry } else { store.as_ref() };
+    let out = gc(&s.context(store), grace, &a.keep).await?;
     if s.json {
         s.print_json(&out)?;
     } else {

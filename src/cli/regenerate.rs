@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::{GlobalArgs, Outcome, Settings};
 use otapub::ops::regenerate::regenerate;
+use otapub::store::{DryRunStore, Store};
 
 #[derive(Debug, Args)]
 pub struct RegenerateArgs {
@@ -19,7 +20,11 @@ pub struct RegenerateArgs {
 
 pub async fn run(s: Settings, a: RegenerateArgs) -> anyhow::Result<Outcome> {
     let store = s.open_store().await?;
-    let out = regenerate(&s.context(store.as_ref()), a.dry_run, a.verify_bytes).await?;
+    // A dry run is the same regenerate on a store that records its writes
+    // instead of making them.
+    let dry = DryRunStore::new(store.as_ref());
+    let store: &dyn Store = if a.dry_run { &dry } else { store.as_ref() };
+    let out = regenerate(&s.context(store), a.verify_bytes).await?;
     if s.json {
         s.print_json(&out)?;
     } else {

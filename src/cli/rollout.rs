@@ -7,7 +7,6 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{GlobalArgs, Outcome, PointerArgs, Settings};
 use otapub::error::Error;
 use otapub::gate::Gate;
-use otapub::index::Index;
 use otapub::ops::rollout::{self, Change, RolloutOutcome};
 use otapub::rollout::{RolloutPlan, Strategy, DEFAULT_ABORT_THRESHOLD, DEFAULT_STEP};
 
@@ -233,7 +232,7 @@ pub async fn run(s: Settings, a: RolloutArgs) -> anyhow::Result<Outcome> {
     let ctx = s.context(store.as_ref());
     let (pointer, change) = match a.command {
         RolloutCommand::Status { .. } => {
-            let list = rollout::status(&Index::load(store.as_ref()).await?)?;
+            let list = rollout::status(&ctx).await?;
             if s.json {
                 s.print_json(&list)?;
             } else {
@@ -242,8 +241,7 @@ pub async fn run(s: Settings, a: RolloutArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Done);
         }
         RolloutCommand::Which { pointer, client_id, .. } => {
-            let index = Index::load(store.as_ref()).await?;
-            let w = rollout::which(&index, &pointer.pointer(), &client_id)?;
+            let w = rollout::which(&ctx, &pointer.pointer(), &client_id).await?;
             if s.json {
                 s.print_json(&w)?;
             } else {

@@ -1,7 +1,10 @@
 //! The SQLite index: packages, bans, re-stamps, pointer directives,
-//! rollouts, audit events and operations. It lives in the store as one object; a mutating
-//! command downloads it, changes it in one transaction and writes it back
-//! only if nobody else wrote it since (the commit point of SPEC).
+//! rollouts, audit events and operations. It lives in the store as one
+//! object ([`INDEX_KEY`]); a mutating command downloads it, changes it in one
+//! transaction and writes it back only if nobody else wrote it since (the
+//! commit point of SPEC). This room only turns bytes into an index and back
+//! ([`Index::open`], [`Index::to_bytes`]): the reading and the conditional
+//! write are `crate::commit`'s.
 
 mod builds;
 mod bytecode;
@@ -33,9 +36,9 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
+use crate::litter;
 use crate::manifest::AssetRef;
 use crate::names::{Platform, PointerId, Version};
-use crate::store::{litter, CondPut, ObjectMeta, Precondition, Store, INDEX_KEY};
 
 /// Milliseconds since the epoch.
 pub fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -60,6 +63,9 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// Key of the index in the store.
+pub const INDEX_KEY: &str = "state/index.sqlite";
 
 const INDEX_COPY_PREFIX: &str = "otapub-index-";
 /// How to recover from an index otapub cannot use.
@@ -99,15 +105,6 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// The outcome of writing the index back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Saved {
-    /// Committed; the new etag.
-    Committed(String),
-    /// Another writer committed since this copy was read.
-    Conflict,
-}
-
 fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::IndexContent(format!(
         "the index holds a value otapub cannot read ({e}); restore it with `otapub index rebuild`"
@@ -115,16 +112,6 @@ fn corrupt(e: impl std::fmt::Display) -> Error {
 }
 
 impl Index {
-    /// Downloads the index (an empty one when the store has none) with its etag.
-    pub async fn load(store: &dyn Store) -> Result<Index> {
-        let obj = store.get(INDEX_KEY).await?;
-        let (bytes, etag) = match obj {
-            Some(o) => (Some(o.bytes), Some(o.etag)),
-            None => (None, None),
-        };
-        crate::off_runtime(|| Index::open(bytes.as_deref(), etag))
-    }
-
     /// Opens a copy of index bytes (`None`: a new index) and brings its schema up to date.
     pub fn open(bytes: Option<&[u8]>, etag: Option<String>) -> Result<Index> {
         if bytes.is_some_and(<[u8]>::is_empty) {
@@ -206,7 +193,8 @@ impl Index {
         })
     }
 
-    /// The etag of the copy this index was read from.
+    /// The etag of the copy this index was read from (`None`: the store had
+    /// none), which a write back must still find there.
     pub fn etag(&self) -> Option<&str> {
         self.etag.as_deref()
     }
@@ -216,27 +204,10 @@ impl Index {
         std::fs::read(self.file.path()).map_err(Error::file("read", self.file.path().to_path_buf()))
     }
 
-    /// Writes the index back if nobody else wrote it since it was read.
-    pub async fn save(&mut self, store: &dyn Store) -> Result<Saved> {
-        let bytes = self.to_bytes()?;
-        let cond = match &self.etag {
-            Some(e) => Precondition::Matches(e.clone()),
-            None => Precondition::Absent,
-        };
-        let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
-        match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
-            CondPut::Written(etag) => {
-                // The chain of index versions, for diagnosing a server whose
-                // conditional writes are not atomic (two writes from one etag).
-                tracing::debug!(
-                    "index written: from {} to {etag}",
-                    self.etag.as_deref().unwrap_or("(none)")
-                );
-                self.etag = Some(etag.clone());
-                Ok(Saved::Committed(etag))
-            }
-            CondPut::Conflict => Ok(Saved::Conflict),
-        }
+    /// Records that these bytes are now stored under `etag` (a conditional
+    /// write of them succeeded): the next write back is conditional on it.
+    pub(crate) fn stored_as(&mut self, etag: String) {
+        self.etag = Some(etag);
     }
 
     /// Runs `f` in one transaction that also records the operation (pending →

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{commit, Context, Plan};
 use crate::docs::BuildRecord;
 use crate::error::{Error, Result};
-use crate::index::{self, Build, Index, NewEvent, SignedRecord};
+use crate::index::{self, Build, NewEvent, SignedRecord};
 use crate::manifest::format_time;
 use crate::names::{Fingerprint, Platform};
 use crate::signing::{self, Signer};
@@ -136,6 +136,6 @@ pub async fn add(
 
 /// Every recorded build.
 pub async fn list(ctx: &Context<'_>) -> Result<Vec<BuildRow>> {
-    let idx = Index::load(ctx.store).await?;
+    let idx = crate::commit::read_index(ctx.store).await?;
     Ok(index::builds(idx.conn())?.iter().map(BuildRow::from).collect())
 }

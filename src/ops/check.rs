@@ -22,7 +22,7 @@ pub struct Checked {
 
 /// Checks the store against the index.
 pub async fn check(ctx: &Context<'_>) -> Result<Checked> {
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     let view = full_view(&index)?;
     let mut problems = Vec::new();
     let rendered = tree::render(&view)?;

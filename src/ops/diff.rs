@@ -100,7 +100,7 @@ pub struct Diff {
 
 /// Compares two packages of the store's index.
 pub async fn diff(ctx: &Context<'_>, platform: Platform, v1: &Version, v2: &Version) -> Result<Diff> {
-    diff_of(&Index::load(ctx.store).await?, platform, v1, v2)
+    diff_of(&crate::commit::read_index(ctx.store).await?, platform, v1, v2)
 }
 
 fn find(index: &Index, platform: Platform, v: &Version) -> Result<Package> {

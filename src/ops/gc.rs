@@ -241,9 +241,9 @@ async fn reached_by_pointers(
 }
 
 /// Collects garbage older than `grace`, after retiring what `keep` no
-/// longer keeps.
-pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &Keep) -> Result<GcOutcome> {
-    let index = Index::load(ctx.store).await?;
+/// longer keeps. A dry run is this on a [`crate::store::DryRunStore`].
+pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result<GcOutcome> {
+    let index = crate::commit::read_index(ctx.store).await?;
     check_keep(&index, keep_rules)?;
     let retiring = retirements(&index, keep_rules, &ctx.patches)?;
     let retiring_ids: BTreeSet<i64> = retiring.iter().map(|p| p.id).collect();
@@ -276,10 +276,6 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
             }
             candidates.push(o.key);
         }
-    }
-    if dry_run {
-        out.deleted = candidates;
-        return Ok(out);
     }
     let pending: Vec<String> = index.gc_pending()?;
     if retiring.is_empty()
@@ -365,20 +361,9 @@ pub async fn gc(ctx: &Context<'_>, dry_run: bool, grace: Duration, keep_rules: &
     // held is also bounded on the monotonic clock, whatever that one says.
     let deadline = decision.until - GC_LEASE.num_milliseconds() / 5;
     let longest = (GC_LEASE * 4 / 5).to_std().unwrap_or_default();
-    let mut deleted = Vec::new();
     // A deletion that fails stops the rest, but the lease is still released
     // and what did go is still recorded: the next gc retries the others.
-    let mut failure = None;
-    for key in &decision.delete {
-        if index::to_ms(ctx.clock.now()) > deadline || lease_taken.elapsed() > longest {
-            break;
-        }
-        if let Err(e) = ctx.store.delete(key).await {
-            failure = Some(e);
-            break;
-        }
-        deleted.push(key.clone());
-    }
+    let (deleted, failure) = protocol::delete_under_lease(ctx, &decision.delete, deadline, lease_taken, longest).await;
     let unfinished = decision.delete.len() - deleted.len();
     let grace_hours = grace.num_hours();
     commit(ctx, "gc", None, |idx, now| {

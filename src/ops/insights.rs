@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, Context, Plan};
 use crate::error::Result;
-use crate::index::{self, Index, IndexCatalog, IngestedFile, InsightRow, NewEvent};
+use crate::index::{self, IndexCatalog, IngestedFile, InsightRow, NewEvent};
 use crate::insights::derive::{day_of, Facts};
 use crate::insights::{self as logs, Format, LineReader};
 
@@ -137,7 +137,7 @@ pub async fn ingest(
 
 /// The figures of the last `days` days (today included), newest day first.
 pub async fn insights(ctx: &Context<'_>, days: u32) -> Result<Vec<InsightRow>> {
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     let today = day_of(index::to_ms(ctx.clock.now()));
     index::insight_rows(index.conn(), today - i64::from(days.max(1)) + 1)
 }

@@ -2,10 +2,10 @@
 
 use super::Context;
 use crate::error::Result;
-use crate::index::{AuditEvent, Index, Operation};
+use crate::index::{AuditEvent, Operation};
 
 /// The audit events, oldest first, and the operations.
 pub async fn log(ctx: &Context<'_>) -> Result<(Vec<AuditEvent>, Vec<Operation>)> {
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     Ok((index.audit_events()?, index.operations()?))
 }

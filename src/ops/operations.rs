@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
-use crate::index::{self, Index, NewEvent, Operation};
+use crate::index::{self, NewEvent, Operation};
 use crate::manifest::format_time;
 
 /// An operation, and whether it is stuck.
@@ -44,7 +44,7 @@ pub fn is_stale(o: &Operation, cutoff: &str) -> bool {
 /// The operations, newest first, each marked stale when pending or running
 /// for longer than `stale_after`.
 pub async fn list(ctx: &Context<'_>, stale_after: Duration) -> Result<Vec<OperationView>> {
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     let cutoff = stale_cutoff(ctx.clock.now(), Some(stale_after));
     Ok(index
         .operations()?

@@ -145,7 +145,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
     let (preloaded, compiled_from) = match &opts.delta {
         Some(plan) => {
-            let index = Index::load(ctx.store).await?;
+            let index = crate::commit::read_index(ctx.store).await?;
             let compiled = compile_bytecode(ctx.store, &index, opts, plan).await?;
             (Some(index), compiled)
         }
@@ -193,7 +193,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let load = async {
         let index = match preloaded {
             Some(index) => index,
-            None => Index::load(ctx.store).await?,
+            None => crate::commit::read_index(ctx.store).await?,
         };
         if base_url.is_some() || index.setting(BASE_URL_SETTING)?.is_some() {
             super::probe_ahead(ctx.store, &index).await?;

@@ -15,6 +15,7 @@ use super::{Context, Plan, BASE_URL_SETTING};
 use crate::digest::Sha256Digest;
 use crate::docs::{AssetDoc, BanRecord, BuildRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
+use crate::index::INDEX_KEY;
 use crate::index::{
     self, live, Ban, Build, Bundle, EmbeddedBase, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
     PatchRow, Rollout, ServedExpo, SignedRecord, StoredDirective,
@@ -23,7 +24,7 @@ use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDL
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::rollout::{Lifecycle, Permutation};
 use crate::signing::{self, Signatures, Signer, TrustedKeys};
-use crate::store::{Object, INDEX_KEY};
+use crate::store::Object;
 use crate::tree;
 
 /// What the rebuild recovered.

@@ -80,20 +80,18 @@ struct Survey {
 /// waits for a gc's lease, probes the store's conditional writes, records
 /// an operation when it has something to write, creates what the immutable
 /// tree lacks, and writes the pointers that differ forward-only. With
-/// nothing to write it writes nothing, not even the index.
-pub async fn regenerate(ctx: &Context<'_>, dry_run: bool, verify_bytes: bool) -> Result<RegenerateOutcome> {
+/// nothing to write it writes nothing, not even the index. A dry run is
+/// this on a [`crate::store::DryRunStore`].
+pub async fn regenerate(ctx: &Context<'_>, verify_bytes: bool) -> Result<RegenerateOutcome> {
     let survey = survey(ctx, verify_bytes).await?;
     // A web server running as another user answers 403 for what it cannot
     // read (file modes only: no object's bytes change).
-    let made_readable = ctx.store.unreadable_public(!dry_run).await?;
+    let made_readable = ctx.store.unreadable_public(true).await?;
     let outcome = RegenerateOutcome {
         rendered: survey.rendered,
         written: survey.keys.clone(),
         made_readable,
     };
-    if dry_run {
-        return Ok(outcome);
-    }
     let Survey {
         index,
         objects,
@@ -133,7 +131,7 @@ async fn survey(ctx: &Context<'_>, verify_bytes: bool) -> Result<Survey> {
     // patch bases' records are listed only where the index has some.
     let render = async {
         tracing::debug!("loading the index");
-        let (index, written) = tokio::join!(Index::load(ctx.store), commit::read_written(ctx.store));
+        let (index, written) = tokio::join!(commit::read_index(ctx.store), commit::read_written(ctx.store));
         let (index, written) = (index?, written?);
         let rendered = tokio::task::spawn_blocking(move || {
             tracing::debug!("rendering the immutable objects");

@@ -198,7 +198,7 @@ pub struct ReportRestamp {
 
 /// Reads the report from the store's index.
 pub async fn report(ctx: &Context<'_>) -> Result<Report> {
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     report_of(&index, &ctx.store.url(), ctx.clock.now())
 }
 

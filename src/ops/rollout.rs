@@ -394,7 +394,7 @@ pub async fn advance(
             passed: true,
         });
     };
-    let index = Index::load(ctx.store).await?;
+    let index = crate::commit::read_index(ctx.store).await?;
     let r = active(&index, pointer)?;
     // Refused before the gate runs, as the change itself would be.
     if r.state == Lifecycle::Paused {
@@ -511,8 +511,9 @@ pub fn status_of(r: &Rollout) -> Result<RolloutStatus> {
     })
 }
 
-/// Every rollout, active ones first.
-pub fn status(index: &Index) -> Result<Vec<RolloutStatus>> {
+/// `rollout status`: every rollout, active ones first.
+pub async fn status(ctx: &Context<'_>) -> Result<Vec<RolloutStatus>> {
+    let index = crate::commit::read_index(ctx.store).await?;
     index::all_rollouts(index.conn())?.iter().map(status_of).collect()
 }
 
@@ -528,7 +529,8 @@ pub struct Which {
 }
 
 /// `rollout which`: the package the edge rule gives a device.
-pub fn which(index: &Index, pointer: &PointerId, client_id: &str) -> Result<Which> {
+pub async fn which(ctx: &Context<'_>, pointer: &PointerId, client_id: &str) -> Result<Which> {
+    let index = crate::commit::read_index(ctx.store).await?;
     let packages = index.pointer_packages(pointer)?;
     if packages.is_empty() {
         return Err(Error::usage(format!(

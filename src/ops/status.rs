@@ -269,7 +269,7 @@ impl RolloutSummary {
 
 /// Reads the status from the index.
 pub async fn status(ctx: &Context<'_>) -> Result<Status> {
-    status_of(&Index::load(ctx.store).await?, ctx.clock.now())
+    status_of(&crate::commit::read_index(ctx.store).await?, ctx.clock.now())
 }
 
 /// The status an index records, as of `now`.

@@ -185,7 +185,7 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
     };
     let mut report = VerifyReport::default();
     let mut seen = Seen::default();
-    match crate::index::Index::load(ctx.store).await {
+    match crate::commit::read_index(ctx.store).await {
         Ok(index) => {
             for row in crate::index::patches(index.conn())?
                 .into_iter()

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use md5::{Digest, Md5};
 
-use super::{litter, Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
 use crate::error::{Error, Result};
+use crate::litter;
 
 const META_DIR: &str = "state/meta";
 

@@ -1,10 +1,11 @@
 //! Where the tree lives. A small async trait with one implementation per
 //! backend, chosen by the store URL; missing objects are `Ok(None)`, never an
-//! error.
+//! error. Two wrappers: [`FaultyStore`] (tests' injected faults) and
+//! [`DryRunStore`] (a dry run's writes, recorded instead of made).
 
+mod dry_run;
 mod faulty;
 mod fs;
-pub(crate) mod litter;
 mod s3;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use self::dry_run::DryRunStore;
 pub use self::faulty::FaultyStore;
 pub use self::fs::FsStore;
 pub use self::s3::{S3Options, S3Store, DEFAULT_READ_TIMEOUT, MULTIPART_THRESHOLD, PART_SIZE};
@@ -22,8 +24,6 @@ use crate::error::{Error, Result};
 pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Default Cache-Control of pointer objects: devices always revalidate.
 pub const POINTER_CACHE_CONTROL: &str = "public, max-age=0, s-maxage=60";
-/// Key of the index.
-pub const INDEX_KEY: &str = "state/index.sqlite";
 
 /// The HTTP metadata an object is served with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
