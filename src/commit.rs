@@ -1,5 +1,4 @@
-//! The one commit protocol every writer goes through (SPEC "Every writer under
-//! one protocol"):
+//! The one commit protocol every writer goes through (docs/format.md):
 //!
 //! 1. read the index and the written mark (`state/pointers-written.json`);
 //!    if this invocation's operation id already committed (a retry after a

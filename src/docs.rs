@@ -116,7 +116,7 @@ pub struct ServedDoc {
 }
 
 /// A pointer's signed rollout record (`public/<channel>/<platform>/<fingerprint>/rollout.json`).
-/// SPEC's fields first; `state`, the campaign's settings and the whole
+/// docs/format.md's fields first; `state`, the campaign's settings and the whole
 /// permutation (so `index rebuild` can keep devices sticky) follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,5 +1,5 @@
 //! The library's error type: one variant per failed operation, carrying what
-//! failed, and the exit-code class each belongs to (SPEC "Exit codes").
+//! failed, and the exit-code class each belongs to (docs/format.md).
 
 use std::path::PathBuf;
 

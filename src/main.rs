@@ -1,4 +1,4 @@
-//! The `otapub` binary: parse, run, map the result to SPEC's exit codes.
+//! The `otapub` binary: parse, run, map the result to docs/format.md's exit codes.
 
 mod cli;
 

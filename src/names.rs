@@ -1,5 +1,5 @@
 //! Validated names: every value that becomes part of an object key or a file
-//! path is one of these newtypes, checked once at the edge (SPEC "Words").
+//! path is one of these newtypes, checked once at the edge (docs/format.md).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Staged rollouts, the pure part (SPEC "Staged rollouts"): which bucket a
+//! Staged rollouts, the pure part (docs/format.md): which bucket a
 //! device falls in, the recorded permutation of buckets, strategies and the
 //! lifecycle. The edge rule in `deploy/` and `otapub serve` computes the same
 //! bucket as [`bucket`].

@@ -6,8 +6,7 @@
 //! answers header-routed requests (`GET /<channel>/manifest` with
 //! `expo-platform` and `expo-runtime-version`) so a development build can
 //! point at a laptop. A launch-asset request that asks for a bsdiff patch
-//! gets `patches/<requested>/<current>` when the tree has it (SPEC "Patches
-//! for the launch asset"). `--access-log` writes one JSON line per request,
+//! gets `patches/<requested>/<current>` when the tree has it (docs/format.md). `--access-log` writes one JSON line per request,
 //! the format `otapub rollout advance --gate-log` reads. `/_otapub/` is the
 //! operators' page (`otapub report`), made from the index on each request.
 
@@ -248,7 +247,7 @@ async fn pick(store: &dyn Store, target: &Target, headers: &HeaderMap) -> crate:
 }
 
 /// The update ids of a launch-asset request that asks for a patch
-/// (SPEC "Patches for the launch asset"): `a-im` names bsdiff and both
+/// (docs/format.md): `a-im` names bsdiff and both
 /// `expo-requested-update-id` and `expo-current-update-id` are UUIDs that
 /// differ. Lowercased: (requested, current).
 fn patch_request(headers: &HeaderMap) -> Option<(String, String)> {

@@ -116,7 +116,7 @@ fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &
     let pair = signed_pair(payload, sigs);
     let got = Sha256Digest::of(&pair.body).to_hex();
     // The one change of rendering allowed: the part framing (form-data →
-    // inline, SPEC), which no signature covers. The recorded digest of an
+    // inline, docs/format.md), which no signature covers. The recorded digest of an
     // older package is of its form-data body; the part bytes must be the same.
     let legacy = || {
         let body = manifest::multipart_framed(

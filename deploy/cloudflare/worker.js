@@ -1,4 +1,4 @@
-// otapub's edge rule as a Cloudflare Worker (SPEC "Staged rollouts").
+// otapub's edge rule as a Cloudflare Worker (docs/format.md).
 // In front of the store's public/ folder: env.ORIGIN is its URL (an R2
 // custom domain or public bucket URL, or any S3 endpoint serving it), e.g.
 // "https://ota-origin.example.com/ota/public". The Worker
@@ -7,8 +7,7 @@
 //     device's bucket (<pointer>/rollout/<bb>/<name>) when it exists (a
 //     fallback fetch on 404/403), else with the pointer's own object;
 //   - answers a launch-asset request that asks for a bsdiff patch (a-im,
-//     expo-requested-update-id, expo-current-update-id: SPEC "Patches for the
-//     launch asset") with patches/<r>/<c> when it exists, marked `im: bsdiff`
+//     expo-requested-update-id, expo-current-update-id: docs/format.md) with patches/<r>/<c> when it exists, marked `im: bsdiff`
 //     and `expo-base-update-id`, never stored by a cache; else the asset;
 //   - adds the Expo protocol headers to every manifest;
 //   - passes everything else through.

@@ -1,4 +1,4 @@
-// otapub's patch rule for CloudFront (SPEC "Patches for the launch asset"):
+// otapub's patch rule for CloudFront (docs/format.md):
 // two Lambda@Edge handlers (Node.js 20, an ES module) on the assets/* cache
 // behaviour.
 //

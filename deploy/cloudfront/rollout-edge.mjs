@@ -1,5 +1,5 @@
 // otapub's edge rule for CloudFront as a Lambda@Edge function on the
-// viewer-request event (Node.js 20, an ES module; SPEC "Staged rollouts").
+// viewer-request event (Node.js 20, an ES module; docs/format.md).
 //
 // Why Lambda@Edge and not a CloudFront Function: the rule needs to know
 // whether the device's bucket object exists, and a CloudFront Function can

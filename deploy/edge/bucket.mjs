@@ -1,9 +1,9 @@
-// otapub's rollout bucket of a device (SPEC "Staged rollouts"): expo-eas-client's
+// otapub's rollout bucket of a device (docs/format.md): expo-eas-client's
 // deterministicUniformValue of its eas-client-id, times 100, rounded down;
 // null when the id is not a UUID in 8-4-4-4-12 hex form. 32-bit arithmetic
 // only: njs has no BigInt. One ES module, imported by every edge template
 // (nginx's otapub.js, the Worker, the Lambda@Edge function); tests/it/edge.rs
-// checks it against an independent transcription of SPEC's formula.
+// checks it against an independent transcription of docs/format.md's formula.
 var OTAPUB_UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 // (a * b) mod 2^64 of [high, low] u32 pairs, in 16-bit limbs.

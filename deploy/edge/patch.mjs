@@ -1,4 +1,4 @@
-// otapub's patch rule (SPEC "Patches for the launch asset"), shared by every
+// otapub's patch rule (docs/format.md), shared by every
 // edge template (nginx's otapub.js, the Worker, the Lambda@Edge function) and
 // checked against `otapub serve` by tests/it/edge.rs.
 //

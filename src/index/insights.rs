@@ -1,5 +1,5 @@
 //! Insights in the index: daily counters per update, and each device's
-//! latest check-in of the last [`DEVICE_DAYS`] days (SPEC: `otapub insights`).
+//! latest check-in of the last [`DEVICE_DAYS`] days (docs/format.md: `otapub insights`).
 
 use std::collections::{BTreeSet, HashMap};
 

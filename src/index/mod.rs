@@ -2,7 +2,7 @@
 //! rollouts, audit events and operations. It lives in the store as one
 //! object ([`INDEX_KEY`]); a mutating command downloads it, changes it in one
 //! transaction and writes it back only if nobody else wrote it since (the
-//! commit point of SPEC). This room only turns bytes into an index and back
+//! commit point of docs/format.md). This room only turns bytes into an index and back
 //! ([`Index::open`], [`Index::to_bytes`]): the reading and the conditional
 //! write are `crate::commit`'s.
 

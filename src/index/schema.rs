@@ -124,7 +124,7 @@ CREATE TABLE audit_events (
     operation_id INTEGER NOT NULL REFERENCES operations (id)
 ) STRICT;
 "#,
-    // 2: the commit protocol for every writer (SPEC "Every writer under one protocol").
+    // 2: the commit protocol for every writer (docs/format.md).
     r#"
 -- Each invocation's id; a retry finds its change already committed here.
 ALTER TABLE operations ADD COLUMN op_id TEXT;
@@ -169,7 +169,7 @@ BEGIN
   SELECT RAISE(ABORT, 'packages are immutable and bans irreversible');
 END;
 "#,
-    // 3: staged rollouts (SPEC "Staged rollouts").
+    // 3: staged rollouts (docs/format.md).
     r#"
 CREATE TABLE rollouts (
     id              INTEGER PRIMARY KEY,
@@ -219,7 +219,7 @@ BEGIN
   SELECT RAISE(ABORT, 'rollouts are never deleted');
 END;
 "#,
-    // 4: embedded updates recorded as patch bases (SPEC "Patches for the launch asset").
+    // 4: embedded updates recorded as patch bases (docs/format.md).
     r#"
 CREATE TABLE embedded_bases (
     id           INTEGER PRIMARY KEY,
@@ -283,7 +283,7 @@ BEGIN
   SELECT RAISE(ABORT, 'a retired package stays retired');
 END;
 "#,
-    // 7: `otapub refresh` (SPEC "Keys over time").
+    // 7: `otapub refresh` (docs/format.md).
     r#"
 -- The Expo layer pointers and rollout buckets serve for a package, re-signed
 -- with the current leaf and chain: same part bytes, another expo-signature
@@ -296,8 +296,7 @@ CREATE TABLE expo_served (
     body_sha256 TEXT NOT NULL                  -- of the Expo body pointers serve
 ) STRICT;
 "#,
-    // 8: finishing what a committed operation left unwritten (SPEC "Every
-    // writer under one protocol": reruns move forward, never twice).
+    // 8: finishing what a committed operation left unwritten (docs/format.md: reruns move forward, never twice).
     r#"
 -- The generation an operation committed at, and what was run (the command
 -- and its arguments, without the global options): a writer that finds an

@@ -1,5 +1,5 @@
 //! One use-case function per command. Each mutating command follows the
-//! commit protocol of SPEC: read the index, apply its change in one
+//! commit protocol of docs/format.md: read the index, apply its change in one
 //! transaction, write assets and immutable objects, write the index back only
 //! if nobody else did meanwhile (the commit point), then write the pointers it
 //! affected and re-check that no later commit made them stale.

@@ -2,7 +2,7 @@
 //! Expo layer of everything that is or could again be served — every package
 //! neither banned nor retired (a ban can make an older one live) and every
 //! noUpdateAvailable directive — and rewrites the pointers and rollout
-//! buckets from it (SPEC "Keys over time"). The part bytes and the ed25519
+//! buckets from it (docs/format.md). The part bytes and the ed25519
 //! envelopes do not change, so no update id changes and devices download
 //! nothing; immutable objects keep the signature they were published with.
 //! RSA PKCS#1 v1.5 signatures are deterministic: a second run with the same

@@ -19,7 +19,7 @@ use crate::signing::Signer;
 /// What a rollback goes back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RollbackTarget {
-    /// SPEC's default rule: one bundle back from the newest.
+    /// docs/format.md's default rule: one bundle back from the newest.
     Previous,
     /// This version of the pointer.
     To(Version),
@@ -37,7 +37,7 @@ fn original_time(conn: &Connection, p: &Package) -> Result<DateTime<Utc>> {
     }
 }
 
-/// SPEC's default target: the newest non-banned, non-retired package whose
+/// docs/format.md's default target: the newest non-banned, non-retired package whose
 /// original was published before the original of the newest package on the
 /// pointer (banned ones included when finding the newest).
 fn default_target(conn: &Connection, packages: &[Package]) -> Result<Option<Package>> {

@@ -1,7 +1,7 @@
 //! `otapub rollout …` and the rollout part of `publish`/`promote --rollout`:
 //! a campaign that serves a candidate package to a sticky share of devices
 //! through the pointer's bucket objects, while the pointer keeps serving the
-//! control (SPEC "Staged rollouts"). Every transition is one commit with
+//! control (docs/format.md). Every transition is one commit with
 //! its audit event; each re-signs the pointer's `rollout.json`.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! BSDIFF40 patches of launch assets (SPEC "Patches for the launch asset"):
+//! BSDIFF40 patches of launch assets (docs/format.md):
 //! Colin Percival's format with bzip2 blocks, what the stock client's
 //! vendored `bspatch.c` applies. A patch needs no signature: the client
 //! checks the patched bytes against the signed `launchAsset.hash` and

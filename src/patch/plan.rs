@@ -1,5 +1,4 @@
-//! Which patches a pointer's devices can ask for (SPEC "Patches for the
-//! launch asset"): a pure reading of the index.
+//! Which patches a pointer's devices can ask for (docs/format.md): a pure reading of the index.
 //!
 //! A device asks for a patch of the update a pointer serves — its live
 //! package, or the candidate of its rollout — from the update it runs. It may

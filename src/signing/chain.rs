@@ -1,4 +1,4 @@
-//! Certificate chains for Expo code signing (SPEC "Keys over time"): the PEM
+//! Certificate chains for Expo code signing (docs/format.md): the PEM
 //! chain (leaf first, no root) a response carries in its `certificate_chain`
 //! part, and the checks the stock client makes on it, taken from
 //! expo-updates' `CertificateChain.swift` / `CodeSigningConfiguration.swift`

@@ -1,6 +1,6 @@
 //! `otapub keys expo-leaf`: a short-lived Expo code-signing leaf issued by an
 //! offline root (or an intermediate given as the CA), so the Expo key rotates
-//! without a new app build (SPEC "Keys over time"). X.509 is written by
+//! without a new app build (docs/format.md). X.509 is written by
 //! rcgen and read back by x509-parser; nothing here encodes DER by hand.
 
 use std::io::Write;
