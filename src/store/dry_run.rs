@@ -5,14 +5,12 @@
 //! written back and read again — and nothing reaches the wrapped store.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
-use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
 /// What this run wrote to a key, as far as its own later reads go.
@@ -171,12 +169,9 @@ impl Store for DryRunStore<'_> {
         Ok(listed.into_values().collect())
     }
 
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
-        let _ = sha256;
-        self.put(key, Body::File(path.to_path_buf()), meta).await
-    }
+    // put_file_sha256: the trait's own, which records the file through `put`.
 
-    /// Removes nothing: that would be a write.
+    /// Removes nothing (not the inner store's leftovers either): that would be a write.
     async fn clean_up(&self) -> Result<()> {
         Ok(())
     }
