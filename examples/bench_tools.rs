@@ -230,7 +230,7 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
     for p in &pointer_ids {
         let view = otapub::ops::pointer_view(&idx, p).expect("view");
         let [_, body] = tree::pointer_objects(&view).expect("render").expect("a live package");
-        idx.restamp_pointer(p, &index::sha256(&body.bytes), generation)
+        idx.restamp_pointer(p, &otapub::digest::Sha256Digest::of(&body.bytes), generation)
             .expect("stamp");
     }
     otapub::commit::seed_index(store.as_ref(), &mut idx)

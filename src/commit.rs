@@ -567,7 +567,7 @@ async fn run<T: Serialize + DeserializeOwned>(
                 }
                 let view = pointer_view(&index, p)?;
                 if let Some([_, body]) = tree::pointer_objects(&view)? {
-                    index.restamp_pointer(p, &index::sha256(&body.bytes), generation)?;
+                    index.restamp_pointer(p, &Sha256Digest::of(&body.bytes), generation)?;
                 }
             }
         }

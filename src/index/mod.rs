@@ -32,7 +32,6 @@ use std::io::Write;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
@@ -52,16 +51,6 @@ pub fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
         .single()
         .filter(|t| (1970..=9999).contains(&chrono::Datelike::year(t)))
         .ok_or_else(|| corrupt(format!("time {ms} ms since 1970 is out of range")))
-}
-
-/// SHA-256 of bytes.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// SHA-256 hex of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Key of the index in the store.
@@ -389,7 +378,7 @@ impl Index {
 
     /// Records that `pointer` now renders to a body with this SHA-256: its
     /// stamp moves to `generation` if that differs from what it rendered before.
-    pub fn restamp_pointer(&mut self, pointer: &PointerId, body_sha256: &[u8; 32], generation: u64) -> Result<()> {
+    pub fn restamp_pointer(&mut self, pointer: &PointerId, body_sha256: &Sha256Digest, generation: u64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO pointer_stamps (channel, platform, fingerprint, body_sha256, generation) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT DO UPDATE SET body_sha256 = excluded.body_sha256, generation = excluded.generation
@@ -398,7 +387,7 @@ impl Index {
                 pointer.channel.as_str(),
                 pointer.platform.as_str(),
                 pointer.fingerprint.as_str(),
-                &body_sha256[..],
+                &body_sha256.as_bytes()[..],
                 i64::try_from(generation).map_err(|_| corrupt("generation out of range"))?
             ],
         )?;

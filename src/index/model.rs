@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
-use super::{corrupt, sha256_hex, to_ms};
+use super::{corrupt, to_ms};
+use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::manifest::AssetRef;
 use crate::names::{PointerId, Version};
@@ -235,17 +236,17 @@ pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option
         expo_config: bundle.expo_config.as_deref().map(RawValue::get),
         message,
     };
-    sha256_hex(&serde_json::to_vec(&key).expect("content key serializes"))
+    Sha256Digest::of(&serde_json::to_vec(&key).expect("content key serializes")).to_hex()
 }
 
 /// The content hash of a re-stamp.
 pub fn restamp_content_hash(pointer: &PointerId, version: &Version, original: &Version, at: DateTime<Utc>) -> String {
-    sha256_hex(format!("restamp\n{pointer}\n{version}\n{original}\n{}", to_ms(at)).as_bytes())
+    Sha256Digest::of(format!("restamp\n{pointer}\n{version}\n{original}\n{}", to_ms(at)).as_bytes()).to_hex()
 }
 
 /// The content hash of a rollBackToEmbedded directive.
 pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> String {
-    sha256_hex(format!("rollBackToEmbedded\n{pointer}\n{}", to_ms(at)).as_bytes())
+    Sha256Digest::of(format!("rollBackToEmbedded\n{pointer}\n{}", to_ms(at)).as_bytes()).to_hex()
 }
 
 impl PackageDraft {

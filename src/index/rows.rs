@@ -317,7 +317,7 @@ pub fn put_asset(conn: &Connection, sha256: &Sha256Digest, size: u64, content_ty
 
 /// Stores a shared blob once; returns its row id.
 pub(super) fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<i64> {
-    let h = sha256_hex(bytes);
+    let h = Sha256Digest::of(bytes).to_hex();
     conn.execute(
         "INSERT INTO blobs (sha256, bytes) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![h, bytes],

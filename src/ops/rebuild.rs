@@ -433,7 +433,7 @@ pub async fn rebuild(
     // Each pointer pair read and parsed once: the signed part and its body's SHA-256.
     let mut served: BTreeMap<PointerId, Option<(SignedPart, String)>> = BTreeMap::new();
     // The generation stamps the pointer objects carry, to continue from.
-    let mut stamps: BTreeMap<PointerId, ([u8; 32], u64)> = BTreeMap::new();
+    let mut stamps: BTreeMap<PointerId, (Sha256Digest, u64)> = BTreeMap::new();
     for p in &pointers {
         let body = ctx.store.get(&p.manifest_key()).await?;
         let envelope = ctx.store.get(&p.envelope_key()).await?;
@@ -444,7 +444,7 @@ pub async fn rebuild(
                 .filter_map(|o| o.meta.generation)
                 .max()
                 .unwrap_or(0);
-            stamps.insert(p.clone(), (*Sha256Digest::of(&b.bytes).as_bytes(), generation));
+            stamps.insert(p.clone(), (Sha256Digest::of(&b.bytes), generation));
         }
         let part = body
             .zip(envelope)
