@@ -40,21 +40,20 @@ pub struct DeltaPlan {
 /// own export compiles (the comments would change the bytecode's source
 /// hash, and the URL names the dev server).
 pub fn without_map_comments(js: &[u8]) -> &[u8] {
-    let mut end = js.len();
+    // Trailing lines, from the end: blank ones and Metro's two comments;
+    // cut only where a comment was (a file without them stays as it is).
+    let (mut end, mut cut) = (js.len(), js.len());
     while let Some(nl) = js[..end].iter().rposition(|&b| b == b'\n') {
         let line = &js[nl + 1..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.starts_with(b"//# sourceMappingURL=") || line.starts_with(b"//# debugId=") || line.is_empty() {
-            end = nl;
-        } else {
+        if line.starts_with(b"//# sourceMappingURL=") || line.starts_with(b"//# debugId=") {
+            cut = nl;
+        } else if !line.is_empty() {
             break;
         }
+        end = nl;
     }
-    if end == js.len() {
-        js
-    } else {
-        &js[..end]
-    }
+    &js[..cut]
 }
 
 /// Composes Metro's source map of the JS (`metro_map`) with hermesc's map
@@ -299,6 +298,7 @@ mod tests {
         let js = b"__r(0);\n//# sourceMappingURL=http://localhost:8081/a.js.map\n//# debugId=0389\n";
         assert_eq!(without_map_comments(js), b"__r(0);");
         assert_eq!(without_map_comments(b"__r(0);"), b"__r(0);");
+        assert_eq!(without_map_comments(b"__r(0);\n\n"), b"__r(0);\n\n", "no comment, nothing cut");
         let inside = b"a();\n//# sourceMappingURL=x\nb();";
         assert_eq!(without_map_comments(inside), inside);
     }
