@@ -10,38 +10,19 @@
 //!
 //! `OTAPUB_SOAK_TRIALS` random kills per command (default 20, what CI runs;
 //! `scripts/kill-soak.sh` runs 200). The seed of every random choice is
-//! `OTAPUB_SOAK_SEED` when set, else a fresh random one; it is printed first
-//! and with any failure, and `OTAPUB_SOAK_SEED` set to it replays the run.
+//! `OTAPUB_SOAK_SEED` when set, else a fresh random one (drawn by rand's
+//! seeded `StdRng`); it is printed first and with any failure, and
+//! `OTAPUB_SOAK_SEED` set to it replays the run.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
 use crate::common::*;
-
-/// A small deterministic generator (xorshift64*), seeded and printed so a
-/// failing run can be replayed: every random choice of the soak is drawn
-/// from the one `Rng` its seed makes.
-struct Rng(u64);
-
-impl Rng {
-    /// Any seed, 0 included (xorshift's state must not be 0): its bits mixed
-    /// by splitmix64 first.
-    fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)).max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 /// One mutating command under test: what to set up before each trial
 /// (never killed) and the command itself.
@@ -683,7 +664,7 @@ fn soak(seed: u64, replay: &str) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     eprintln!("kill soak: {random} random kills per command");
-    let mut rng = Rng::new(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut all_ok = true;
     // OTAPUB_SOAK_ONLY=NAME runs one command's soak (e.g. "rollout set").
     let only = std::env::var("OTAPUB_SOAK_ONLY").ok();
@@ -729,7 +710,7 @@ fn soak(seed: u64, replay: &str) {
             let micros = (last.as_micros() as u64).max(1000);
             // A share of that time drawn from the seed (not the time modulo
             // a draw): one seed replays the same shares however fast it runs.
-            let share = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let share: f64 = rng.random();
             let after = Duration::from_micros((micros as f64 * share) as u64);
             last = last.max(trial(&env, &subject, t, None, Some(after), &mut seen, &mut tally));
         }
