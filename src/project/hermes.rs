@@ -298,7 +298,11 @@ mod tests {
         let js = b"__r(0);\n//# sourceMappingURL=http://localhost:8081/a.js.map\n//# debugId=0389\n";
         assert_eq!(without_map_comments(js), b"__r(0);");
         assert_eq!(without_map_comments(b"__r(0);"), b"__r(0);");
-        assert_eq!(without_map_comments(b"__r(0);\n\n"), b"__r(0);\n\n", "no comment, nothing cut");
+        assert_eq!(
+            without_map_comments(b"__r(0);\n\n"),
+            b"__r(0);\n\n",
+            "no comment, nothing cut"
+        );
         let inside = b"a();\n//# sourceMappingURL=x\nb();";
         assert_eq!(without_map_comments(inside), inside);
     }
