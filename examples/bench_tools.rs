@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use md5::Digest;
-use otapub::index::{self, Bundle, Index, PackageContent, PackageDraft};
-use otapub::manifest::AssetRef;
+use otapub::index::{self, Index};
+
+use otapub::model::{AssetRef, Bundle, PackageContent, PackageDraft};
 use otapub::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use otapub::signing::{Ed25519Key, KeySource, Signer};
 use otapub::store::{self, S3Options};

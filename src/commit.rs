@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Index, INDEX_KEY};
+use crate::model::{CommittedOperation, Rollout};
 use crate::names::PointerId;
 use crate::patch;
 use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
@@ -760,7 +761,7 @@ async fn advance_mark(store: &dyn Store, generation: u64, read: &Mark) -> Result
 
 /// Says which operations' pointers this command wrote for them (nothing
 /// when their own writer had written them already).
-fn say_finished(unfinished: &[index::CommittedOperation], objects: usize) {
+fn say_finished(unfinished: &[CommittedOperation], objects: usize) {
     if objects == 0 {
         return;
     }
@@ -778,7 +779,7 @@ fn say_finished(unfinished: &[index::CommittedOperation], objects: usize) {
 }
 
 /// The pointers the given operations affected.
-fn pointers_of(ops: &[index::CommittedOperation]) -> Result<BTreeSet<PointerId>> {
+fn pointers_of(ops: &[CommittedOperation]) -> Result<BTreeSet<PointerId>> {
     let mut all = BTreeSet::new();
     for u in ops {
         let pointers: BTreeSet<PointerId> = serde_json::from_str(&u.pointers).map_err(json_err)?;
@@ -945,7 +946,7 @@ pub fn pointer_view(index: &Index, pointer: &PointerId) -> Result<PointerView> {
 
 /// Every pointer's view.
 pub fn full_view(index: &Index) -> Result<Vec<PointerView>> {
-    let mut rollouts: std::collections::HashMap<PointerId, index::Rollout> = index::latest_rollouts(index.conn())?
+    let mut rollouts: std::collections::HashMap<PointerId, Rollout> = index::latest_rollouts(index.conn())?
         .into_iter()
         .map(|r| (r.pointer.clone(), r))
         .collect();

@@ -12,8 +12,9 @@ use std::process::Command;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::index::{GateReading, Index};
+use crate::index::Index;
 use crate::insights::{self, failed_ids, Format, Headers};
+use crate::model::GateReading;
 use crate::names::PointerId;
 
 /// Where the failure rate comes from.

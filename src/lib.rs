@@ -19,6 +19,7 @@ pub mod index;
 pub mod insights;
 pub(crate) mod litter;
 pub mod manifest;
+pub mod model;
 pub mod names;
 pub mod ops;
 pub mod patch;

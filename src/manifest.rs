@@ -4,7 +4,6 @@
 //! to the same bytes.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::digest::Sha256Digest;
 use crate::docs::{
@@ -13,6 +12,7 @@ use crate::docs::{
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use crate::model::AssetRef;
 use crate::names::{Channel, Fingerprint, Platform, Version};
 
 /// Content type of every launch asset (bundle).
@@ -29,17 +29,6 @@ pub fn asset_content_type(ext: &str) -> String {
         .first_or_octet_stream()
         .essence_str()
         .to_string()
-}
-
-/// One asset of a bundle as a manifest lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct AssetRef {
-    /// SHA-256 of the bytes; its hex is the object name under `assets/`.
-    pub sha256: Sha256Digest,
-    /// The Metro md5 key (for the launch asset, the md5 of its bytes).
-    pub key: String,
-    /// Extension without the dot.
-    pub ext: String,
 }
 
 /// The fields of one update's manifest.

@@ -1,17 +1,11 @@
-//! Staged rollouts, the pure part (docs/format.md): which bucket a
-//! device falls in, the recorded permutation of buckets, strategies and the
-//! lifecycle. The edge rule in `deploy/` and `otapub serve` computes the same
+//! Staged rollouts, the pure rules (docs/format.md): which bucket a
+//! device falls in, drawing a rollout's permutation of buckets, and the plan
+//! a rollout starts with (the values themselves are `crate::model`'s). The edge rule in `deploy/` and `otapub serve` computes the same
 //! bucket as [`bucket`].
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
+use crate::model::{Permutation, Strategy};
 
-/// How many buckets devices fall into.
-pub const BUCKETS: usize = 100;
 /// Default percentage added by a `linear` advance.
 pub const DEFAULT_STEP: u8 = 10;
 /// Default abort threshold of the health gate (failure rate).
@@ -38,154 +32,18 @@ pub fn bucket(client_id: &str) -> Option<u8> {
     uniform_value(client_id).map(|v| (v * 100.0).floor() as u8)
 }
 
-/// The order in which buckets join a rollout: a permutation of 0–99 drawn
-/// once when the rollout starts; at p % the candidate buckets are its first p.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Permutation([u8; BUCKETS]);
-
-impl fmt::Debug for Permutation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Permutation({:?})", &self.0[..])
-    }
-}
-
 impl Permutation {
     /// A fresh random permutation, shuffled by a generator seeded from the
     /// OS. Only its result is a format (recorded in the index and the signed
     /// rollout record); devices and the edge compute the bucket, not this.
     pub fn random() -> Result<Permutation> {
-        use rand::seq::SliceRandom;
         use rand::SeedableRng;
-        let mut order: [u8; BUCKETS] = std::array::from_fn(|i| i as u8);
         let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng).map_err(|e| Error::Store {
             action: "draw",
             key: "a rollout's bucket permutation".into(),
             reason: format!("no OS randomness ({e})"),
         })?;
-        order.shuffle(&mut rng);
-        Ok(Permutation(order))
-    }
-
-    /// A permutation read back (index, signed record): exactly 0–99, each once.
-    pub fn from_slice(order: &[u8]) -> std::result::Result<Permutation, String> {
-        if order.len() != BUCKETS {
-            return Err(format!(
-                "a bucket permutation has {} entries, not {BUCKETS}",
-                order.len()
-            ));
-        }
-        let mut seen = [false; BUCKETS];
-        for &b in order {
-            let slot = seen
-                .get_mut(usize::from(b))
-                .ok_or_else(|| format!("bucket {b} is out of range 0-99"))?;
-            if *slot {
-                return Err(format!("bucket {b} appears twice in a permutation"));
-            }
-            *slot = true;
-        }
-        let mut out = [0u8; BUCKETS];
-        out.copy_from_slice(order);
-        Ok(Permutation(out))
-    }
-
-    /// The order, as stored.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The candidate buckets at `percent`, sorted.
-    pub fn buckets(&self, percent: u8) -> Vec<u8> {
-        let mut b = self.0[..usize::from(percent.min(100))].to_vec();
-        b.sort_unstable();
-        b
-    }
-}
-
-/// How `rollout advance` moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Adds the step each advance; reaching 100 completes.
-    Linear,
-    /// From the start percentage to 100 in one advance.
-    Canary,
-}
-
-impl Strategy {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Linear => "linear",
-            Strategy::Canary => "canary",
-        }
-    }
-
-    /// The percentage after one advance from `percent`.
-    pub fn next(self, percent: u8, step: u8) -> u8 {
-        match self {
-            Strategy::Linear => percent.saturating_add(step).min(100),
-            Strategy::Canary => 100,
-        }
-    }
-}
-
-impl FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Strategy, String> {
-        match s {
-            "linear" => Ok(Strategy::Linear),
-            "canary" => Ok(Strategy::Canary),
-            other => Err(format!("strategy {other:?} is not linear or canary")),
-        }
-    }
-}
-
-/// The lifecycle: created → running ⇄ paused → completed | aborted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lifecycle {
-    /// Recorded, not serving yet (only inside the transaction that starts it).
-    Created,
-    /// Candidate buckets serve the candidate.
-    Running,
-    /// No new device gets the candidate.
-    Paused,
-    /// The candidate is the pointer's live package. Terminal.
-    Completed,
-    /// The candidate is banned, the control re-stamped. Terminal.
-    Aborted,
-}
-
-impl Lifecycle {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lifecycle::Created => "created",
-            Lifecycle::Running => "running",
-            Lifecycle::Paused => "paused",
-            Lifecycle::Completed => "completed",
-            Lifecycle::Aborted => "aborted",
-        }
-    }
-
-    /// Whether the rollout still holds its pointer.
-    pub fn is_active(self) -> bool {
-        matches!(self, Lifecycle::Created | Lifecycle::Running | Lifecycle::Paused)
-    }
-}
-
-impl FromStr for Lifecycle {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Lifecycle, String> {
-        Ok(match s {
-            "created" => Lifecycle::Created,
-            "running" => Lifecycle::Running,
-            "paused" => Lifecycle::Paused,
-            "completed" => Lifecycle::Completed,
-            "aborted" => Lifecycle::Aborted,
-            other => return Err(format!("rollout state {other:?} is unknown")),
-        })
+        Ok(Permutation::shuffled(&mut rng))
     }
 }
 

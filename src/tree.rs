@@ -5,10 +5,11 @@
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{ManifestFormat, Package, PackageContent, PackageDraft, Rollout, StoredDirective};
+
 use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
+use crate::model::{ManifestFormat, Package, PackageContent, PackageDraft, Rollout, Signatures, StoredDirective};
 use crate::names::PointerId;
-use crate::signing::{self, Signatures};
+use crate::signing;
 use crate::store::{ObjectMeta, IMMUTABLE_CACHE_CONTROL, POINTER_CACHE_CONTROL};
 
 /// One object of the public tree.

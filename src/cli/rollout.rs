@@ -7,8 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{GlobalArgs, Outcome, PointerArgs, Settings};
 use otapub::error::Error;
 use otapub::gate::Gate;
+use otapub::model::Strategy;
 use otapub::ops::rollout::{self, Change, RolloutOutcome};
-use otapub::rollout::{RolloutPlan, Strategy, DEFAULT_ABORT_THRESHOLD, DEFAULT_STEP};
+use otapub::rollout::{RolloutPlan, DEFAULT_ABORT_THRESHOLD, DEFAULT_STEP};
 
 /// `--strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

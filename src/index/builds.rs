@@ -6,22 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 use crate::error::Result;
+use crate::model::{Build, SignedRecord};
 use crate::names::{Fingerprint, Platform};
-
-/// A build recorded as in the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Build {
-    /// Platform.
-    pub platform: Platform,
-    /// Its runtime version.
-    pub fingerprint: Fingerprint,
-    /// What the build is (store version, CI run, …).
-    pub note: Option<String>,
-    /// When it was recorded.
-    pub added_at: chrono::DateTime<chrono::Utc>,
-    /// Its signed record (`state/builds/`), which `index rebuild` adopts.
-    pub record: SignedRecord,
-}
 
 type Row = (String, String, Option<String>, i64, Vec<u8>, String);
 

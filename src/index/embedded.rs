@@ -3,24 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
-use crate::digest::Sha256Digest;
 use crate::error::Result;
-use crate::names::{Fingerprint, Platform};
-
-/// A build's embedded update, recorded as a patch base.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmbeddedBase {
-    /// Platform.
-    pub platform: Platform,
-    /// The runtime version of the build.
-    pub fingerprint: Fingerprint,
-    /// The embedded update's id, lowercase.
-    pub update_id: String,
-    /// SHA-256 of its launch asset.
-    pub launch_asset: Sha256Digest,
-    /// Its signed record.
-    pub record: SignedRecord,
-}
+use crate::model::{EmbeddedBase, SignedRecord};
+use crate::names::Platform;
 
 fn read(
     (platform, fingerprint, update_id, sha, record, sigs): (String, String, String, String, Vec<u8>, String),

@@ -4,7 +4,7 @@
 //! packages `gc --keep` retired (their bundles may be gone).
 //! Everything that needs to know what a pointer serves asks here.
 
-use super::{Package, Rollout};
+use crate::model::{Package, Rollout};
 
 /// The live package among the packages of one pointer, if any, given the
 /// pointer's latest rollout (only an active one changes the answer).

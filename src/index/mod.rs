@@ -11,7 +11,6 @@ mod bytecode;
 mod embedded;
 mod insights;
 pub mod live;
-mod model;
 mod patches;
 mod rollouts;
 mod rows;
@@ -21,7 +20,6 @@ pub use builds::*;
 pub use bytecode::*;
 pub use embedded::*;
 pub use insights::*;
-pub use model::*;
 pub use patches::*;
 pub use rollouts::*;
 pub use rows::*;
@@ -36,7 +34,7 @@ use serde_json::value::RawValue;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::litter;
-use crate::manifest::AssetRef;
+use crate::model::{AuditEvent, CommittedOperation, NewEvent, Operation, Package, StoredDirective};
 use crate::names::{Platform, PointerId, Version};
 
 /// Milliseconds since the epoch.

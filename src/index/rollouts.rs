@@ -5,8 +5,9 @@ use rusqlite::{params, Connection, Row};
 
 use super::*;
 use crate::error::Result;
+use crate::model::Permutation;
+use crate::model::{Rollout, SignedRecord};
 use crate::names::{PointerId, Version};
-use crate::rollout::Permutation;
 
 const COLUMNS: &str = "r.id, r.channel, r.platform, r.fingerprint, c.version, k.version, r.strategy, r.step,
     r.abort_threshold, r.percent, r.permutation, r.state, r.started_at, r.updated_at, r.generation, r.record,

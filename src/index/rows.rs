@@ -8,6 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::*;
 use crate::digest::Sha256Digest;
 use crate::error::Result;
+use crate::model::{
+    AssetRef, Ban, Bundle, ManifestFormat, Package, PackageContent, PackageDraft, ServedExpo, StoredDirective,
+};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 
 /// Reads a setting.
@@ -159,7 +162,7 @@ impl RawPackage {
                 .map(Version::stored)
                 .transpose()
                 .map_err(corrupt)?,
-            format: ManifestFormat::from_column(self.format)?,
+            format: format_from_column(self.format)?,
             message: self.message,
             content,
             content_hash: self.content_hash,
@@ -176,6 +179,22 @@ impl RawPackage {
             body_sha256,
         });
         Ok(p)
+    }
+}
+
+/// A manifest format as the `format` column holds it.
+fn format_from_column(v: i64) -> Result<ManifestFormat> {
+    match v {
+        1 => Ok(ManifestFormat::V1),
+        2 => Ok(ManifestFormat::V2),
+        other => Err(corrupt(format!("manifest format {other} is unknown"))),
+    }
+}
+
+fn format_column(f: ManifestFormat) -> i64 {
+    match f {
+        ManifestFormat::V1 => 1,
+        ManifestFormat::V2 => 2,
     }
 }
 
@@ -374,7 +393,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
             p.content_hash,
             serde_json::to_string(p.signatures()).expect("signatures serialize"),
             p.body_sha256(),
-            p.format.column(),
+            format_column(p.format),
         ],
     )?;
     Ok(conn.last_insert_rowid())

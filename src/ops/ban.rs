@@ -9,7 +9,8 @@ use super::steps::ban_family;
 pub use super::steps::{ban_record_key, BanOutcome};
 use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
-use crate::index::{self, NewEvent};
+use crate::index;
+use crate::model::NewEvent;
 use crate::names::{Platform, PointerId, Version};
 use crate::signing::Signer;
 

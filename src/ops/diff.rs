@@ -10,8 +10,9 @@ use serde::Serialize;
 use super::status::{package_actors, PackageSummary};
 use super::Context;
 use crate::error::{Error, Result};
-use crate::index::{self, Index, Package};
-use crate::manifest::AssetRef;
+use crate::index::{self, Index};
+
+use crate::model::{AssetRef, Package};
 use crate::names::{Platform, Version};
 
 /// One side of the comparison.

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use super::{commit, full_view, Context, Plan};
 use crate::commit::{self as protocol, Lease, GC_EPOCH_SETTING, GC_LEASE};
 use crate::error::{Error, Result};
-use crate::index::{self, Index, NewEvent};
-use crate::index::{Package, PackageContent};
+use crate::index::{self, Index};
+
 use crate::manifest::{boundary_of, parse_multipart};
+use crate::model::{NewEvent, Package, PackageContent};
 use crate::names::{Channel, PointerId};
 use crate::patch;
 use crate::store::Store;

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, Context, Plan};
 use crate::error::Result;
-use crate::index::{self, IndexCatalog, IngestedFile, InsightRow, NewEvent};
+use crate::index::{self, IndexCatalog, IngestedFile, InsightRow};
 use crate::insights::derive::{day_of, Facts};
 use crate::insights::{self as logs, Format, LineReader};
+use crate::model::NewEvent;
 
 /// What happened to one file.
 #[derive(Debug, Clone, Serialize, Deserialize)]

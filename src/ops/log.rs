@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::error::Result;
-use crate::index::{AuditEvent, Operation};
+use crate::model::{AuditEvent, Operation};
 
 /// The audit events, oldest first, and the operations.
 pub async fn log(ctx: &Context<'_>) -> Result<(Vec<AuditEvent>, Vec<Operation>)> {

@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::index::{self, Package, PackageDraft, StoredDirective};
+use crate::index;
+use crate::model::{Package, PackageDraft, StoredDirective};
 use crate::names::PointerId;
 use crate::signing::Signer;
 use crate::tree::{self, PublicObject};

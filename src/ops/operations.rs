@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
-use crate::index::{self, NewEvent, Operation};
+use crate::index;
 use crate::manifest::format_time;
+use crate::model::{NewEvent, Operation};
 
 /// An operation, and whether it is stuck.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -12,8 +12,9 @@ use super::{commit, next_created_at, stamp, AssetUpload, Context, Plan, BASE_URL
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::export::{self, FileHash};
-use crate::index::{self, Bundle, Index, ManifestFormat, NewEvent, PackageContent, PackageDraft};
-use crate::manifest::{asset_content_type, format_time, AssetRef, BUNDLE_CONTENT_TYPE};
+use crate::index::{self, Index};
+use crate::manifest::{asset_content_type, format_time, BUNDLE_CONTENT_TYPE};
+use crate::model::{update_content_hash, AssetRef, Bundle, ManifestFormat, NewEvent, PackageContent, PackageDraft};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::project::hermes::{self, DeltaPlan};
 use crate::rollout::RolloutPlan;
@@ -245,7 +246,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             assets,
             expo_config: expo_config.clone(),
         };
-        let content_hash = index::update_content_hash(&pointer, &bundle, opts.message.as_deref());
+        let content_hash = update_content_hash(&pointer, &bundle, opts.message.as_deref());
         contents.insert(
             platform,
             PlatformContent {

@@ -16,14 +16,15 @@ use crate::digest::Sha256Digest;
 use crate::docs::{AssetDoc, BanRecord, BuildRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
 use crate::index::INDEX_KEY;
-use crate::index::{
-    self, live, Ban, Build, Bundle, EmbeddedBase, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft,
-    PatchRow, Rollout, ServedExpo, SignedRecord, StoredDirective,
-};
-use crate::manifest::{boundary_of, format_time, parse_multipart, AssetRef, BUNDLE_CONTENT_TYPE};
+use crate::index::{self, live, PatchRow};
+use crate::manifest::{boundary_of, format_time, parse_multipart, BUNDLE_CONTENT_TYPE};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
-use crate::rollout::{Lifecycle, Permutation};
-use crate::signing::{self, Signatures, Signer, TrustedKeys};
+
+use crate::model::{
+    AssetRef, Ban, Build, Bundle, EmbeddedBase, Lifecycle, ManifestFormat, NewEvent, Package, PackageContent,
+    PackageDraft, Permutation, Rollout, ServedExpo, Signatures, SignedRecord, StoredDirective,
+};
+use crate::signing::{self, Signer, TrustedKeys};
 use crate::store::Object;
 use crate::tree;
 

@@ -12,8 +12,9 @@ use super::status::{
 };
 use super::Context;
 use crate::error::Result;
-use crate::index::{AuditEvent, Index, Operation};
+use crate::index::Index;
 use crate::manifest::format_time;
+use crate::model::{AuditEvent, Operation};
 
 /// How many audit events the page lists, newest first.
 pub const RECENT_EVENTS: usize = 50;

@@ -14,10 +14,11 @@ use super::steps::{ban_family, gate_details, restamp, seal, served, Banned, Rest
 use super::{commit, Context, Plan};
 use crate::docs::{RolloutDoc, ServedDoc};
 use crate::error::{Error, Result};
-use crate::index::{self, live, GateReading, Index, NewEvent, Rollout};
+use crate::index::{self, live, Index};
 use crate::manifest::format_time;
+use crate::model::{GateReading, Lifecycle, NewEvent, Rollout, Strategy};
 use crate::names::{PointerId, Version};
-use crate::rollout::{self as rules, Lifecycle};
+use crate::rollout::{self as rules};
 use crate::signing::Signer;
 use crate::tree::PublicObject;
 
@@ -447,7 +448,7 @@ pub struct RolloutStatus {
     /// What the pointer itself serves now (for an ended rollout: what it served then).
     pub control: Option<ServedDoc>,
     /// Strategy.
-    pub strategy: rules::Strategy,
+    pub strategy: Strategy,
     /// Step.
     pub step: u8,
     /// Abort threshold.

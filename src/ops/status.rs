@@ -7,8 +7,9 @@ use serde::Serialize;
 use super::Context;
 use crate::error::Result;
 use crate::index::live::{pointer_state, PointerState};
-use crate::index::{AuditEvent, Index, Package, PackageContent};
+use crate::index::Index;
 use crate::manifest::{boundary_of, format_time, parse_multipart, ParsedPart};
+use crate::model::{AuditEvent, Package, PackageContent};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// One package in a pointer's history.

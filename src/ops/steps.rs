@@ -14,13 +14,14 @@ use serde::Serialize;
 use super::{ensure_no_update_directive, next_created_at, recorded_base_url, stamp};
 use crate::docs::{BanRecord, RolloutDoc, ServedDoc};
 use crate::error::{Error, Result};
-use crate::index::{
-    self, live, Ban, GateReading, ManifestFormat, NewEvent, Package, PackageContent, PackageDraft, Rollout,
-    SignedRecord,
-};
+use crate::index::{self, live};
 use crate::manifest::format_time;
+use crate::model::{
+    directive_content_hash, restamp_content_hash, Ban, GateReading, Lifecycle, ManifestFormat, NewEvent, Package,
+    PackageContent, PackageDraft, Permutation, Rollout, SignedRecord,
+};
 use crate::names::{Platform, PointerId, Version};
-use crate::rollout::{Lifecycle, Permutation, RolloutPlan};
+use crate::rollout::RolloutPlan;
 use crate::signing::{self, Signer};
 use crate::store::ObjectMeta;
 use crate::tree::PublicObject;
@@ -236,7 +237,7 @@ pub(crate) fn restamp(
     let version = Version::derived(format!("{original}.r{n}"))?;
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
     let base_url = recorded_base_url(conn)?;
-    let content_hash = index::restamp_content_hash(pointer, &version, &original, created_at);
+    let content_hash = restamp_content_hash(pointer, &version, &original, created_at);
     let manifest_id = super::derive_manifest_id(&[
         pointer.platform.as_str(),
         version.as_str(),
@@ -286,7 +287,7 @@ pub(crate) fn embedded(
     now: DateTime<Utc>,
 ) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
-    let content_hash = index::directive_content_hash(pointer, created_at);
+    let content_hash = directive_content_hash(pointer, created_at);
     let version = Version::derived(format!("embedded-{}", &content_hash[..16]))?;
     let pkg = PackageDraft {
         pointer: pointer.clone(),

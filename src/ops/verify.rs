@@ -17,6 +17,7 @@ use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::PatchRow;
 use crate::manifest::{boundary_of, parse_multipart};
+use crate::model::Permutation;
 use crate::names::{Channel, Fingerprint, Platform};
 use crate::signing::{self, ExpoCertificate, TrustedKeys};
 
@@ -303,7 +304,7 @@ async fn verify_rollout(
     if doc.pointer != format!("{c}/{p}/{f}") {
         problems.push(format!("rollout.json is signed for pointer {}", doc.pointer));
     }
-    let expected = match crate::rollout::Permutation::from_slice(&doc.permutation) {
+    let expected = match Permutation::from_slice(&doc.permutation) {
         Ok(perm) if doc.state == "running" => perm.buckets(doc.percent),
         Ok(_) => Vec::new(),
         Err(e) => {

@@ -11,7 +11,8 @@ use rusqlite::Connection;
 
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::index::{self, Package, PackageContent};
+use crate::index;
+use crate::model::{Package, PackageContent, Rollout};
 use crate::names::PointerId;
 
 /// Which bases get patches, and which patches are worth keeping.
@@ -79,7 +80,7 @@ fn launch(p: &Package) -> Option<(String, Sha256Digest)> {
 
 /// The updates of a pointer devices download now: its live package and its
 /// active rollout's candidate.
-pub fn served<'a>(packages: &'a [Package], rollout: Option<&index::Rollout>) -> Vec<&'a Package> {
+pub fn served<'a>(packages: &'a [Package], rollout: Option<&Rollout>) -> Vec<&'a Package> {
     let mut out: Vec<&Package> = index::live::live_package(packages, rollout).into_iter().collect();
     if let Some(r) = rollout.filter(|r| r.state.is_active()) {
         out.extend(packages.iter().find(|p| p.version == r.candidate));

@@ -7,6 +7,7 @@ use base64::Engine;
 use ed25519_dalek::Signer as _;
 
 use crate::error::{Error, Result};
+use crate::model::{DsseSignature, Signatures};
 
 pub mod chain;
 mod dsse;

@@ -1,18 +1,12 @@
-//! The domain model the index records: packages (updates and
-//! rollBackToEmbedded directives), their bans and content hashes, pointer
-//! directives, audit events and operations — apart from how SQLite stores
-//! them (the parent module).
+//! Packages — updates and rollBackToEmbedded directives — with their bans,
+//! re-stamps and content hashes, and a pointer's stored directive.
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
-use super::{corrupt, to_ms};
+use super::{AssetRef, Signatures};
 use crate::digest::Sha256Digest;
-use crate::error::Result;
-use crate::manifest::AssetRef;
 use crate::names::{PointerId, Version};
-use crate::rollout::{Lifecycle, Permutation, Strategy};
-use crate::signing::Signatures;
 
 /// A ban: reason, actor and time, all three or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,23 +159,6 @@ pub enum ManifestFormat {
     V2,
 }
 
-impl ManifestFormat {
-    pub(super) fn from_column(v: i64) -> Result<ManifestFormat> {
-        match v {
-            1 => Ok(ManifestFormat::V1),
-            2 => Ok(ManifestFormat::V2),
-            other => Err(corrupt(format!("manifest format {other} is unknown"))),
-        }
-    }
-
-    pub(super) fn column(self) -> i64 {
-        match self {
-            ManifestFormat::V1 => 1,
-            ManifestFormat::V2 => 2,
-        }
-    }
-}
-
 impl PackageDraft {
     /// The version of the original (itself unless a re-stamp).
     pub fn original(&self) -> &Version {
@@ -241,12 +218,13 @@ pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option
 
 /// The content hash of a re-stamp.
 pub fn restamp_content_hash(pointer: &PointerId, version: &Version, original: &Version, at: DateTime<Utc>) -> String {
-    Sha256Digest::of(format!("restamp\n{pointer}\n{version}\n{original}\n{}", to_ms(at)).as_bytes()).to_hex()
+    Sha256Digest::of(format!("restamp\n{pointer}\n{version}\n{original}\n{}", at.timestamp_millis()).as_bytes())
+        .to_hex()
 }
 
 /// The content hash of a rollBackToEmbedded directive.
 pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> String {
-    Sha256Digest::of(format!("rollBackToEmbedded\n{pointer}\n{}", to_ms(at)).as_bytes()).to_hex()
+    Sha256Digest::of(format!("rollBackToEmbedded\n{pointer}\n{}", at.timestamp_millis()).as_bytes()).to_hex()
 }
 
 impl PackageDraft {
@@ -271,148 +249,4 @@ pub struct StoredDirective {
     pub signatures: Signatures,
     /// SHA-256 hex of the Expo body.
     pub body_sha256: String,
-}
-
-/// An audit event.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AuditEvent {
-    /// When (createdAt format).
-    pub time: String,
-    /// Who.
-    pub actor: String,
-    /// What (`publish`, `ban`, ...).
-    pub action: String,
-    /// On what (`ios/v1`, a pointer, ...).
-    pub target: String,
-    /// Details.
-    pub details: serde_json::Value,
-}
-
-/// A new audit event, before it is recorded.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// What.
-    pub action: &'static str,
-    /// On what.
-    pub target: String,
-    /// Details.
-    pub details: serde_json::Value,
-}
-
-/// A committed operation as `operation_results` holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedOperation {
-    /// The invocation's id and commit (`ID:kind`).
-    pub op_key: String,
-    /// What the command reported (JSON).
-    pub output: String,
-    /// The pointers it affected (JSON).
-    pub pointers: String,
-    /// The generation it committed.
-    pub generation: u64,
-    /// What was run: the command and its arguments.
-    pub invocation: String,
-    /// Its kind (`publish`, `rollback`, …).
-    pub kind: String,
-    /// Who ran it.
-    pub actor: String,
-}
-
-/// An operation row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Operation {
-    /// Row id.
-    pub id: i64,
-    /// Command.
-    pub kind: String,
-    /// Who.
-    pub actor: String,
-    /// pending | running | succeeded | failed.
-    pub state: String,
-    /// The error of a failed operation.
-    pub error: Option<String>,
-    /// When it started.
-    #[serde(rename = "startedAt")]
-    pub started_at: String,
-    /// When its state last changed.
-    #[serde(rename = "updatedAt")]
-    pub updated_at: String,
-    /// The invocation's id and commit (`ID:kind`), when recorded.
-    #[serde(rename = "operationId", default, skip_serializing_if = "Option::is_none")]
-    pub op_id: Option<String>,
-}
-
-/// A gate reading: devices that reported the candidate failed, of those
-/// that reported it at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GateReading {
-    /// Distinct devices whose recent failures name the candidate.
-    pub failed: u64,
-    /// Distinct devices that report the candidate as current or failed.
-    pub total: u64,
-}
-
-impl GateReading {
-    /// The failure rate (`None` with no device counted).
-    pub fn rate(&self) -> Option<f64> {
-        (self.total > 0).then(|| self.failed as f64 / self.total as f64)
-    }
-}
-
-/// A signed rollout record: the exact `rollout.json` payload and its signatures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedRecord {
-    /// The payload bytes.
-    pub payload: Vec<u8>,
-    /// Their signatures.
-    pub signatures: Signatures,
-}
-
-/// A staged rollout (a campaign) on one pointer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rollout {
-    /// Row id.
-    pub id: i64,
-    /// The pointer.
-    pub pointer: PointerId,
-    /// The candidate package.
-    pub candidate: Version,
-    /// The package live when the rollout started (none if it was a bare pointer).
-    pub control: Option<Version>,
-    /// How `advance` moves.
-    pub strategy: Strategy,
-    /// Step of a linear advance.
-    pub step: u8,
-    /// Failure rate above which a gated advance aborts.
-    pub abort_threshold: f64,
-    /// Share of buckets on the candidate.
-    pub percent: u8,
-    /// The order buckets join in.
-    pub permutation: Permutation,
-    /// Lifecycle state.
-    pub state: Lifecycle,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// The generation of the commit that last changed it.
-    pub generation: u64,
-    /// The signed `rollout.json` of that commit.
-    pub record: SignedRecord,
-    /// The last gate reading.
-    pub gate: Option<GateReading>,
-    /// Why it was aborted.
-    pub reason: Option<String>,
-}
-
-impl Rollout {
-    /// The candidate buckets that have objects now: those of the
-    /// percentage while running, none otherwise.
-    pub fn live_buckets(&self) -> Vec<u8> {
-        if self.state == Lifecycle::Running {
-            self.permutation.buckets(self.percent)
-        } else {
-            Vec::new()
-        }
-    }
 }

@@ -1,0 +1,21 @@
+//! The domain: plain, validated values every other room speaks in —
+//! packages and their bans, re-stamps and content hashes, pointer
+//! directives, rollouts, embedded patch bases, builds, signatures, audit
+//! events and operations. Nothing here reads, writes, signs or renders:
+//! `index/` maps SQL rows to these values, `tree.rs` renders them, `ops/`
+//! decides with them. It imports only the plain values of `names.rs` and
+//! `digest.rs`.
+
+mod asset;
+mod operation;
+mod package;
+mod record;
+mod rollout;
+mod signatures;
+
+pub use asset::*;
+pub use operation::*;
+pub use package::*;
+pub use record::*;
+pub use rollout::*;
+pub use signatures::*;
