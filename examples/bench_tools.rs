@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use md5::Digest;
 use otapub::index::{self, Index};
 
-use otapub::model::{AssetRef, Bundle, PackageContent, PackageDraft};
+use otapub::model::{AssetRef, Bundle, Kind, PackageContent, PackageDraft};
 use otapub::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use otapub::signing::{Ed25519Key, KeySource, Signer};
 use otapub::store::{self, S3Options};
@@ -180,7 +180,7 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
         .expect("time")
         .with_timezone(&chrono::Utc);
     let mut pointer_ids = Vec::new();
-    idx.transact("seed", "bench", t0, |tx| {
+    idx.transact(Kind::Seed, "bench", t0, |tx| {
         index::set_setting(tx, "base_url", base_url)?;
         index::set_setting(tx, "conditional_writes", "verified")?;
         for a in std::iter::once(&launch).chain(&assets) {

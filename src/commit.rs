@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Index, INDEX_KEY};
-use crate::model::{CommittedOperation, Rollout};
+use crate::model::{CommittedOperation, Kind, Rollout};
 use crate::names::PointerId;
 use crate::patch;
 use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
@@ -66,7 +66,7 @@ const LEASE_SETTING: &str = "gc_lease";
 pub(crate) const GC_EPOCH_SETTING: &str = "gc_epoch";
 /// Commits that do not wait for a gc's lease: the gc's own, and those that
 /// reference no object (the lease keeps writers from referencing what gc deletes).
-const LEASE_EXEMPT: [&str; 2] = ["gc", "ops-sweep"];
+const LEASE_EXEMPT: [Kind; 2] = [Kind::Gc, Kind::OpsSweep];
 /// Settings key recording that the store passed the conditional-write probe.
 const LOCKING_SETTING: &str = "conditional_writes";
 
@@ -314,7 +314,7 @@ fn json_err(e: serde_json::Error) -> Error {
 
 /// The id a commit of an invocation is recorded under: one per commit
 /// (gc commits twice, as `gc-lease` and `gc`).
-pub fn operation_key(operation_id: &str, kind: &str) -> String {
+pub fn operation_key(operation_id: &str, kind: Kind) -> String {
     format!("{operation_id}:{kind}")
 }
 
@@ -324,7 +324,7 @@ pub fn operation_key(operation_id: &str, kind: &str) -> String {
 /// other work), used for the first attempt.
 pub async fn commit<T: Serialize + DeserializeOwned>(
     ctx: &Context<'_>,
-    kind: &str,
+    kind: Kind,
     preloaded: Option<Index>,
     apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
@@ -339,7 +339,7 @@ pub async fn commit<T: Serialize + DeserializeOwned>(
 /// in the plan written forward-only after the commit.
 pub async fn commit_new_index<T: Serialize + DeserializeOwned>(
     ctx: &Context<'_>,
-    kind: &str,
+    kind: Kind,
     replace: bool,
     apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
@@ -452,7 +452,7 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<Load
 
 async fn run<T: Serialize + DeserializeOwned>(
     ctx: &Context<'_>,
-    kind: &str,
+    kind: Kind,
     mut source: Source,
     mut apply: impl FnMut(&mut Index, DateTime<Utc>) -> Result<Plan<T>>,
 ) -> Result<T> {
@@ -801,7 +801,7 @@ async fn wait_for_lease(lease: &Lease, now: DateTime<Utc>) {
 }
 
 /// Best effort: a command that failed after it started writing says so in the index.
-async fn record_failure(ctx: &Context<'_>, kind: &str, error: &Error) {
+async fn record_failure(ctx: &Context<'_>, kind: Kind, error: &Error) {
     let Ok(mut index) = read_index(ctx.store).await else {
         return;
     };

@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::litter;
-use crate::model::{AuditEvent, CommittedOperation, NewEvent, Operation, Package, StoredDirective};
+use crate::model::{AuditEvent, CommittedOperation, Kind, NewEvent, Operation, Package, StoredDirective};
 use crate::names::{Platform, PointerId, Version};
 
 /// Milliseconds since the epoch.
@@ -201,7 +201,7 @@ impl Index {
     /// running → succeeded) and its audit events. On error nothing is kept.
     pub fn transact<T>(
         &mut self,
-        kind: &str,
+        kind: Kind,
         actor: &str,
         now: DateTime<Utc>,
         f: impl FnOnce(&Connection) -> Result<(T, Vec<NewEvent>)>,
@@ -215,7 +215,7 @@ impl Index {
     /// process dies stays `running`, which `otapub ops` shows as stale.
     pub fn transact_running<T>(
         &mut self,
-        kind: &str,
+        kind: Kind,
         actor: &str,
         now: DateTime<Utc>,
         f: impl FnOnce(&Connection) -> Result<(T, Vec<NewEvent>)>,
@@ -225,7 +225,7 @@ impl Index {
 
     fn transact_as<T>(
         &mut self,
-        kind: &str,
+        kind: Kind,
         actor: &str,
         now: DateTime<Utc>,
         finish: bool,
@@ -235,7 +235,7 @@ impl Index {
         let now_ms = to_ms(now);
         tx.execute(
             "INSERT INTO operations (kind, actor, state, started_at, updated_at, op_id) VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
-            params![kind, actor, now_ms, self.op_id],
+            params![kind.as_str(), actor, now_ms, self.op_id],
         )?;
         let op = tx.last_insert_rowid();
         tx.execute("UPDATE operations SET state = 'running' WHERE id = ?1", [op])?;
@@ -243,7 +243,7 @@ impl Index {
         for e in events {
             tx.execute(
                 "INSERT INTO audit_events (time, actor, action, target, details, operation_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now_ms, actor, e.action, e.target, e.details.to_string(), op],
+                params![now_ms, actor, e.action.as_str(), e.target, e.details.to_string(), op],
             )?;
         }
         if finish {
@@ -312,18 +312,20 @@ impl Index {
              FROM operation_results r JOIN operations o ON o.id = r.operation
              WHERE r.generation > ?1 ORDER BY r.generation",
         )?;
-        let rows = stmt.query_map([after], |r| {
-            Ok(CommittedOperation {
+        let mut rows = stmt.query([after])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(CommittedOperation {
                 op_key: r.get(0)?,
                 output: r.get(1)?,
                 pointers: r.get(2)?,
                 generation: r.get::<_, i64>(3)?.max(0) as u64,
                 invocation: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                kind: r.get(5)?,
+                kind: r.get::<_, String>(5)?.parse().map_err(corrupt)?,
                 actor: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            });
+        }
+        Ok(out)
     }
 
     /// The generation of this copy: how many commits the index has seen
@@ -393,12 +395,12 @@ impl Index {
     }
 
     /// Records an operation that failed after it started writing.
-    pub fn record_failure(&mut self, kind: &str, actor: &str, now: DateTime<Utc>, error: &str) -> Result<()> {
+    pub fn record_failure(&mut self, kind: Kind, actor: &str, now: DateTime<Utc>, error: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         let now_ms = to_ms(now);
         tx.execute(
             "INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
-            params![kind, actor, now_ms],
+            params![kind.as_str(), actor, now_ms],
         )?;
         let op = tx.last_insert_rowid();
         tx.execute("UPDATE operations SET state = 'running' WHERE id = ?1", [op])?;
@@ -497,7 +499,7 @@ impl Index {
             out.push(AuditEvent {
                 time: crate::manifest::format_time(from_ms(time)?),
                 actor,
-                action,
+                action: action.parse().map_err(corrupt)?,
                 target,
                 details: serde_json::from_str(&details).map_err(corrupt)?,
             });
@@ -517,29 +519,60 @@ impl Index {
         let mut stmt = self.conn.prepare(
             "SELECT id, kind, actor, state, error, started_at, updated_at, op_id FROM operations ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                Operation {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    actor: r.get(2)?,
-                    state: r.get(3)?,
-                    error: r.get(4)?,
-                    started_at: String::new(),
-                    updated_at: String::new(),
-                    op_id: r.get(7)?,
-                },
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        })?;
+        let mut rows = stmt.query([])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (mut op, started, updated) = row?;
-            op.started_at = crate::manifest::format_time(from_ms(started)?);
-            op.updated_at = crate::manifest::format_time(from_ms(updated)?);
-            out.push(op);
+        while let Some(r) = rows.next()? {
+            out.push(Operation {
+                id: r.get(0)?,
+                kind: r.get::<_, String>(1)?.parse().map_err(corrupt)?,
+                actor: r.get(2)?,
+                state: r.get(3)?,
+                error: r.get(4)?,
+                started_at: crate::manifest::format_time(from_ms(r.get(5)?)?),
+                updated_at: crate::manifest::format_time(from_ms(r.get(6)?)?),
+                op_id: r.get(7)?,
+            });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_or_event_of_an_unknown_kind_reads_back_as_a_damaged_index() {
+        let idx = Index::open(None, None).unwrap();
+        idx.conn()
+            .execute(
+                "INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('publish', 'a', 'pending', 0, 0)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(idx.operations().unwrap()[0].kind, Kind::Publish);
+        idx.conn()
+            .execute(
+                "INSERT INTO audit_events (time, actor, action, target, details, operation_id) VALUES (0, 'a', 'publish', 't', '{}', 1)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(idx.audit_events().unwrap()[0].action, Kind::Publish);
+        idx.conn()
+            .execute(
+                "INSERT INTO operations (kind, actor, state, started_at, updated_at) VALUES ('teleport', 'a', 'pending', 0, 0)",
+                [],
+            )
+            .unwrap();
+        idx.conn()
+            .execute(
+                "INSERT INTO audit_events (time, actor, action, target, details, operation_id) VALUES (0, 'a', 'teleport', 't', '{}', 2)",
+                [],
+            )
+            .unwrap();
+        for err in [idx.operations().unwrap_err(), idx.audit_events().unwrap_err()] {
+            assert!(matches!(err, Error::IndexContent(_)), "{err}");
+            assert!(err.to_string().contains("\"teleport\" is unknown"), "{err}");
+        }
     }
 }

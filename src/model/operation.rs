@@ -1,5 +1,8 @@
 //! What the index records of each command: its operation row, its audit
-//! events and the result a retry finds.
+//! events and the result a retry finds, each named by a [`Kind`].
+
+use std::fmt;
+use std::str::FromStr;
 
 /// An audit event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -9,7 +12,7 @@ pub struct AuditEvent {
     /// Who.
     pub actor: String,
     /// What (`publish`, `ban`, ...).
-    pub action: String,
+    pub action: Kind,
     /// On what (`ios/v1`, a pointer, ...).
     pub target: String,
     /// Details.
@@ -20,7 +23,7 @@ pub struct AuditEvent {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// What.
-    pub action: &'static str,
+    pub action: Kind,
     /// On what.
     pub target: String,
     /// Details.
@@ -41,7 +44,7 @@ pub struct CommittedOperation {
     /// What was run: the command and its arguments.
     pub invocation: String,
     /// Its kind (`publish`, `rollback`, …).
-    pub kind: String,
+    pub kind: Kind,
     /// Who ran it.
     pub actor: String,
 }
@@ -52,7 +55,7 @@ pub struct Operation {
     /// Row id.
     pub id: i64,
     /// Command.
-    pub kind: String,
+    pub kind: Kind,
     /// Who.
     pub actor: String,
     /// pending | running | succeeded | failed.
@@ -68,4 +71,173 @@ pub struct Operation {
     /// The invocation's id and commit (`ID:kind`), when recorded.
     #[serde(rename = "operationId", default, skip_serializing_if = "Option::is_none")]
     pub op_id: Option<String>,
+}
+
+/// What was done: the kind of a committed operation (the `operations.kind`
+/// column, the `ID:kind` its result is recorded under) and of an audit event
+/// (the `audit_events.action` column). One vocabulary, stored and shown as
+/// the strings of [`Kind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `otapub publish`, and the event of each package it publishes.
+    Publish,
+    /// `otapub rollback`.
+    Rollback,
+    /// `otapub promote`, and the event of each re-stamp it makes.
+    Promote,
+    /// A package re-stamped (by a rollback, a ban's fallback, a rollout's end).
+    Restamp,
+    /// A rollBackToEmbedded directive published.
+    RollbackToEmbedded,
+    /// `otapub ban`, and the event of each package banned.
+    Ban,
+    /// `otapub regenerate`.
+    Regenerate,
+    /// `otapub refresh`.
+    Refresh,
+    /// `otapub index rebuild`.
+    IndexRebuild,
+    /// `otapub ops --sweep`: stale operations failed.
+    OpsSweep,
+    /// `otapub embedded add`.
+    EmbeddedAdd,
+    /// `otapub builds add`.
+    BuildsAdd,
+    /// `otapub insights ingest`.
+    InsightsIngest,
+    /// gc's first commit, which takes its lease.
+    GcLease,
+    /// gc's second commit, which ends its lease (also an audit event of
+    /// indexes written before the lease).
+    Gc,
+    /// An object gc deleted.
+    GcDelete,
+    /// A package `gc --keep` retired.
+    Retire,
+    /// A rollout started (by `publish` or `promote --rollout`).
+    RolloutStart,
+    /// `otapub rollout set`.
+    RolloutSet,
+    /// `otapub rollout pause`.
+    RolloutPause,
+    /// `otapub rollout resume`.
+    RolloutResume,
+    /// `otapub rollout advance`.
+    RolloutAdvance,
+    /// `otapub rollout complete`, or an advance that reaches 100 %.
+    RolloutComplete,
+    /// `otapub rollout abort`, or a gated advance that trips.
+    RolloutAbort,
+    /// The transaction of an index the benchmark builds and seeds
+    /// (`commit::seed_index`).
+    Seed,
+}
+
+impl Kind {
+    /// Every kind, for reading one back.
+    pub const ALL: [Kind; 25] = [
+        Kind::Publish,
+        Kind::Rollback,
+        Kind::Promote,
+        Kind::Restamp,
+        Kind::RollbackToEmbedded,
+        Kind::Ban,
+        Kind::Regenerate,
+        Kind::Refresh,
+        Kind::IndexRebuild,
+        Kind::OpsSweep,
+        Kind::EmbeddedAdd,
+        Kind::BuildsAdd,
+        Kind::InsightsIngest,
+        Kind::GcLease,
+        Kind::Gc,
+        Kind::GcDelete,
+        Kind::Retire,
+        Kind::RolloutStart,
+        Kind::RolloutSet,
+        Kind::RolloutPause,
+        Kind::RolloutResume,
+        Kind::RolloutAdvance,
+        Kind::RolloutComplete,
+        Kind::RolloutAbort,
+        Kind::Seed,
+    ];
+
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Publish => "publish",
+            Kind::Rollback => "rollback",
+            Kind::Promote => "promote",
+            Kind::Restamp => "restamp",
+            Kind::RollbackToEmbedded => "rollback-to-embedded",
+            Kind::Ban => "ban",
+            Kind::Regenerate => "regenerate",
+            Kind::Refresh => "refresh",
+            Kind::IndexRebuild => "index-rebuild",
+            Kind::OpsSweep => "ops-sweep",
+            Kind::EmbeddedAdd => "embedded-add",
+            Kind::BuildsAdd => "builds-add",
+            Kind::InsightsIngest => "insights-ingest",
+            Kind::GcLease => "gc-lease",
+            Kind::Gc => "gc",
+            Kind::GcDelete => "gc-delete",
+            Kind::Retire => "retire",
+            Kind::RolloutStart => "rollout-start",
+            Kind::RolloutSet => "rollout-set",
+            Kind::RolloutPause => "rollout-pause",
+            Kind::RolloutResume => "rollout-resume",
+            Kind::RolloutAdvance => "rollout-advance",
+            Kind::RolloutComplete => "rollout-complete",
+            Kind::RolloutAbort => "rollout-abort",
+            Kind::Seed => "seed",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("operation or event kind {s:?} is unknown"))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_from_its_one_name() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in Kind::ALL {
+            let name = kind.as_str();
+            assert_eq!(name.parse::<Kind>(), Ok(kind));
+            assert!(seen.insert(name), "{name} named twice");
+        }
+        assert_eq!(format!("[{:<8}]", Kind::Ban), "[ban     ]", "padded as a str is");
+        assert!("rollout".parse::<Kind>().is_err());
+        assert!("Publish".parse::<Kind>().is_err());
+    }
 }

@@ -10,7 +10,7 @@ pub use super::steps::{ban_record_key, BanOutcome};
 use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
 use crate::index;
-use crate::model::NewEvent;
+use crate::model::{Kind, NewEvent};
 use crate::names::{Platform, PointerId, Version};
 use crate::signing::Signer;
 
@@ -29,7 +29,7 @@ pub async fn ban(
             "--reason is blank; say why the package is banned, e.g. --reason \"crash on launch\"",
         ));
     }
-    commit(ctx, "ban", None, |idx, now| {
+    commit(ctx, Kind::Ban, None, |idx, now| {
         let pkg = idx.package(platform, version)?.ok_or_else(|| {
             Error::usage(format!(
                 "no package {version} on {platform}; `otapub status` lists them"
@@ -47,10 +47,10 @@ pub async fn ban(
             return Ok(Plan::unchanged(out, pointers));
         }
         let generation = idx.generation()? + 1;
-        idx.transact("ban", &ctx.actor, now, |tx| {
+        idx.transact(Kind::Ban, &ctx.actor, now, |tx| {
             let banned = ban_family(tx, signer, &pkg, reason, &ctx.actor, rollback, now, generation)?;
             let mut events = vec![NewEvent {
-                action: "ban",
+                action: Kind::Ban,
                 target: format!("{platform}/{version}"),
                 details: serde_json::json!({
                     "reason": reason,

@@ -14,7 +14,7 @@ use crate::docs::BuildRecord;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::manifest::format_time;
-use crate::model::{Build, NewEvent, SignedRecord};
+use crate::model::{Build, Kind, NewEvent, SignedRecord};
 use crate::names::{Fingerprint, Platform};
 use crate::signing::{self, Signer};
 use crate::store::ObjectMeta;
@@ -103,7 +103,7 @@ pub async fn add(
             ));
         }
     }
-    commit(ctx, "builds-add", None, |idx, now| {
+    commit(ctx, Kind::BuildsAdd, None, |idx, now| {
         if let Some(b) = index::build(idx.conn(), platform, fingerprint)? {
             if b.note == note {
                 let row = BuildRow {
@@ -113,11 +113,11 @@ pub async fn add(
                 return Ok(Plan::unchanged(row, BTreeSet::new()));
             }
         }
-        idx.transact("builds-add", &ctx.actor, now, |tx| {
+        idx.transact(Kind::BuildsAdd, &ctx.actor, now, |tx| {
             let b = signed_build(signer, platform, fingerprint, note.clone(), now);
             index::put_build(tx, &b)?;
             let event = NewEvent {
-                action: "builds-add",
+                action: Kind::BuildsAdd,
                 target: format!("{platform}/{fingerprint}"),
                 details: serde_json::json!({ "note": note }),
             };

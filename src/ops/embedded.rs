@@ -14,7 +14,7 @@ use crate::docs::EmbeddedRecord;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::manifest::{format_time, BUNDLE_CONTENT_TYPE};
-use crate::model::{EmbeddedBase, NewEvent, SignedRecord};
+use crate::model::{EmbeddedBase, Kind, NewEvent, SignedRecord};
 use crate::names::{Fingerprint, Platform};
 use crate::signing::{self, Signer};
 use crate::store::ObjectMeta;
@@ -97,7 +97,7 @@ pub async fn add(
         size: hash.size,
         new: true,
     };
-    commit(ctx, "embedded-add", None, |idx, now| {
+    commit(ctx, Kind::EmbeddedAdd, None, |idx, now| {
         if let Some(e) = index::embedded_base(idx.conn(), platform, &id)? {
             if e.launch_asset == hash.sha256 && &e.fingerprint == fingerprint {
                 return Ok(Plan::unchanged(EmbeddedOutcome { new: false, ..out.clone() }, BTreeSet::new()));
@@ -117,7 +117,7 @@ pub async fn add(
                 content_type: BUNDLE_CONTENT_TYPE.into(),
             }]
         };
-        idx.transact("embedded-add", &ctx.actor, now, |tx| {
+        idx.transact(Kind::EmbeddedAdd, &ctx.actor, now, |tx| {
             index::put_asset(tx, &hash.sha256, hash.size, BUNDLE_CONTENT_TYPE)?;
             let record = EmbeddedRecord {
                 platform: platform.to_string(),
@@ -145,7 +145,7 @@ pub async fn add(
                 objects.push(super::builds::build_record(&b));
             }
             let event = NewEvent {
-                action: "embedded-add",
+                action: Kind::EmbeddedAdd,
                 target: format!("{platform}/{id}"),
                 details: serde_json::json!({
                     "fingerprint": fingerprint.as_str(),

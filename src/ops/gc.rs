@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, Index};
 
 use crate::manifest::{boundary_of, parse_multipart};
-use crate::model::{NewEvent, Package, PackageContent};
+use crate::model::{Kind, NewEvent, Package, PackageContent};
 use crate::names::{Channel, PointerId};
 use crate::patch;
 use crate::store::Store;
@@ -293,7 +293,7 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
     // The lease's time is measured on this machine's monotonic clock from
     // before its commit (never later than the lease's own start).
     let lease_taken = std::time::Instant::now();
-    let decision: Decision = commit(ctx, "gc-lease", None, |idx, now| {
+    let decision: Decision = commit(ctx, Kind::GcLease, None, |idx, now| {
         let retiring = retirements(idx, keep_rules, &ctx.patches)?;
         let retiring_ids: BTreeSet<i64> = retiring.iter().map(|p| p.id).collect();
         let mut still = referenced(idx, &ctx.patches, &retiring_ids)?;
@@ -322,7 +322,7 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
         };
         // Running until the release commit below finishes it: a gc that dies
         // holding the lease shows as a stale operation (`otapub ops`).
-        idx.transact_running("gc", &ctx.actor, now, |tx| {
+        idx.transact_running(Kind::Gc, &ctx.actor, now, |tx| {
             protocol::take_lease(tx, &lease)?;
             let epoch = index::get_setting(tx, GC_EPOCH_SETTING)?
                 .and_then(|e| e.parse::<u64>().ok())
@@ -336,7 +336,7 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
                 let n = keep_rules.iter().find(|(c, _)| *c == p.pointer.channel).map_or(1, |(_, n)| *n);
                 index::retire_package(tx, p.id, now, n)?;
                 events.push(NewEvent {
-                    action: "retire",
+                    action: Kind::Retire,
                     target: format!("{}/{}", p.pointer.platform, p.version),
                     details: serde_json::json!({ "pointer": p.pointer.to_string(), "keep": n }),
                 });
@@ -348,7 +348,7 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
                 }
             }
             events.push(NewEvent {
-                action: "gc-lease",
+                action: Kind::GcLease,
                 target: ctx.store.url(),
                 details: serde_json::json!({ "candidates": output.delete.len(), "retired": output.retired.len(), "until": until }),
             });
@@ -367,13 +367,13 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
     let (deleted, failure) = protocol::delete_under_lease(ctx, &decision.delete, deadline, lease_taken, longest).await;
     let unfinished = decision.delete.len() - deleted.len();
     let grace_hours = grace.num_hours();
-    commit(ctx, "gc", None, |idx, now| {
+    commit(ctx, Kind::Gc, None, |idx, now| {
         let ours = protocol::active_lease(idx, now)?.is_none_or(|l| l.op == ctx.operation_id);
-        idx.transact("gc", &ctx.actor, now, |tx| {
+        idx.transact(Kind::Gc, &ctx.actor, now, |tx| {
             if ours {
                 protocol::release_lease(tx)?;
             }
-            let lease_op = protocol::operation_key(&ctx.operation_id, "gc-lease");
+            let lease_op = protocol::operation_key(&ctx.operation_id, Kind::GcLease);
             let error = failure.as_ref().map(ToString::to_string);
             index::end_operation(tx, &lease_op, now, error.as_deref())?;
             for key in &deleted {
@@ -382,7 +382,7 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
             let events = deleted
                 .iter()
                 .map(|key| NewEvent {
-                    action: "gc-delete",
+                    action: Kind::GcDelete,
                     target: key.clone(),
                     details: serde_json::json!({ "graceHours": grace_hours }),
                 })

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::index::{self, IndexCatalog, IngestedFile, InsightRow};
 use crate::insights::derive::{day_of, Facts};
 use crate::insights::{self as logs, Format, LineReader};
-use crate::model::NewEvent;
+use crate::model::{Kind, NewEvent};
 
 /// What happened to one file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ pub async fn ingest(
         let sha256 = crate::off_runtime(|| logs::each_line(&path, |_| {}))?;
         hashed.push((path, sha256));
     }
-    commit(ctx, "insights-ingest", None, |idx, now| {
+    commit(ctx, Kind::InsightsIngest, None, |idx, now| {
         let catalog = IndexCatalog::load(idx.conn())?;
         let mut facts = Facts::default();
         let mut outcome = IngestOutcome {
@@ -118,10 +118,10 @@ pub async fn ingest(
             return Ok(Plan::unchanged(outcome, BTreeSet::new()));
         }
         let out = outcome.clone();
-        idx.transact("insights-ingest", &ctx.actor, now, |tx| {
+        idx.transact(Kind::InsightsIngest, &ctx.actor, now, |tx| {
             index::merge_insights(tx, &facts, &ingested, index::to_ms(now))?;
             let event = NewEvent {
-                action: "insights-ingest",
+                action: Kind::InsightsIngest,
                 target: format.to_string(),
                 details: serde_json::json!({
                     "files": ingested.len(),

@@ -12,7 +12,7 @@ use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
 use crate::index;
 use crate::manifest::format_time;
-use crate::model::{NewEvent, Operation};
+use crate::model::{Kind, NewEvent, Operation};
 
 /// An operation, and whether it is stuck.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -72,14 +72,14 @@ pub async fn sweep(ctx: &Context<'_>, older_than: Duration) -> Result<Swept> {
             "--older-than must be at least 1 minute: a younger operation may still be running",
         ));
     }
-    commit(ctx, "ops-sweep", None, |idx, now: DateTime<Utc>| {
+    commit(ctx, Kind::OpsSweep, None, |idx, now: DateTime<Utc>| {
         let cutoff = stale_cutoff(now, Some(older_than));
         let stale: Vec<Operation> = idx.operations()?.into_iter().filter(|o| is_stale(o, &cutoff)).collect();
         if stale.is_empty() {
             return Ok(Plan::unchanged(Swept { failed: Vec::new() }, BTreeSet::new()));
         }
         let minutes = older_than.num_minutes();
-        idx.transact("ops-sweep", &ctx.actor, now, |tx| {
+        idx.transact(Kind::OpsSweep, &ctx.actor, now, |tx| {
             let mut failed = Vec::new();
             let mut events = Vec::new();
             for o in stale {
@@ -89,7 +89,7 @@ pub async fn sweep(ctx: &Context<'_>, older_than: Duration) -> Result<Swept> {
                 );
                 if index::fail_operation(tx, o.id, now, &error)? {
                     events.push(NewEvent {
-                        action: "ops-sweep",
+                        action: Kind::OpsSweep,
                         target: format!("operation {}", o.id),
                         details: serde_json::json!({ "kind": o.kind, "state": o.state, "startedAt": o.started_at }),
                     });

@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::export::{self, FileHash};
 use crate::index::{self, Index};
 use crate::manifest::{asset_content_type, format_time, BUNDLE_CONTENT_TYPE};
-use crate::model::{update_content_hash, AssetRef, Bundle, ManifestFormat, NewEvent, PackageContent, PackageDraft};
+use crate::model::{
+    update_content_hash, AssetRef, Bundle, Kind, ManifestFormat, NewEvent, PackageContent, PackageDraft,
+};
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::project::hermes::{self, DeltaPlan};
 use crate::rollout::RolloutPlan;
@@ -267,7 +269,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let sizes: BTreeMap<Sha256Digest, u64> = hashes.values().map(|h| (h.sha256, h.size)).collect();
     let uploads: Vec<AssetUpload> = uploads.into_values().collect();
 
-    let packages = commit(ctx, "publish", Some(index), |idx, now| {
+    let packages = commit(ctx, Kind::Publish, Some(index), |idx, now| {
         let recorded = idx.setting(BASE_URL_SETTING)?;
         let base = match (&recorded, &base_url) {
             (Some(r), Some(given)) if r != given && !opts.change_base_url => {
@@ -348,7 +350,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             }
         }
         let generation = idx.generation()? + 1;
-        let plan = idx.transact("publish", &ctx.actor, now, |tx| {
+        let plan = idx.transact(Kind::Publish, &ctx.actor, now, |tx| {
             index::set_setting(tx, BASE_URL_SETTING, &base)?;
             let mut objects = Vec::new();
             let mut events = Vec::new();
@@ -384,7 +386,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                 let (_, objs) = stamp(tx, signer, pkg)?;
                 objects.extend(objs);
                 events.push(NewEvent {
-                    action: "publish",
+                    action: Kind::Publish,
                     target: format!("{platform}/{version}"),
                     details: serde_json::json!({
                         "pointer": c.pointer.to_string(),

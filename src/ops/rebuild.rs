@@ -21,7 +21,7 @@ use crate::manifest::{boundary_of, format_time, parse_multipart, BUNDLE_CONTENT_
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 
 use crate::model::{
-    AssetRef, Ban, Build, Bundle, EmbeddedBase, Lifecycle, ManifestFormat, NewEvent, Package, PackageContent,
+    AssetRef, Ban, Build, Bundle, EmbeddedBase, Kind, Lifecycle, ManifestFormat, NewEvent, Package, PackageContent,
     PackageDraft, Permutation, Rollout, ServedExpo, Signatures, SignedRecord, StoredDirective,
 };
 use crate::signing::{self, Signer, TrustedKeys};
@@ -515,9 +515,9 @@ pub async fn rebuild(
     // Through the commit protocol like every writer: the new index replaces
     // the stored one by a conditional write, and every pointer is then
     // written forward-only from it (most are already what it renders).
-    crate::commit::commit_new_index(ctx, "index-rebuild", force, |idx, now| {
+    crate::commit::commit_new_index(ctx, Kind::IndexRebuild, force, |idx, now| {
     let mut out = gathered.clone();
-    let outcome = idx.transact("index-rebuild", &actor, now, |tx| {
+    let outcome = idx.transact(Kind::IndexRebuild, &actor, now, |tx| {
         for (sha, ct) in &asset_types {
             index::put_asset(tx, sha, sizes.get(sha).copied().unwrap_or(0), ct)?;
         }
@@ -627,7 +627,7 @@ pub async fn rebuild(
         }
         out.packages = packages.len();
         let event = NewEvent {
-            action: "index-rebuild",
+            action: Kind::IndexRebuild,
             target: ctx.store.url(),
             details: serde_json::json!({ "packages": out.packages, "bans": out.bans, "embedded": out.embedded, "builds": out.builds, "patches": out.patches, "rollouts": out.rollouts, "skipped": out.skipped, "unconfirmed": out.unconfirmed }),
         };

@@ -17,7 +17,7 @@ use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::manifest;
-use crate::model::{NewEvent, ServedExpo, StoredDirective};
+use crate::model::{Kind, NewEvent, ServedExpo, StoredDirective};
 use crate::names::PointerId;
 use crate::signing::Signer;
 use crate::tree;
@@ -45,7 +45,7 @@ pub async fn refresh(ctx: &Context<'_>, signer: &Signer) -> Result<Refreshed> {
             "refresh re-signs the Expo layer: give the current leaf with --expo-key and its chain with --expo-chain",
         ));
     }
-    commit(ctx, "refresh", None, |idx, now| {
+    commit(ctx, Kind::Refresh, None, |idx, now| {
         let mut out = Refreshed::default();
         let mut packages: Vec<(i64, ServedExpo)> = Vec::new();
         let mut directives: Vec<(PointerId, StoredDirective)> = Vec::new();
@@ -96,7 +96,7 @@ pub async fn refresh(ctx: &Context<'_>, signer: &Signer) -> Result<Refreshed> {
         if pointers.is_empty() {
             return Ok(Plan::unchanged(out, BTreeSet::new()));
         }
-        idx.transact("refresh", &ctx.actor, now, |tx| {
+        idx.transact(Kind::Refresh, &ctx.actor, now, |tx| {
             for (id, served) in &packages {
                 index::set_served_expo(tx, *id, served)?;
             }
@@ -104,7 +104,7 @@ pub async fn refresh(ctx: &Context<'_>, signer: &Signer) -> Result<Refreshed> {
                 index::put_pointer_directive(tx, pointer, d)?;
             }
             let event = NewEvent {
-                action: "refresh",
+                action: Kind::Refresh,
                 target: format!("{} pointers", pointers.len()),
                 details: serde_json::json!({
                     "packages": out.packages.len(),

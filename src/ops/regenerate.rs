@@ -20,7 +20,7 @@ use crate::commit;
 use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::index::{Index, PatchRow};
-use crate::model::NewEvent;
+use crate::model::{Kind, NewEvent};
 use crate::names::PointerId;
 use crate::patch;
 use crate::store::{ObjectInfo, ObjectMeta, IMMUTABLE_CACHE_CONTROL};
@@ -100,16 +100,16 @@ pub async fn regenerate(ctx: &Context<'_>, verify_bytes: bool) -> Result<Regener
         ..
     } = survey;
     let actor = ctx.actor.clone();
-    let mut out = commit::commit(ctx, "regenerate", Some(index), |idx, now| {
+    let mut out = commit::commit(ctx, Kind::Regenerate, Some(index), |idx, now| {
         if objects.is_empty() && pointers.is_empty() {
             return Ok(Plan::unchanged(outcome.clone(), BTreeSet::new()));
         }
         let event = NewEvent {
-            action: "regenerate",
+            action: Kind::Regenerate,
             target: ctx.store.url(),
             details: serde_json::json!({ "written": outcome.written }),
         };
-        idx.transact("regenerate", &actor, now, |_| Ok(((), vec![event])))?;
+        idx.transact(Kind::Regenerate, &actor, now, |_| Ok(((), vec![event])))?;
         Ok(Plan {
             objects: objects.clone(),
             ..Plan::index_only(outcome.clone(), pointers.clone())

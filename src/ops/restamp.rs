@@ -12,7 +12,7 @@ use super::steps::{current, embedded, refuse_if_rolling, restamp, start};
 use super::{commit, Context, Plan};
 use crate::error::{Error, Result};
 use crate::index;
-use crate::model::Package;
+use crate::model::{Kind, Package};
 use crate::names::{Channel, Platform, PointerId, Version};
 use crate::rollout::RolloutPlan;
 use crate::signing::Signer;
@@ -66,7 +66,7 @@ pub async fn rollback(
     pointer: &PointerId,
     target: &RollbackTarget,
 ) -> Result<Restamped> {
-    commit(ctx, "rollback", None, |idx, now| {
+    commit(ctx, Kind::Rollback, None, |idx, now| {
         let packages = idx.pointer_packages(pointer)?;
         if packages.is_empty() {
             return Err(Error::usage(format!(
@@ -89,7 +89,7 @@ pub async fn rollback(
                 return Ok(Plan::unchanged(current(live), BTreeSet::from([pointer.clone()])));
             }
         }
-        idx.transact("rollback", &ctx.actor, now, |tx| {
+        idx.transact(Kind::Rollback, &ctx.actor, now, |tx| {
             let (out, objects, event) = match target {
                 RollbackTarget::Embedded => embedded(tx, signer, pointer, now)?,
                 RollbackTarget::To(v) => {
@@ -133,7 +133,7 @@ pub async fn promote(
     to: &Channel,
     rollout: Option<&RolloutPlan>,
 ) -> Result<Restamped> {
-    commit(ctx, "promote", None, |idx, now| {
+    commit(ctx, Kind::Promote, None, |idx, now| {
         let source = idx.package(platform, version)?.ok_or_else(|| {
             Error::usage(format!("no package {version} on {platform}; `otapub status` lists them"))
         })?;
@@ -160,9 +160,9 @@ pub async fn promote(
             }
         }
         let generation = idx.generation()? + 1;
-        idx.transact("promote", &ctx.actor, now, |tx| {
+        idx.transact(Kind::Promote, &ctx.actor, now, |tx| {
             let (out, objects, mut event) = restamp(tx, signer, &source, &pointer, now)?;
-            event.action = "promote";
+            event.action = Kind::Promote;
             let mut events = vec![event];
             if let Some(plan) = rollout {
                 events.push(start(tx, signer, &pointer, &out.version, plan, now, generation)?);

@@ -16,7 +16,7 @@ use crate::docs::{RolloutDoc, ServedDoc};
 use crate::error::{Error, Result};
 use crate::index::{self, live, Index};
 use crate::manifest::format_time;
-use crate::model::{GateReading, Lifecycle, NewEvent, Rollout, Strategy};
+use crate::model::{GateReading, Kind, Lifecycle, NewEvent, Rollout, Strategy};
 use crate::names::{PointerId, Version};
 use crate::rollout::{self as rules};
 use crate::signing::Signer;
@@ -94,14 +94,14 @@ pub struct Measured {
 }
 
 impl Change {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            Change::Set(_) => "rollout-set",
-            Change::Pause => "rollout-pause",
-            Change::Resume => "rollout-resume",
-            Change::Advance(_) | Change::Tripped(_) => "rollout-advance",
-            Change::Complete => "rollout-complete",
-            Change::Abort(_) => "rollout-abort",
+            Change::Set(_) => Kind::RolloutSet,
+            Change::Pause => Kind::RolloutPause,
+            Change::Resume => Kind::RolloutResume,
+            Change::Advance(_) | Change::Tripped(_) => Kind::RolloutAdvance,
+            Change::Complete => Kind::RolloutComplete,
+            Change::Abort(_) => Kind::RolloutAbort,
         }
     }
 
@@ -300,7 +300,7 @@ fn complete(
         restamped = Some(out);
     }
     let event = NewEvent {
-        action: "rollout-complete",
+        action: Kind::RolloutComplete,
         target: r.pointer.to_string(),
         details: serde_json::json!({
             "candidate": r.candidate.as_str(), "from": from,
@@ -328,7 +328,7 @@ fn abort_with_ban(
     let mut banned = ban_family(conn, signer, &candidate, reason, actor, false, now, generation)?;
     // As `ban` records it: the ban first, then what it caused.
     let mut events = vec![NewEvent {
-        action: "ban",
+        action: Kind::Ban,
         target: format!("{}/{}", r.pointer.platform, r.candidate),
         details: serde_json::json!({
             "reason": reason,

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::index::live::{pointer_state, PointerState};
 use crate::index::Index;
 use crate::manifest::{boundary_of, format_time, parse_multipart, ParsedPart};
-use crate::model::{AuditEvent, Package, PackageContent};
+use crate::model::{AuditEvent, Kind, Package, PackageContent};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// One package in a pointer's history.
@@ -219,7 +219,7 @@ impl PackageSummary {
 pub fn package_actors(events: &[AuditEvent]) -> BTreeMap<String, String> {
     events
         .iter()
-        .filter(|e| matches!(e.action.as_str(), "publish" | "restamp" | "rollback-to-embedded"))
+        .filter(|e| matches!(e.action, Kind::Publish | Kind::Restamp | Kind::RollbackToEmbedded))
         .map(|e| (e.target.clone(), e.actor.clone()))
         .collect()
 }

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, live};
 use crate::manifest::format_time;
 use crate::model::{
-    directive_content_hash, restamp_content_hash, Ban, GateReading, Lifecycle, ManifestFormat, NewEvent, Package,
+    directive_content_hash, restamp_content_hash, Ban, GateReading, Kind, Lifecycle, ManifestFormat, NewEvent, Package,
     PackageContent, PackageDraft, Permutation, Rollout, SignedRecord,
 };
 use crate::names::{Platform, PointerId, Version};
@@ -260,7 +260,7 @@ pub(crate) fn restamp(
     };
     let (_, objects) = stamp(conn, signer, pkg)?;
     let event = NewEvent {
-        action: "restamp",
+        action: Kind::Restamp,
         target: format!("{}/{version}", pointer.platform),
         details: serde_json::json!({
             "pointer": pointer.to_string(),
@@ -301,7 +301,7 @@ pub(crate) fn embedded(
     };
     let (_, objects) = stamp(conn, signer, pkg)?;
     let event = NewEvent {
-        action: "rollback-to-embedded",
+        action: Kind::RollbackToEmbedded,
         target: format!("{}/{version}", pointer.platform),
         details: serde_json::json!({ "pointer": pointer.to_string(), "commitTime": format_time(created_at) }),
     };
@@ -426,7 +426,7 @@ pub(crate) fn start(
     seal(conn, signer, &mut r, generation)?;
     index::update_rollout(conn, &r)?;
     Ok(NewEvent {
-        action: "rollout-start",
+        action: Kind::RolloutStart,
         target: pointer.to_string(),
         details: serde_json::json!({
             "candidate": candidate.as_str(),
@@ -475,7 +475,7 @@ pub(crate) fn finish_abort(
     events.insert(
         0,
         NewEvent {
-            action: "rollout-abort",
+            action: Kind::RolloutAbort,
             target: r.pointer.to_string(),
             details: serde_json::json!({
                 "candidate": r.candidate.as_str(),
