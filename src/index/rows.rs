@@ -9,7 +9,8 @@ use super::*;
 use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::model::{
-    AssetRef, Ban, Bundle, ManifestFormat, Package, PackageContent, PackageDraft, ServedExpo, StoredDirective,
+    AssetRef, Ban, Bundle, ManifestFormat, Package, PackageContent, PackageDraft, PackageKind, ServedExpo,
+    StoredDirective,
 };
 use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 
@@ -101,15 +102,16 @@ impl RawPackage {
             platform: self.platform.parse().map_err(corrupt)?,
             fingerprint: self.fingerprint.parse::<Fingerprint>().map_err(corrupt)?,
         };
+        let kind: PackageKind = self.kind.parse().map_err(corrupt)?;
         let content = match (
-            self.kind.as_str(),
+            kind,
             self.manifest_id,
             self.base_url,
             self.launch_asset,
             self.launch_key,
             self.asset_list,
         ) {
-            ("update", Some(manifest_id), Some(base_url), Some(sha256), Some(key), Some(list)) => {
+            (PackageKind::Update, Some(manifest_id), Some(base_url), Some(sha256), Some(key), Some(list)) => {
                 let assets = match lists.get(&list) {
                     Some(a) => a.clone(),
                     None => {
@@ -136,11 +138,12 @@ impl RawPackage {
                     },
                 }
             }
-            ("rollBackToEmbedded", ..) => PackageContent::RollBackToEmbedded,
-            (kind, ..) => {
+            (PackageKind::RollBackToEmbedded, ..) => PackageContent::RollBackToEmbedded,
+            (PackageKind::Update, ..) => {
                 return Err(corrupt(format!(
-                    "package {} of kind {kind} is incomplete",
-                    self.version
+                    "package {} of kind {} is incomplete",
+                    self.version,
+                    kind.as_str()
                 )))
             }
         };
@@ -346,7 +349,7 @@ pub(super) fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<i64> {
 
 /// Records a new package.
 pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
-    let (kind, manifest_id, base_url, launch_asset, launch_key, asset_list, expo_config) = match &p.content {
+    let (manifest_id, base_url, launch_asset, launch_key, asset_list, expo_config) = match &p.content {
         PackageContent::Update {
             manifest_id,
             base_url,
@@ -359,7 +362,6 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
                 .map(|c| put_blob(conn, c.get().as_bytes()))
                 .transpose()?;
             (
-                "update",
                 Some(manifest_id.as_str()),
                 Some(base_url.as_str()),
                 Some(bundle.launch.sha256.to_hex()),
@@ -368,7 +370,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
                 config,
             )
         }
-        PackageContent::RollBackToEmbedded => ("rollBackToEmbedded", None, None, None, None, None, None),
+        PackageContent::RollBackToEmbedded => (None, None, None, None, None, None),
     };
     conn.execute(
         "INSERT INTO packages (channel, platform, fingerprint, version, kind, manifest_id, created_at, restamp_of, message,
@@ -380,7 +382,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
             p.pointer.platform.as_str(),
             p.pointer.fingerprint.as_str(),
             p.version.as_str(),
-            kind,
+            p.kind().as_str(),
             manifest_id,
             to_ms(p.created_at),
             p.restamp_of.as_ref().map(Version::as_str),

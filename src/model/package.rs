@@ -1,6 +1,8 @@
 //! Packages — updates and rollBackToEmbedded directives — with their bans,
 //! re-stamps and content hashes, and a pointer's stored directive.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
@@ -44,6 +46,36 @@ pub enum PackageContent {
     },
     /// A `rollBackToEmbedded` directive whose commitTime is the createdAt.
     RollBackToEmbedded,
+}
+
+/// What kind of package: the `packages.kind` column, and how status names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageKind {
+    /// An update manifest.
+    Update,
+    /// A `rollBackToEmbedded` directive.
+    RollBackToEmbedded,
+}
+
+impl PackageKind {
+    /// As stored and shown: `update` or `rollBackToEmbedded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageKind::Update => "update",
+            PackageKind::RollBackToEmbedded => "rollBackToEmbedded",
+        }
+    }
+}
+
+impl FromStr for PackageKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PackageKind, String> {
+        [PackageKind::Update, PackageKind::RollBackToEmbedded]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("package kind {s:?} is unknown"))
+    }
 }
 
 /// What a package says: everything its signatures cover, before it is
@@ -165,11 +197,11 @@ impl PackageDraft {
         self.restamp_of.as_ref().unwrap_or(&self.version)
     }
 
-    /// `update` or `rollBackToEmbedded`, as status, diff and the page name it.
-    pub fn kind(&self) -> &'static str {
+    /// An update or a rollBackToEmbedded directive.
+    pub fn kind(&self) -> PackageKind {
         match self.content {
-            PackageContent::Update { .. } => "update",
-            PackageContent::RollBackToEmbedded => "rollBackToEmbedded",
+            PackageContent::Update { .. } => PackageKind::Update,
+            PackageContent::RollBackToEmbedded => PackageKind::RollBackToEmbedded,
         }
     }
 

@@ -205,7 +205,7 @@ impl PackageSummary {
         PackageSummary {
             version: p.version.to_string(),
             id: p.update_id().unwrap_or_default().to_string(),
-            kind: p.kind(),
+            kind: p.kind().as_str(),
             created_at: format_time(p.created_at),
             message: p.message.clone(),
             actor: actors.get(&format!("{}/{}", p.pointer.platform, p.version)).cloned(),
@@ -227,7 +227,7 @@ pub fn package_actors(events: &[AuditEvent]) -> BTreeMap<String, String> {
 fn entry(p: &Package) -> HistoryEntry {
     HistoryEntry {
         version: p.version.to_string(),
-        kind: p.kind(),
+        kind: p.kind().as_str(),
         created_at: format_time(p.created_at),
         restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
         message: p.message.clone(),
