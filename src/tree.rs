@@ -113,9 +113,9 @@ fn objects(key: String, pair: SignedPair, cache_control: &str) -> [PublicObject;
     ]
 }
 
-fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &str) -> Result<SignedPair> {
+fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &Sha256Digest, what: &str) -> Result<SignedPair> {
     let pair = signed_pair(payload, sigs);
-    let got = Sha256Digest::of(&pair.body).to_hex();
+    let got = Sha256Digest::of(&pair.body);
     // The one change of rendering allowed: the part framing (form-data →
     // inline, docs/format.md), which no signature covers. The recorded digest of an
     // older package is of its form-data body; the part bytes must be the same.
@@ -127,9 +127,9 @@ fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &str, what: &
             sigs.expo_chain(),
             Framing::LegacyFormData,
         );
-        Sha256Digest::of(&body.bytes).to_hex() == body_sha256
+        Sha256Digest::of(&body.bytes) == *body_sha256
     };
-    if got != body_sha256 && !legacy() {
+    if got != *body_sha256 && !legacy() {
         return Err(Error::IndexContent(format!(
             "{what} renders to bytes (sha256 {got}) other than the ones it was signed as ({body_sha256}); \
              this otapub renders differently from the one that signed it — use that version, or ban and republish"

@@ -575,4 +575,29 @@ mod tests {
             assert!(err.to_string().contains("\"teleport\" is unknown"), "{err}");
         }
     }
+
+    #[test]
+    fn a_directive_body_digest_that_is_not_one_reads_back_as_a_damaged_index() {
+        let idx = Index::open(None, None).unwrap();
+        let pointer = PointerId {
+            channel: "production".parse().unwrap(),
+            platform: Platform::Ios,
+            fingerprint: "1.0.0".parse().unwrap(),
+        };
+        let insert = |digest: &str| {
+            idx.conn()
+                .execute(
+                    "INSERT OR REPLACE INTO pointer_directives (channel, platform, fingerprint, signatures, body_sha256)
+                     VALUES ('production', 'ios', '1.0.0', '{\"dsse\":[]}', ?1)",
+                    [digest],
+                )
+                .unwrap();
+        };
+        insert(&Sha256Digest::of(b"body").to_hex());
+        let d = idx.pointer_directive(&pointer).unwrap().unwrap();
+        assert_eq!(d.body_sha256, Sha256Digest::of(b"body"));
+        insert("not-a-digest");
+        let err = idx.pointer_directive(&pointer).unwrap_err();
+        assert!(matches!(err, Error::IndexContent(_)), "{err}");
+    }
 }

@@ -172,15 +172,19 @@ impl RawPackage {
         };
         // Read back from the index: signed when it was recorded.
         let signatures = serde_json::from_str(&self.signatures).map_err(corrupt)?;
-        let mut p = Package::signed(draft, signatures, self.body_sha256);
+        let body_sha256 = self.body_sha256.parse().map_err(|e| corrupt(format!("body {e}")))?;
+        let mut p = Package::signed(draft, signatures, body_sha256);
         p.id = self.id;
         p.ban = ban;
         p.retired = self.retired_at.map(from_ms).transpose()?;
-        p.served = self.served.map(|(signature, chain, body_sha256)| ServedExpo {
-            signature,
-            chain,
-            body_sha256,
-        });
+        p.served = match self.served {
+            Some((signature, chain, body_sha256)) => Some(ServedExpo {
+                signature,
+                chain,
+                body_sha256: body_sha256.parse().map_err(|e| corrupt(format!("served body {e}")))?,
+            }),
+            None => None,
+        };
         Ok(p)
     }
 }
@@ -273,7 +277,7 @@ pub fn pointer_directive(conn: &Connection, pointer: &PointerId) -> Result<Optio
     row.map(|(s, b)| {
         Ok(StoredDirective {
             signatures: serde_json::from_str(&s).map_err(corrupt)?,
-            body_sha256: b,
+            body_sha256: b.parse().map_err(|e| corrupt(format!("directive body {e}")))?,
         })
     })
     .transpose()
@@ -289,7 +293,7 @@ pub fn put_pointer_directive(conn: &Connection, pointer: &PointerId, d: &StoredD
             pointer.platform.as_str(),
             pointer.fingerprint.as_str(),
             serde_json::to_string(&d.signatures).expect("signatures serialize"),
-            d.body_sha256
+            d.body_sha256.to_hex()
         ],
     )?;
     Ok(())
@@ -394,7 +398,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
             expo_config,
             p.content_hash,
             serde_json::to_string(p.signatures()).expect("signatures serialize"),
-            p.body_sha256(),
+            p.body_sha256().to_hex(),
             format_column(p.format),
         ],
     )?;
@@ -460,7 +464,7 @@ pub fn set_served_expo(conn: &Connection, package: i64, served: &ServedExpo) -> 
     conn.execute(
         "INSERT INTO expo_served (package, signature, chain, body_sha256) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (package) DO UPDATE SET signature = ?2, chain = ?3, body_sha256 = ?4",
-        params![package, served.signature, served.chain, served.body_sha256],
+        params![package, served.signature, served.chain, served.body_sha256.to_hex()],
     )?;
     Ok(())
 }

@@ -111,7 +111,7 @@ pub struct Package {
     pub id: i64,
     draft: PackageDraft,
     signatures: Signatures,
-    body_sha256: String,
+    body_sha256: Sha256Digest,
     /// Its ban, if any.
     pub ban: Option<Ban>,
     /// When `gc --keep` retired it: no rollback or promote target any more,
@@ -129,8 +129,8 @@ pub struct ServedExpo {
     pub signature: String,
     /// The `certificate_chain` part.
     pub chain: Option<String>,
-    /// SHA-256 hex of the Expo body with them.
-    pub body_sha256: String,
+    /// SHA-256 of the Expo body with them.
+    pub body_sha256: Sha256Digest,
 }
 
 impl std::ops::Deref for Package {
@@ -142,10 +142,10 @@ impl std::ops::Deref for Package {
 }
 
 impl Package {
-    /// A draft with its signatures and the SHA-256 hex of the Expo body they
+    /// A draft with its signatures and the SHA-256 of the Expo body they
     /// belong to: for `stamp` right after signing, and for what is read
     /// back from the index or adopted from verified envelopes.
-    pub(crate) fn signed(draft: PackageDraft, signatures: Signatures, body_sha256: String) -> Package {
+    pub(crate) fn signed(draft: PackageDraft, signatures: Signatures, body_sha256: Sha256Digest) -> Package {
         Package {
             id: 0,
             draft,
@@ -162,14 +162,14 @@ impl Package {
         &self.signatures
     }
 
-    /// SHA-256 hex of the Expo body the signatures belong to.
-    pub fn body_sha256(&self) -> &str {
+    /// SHA-256 of the Expo body the signatures belong to.
+    pub fn body_sha256(&self) -> &Sha256Digest {
         &self.body_sha256
     }
 
     /// The signatures and body digest pointers serve: re-signed by
     /// `otapub refresh` when it ran, else the package's own.
-    pub fn serving(&self) -> (Signatures, &str) {
+    pub fn serving(&self) -> (Signatures, &Sha256Digest) {
         match &self.served {
             Some(s) => (
                 self.signatures.with_expo(s.signature.clone(), s.chain.clone()),
@@ -279,6 +279,6 @@ impl PackageDraft {
 pub struct StoredDirective {
     /// Signatures over the directive payload.
     pub signatures: Signatures,
-    /// SHA-256 hex of the Expo body.
-    pub body_sha256: String,
+    /// SHA-256 of the Expo body.
+    pub body_sha256: Sha256Digest,
 }

@@ -78,7 +78,7 @@ pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, poi
     }
     let payload = tree::no_update_payload(pointer);
     let signatures = signer.sign_payload(&payload);
-    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
+    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body);
     index::put_pointer_directive(
         conn,
         pointer,
@@ -93,7 +93,7 @@ pub(crate) fn ensure_no_update_directive(conn: &Connection, signer: &Signer, poi
 pub fn stamp(conn: &Connection, signer: &Signer, draft: PackageDraft) -> Result<(Package, [PublicObject; 2])> {
     let payload = tree::package_payload(&draft);
     let signatures = signer.sign_payload(&payload);
-    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
+    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body);
     let mut p = Package::signed(draft, signatures, body_sha256);
     p.id = index::insert_package(conn, &p)?;
     let objects = tree::package_objects(&p)?;

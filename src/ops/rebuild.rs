@@ -129,7 +129,7 @@ fn recover(
     version: &str,
     platform: &str,
     part: SignedPart,
-    body_sha256: String,
+    body_sha256: Sha256Digest,
     assets: &mut BTreeMap<Sha256Digest, String>,
 ) -> std::result::Result<Package, String> {
     let platform: Platform = platform.parse().map_err(|e| format!("{e}"))?;
@@ -393,7 +393,7 @@ pub async fn rebuild(
             out.skipped.push(format!("{}: its manifest.json is missing", info.key));
             continue;
         };
-        let body_sha256 = Sha256Digest::of(&body.bytes).to_hex();
+        let body_sha256 = Sha256Digest::of(&body.bytes);
         match read_signed(&body, &envelope, trusted)
             .and_then(|part| recover(version, platform, part, body_sha256, &mut asset_types))
         {
@@ -432,7 +432,7 @@ pub async fn rebuild(
     // What each pointer serves now, to list what is newer than it.
     let pointers: BTreeSet<PointerId> = packages.iter().map(|p| p.pointer.clone()).collect();
     // Each pointer pair read and parsed once: the signed part and its body's SHA-256.
-    let mut served: BTreeMap<PointerId, Option<(SignedPart, String)>> = BTreeMap::new();
+    let mut served: BTreeMap<PointerId, Option<(SignedPart, Sha256Digest)>> = BTreeMap::new();
     // The generation stamps the pointer objects carry, to continue from.
     let mut stamps: BTreeMap<PointerId, (Sha256Digest, u64)> = BTreeMap::new();
     for p in &pointers {
@@ -449,7 +449,7 @@ pub async fn rebuild(
         }
         let part = body
             .zip(envelope)
-            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, Sha256Digest::of(&b.bytes).to_hex())));
+            .and_then(|(b, e)| Some((read_signed(&b, &e, trusted).ok()?, Sha256Digest::of(&b.bytes))));
         served.insert(p.clone(), part);
     }
 
@@ -496,7 +496,7 @@ pub async fn rebuild(
 
     // A running rollout's buckets serve its candidate, perhaps re-signed by
     // `otapub refresh`: one bucket pair is read, to adopt that layer.
-    let mut bucket_served: BTreeMap<PointerId, (SignedPart, String)> = BTreeMap::new();
+    let mut bucket_served: BTreeMap<PointerId, (SignedPart, Sha256Digest)> = BTreeMap::new();
     for (pointer, (doc, _)) in &rollouts {
         let Some(&b) = doc.buckets.first() else { continue };
         let key = pointer.bucket_key(b);
@@ -505,7 +505,7 @@ pub async fn rebuild(
             continue;
         };
         if let Ok(part) = read_signed(&body, &envelope, trusted) {
-            bucket_served.insert(pointer.clone(), (part, Sha256Digest::of(&body.bytes).to_hex()));
+            bucket_served.insert(pointer.clone(), (part, Sha256Digest::of(&body.bytes)));
         }
     }
 
@@ -607,14 +607,14 @@ pub async fn rebuild(
             let recovered = served[pointer].as_ref().and_then(|(part, body_sha256)| {
                 (part.bytes == payload.bytes).then(|| StoredDirective {
                     signatures: part.signatures.clone(),
-                    body_sha256: body_sha256.clone(),
+                    body_sha256: *body_sha256,
                 })
             });
             let directive = match (recovered, signer) {
                 (Some(d), _) => d,
                 (None, Some(s)) => {
                     let signatures = s.sign_payload(&payload);
-                    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body).to_hex();
+                    let body_sha256 = Sha256Digest::of(&tree::signed_pair(&payload, &signatures).body);
                     StoredDirective { signatures, body_sha256 }
                 }
                 (None, None) => {
@@ -645,7 +645,12 @@ pub async fn rebuild(
 
 /// Records the Expo layer a pointer or bucket serves `p` with, when it is
 /// `p`'s part with another signature or chain than the immutable twin's.
-fn adopt_served_layer(tx: &rusqlite::Connection, p: &Package, part: &SignedPart, body_sha256: &str) -> Result<()> {
+fn adopt_served_layer(
+    tx: &rusqlite::Connection,
+    p: &Package,
+    part: &SignedPart,
+    body_sha256: &Sha256Digest,
+) -> Result<()> {
     let own = p.signatures();
     let differs = part.signatures.expo() != own.expo() || part.signatures.expo_chain() != own.expo_chain();
     if part.bytes != tree::package_payload(p).bytes || !differs {
@@ -657,7 +662,7 @@ fn adopt_served_layer(tx: &rusqlite::Connection, p: &Package, part: &SignedPart,
     let layer = ServedExpo {
         signature: signature.to_string(),
         chain: part.signatures.expo_chain().map(str::to_string),
-        body_sha256: body_sha256.to_string(),
+        body_sha256: *body_sha256,
     };
     index::set_served_expo(tx, p.id, &layer)
 }

@@ -33,9 +33,9 @@ pub struct Refreshed {
     pub pointers: Vec<String>,
 }
 
-/// The Expo body of `payload` with an Expo layer, and its SHA-256 hex.
-fn body_sha256(payload: &tree::Payload, signature: &str, chain: Option<&str>) -> String {
-    Sha256Digest::of(&manifest::multipart(payload.part, &payload.bytes, Some(signature), chain).bytes).to_hex()
+/// The SHA-256 of the Expo body of `payload` with an Expo layer.
+fn body_sha256(payload: &tree::Payload, signature: &str, chain: Option<&str>) -> Sha256Digest {
+    Sha256Digest::of(&manifest::multipart(payload.part, &payload.bytes, Some(signature), chain).bytes)
 }
 
 /// Re-signs what pointers serve with `signer`'s Expo key and chain.
