@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::{GlobalArgs, Outcome, Settings};
+use otapub::model::PackageKind;
 use otapub::ops::status::{status, LeafStatus};
 
 #[derive(Debug, Args)]
@@ -81,7 +82,7 @@ pub async fn run(s: Settings) -> anyhow::Result<Outcome> {
         }
         for h in &p.history {
             let mut line = format!("    {:<40} {}", h.version, h.created_at);
-            if h.kind != "update" {
+            if h.kind != PackageKind::Update {
                 line.push_str(&format!("  {}", h.kind));
             }
             if let Some(o) = &h.restamp_of {

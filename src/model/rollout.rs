@@ -99,6 +99,12 @@ impl Strategy {
     }
 }
 
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl FromStr for Strategy {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Strategy, String> {
@@ -141,6 +147,12 @@ impl Lifecycle {
     /// Whether the rollout still holds its pointer.
     pub fn is_active(self) -> bool {
         matches!(self, Lifecycle::Created | Lifecycle::Running | Lifecycle::Paused)
+    }
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 

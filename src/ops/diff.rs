@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::status::{package_actors, PackageSummary};
 use super::Context;
+use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Index};
 
@@ -30,8 +31,8 @@ pub struct Side {
 /// A launch asset.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Launch {
-    /// SHA-256 hex.
-    pub sha256: String,
+    /// SHA-256.
+    pub sha256: Sha256Digest,
     /// Bytes, when the index records them.
     pub size: Option<u64>,
 }
@@ -59,8 +60,8 @@ pub struct AssetEntry {
     pub key: String,
     /// Extension.
     pub ext: String,
-    /// SHA-256 hex.
-    pub sha256: String,
+    /// SHA-256.
+    pub sha256: Sha256Digest,
     /// Bytes, when recorded.
     pub size: Option<u64>,
 }
@@ -125,12 +126,12 @@ pub fn diff_of(index: &Index, platform: Platform, v1: &Version, v2: &Version) ->
     let entry = |a: &AssetRef| AssetEntry {
         key: a.key.clone(),
         ext: a.ext.clone(),
-        sha256: a.sha256.to_hex(),
+        sha256: a.sha256,
         size: sizes.get(&a.sha256).map(|(s, _)| *s),
     };
     let launch = |p: &Package| {
         p.bundle().map(|b| Launch {
-            sha256: b.launch.sha256.to_hex(),
+            sha256: b.launch.sha256,
             size: sizes.get(&b.launch.sha256).map(|(s, _)| *s),
         })
     };

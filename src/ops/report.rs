@@ -14,7 +14,7 @@ use super::Context;
 use crate::error::Result;
 use crate::index::Index;
 use crate::manifest::format_time;
-use crate::model::{AuditEvent, Operation};
+use crate::model::{AuditEvent, GateReading, Lifecycle, Operation, Strategy};
 
 /// How many audit events the page lists, newest first.
 pub const RECENT_EVENTS: usize = 50;
@@ -107,7 +107,7 @@ pub struct ReportRollout {
     /// Control version (what the other devices get).
     pub control: Option<String>,
     /// created, running, paused, completed or aborted.
-    pub state: &'static str,
+    pub state: Lifecycle,
     /// Whether it still serves buckets.
     pub active: bool,
     /// Share of devices on the candidate.
@@ -118,7 +118,7 @@ pub struct ReportRollout {
     #[serde(rename = "expoLeaf", skip_serializing_if = "Option::is_none")]
     pub expo_leaf: Option<LeafStatus>,
     /// linear or canary.
-    pub strategy: &'static str,
+    pub strategy: Strategy,
     /// Percent added per advance.
     pub step: u8,
     /// Failure rate that aborts an advance.
@@ -143,17 +143,16 @@ impl ReportRollout {
         ReportRollout {
             candidate: st.candidate.version,
             control: st.control.map(|c| c.version),
-            state: st.state.as_str(),
+            state: st.state,
             active: st.state.is_active(),
             percent: st.percent,
             buckets: st.buckets.len(),
             expo_leaf,
-            strategy: st.strategy.as_str(),
+            strategy: st.strategy,
             step: st.step,
             abort_threshold: st.abort_threshold,
             gate: st.gate.map(|g| GateView {
-                failed: g.failed,
-                total: g.total,
+                reading: g,
                 rate_percent: g.rate().map(|x| (x * 1000.0).round() / 10.0),
             }),
             reason: st.reason,
@@ -166,10 +165,9 @@ impl ReportRollout {
 /// A gate reading with its rate.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct GateView {
-    /// Devices that reported the candidate failed.
-    pub failed: u64,
-    /// Devices that reported the candidate at all.
-    pub total: u64,
+    /// Devices that reported the candidate failed, of those that reported it.
+    #[serde(flatten)]
+    pub reading: GateReading,
     /// failed / total, in percent (none without devices).
     #[serde(rename = "ratePercent")]
     pub rate_percent: Option<f64>,

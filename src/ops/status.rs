@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Context;
+use crate::digest::Sha256Digest;
 use crate::error::Result;
 use crate::index::live::{pointer_state, PointerState};
 use crate::index::Index;
 use crate::manifest::{boundary_of, format_time, parse_multipart, ParsedPart};
-use crate::model::{AuditEvent, Kind, Package, PackageContent};
+use crate::model::{AuditEvent, Kind, Lifecycle, Package, PackageContent, PackageKind};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// One package in a pointer's history.
@@ -18,7 +19,7 @@ pub struct HistoryEntry {
     /// Version.
     pub version: String,
     /// `update` or `rollBackToEmbedded`.
-    pub kind: &'static str,
+    pub kind: PackageKind,
     /// createdAt.
     #[serde(rename = "createdAt")]
     pub created_at: String,
@@ -172,9 +173,9 @@ pub struct EmbeddedStatus {
     /// The embedded update id.
     #[serde(rename = "updateId")]
     pub update_id: String,
-    /// SHA-256 hex of its launch asset.
+    /// SHA-256 of its launch asset.
     #[serde(rename = "launchAsset")]
-    pub launch_asset: String,
+    pub launch_asset: Sha256Digest,
 }
 
 /// One package in short, with who made it: the live package on the page,
@@ -186,7 +187,7 @@ pub struct PackageSummary {
     /// The update id (empty for a rollBackToEmbedded directive).
     pub id: String,
     /// `update` or `rollBackToEmbedded`.
-    pub kind: &'static str,
+    pub kind: PackageKind,
     /// createdAt.
     #[serde(rename = "createdAt")]
     pub created_at: String,
@@ -205,7 +206,7 @@ impl PackageSummary {
         PackageSummary {
             version: p.version.to_string(),
             id: p.update_id().unwrap_or_default().to_string(),
-            kind: p.kind().as_str(),
+            kind: p.kind(),
             created_at: format_time(p.created_at),
             message: p.message.clone(),
             actor: actors.get(&format!("{}/{}", p.pointer.platform, p.version)).cloned(),
@@ -227,7 +228,7 @@ pub fn package_actors(events: &[AuditEvent]) -> BTreeMap<String, String> {
 fn entry(p: &Package) -> HistoryEntry {
     HistoryEntry {
         version: p.version.to_string(),
-        kind: p.kind().as_str(),
+        kind: p.kind(),
         created_at: format_time(p.created_at),
         restamp_of: p.restamp_of.as_ref().map(ToString::to_string),
         message: p.message.clone(),
@@ -246,7 +247,7 @@ pub struct RolloutSummary {
     /// The candidate's version.
     pub candidate: String,
     /// running or paused.
-    pub state: &'static str,
+    pub state: Lifecycle,
     /// Share of devices on the candidate.
     pub percent: u8,
     /// The leaf the candidate buckets' responses carry (none while no
@@ -261,7 +262,7 @@ impl RolloutSummary {
     fn of(st: super::rollout::RolloutStatus, expo_leaf: Option<LeafStatus>) -> RolloutSummary {
         RolloutSummary {
             candidate: st.candidate.version,
-            state: st.state.as_str(),
+            state: st.state,
             percent: st.percent,
             expo_leaf,
         }
@@ -339,7 +340,7 @@ pub fn status_from(index: &Index, views: &[PointerView], now: chrono::DateTime<c
             platform: e.platform.to_string(),
             fingerprint: e.fingerprint.to_string(),
             update_id: e.update_id,
-            launch_asset: e.launch_asset.to_hex(),
+            launch_asset: e.launch_asset,
         })
         .collect();
     Ok(Status {
