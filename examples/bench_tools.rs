@@ -214,7 +214,7 @@ async fn seed_index(url: &str, key: &Path, pointers: usize, per_pointer: usize, 
                         base_url: base_url.to_string(),
                         bundle,
                     },
-                    content_hash: String::new(),
+                    content_hash: otapub::digest::Sha256Digest::from_bytes([0; 32]), // set below, from the draft itself
                     format: Default::default(),
                 };
                 draft.content_hash = draft.expected_content_hash();

@@ -168,7 +168,10 @@ impl RawPackage {
             format: format_from_column(self.format)?,
             message: self.message,
             content,
-            content_hash: self.content_hash,
+            content_hash: self
+                .content_hash
+                .parse()
+                .map_err(|e| corrupt(format!("content hash {e}")))?,
         };
         // Read back from the index: signed when it was recorded.
         let signatures = serde_json::from_str(&self.signatures).map_err(corrupt)?;
@@ -396,7 +399,7 @@ pub fn insert_package(conn: &Connection, p: &Package) -> Result<i64> {
             launch_key,
             asset_list,
             expo_config,
-            p.content_hash,
+            p.content_hash.to_hex(),
             serde_json::to_string(p.signatures()).expect("signatures serialize"),
             p.body_sha256().to_hex(),
             format_column(p.format),

@@ -107,7 +107,7 @@ pub struct PackageDraft {
     /// Update or directive.
     pub content: PackageContent,
     /// Hash of what a retried publish must match.
-    pub content_hash: String,
+    pub content_hash: Sha256Digest,
     /// How its manifest is laid out (fixed when it was signed).
     pub format: ManifestFormat,
 }
@@ -247,7 +247,7 @@ struct UpdateContent<'a> {
 
 /// What a published update is, for telling a retry of the same publish from
 /// a different one: pointer, bundle, app config and message.
-pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option<&str>) -> String {
+pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option<&str>) -> Sha256Digest {
     let key = UpdateContent {
         channel: pointer.channel.as_str(),
         platform: pointer.platform.as_str(),
@@ -257,23 +257,27 @@ pub fn update_content_hash(pointer: &PointerId, bundle: &Bundle, message: Option
         expo_config: bundle.expo_config.as_deref().map(RawValue::get),
         message,
     };
-    Sha256Digest::of(&serde_json::to_vec(&key).expect("content key serializes")).to_hex()
+    Sha256Digest::of(&serde_json::to_vec(&key).expect("content key serializes"))
 }
 
 /// The content hash of a re-stamp.
-pub fn restamp_content_hash(pointer: &PointerId, version: &Version, original: &Version, at: DateTime<Utc>) -> String {
+pub fn restamp_content_hash(
+    pointer: &PointerId,
+    version: &Version,
+    original: &Version,
+    at: DateTime<Utc>,
+) -> Sha256Digest {
     Sha256Digest::of(format!("restamp\n{pointer}\n{version}\n{original}\n{}", at.timestamp_millis()).as_bytes())
-        .to_hex()
 }
 
 /// The content hash of a rollBackToEmbedded directive.
-pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> String {
-    Sha256Digest::of(format!("rollBackToEmbedded\n{pointer}\n{}", at.timestamp_millis()).as_bytes()).to_hex()
+pub fn directive_content_hash(pointer: &PointerId, at: DateTime<Utc>) -> Sha256Digest {
+    Sha256Digest::of(format!("rollBackToEmbedded\n{pointer}\n{}", at.timestamp_millis()).as_bytes())
 }
 
 impl PackageDraft {
     /// The content hash this package must carry, from its own fields.
-    pub fn expected_content_hash(&self) -> String {
+    pub fn expected_content_hash(&self) -> Sha256Digest {
         match (&self.content, &self.restamp_of) {
             (PackageContent::RollBackToEmbedded, _) => directive_content_hash(&self.pointer, self.created_at),
             (PackageContent::Update { .. }, Some(original)) => {

@@ -130,7 +130,7 @@ fn read_expo_config(path: &Path) -> Result<Box<RawValue>> {
 struct PlatformContent {
     pointer: PointerId,
     bundle: Bundle,
-    content_hash: String,
+    content_hash: Sha256Digest,
 }
 
 /// Publishes an export.
@@ -261,7 +261,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
     let (version, derived_version) = match &opts.version {
         Some(v) => (v.clone(), false),
         None => {
-            let all: Vec<&str> = contents.values().map(|c| c.content_hash.as_str()).collect();
+            let all: Vec<String> = contents.values().map(|c| c.content_hash.to_hex()).collect();
             let h = Sha256Digest::of(all.join("\n").as_bytes()).to_hex();
             (Version::derived(format!("auto-{}", &h[..16]))?, true)
         }
@@ -360,7 +360,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     platform.as_str(),
                     version.as_str(),
                     &index::to_ms(created_at).to_string(),
-                    &c.content_hash,
+                    &c.content_hash.to_hex(),
                 ]);
                 let pkg = PackageDraft {
                     pointer: c.pointer.clone(),
@@ -373,7 +373,7 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                         base_url: base.clone(),
                         bundle: c.bundle.clone(),
                     },
-                    content_hash: c.content_hash.clone(),
+                    content_hash: c.content_hash,
                     format: ManifestFormat::V2,
                 };
                 if let (Some(js), Some(plan)) = (compiled_from.get(platform), &opts.delta) {

@@ -188,7 +188,7 @@ fn recover(
                         expo_config: doc.extra.and_then(|e| e.expo_client),
                     },
                 },
-                content_hash: String::new(),
+                content_hash: Sha256Digest::from_bytes([0; 32]), // set below, from the draft itself
                 format: if doc.launch_asset.file_extension.is_some() {
                     ManifestFormat::V1
                 } else {
@@ -221,7 +221,7 @@ fn recover(
                 restamp_of: None,
                 message: None,
                 content: PackageContent::RollBackToEmbedded,
-                content_hash: String::new(),
+                content_hash: Sha256Digest::from_bytes([0; 32]), // set below, from the draft itself
                 format: ManifestFormat::V2,
             }
         }

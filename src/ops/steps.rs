@@ -242,7 +242,7 @@ pub(crate) fn restamp(
         pointer.platform.as_str(),
         version.as_str(),
         &index::to_ms(created_at).to_string(),
-        &content_hash,
+        &content_hash.to_hex(),
     ]);
     let pkg = PackageDraft {
         pointer: pointer.clone(),
@@ -288,7 +288,7 @@ pub(crate) fn embedded(
 ) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
     let created_at = next_created_at(now, index::newest_created_at(conn, pointer)?);
     let content_hash = directive_content_hash(pointer, created_at);
-    let version = Version::derived(format!("embedded-{}", &content_hash[..16]))?;
+    let version = Version::derived(format!("embedded-{}", &content_hash.to_hex()[..16]))?;
     let pkg = PackageDraft {
         pointer: pointer.clone(),
         version: version.clone(),
