@@ -304,17 +304,18 @@ pub fn put_pointer_directive(conn: &Connection, pointer: &PointerId, d: &StoredD
 
 /// Forgets an asset gc is about to delete: the next publish that needs it
 /// asks the store (and uploads it) instead of trusting the index.
-pub fn forget_asset(conn: &Connection, sha256: &str) -> Result<()> {
+pub fn forget_asset(conn: &Connection, sha256: &Sha256Digest) -> Result<()> {
     // A retired package still names its launch asset: its row stays, marked.
     let named = "SELECT launch_asset FROM packages WHERE launch_asset IS NOT NULL
                  UNION SELECT launch_asset FROM embedded_bases";
+    let sha256 = sha256.to_hex();
     conn.execute(
         &format!("UPDATE assets SET deleted = 1 WHERE sha256 = ?1 AND id IN ({named})"),
-        [sha256],
+        [&sha256],
     )?;
     conn.execute(
         &format!("DELETE FROM assets WHERE sha256 = ?1 AND id NOT IN ({named})"),
-        [sha256],
+        [&sha256],
     )?;
     Ok(())
 }

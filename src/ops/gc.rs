@@ -343,8 +343,9 @@ pub async fn gc(ctx: &Context<'_>, grace: Duration, keep_rules: &Keep) -> Result
             }
             for key in &output.delete {
                 index::set_gc_pending(tx, key, now)?;
-                if let Some(sha) = key.strip_prefix("public/assets/") {
-                    index::forget_asset(tx, sha)?;
+                // An asset's key names its digest; another key there names no recorded asset.
+                if let Some(sha) = key.strip_prefix("public/assets/").and_then(|s| s.parse().ok()) {
+                    index::forget_asset(tx, &sha)?;
                 }
             }
             events.push(NewEvent {

@@ -437,7 +437,7 @@ async fn compile_bytecode(
     index: &Index,
     opts: &PublishOptions,
     plan: &DeltaPlan,
-) -> Result<BTreeMap<Platform, String>> {
+) -> Result<BTreeMap<Platform, Sha256Digest>> {
     let hermesc = &plan.hermesc;
     let conn = index.conn();
     let embedded = index::embedded_bases(conn)?;
@@ -460,7 +460,7 @@ async fn compile_bytecode(
             js.truncate(plain_len);
             std::fs::write(&js_path, &js).map_err(Error::file("write", js_path.clone()))?;
         }
-        let js_sha256 = Sha256Digest::of(&js).to_hex();
+        let js_sha256 = Sha256Digest::of(&js);
         let pointer = PointerId {
             channel: opts.channel.clone(),
             platform,
@@ -563,7 +563,7 @@ struct Job<'a> {
     js_path: PathBuf,
     hbc_path: PathBuf,
     hbc_rel: String,
-    js_sha256: String,
+    js_sha256: Sha256Digest,
     step: Step,
 }
 
