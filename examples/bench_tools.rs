@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use md5::Digest;
 use otapub::index::{self, Index};
-
 use otapub::model::{AssetRef, Bundle, Kind, PackageContent, PackageDraft};
 use otapub::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use otapub::signing::{Ed25519Key, KeySource, Signer};

@@ -5,7 +5,6 @@
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::live::{pointer_state, PointerState};
-
 use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
 use crate::model::{ManifestFormat, Package, PackageContent, PackageDraft, Rollout, Signatures, StoredDirective};
 use crate::names::PointerId;

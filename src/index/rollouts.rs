@@ -5,8 +5,7 @@ use rusqlite::{params, Connection, Row};
 
 use super::*;
 use crate::error::Result;
-use crate::model::Permutation;
-use crate::model::{Rollout, SignedRecord};
+use crate::model::{Permutation, Rollout, SignedRecord};
 use crate::names::{PointerId, Version};
 
 const COLUMNS: &str = "r.id, r.channel, r.platform, r.fingerprint, c.version, k.version, r.strategy, r.step,

@@ -9,6 +9,7 @@
 mod asset;
 mod operation;
 mod package;
+mod patch;
 mod record;
 mod rollout;
 mod signatures;
@@ -16,6 +17,7 @@ mod signatures;
 pub use asset::*;
 pub use operation::*;
 pub use package::*;
+pub use patch::*;
 pub use record::*;
 pub use rollout::*;
 pub use signatures::*;

@@ -12,7 +12,6 @@ use super::Context;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 use crate::index::{self, Index};
-
 use crate::model::{AssetRef, Package};
 use crate::names::{Platform, Version};
 

@@ -22,9 +22,8 @@ use super::{commit, full_view, Context, Plan};
 use crate::commit::{self as protocol, Lease, GC_EPOCH_SETTING, GC_LEASE};
 use crate::error::{Error, Result};
 use crate::index::{self, Index};
-
 use crate::manifest::{boundary_of, parse_multipart};
-use crate::model::{Kind, NewEvent, Package, PackageContent};
+use crate::model::{patch_key, Kind, NewEvent, Package, PackageContent};
 use crate::names::{Channel, PointerId};
 use crate::patch;
 use crate::store::Store;
@@ -158,7 +157,7 @@ fn referenced(index: &Index, policy: &patch::Policy, retiring: &BTreeSet<i64>) -
         keep.insert(format!("public/assets/{}", e.launch_asset));
     }
     for pair in wanted_patches(index, policy)? {
-        keep.insert(index::patch_key(&pair.requested_id, &pair.base_id));
+        keep.insert(patch_key(&pair.requested_id, &pair.base_id));
     }
     Ok(keep)
 }

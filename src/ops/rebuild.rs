@@ -16,14 +16,13 @@ use crate::digest::Sha256Digest;
 use crate::docs::{AssetDoc, BanRecord, BuildRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
 use crate::error::{Error, Result};
 use crate::index::INDEX_KEY;
-use crate::index::{self, live, PatchRow};
+use crate::index::{self, live};
 use crate::manifest::{boundary_of, format_time, parse_multipart, BUNDLE_CONTENT_TYPE};
-use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
-
 use crate::model::{
     AssetRef, Ban, Build, Bundle, EmbeddedBase, Kind, Lifecycle, ManifestFormat, NewEvent, Package, PackageContent,
-    PackageDraft, Permutation, Rollout, ServedExpo, Signatures, SignedRecord, StoredDirective,
+    PackageDraft, PatchRow, Permutation, Rollout, ServedExpo, Signatures, SignedRecord, StoredDirective,
 };
+use crate::names::{Channel, Fingerprint, Platform, PointerId, Version};
 use crate::signing::{self, Signer, TrustedKeys};
 use crate::store::Object;
 use crate::tree;

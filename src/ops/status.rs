@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::index::live::{pointer_state, PointerState};
 use crate::index::Index;
 use crate::manifest::{boundary_of, format_time, parse_multipart, ParsedPart};
-use crate::model::{AuditEvent, Kind, Lifecycle, Package, PackageContent, PackageKind};
+use crate::model::{AuditEvent, Kind, Lifecycle, Package, PackageContent, PackageKind, PatchRow};
 use crate::tree::{self, PointerView, PublicObject};
 
 /// One package in a pointer's history.
@@ -281,7 +281,7 @@ pub fn status_of(index: &Index, now: chrono::DateTime<chrono::Utc>) -> Result<St
 
 /// [`status_of`] from the pointer views of `index`, read once by the caller.
 pub fn status_from(index: &Index, views: &[PointerView], now: chrono::DateTime<chrono::Utc>) -> Result<Status> {
-    let mut patches: BTreeMap<String, Vec<crate::index::PatchRow>> = BTreeMap::new();
+    let mut patches: BTreeMap<String, Vec<PatchRow>> = BTreeMap::new();
     for row in crate::index::patches(index.conn())? {
         patches.entry(row.requested_id.clone()).or_default().push(row);
     }

@@ -15,9 +15,8 @@ use super::status::LeafStatus;
 use super::Context;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
-use crate::index::PatchRow;
 use crate::manifest::{boundary_of, parse_multipart};
-use crate::model::Permutation;
+use crate::model::{PatchRow, Permutation};
 use crate::names::{Channel, Fingerprint, Platform};
 use crate::signing::{self, ExpoCertificate, TrustedKeys};
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::plan::{Pair, Policy};
 use crate::digest::Sha256Digest;
-use crate::index::{patch_key, PatchRow};
+use crate::model::{patch_key, PatchRow};
 use crate::store::AssetUpload;
 use crate::store::{ObjectMeta, Store, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::PublicObject;
