@@ -1,10 +1,10 @@
 //! The domain: plain, validated values every other room speaks in —
 //! packages and their bans, re-stamps and content hashes, pointer
-//! directives, rollouts, embedded patch bases, builds, signatures, audit
-//! events and operations. Nothing here reads, writes, signs or renders:
-//! `index/` maps SQL rows to these values, `tree.rs` renders them, `ops/`
-//! decides with them. It imports only the plain values of `names.rs` and
-//! `digest.rs`.
+//! directives, rollouts, embedded patch bases, builds, launch-asset
+//! patches, signatures, and the [`Kind`] of each operation and audit
+//! event. Nothing here reads, writes, signs or renders: `index/` maps SQL
+//! rows to these values, `tree.rs` renders them, `ops/` decides with them.
+//! It imports only the plain values of `names.rs` and `digest.rs`.
 
 mod asset;
 mod operation;
