@@ -91,7 +91,7 @@ impl FromStr for PackageKind {
 }
 
 /// What a package says: everything its signatures cover, before it is
-/// signed. Only [`crate::ops`]'s `stamp` turns one into a [`Package`].
+/// signed. Only `ops::stamp` turns one into a [`Package`].
 #[derive(Debug, Clone)]
 pub struct PackageDraft {
     /// Where it is published.
