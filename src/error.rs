@@ -30,12 +30,33 @@ impl ExitClass {
     }
 }
 
+/// A room's own refusal: the room's enum of what it refuses (one variant per
+/// kind, carrying the data), each message saying how to fix it, and the exit
+/// class of each variant. A room stands above this one, so `Error` holds its
+/// refusal boxed (`Error::Refused`); the room's `class` is an exhaustive
+/// `match` over its own variants.
+pub trait Refusal: std::error::Error + Send + Sync + 'static {
+    /// The exit-code class of this refusal.
+    fn class(&self) -> ExitClass;
+}
+
+impl<R: Refusal> From<R> for Error {
+    fn from(r: R) -> Error {
+        Error::Refused(Box::new(r))
+    }
+}
+
 /// Everything that can go wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A name (channel, version, ...) broke its rule.
     #[error(transparent)]
     Name(#[from] InvalidName),
+
+    /// A room refused what it was given (`signing::LeafError`,
+    /// `store::StoreError`, `ops::Refusal`, ...); its message says how to fix it.
+    #[error("{0}")]
+    Refused(Box<dyn Refusal>),
 
     /// The user asked for something that cannot be done; the message says how to fix it.
     #[error("{0}")]
@@ -144,6 +165,7 @@ impl Error {
     /// The exit-code class of this error.
     pub fn class(&self) -> ExitClass {
         match self {
+            Error::Refused(r) => r.class(),
             Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => ExitClass::Input,
             Error::File { .. }
             | Error::Store { .. }
@@ -180,6 +202,14 @@ impl Error {
     /// A usage error with a message that says how to fix it.
     pub fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())
+    }
+
+    /// The room's refusal this error is, if it is one of type `R`.
+    pub fn refusal<R: Refusal>(&self) -> Option<&R> {
+        match self {
+            Error::Refused(r) => (r.as_ref() as &dyn std::error::Error).downcast_ref::<R>(),
+            _ => None,
+        }
     }
 
     pub(crate) fn file(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

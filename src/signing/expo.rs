@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use super::KeySource;
+use super::{KeyError, KeySource};
 use crate::error::{Error, Result};
 
 /// The `alg` of Expo code signing.
@@ -37,9 +37,10 @@ impl std::fmt::Debug for ExpoKey {
 pub fn check_expo_keyid(keyid: &str) -> Result<()> {
     if keyid.is_empty() || keyid.len() > 64 || !keyid.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(Error::usage(format!(
-            "--expo-keyid {keyid:?}: use 1-64 letters, digits, `.`, `_` or `-`, as in the app's codeSigningMetadata (default `main`)"
-        )));
+        return Err(KeyError::ExpoKeyId {
+            keyid: keyid.to_string(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -63,7 +64,12 @@ impl ExpoKey {
     /// signed by the next, intermediates are CAs, all within their dates,
     /// and no root in it.
     pub fn with_chain(mut self, label: &str, pem_text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<ExpoKey> {
-        let bad = |why: String| Error::usage(format!("--expo-chain {label}: {why}"));
+        let bad = |reason: String| {
+            Error::from(KeyError::ExpoChain {
+                label: label.to_string(),
+                reason,
+            })
+        };
         let ders = super::chain::split_pem(pem_text).map_err(bad)?;
         let infos = ders
             .iter()

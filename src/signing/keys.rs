@@ -10,6 +10,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
 
+use super::KeyError;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
@@ -170,24 +171,17 @@ pub struct GeneratedKey {
 pub fn generate_key(out: &Path) -> Result<GeneratedKey> {
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.is_empty() || name.starts_with('.') {
-        return Err(Error::usage(format!(
-            "--out {} must name a key, e.g. `--out keys/release`",
-            out.display()
-        )));
+        return Err(KeyError::OutName { out: out.to_path_buf() }.into());
     }
     let private_path = out.with_file_name(format!("{name}.key"));
     let public_path = out.with_file_name(format!("{name}.pub"));
     for p in [&private_path, &public_path] {
         if p.exists() {
-            return Err(Error::usage(format!(
-                "{} already exists; keygen never overwrites a key — choose another --out name",
-                p.display()
-            )));
+            return Err(KeyError::KeyExists { path: p.clone() }.into());
         }
     }
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed)
-        .map_err(|e| Error::usage(format!("the system random number generator failed: {e}")))?;
+    getrandom::getrandom(&mut seed).map_err(|e| KeyError::NoRandomness { reason: e.to_string() })?;
     let key = SigningKey::from_bytes(&seed);
     let private_pem = key
         .to_pkcs8_pem(LineEnding::LF)

@@ -6,7 +6,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::Signer as _;
 
-use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+use crate::error::{ExitClass, Refusal, Result};
 
 pub mod chain;
 mod dsse;
@@ -38,6 +40,60 @@ impl Payload {
     }
 }
 
+/// What the signing keys' commands and options refuse (`--key`, `keygen`,
+/// `--expo-keyid`, `--expo-chain`); `LeafError` has `otapub keys`' own.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A mutating command was given no key.
+    #[error("no signing key: pass --key keys/NAME.key or set OTAPUB_SIGNING_KEY (create a key with `otapub keygen --out keys/NAME`)")]
+    NoSigningKey,
+    /// `keygen --out` names no key.
+    #[error("--out {} must name a key, e.g. `--out keys/release`", out.display())]
+    OutName {
+        /// The `--out` given.
+        out: PathBuf,
+    },
+    /// `keygen` would overwrite a key file.
+    #[error("{} already exists; keygen never overwrites a key — choose another --out name", path.display())]
+    KeyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// The system random number generator failed.
+    #[error("the system random number generator failed: {reason}")]
+    NoRandomness {
+        /// Its error.
+        reason: String,
+    },
+    /// The Expo keyid has characters a structured header cannot carry.
+    #[error("--expo-keyid {keyid:?}: use 1-64 letters, digits, `.`, `_` or `-`, as in the app's codeSigningMetadata (default `main`)")]
+    ExpoKeyId {
+        /// The keyid given.
+        keyid: String,
+    },
+    /// The `--expo-chain` is not a chain a device accepts.
+    #[error("--expo-chain {label}: {reason}")]
+    ExpoChain {
+        /// Where the chain came from.
+        label: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+impl Refusal for KeyError {
+    fn class(&self) -> ExitClass {
+        match self {
+            KeyError::NoSigningKey
+            | KeyError::OutName { .. }
+            | KeyError::KeyExists { .. }
+            | KeyError::NoRandomness { .. }
+            | KeyError::ExpoKeyId { .. }
+            | KeyError::ExpoChain { .. } => ExitClass::Input,
+        }
+    }
+}
+
 /// Every key a mutating command signs with.
 #[derive(Debug)]
 pub struct Signer {
@@ -49,9 +105,7 @@ impl Signer {
     /// A signer from at least one ed25519 key. Duplicate keys sign once.
     pub fn new(mut keys: Vec<Ed25519Key>, expo: Option<ExpoKey>) -> Result<Signer> {
         if keys.is_empty() {
-            return Err(Error::usage(
-                "no signing key: pass --key keys/NAME.key or set OTAPUB_SIGNING_KEY (create a key with `otapub keygen --out keys/NAME`)",
-            ));
+            return Err(KeyError::NoSigningKey.into());
         }
         keys.sort_by(|a, b| a.keyid.cmp(&b.keyid));
         keys.dedup_by(|a, b| a.keyid == b.keyid);
