@@ -102,10 +102,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// The health gate could not be measured (its command failed).
-    #[error("gate: {0}")]
-    Gate(String),
-
     /// The index could not be read or written.
     #[error("index: {0}")]
     Index(#[from] rusqlite::Error),
@@ -169,7 +165,6 @@ impl Error {
             Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => ExitClass::Input,
             Error::File { .. }
             | Error::Store { .. }
-            | Error::Gate(_)
             | Error::Index(_)
             | Error::IndexContent(_)
             | Error::NoLocking { .. }

@@ -91,14 +91,8 @@ impl FaultyStore {
         let rules = spec
             .split(';')
             .filter(|r| !r.trim().is_empty())
-            .map(|r| {
-                parse_rule(r.trim()).ok_or_else(|| {
-                    Error::usage(format!(
-                        "OTAPUB_FAULTS rule {r:?} is not ACTION@OP:KEY#N (e.g. fail@put_if:state/index.sqlite#1)"
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
+            .map(|r| parse_rule(r.trim()).ok_or_else(|| super::StoreError::FaultRule { rule: r.to_string() }))
+            .collect::<std::result::Result<_, _>>()?;
         Ok(FaultyStore { inner, rules, dir })
     }
 

@@ -217,15 +217,69 @@ pub async fn open(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     }
 }
 
+/// What the store's settings (`--store`, `OTAPUB_FAULTS`) can be that no
+/// store can be opened from.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `--store` is empty.
+    #[error("--store is empty; give a directory such as ./otapub-data")]
+    Empty,
+    /// A `file://` URL with a relative path.
+    #[error("--store {url}: a file:// URL needs an absolute path, e.g. file:///srv/otapub")]
+    RelativeFileUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// A URL scheme otapub has no store for.
+    #[error("--store {url}: unknown scheme {scheme:?}; use a directory, file:///abs/dir or s3://bucket/prefix")]
+    UnknownScheme {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// Something on the way to a local store's directory is a file.
+    #[error("--store {url}: {} is a file, not a directory; give the store's directory (it is created on the first publish)", path.display())]
+    NotADirectory {
+        /// The URL given.
+        url: String,
+        /// The file in the way.
+        path: PathBuf,
+    },
+    /// An `s3://` URL without a valid bucket name or prefix.
+    #[error("--store {url}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name (lowercase letters, digits, `-`, `.`)")]
+    S3Url {
+        /// The URL given.
+        url: String,
+    },
+    /// An `OTAPUB_FAULTS` rule that does not parse.
+    #[error("OTAPUB_FAULTS rule {rule:?} is not ACTION@OP:KEY#N (e.g. fail@put_if:state/index.sqlite#1)")]
+    FaultRule {
+        /// The rule.
+        rule: String,
+    },
+}
+
+impl crate::error::Refusal for StoreError {
+    fn class(&self) -> crate::error::ExitClass {
+        match self {
+            StoreError::Empty
+            | StoreError::RelativeFileUrl { .. }
+            | StoreError::UnknownScheme { .. }
+            | StoreError::NotADirectory { .. }
+            | StoreError::S3Url { .. }
+            | StoreError::FaultRule { .. } => crate::error::ExitClass::Input,
+        }
+    }
+}
+
 async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     if url.is_empty() {
-        return Err(Error::usage("--store is empty; give a directory such as ./otapub-data"));
+        return Err(StoreError::Empty.into());
     }
     if let Some(rest) = url.strip_prefix("file://") {
         if !rest.starts_with('/') {
-            return Err(Error::usage(format!(
-                "--store {url}: a file:// URL needs an absolute path, e.g. file:///srv/otapub"
-            )));
+            return Err(StoreError::RelativeFileUrl { url: url.to_string() }.into());
         }
         return local(url, PathBuf::from(rest));
     }
@@ -233,9 +287,11 @@ async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
         return Ok(Box::new(S3Store::connect(url, s3).await?));
     }
     if let Some((scheme, _)) = url.split_once("://") {
-        return Err(Error::usage(format!(
-            "--store {url}: unknown scheme {scheme:?}; use a directory, file:///abs/dir or s3://bucket/prefix"
-        )));
+        return Err(StoreError::UnknownScheme {
+            url: url.to_string(),
+            scheme: scheme.to_string(),
+        }
+        .into());
     }
     local(url, PathBuf::from(url))
 }
@@ -249,10 +305,11 @@ fn local(url: &str, root: PathBuf) -> Result<Box<dyn Store>> {
         .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
         .filter(|(_, m)| !m.is_dir());
     if let Some((path, _)) = blocker {
-        return Err(Error::usage(format!(
-            "--store {url}: {} is a file, not a directory; give the store's directory (it is created on the first publish)",
-            path.display()
-        )));
+        return Err(StoreError::NotADirectory {
+            url: url.to_string(),
+            path: path.to_path_buf(),
+        }
+        .into());
     }
     Ok(Box::new(FsStore::new(root)))
 }

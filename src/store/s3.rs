@@ -193,9 +193,7 @@ impl S3Store {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         let valid_prefix = prefix.split('/').all(|c| !c.is_empty() && c != "." && c != "..") || prefix.is_empty();
         if !valid_bucket || !valid_prefix {
-            return Err(Error::usage(format!(
-                "--store {url}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name (lowercase letters, digits, `-`, `.`)"
-            )));
+            return Err(super::StoreError::S3Url { url: url.to_string() }.into());
         }
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
