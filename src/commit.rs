@@ -235,17 +235,16 @@ pub fn active_lease(index: &Index, now: DateTime<Utc>) -> Result<Option<Lease>> 
     if raw.is_empty() {
         return Ok(None);
     }
-    let lease: Lease = serde_json::from_str(&raw).map_err(|e| {
-        Error::IndexContent(format!(
-            "the gc lease {raw:?} is unreadable ({e}); run `otapub gc` again"
-        ))
+    let lease: Lease = serde_json::from_str(&raw).map_err(|e| CommitError::LeaseUnreadable {
+        raw: raw.clone(),
+        reason: e.to_string(),
     })?;
     Ok((lease.until > index::to_ms(now)).then_some(lease))
 }
 
 /// Takes (or renews) the gc lease inside a transaction.
 pub(crate) fn take_lease(conn: &rusqlite::Connection, lease: &Lease) -> Result<()> {
-    let json = serde_json::to_string(lease).map_err(|e| Error::IndexContent(e.to_string()))?;
+    let json = serde_json::to_string(lease).map_err(|e| CommitError::LeaseUnwritable { reason: e.to_string() })?;
     index::set_setting(conn, LEASE_SETTING, &json)
 }
 
@@ -308,7 +307,63 @@ async fn backoff(attempt: u32) {
 }
 
 fn json_err(e: serde_json::Error) -> Error {
-    Error::IndexContent(format!("a recorded operation result is unreadable ({e})"))
+    CommitError::ResultUnreadable { reason: e.to_string() }.into()
+}
+
+/// What the commit path refuses, and the records of its own it cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The gc lease setting does not parse.
+    #[error("index: the gc lease {raw:?} is unreadable ({reason}); run `otapub gc` again")]
+    LeaseUnreadable {
+        /// The setting as stored.
+        raw: String,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The gc lease cannot be serialized.
+    #[error("index: {reason}")]
+    LeaseUnwritable {
+        /// serde's error.
+        reason: String,
+    },
+    /// A recorded operation result does not parse.
+    #[error(
+        "index: a recorded operation result is unreadable ({reason}); restore the index with `otapub index rebuild`"
+    )]
+    ResultUnreadable {
+        /// The parser's error.
+        reason: String,
+    },
+    /// `index rebuild` without `--force` on a store that has an index.
+    #[error("{store} already has an index; pass --force to replace it with one rebuilt from the store")]
+    HasIndex {
+        /// The store's URL.
+        store: String,
+    },
+    /// A seeded index that was read from a store.
+    #[error("a seeded index must be a new one (Index::open(None, None))")]
+    SeedNotNew,
+    /// Seeding a store that has an index.
+    #[error("{store} already has an index; seed an empty store")]
+    SeedHasIndex {
+        /// The store's URL.
+        store: String,
+    },
+}
+
+impl crate::error::Refusal for CommitError {
+    fn class(&self) -> crate::error::ExitClass {
+        use crate::error::ExitClass;
+        match self {
+            CommitError::LeaseUnreadable { .. }
+            | CommitError::LeaseUnwritable { .. }
+            | CommitError::ResultUnreadable { .. } => ExitClass::Environment,
+            CommitError::HasIndex { .. } | CommitError::SeedNotNew | CommitError::SeedHasIndex { .. } => {
+                ExitClass::Input
+            }
+        }
+    }
 }
 
 /// The id a commit of an invocation is recorded under: one per commit
@@ -353,15 +408,13 @@ pub async fn commit_new_index<T: Serialize + DeserializeOwned>(
 /// store has an index already.
 pub async fn seed_index(store: &dyn Store, index: &mut Index) -> Result<()> {
     if index.etag().is_some() {
-        return Err(Error::usage(
-            "a seeded index must be a new one (Index::open(None, None))",
-        ));
+        return Err(CommitError::SeedNotNew.into());
     }
     if save_index(store, index).await? == Saved::Conflict {
-        return Err(Error::usage(format!(
-            "{} already has an index; seed an empty store",
-            store.url()
-        )));
+        return Err(CommitError::SeedHasIndex {
+            store: store.url().to_string(),
+        }
+        .into());
     }
     let views = full_view(index)?;
     write_views(store, index, &views).await?;
@@ -421,10 +474,10 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<Load
             let existing = ctx.store.get(INDEX_KEY).await?;
             let etag = match &existing {
                 Some(_) if !*replace => {
-                    return Err(Error::usage(format!(
-                        "{} already has an index; pass --force to replace it with one rebuilt from the store",
-                        ctx.store.url()
-                    )))
+                    return Err(CommitError::HasIndex {
+                        store: ctx.store.url().to_string(),
+                    }
+                    .into())
                 }
                 Some(o) => Some(o.etag.clone()),
                 None => None,
