@@ -106,10 +106,6 @@ pub enum Error {
     #[error("index: {0}")]
     Index(#[from] rusqlite::Error),
 
-    /// The index is not what this otapub expects.
-    #[error("index: {0}")]
-    IndexContent(String),
-
     /// The S3 server ignores conditional writes.
     #[error("{store} ignores conditional writes (a second `If-None-Match: *` write of one object succeeded), so two publishers at once could silently lose each other's work; use a server that honours them (AWS S3, Cloudflare R2, MinIO), or pass --unsafe-no-locking if only one writer ever runs")]
     NoLocking {
@@ -166,7 +162,6 @@ impl Error {
             Error::File { .. }
             | Error::Store { .. }
             | Error::Index(_)
-            | Error::IndexContent(_)
             | Error::NoLocking { .. }
             | Error::BeforeCommit { .. }
             | Error::MaybeCommitted { .. }
