@@ -207,3 +207,158 @@ impl Error {
         move |source| Error::File { action, path, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit::CommitError;
+    use crate::gate::GateError;
+    use crate::index::IndexError;
+    use crate::insights::IngestError;
+    use crate::names::{Channel, Platform, PointerId};
+    use crate::ops::OpError;
+    use crate::patch::PolicyError;
+    use crate::project::hermes::HermesError;
+    use crate::project::init::InitError;
+    use crate::project::ProjectError;
+    use crate::report::TemplateError;
+    use crate::rollout::RolloutError;
+    use crate::serve::ServeError;
+    use crate::signing::{KeyError, LeafError};
+    use crate::store::StoreError;
+    use crate::tree::RenderError;
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("boom")
+    }
+
+    fn pointer() -> PointerId {
+        PointerId {
+            channel: "production".parse().unwrap(),
+            platform: Platform::Ios,
+            fingerprint: "1.0.0".parse().unwrap(),
+        }
+    }
+
+    /// One value of each variant of `Error`, and of each room's refusal
+    /// (one of each class where a room has several), with the class
+    /// docs/format.md gives it: a variant mapped to the wrong exit code fails.
+    #[test]
+    fn every_variant_has_its_exit_class() {
+        use ExitClass::{Environment, Input, Race};
+        let store = || Error::Store {
+            action: "read",
+            key: "k".into(),
+            reason: "r".into(),
+        };
+        let cases: Vec<(Error, ExitClass)> = vec![
+            (Error::from("".parse::<Channel>().unwrap_err()), Input),
+            (Error::usage("give it once"), Input),
+            (
+                Error::Export {
+                    dir: "dist".into(),
+                    reason: "r".into(),
+                },
+                Input,
+            ),
+            (
+                Error::Key {
+                    path: "-".into(),
+                    reason: "r".into(),
+                },
+                Input,
+            ),
+            (Error::file("read", "f")(io()), Environment),
+            (store(), Environment),
+            (Error::Index(rusqlite::Error::QueryReturnedNoRows), Environment),
+            (Error::NoLocking { store: "s3://b".into() }, Environment),
+            (store().before_commit(), Environment),
+            (
+                Error::MaybeCommitted {
+                    operation_id: "op".into(),
+                    source: Box::new(store()),
+                },
+                Environment,
+            ),
+            (store().after_commit(), Environment),
+            (
+                Error::Leased {
+                    operation: "op".into(),
+                    actor: "ci".into(),
+                },
+                Race,
+            ),
+            (Error::Race { attempts: 5 }, Race),
+            // The rooms' refusals, bottom floor up.
+            (RolloutError::Step { step: 0 }.into(), Input),
+            (LeafError::Days { days: 0 }.into(), Input),
+            (KeyError::NoSigningKey.into(), Input),
+            (
+                IngestError::Unlistable {
+                    path: "logs".into(),
+                    error: io(),
+                }
+                .into(),
+                Input,
+            ),
+            (IndexError::Empty.into(), Environment),
+            (StoreError::Empty.into(), Input),
+            (ProjectError::NoExpoUpdates.into(), Input),
+            (HermesError::NoVersion { path: "hermesc".into() }.into(), Input),
+            (InitError::NoExpoUpdates.into(), Input),
+            (RenderError::NoDirective { pointer: pointer() }.into(), Environment),
+            (PolicyError::Bases { bases: 21 }.into(), Input),
+            (
+                GateError::CommandFailed {
+                    cmd: "false".into(),
+                    status: "exit status: 1".into(),
+                }
+                .into(),
+                Environment,
+            ),
+            (
+                GateError::NoHeaders {
+                    format: "cloudfront".into(),
+                }
+                .into(),
+                Input,
+            ),
+            (CommitError::ResultUnreadable { reason: "r".into() }.into(), Environment),
+            (CommitError::SeedNotNew.into(), Input),
+            (OpError::NoRecordedBaseUrl.into(), Environment),
+            (OpError::BlankBanReason.into(), Input),
+            (TemplateError::Json { reason: "r".into() }.into(), Environment),
+            (TemplateError::NoPage { reason: "r".into() }.into(), Input),
+            (
+                ServeError::Listen {
+                    addr: "127.0.0.1:1".parse().unwrap(),
+                    reason: "r".into(),
+                }
+                .into(),
+                Input,
+            ),
+        ];
+        for (e, class) in &cases {
+            assert_eq!(e.class(), *class, "{e:?}");
+        }
+        assert_eq!(
+            cases
+                .iter()
+                .map(|(_, c)| c.code())
+                .collect::<std::collections::BTreeSet<_>>(),
+            [2, 3, 4].into()
+        );
+    }
+
+    /// A room's refusal keeps its message and can be told apart again.
+    #[test]
+    fn a_refusal_reads_as_its_room_wrote_it() {
+        let e = Error::from(StoreError::Empty);
+        assert_eq!(
+            e.to_string(),
+            "--store is empty; give a directory such as ./otapub-data"
+        );
+        assert!(matches!(e.refusal::<StoreError>(), Some(StoreError::Empty)));
+        assert!(e.refusal::<OpError>().is_none());
+    }
+}
