@@ -77,38 +77,49 @@ impl ExpoKey {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(bad)?;
         if infos[0].spki != self.spki_der() {
-            return Err(bad(format!(
-                "its first certificate ({}) is not the certificate of --expo-key; give the chain `otapub keys expo-leaf` wrote next to that key",
-                infos[0].subject
-            )));
+            return Err(KeyError::ExpoChainNotThisKey {
+                label: label.to_string(),
+                subject: infos[0].subject.clone(),
+            }
+            .into());
         }
         if let Some(root) = infos.iter().find(|c| c.self_issued) {
-            return Err(bad(format!(
-                "it includes the root ({}); the app embeds the root and appends it itself — leave it out",
-                root.subject
-            )));
+            return Err(KeyError::ExpoChainHasRoot {
+                label: label.to_string(),
+                subject: root.subject.clone(),
+            }
+            .into());
         }
         if !infos[0].code_signing {
-            return Err(bad(format!(
-                "the leaf ({}) lacks keyUsage digitalSignature or extendedKeyUsage codeSigning; issue one with `otapub keys expo-leaf`",
-                infos[0].subject
-            )));
+            return Err(KeyError::ExpoChainNotCodeSigning {
+                label: label.to_string(),
+                subject: infos[0].subject.clone(),
+            }
+            .into());
         }
         for (i, c) in infos.iter().enumerate() {
             if now < c.not_before {
-                return Err(bad(format!("{} is not valid before {}", c.subject, c.not_before)));
+                return Err(KeyError::ExpoChainNotYetValid {
+                    label: label.to_string(),
+                    subject: c.subject.clone(),
+                    not_before: c.not_before,
+                }
+                .into());
             }
             if now > c.not_after {
-                return Err(bad(format!(
-                    "{} expired at {}; issue a new leaf (`otapub keys expo-leaf`) and run `otapub refresh`",
-                    c.subject, c.not_after
-                )));
+                return Err(KeyError::ExpoChainExpired {
+                    label: label.to_string(),
+                    subject: c.subject.clone(),
+                    not_after: c.not_after,
+                }
+                .into());
             }
             if i > 0 && !c.ca {
-                return Err(bad(format!(
-                    "{} signs the certificate before it but is not a CA",
-                    c.subject
-                )));
+                return Err(KeyError::ExpoChainNotCa {
+                    label: label.to_string(),
+                    subject: c.subject.clone(),
+                }
+                .into());
             }
         }
         for pair in ders.windows(2) {

@@ -8,6 +8,8 @@ use ed25519_dalek::Signer as _;
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{ExitClass, Refusal, Result};
 
 pub mod chain;
@@ -71,13 +73,66 @@ pub enum KeyError {
         /// The keyid given.
         keyid: String,
     },
-    /// The `--expo-chain` is not a chain a device accepts.
+    /// The `--expo-chain` does not parse as PEM certificates, or one is not
+    /// signed by the next.
     #[error("--expo-chain {label}: {reason}")]
     ExpoChain {
         /// Where the chain came from.
         label: String,
         /// What is wrong and how to fix it.
         reason: String,
+    },
+    /// The chain's first certificate is not the `--expo-key`'s.
+    #[error("--expo-chain {label}: its first certificate ({subject}) is not the certificate of --expo-key; give the chain `otapub keys expo-leaf` wrote next to that key")]
+    ExpoChainNotThisKey {
+        /// Where the chain came from.
+        label: String,
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// The chain includes the root the app embeds.
+    #[error("--expo-chain {label}: it includes the root ({subject}); the app embeds the root and appends it itself — leave it out")]
+    ExpoChainHasRoot {
+        /// Where the chain came from.
+        label: String,
+        /// The root's subject.
+        subject: String,
+    },
+    /// The leaf cannot sign code.
+    #[error("--expo-chain {label}: the leaf ({subject}) lacks keyUsage digitalSignature or extendedKeyUsage codeSigning; issue one with `otapub keys expo-leaf`")]
+    ExpoChainNotCodeSigning {
+        /// Where the chain came from.
+        label: String,
+        /// The leaf's subject.
+        subject: String,
+    },
+    /// A certificate of the chain is not valid yet.
+    #[error("--expo-chain {label}: {subject} is not valid before {not_before}; wait until then, or check this machine's clock")]
+    ExpoChainNotYetValid {
+        /// Where the chain came from.
+        label: String,
+        /// The certificate's subject.
+        subject: String,
+        /// When it becomes valid.
+        not_before: DateTime<Utc>,
+    },
+    /// A certificate of the chain has expired.
+    #[error("--expo-chain {label}: {subject} expired at {not_after}; issue a new leaf (`otapub keys expo-leaf`) and run `otapub refresh`")]
+    ExpoChainExpired {
+        /// Where the chain came from.
+        label: String,
+        /// The certificate's subject.
+        subject: String,
+        /// When it expired.
+        not_after: DateTime<Utc>,
+    },
+    /// An intermediate of the chain is not a CA.
+    #[error("--expo-chain {label}: {subject} signs the certificate before it but is not a CA; give the chain of CAs the leaf was issued under")]
+    ExpoChainNotCa {
+        /// Where the chain came from.
+        label: String,
+        /// The intermediate's subject.
+        subject: String,
     },
 }
 
@@ -89,7 +144,13 @@ impl Refusal for KeyError {
             | KeyError::KeyExists { .. }
             | KeyError::NoRandomness { .. }
             | KeyError::ExpoKeyId { .. }
-            | KeyError::ExpoChain { .. } => ExitClass::Input,
+            | KeyError::ExpoChain { .. }
+            | KeyError::ExpoChainNotThisKey { .. }
+            | KeyError::ExpoChainHasRoot { .. }
+            | KeyError::ExpoChainNotCodeSigning { .. }
+            | KeyError::ExpoChainNotYetValid { .. }
+            | KeyError::ExpoChainExpired { .. }
+            | KeyError::ExpoChainNotCa { .. } => ExitClass::Input,
         }
     }
 }
