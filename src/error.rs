@@ -1,5 +1,7 @@
 //! The library's error type: one variant per failed operation, carrying what
-//! failed, and the exit-code class each belongs to (docs/format.md).
+//! failed, and the exit-code class each belongs to (docs/format.md). What a
+//! room refuses is that room's own enum ([`Refusal`], held as
+//! [`Error::Refused`]).
 
 use std::path::PathBuf;
 
@@ -58,7 +60,8 @@ pub enum Error {
     #[error("{0}")]
     Refused(Box<dyn Refusal>),
 
-    /// The user asked for something that cannot be done; the message says how to fix it.
+    /// Command-line flags that cannot be used together; the message says how
+    /// to fix it. (What a room refuses is its own enum: `Refused`.)
     #[error("{0}")]
     Usage(String),
 
