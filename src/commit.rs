@@ -24,7 +24,8 @@
 //! Nothing else writes pointers, and nothing writes the index but through
 //! here (`index rebuild` too, through [`commit_new_index`]); a gc's
 //! deletions go through [`delete_under_lease`], so `ops/` writes and
-//! deletes no object of its own.
+//! deletes no object of its own — nor can it: every write of a
+//! [`Store`] takes the [`Write`] token only this file makes (`WRITE`).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -38,8 +39,12 @@ use crate::error::{Error, Result};
 use crate::index::{self, Index, INDEX_KEY};
 use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
+use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, Write, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PointerView, PublicObject};
+
+/// The permission every store write asks for ([`Write`]): made here and
+/// nowhere else, so no write reaches a store but through this file.
+const WRITE: &Write = &Write::mint();
 
 /// How many times a command re-applies its change after losing a race.
 pub const MAX_ATTEMPTS: u32 = 12;
@@ -159,7 +164,7 @@ async fn save_index(store: &dyn Store, index: &mut Index) -> Result<Saved> {
         None => Precondition::Absent,
     };
     let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
-    match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
+    match store.put_if(WRITE, INDEX_KEY, bytes, &meta, cond).await? {
         CondPut::Written(etag) => {
             // The chain of index versions, for diagnosing a server whose
             // conditional writes are not atomic (two writes from one etag);
@@ -269,7 +274,7 @@ pub async fn delete_under_lease(
         if index::to_ms(ctx.clock.now()) > deadline || taken.elapsed() > longest {
             break;
         }
-        if let Err(e) = ctx.store.delete(key).await {
+        if let Err(e) = ctx.store.delete(WRITE, key).await {
             return (deleted, Some(e));
         }
         deleted.push(key.clone());
@@ -284,7 +289,7 @@ pub async fn delete_under_lease(
 pub async fn probe_ahead(store: &dyn Store, index: &Index) -> Result<()> {
     if probe_due(store, index)? {
         tracing::debug!("checking conditional writes (while the files hash)");
-        store.probe_conditional_writes().await?;
+        store.probe_conditional_writes(WRITE).await?;
     }
     Ok(())
 }
@@ -631,7 +636,7 @@ async fn run<T: Serialize + DeserializeOwned>(
         // ignores them is refused with nothing changed.
         let probed = if needs_probe {
             tracing::debug!("checking conditional writes");
-            Some(ctx.store.probe_conditional_writes().await?)
+            Some(ctx.store.probe_conditional_writes(WRITE).await?)
         } else {
             None
         };
@@ -703,7 +708,9 @@ async fn run<T: Serialize + DeserializeOwned>(
                     // This writer owns these keys now: what was there belonged
                     // to no committed package.
                     for o in replace {
-                        ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
+                        ctx.store
+                            .put(WRITE, &o.key, Body::Bytes(o.bytes.clone()), &o.meta)
+                            .await?;
                     }
                     tracing::debug!("writing {} pointers", plan.pointers.len());
                     // Every commit up to this one has its pointers written
@@ -804,7 +811,7 @@ async fn advance_mark(store: &dyn Store, generation: u64, read: &Mark) -> Result
             Some(e) => Precondition::Matches(e),
             None => Precondition::Absent,
         };
-        if let CondPut::Written(_) = store.put_if(WRITTEN_KEY, bytes.clone(), &meta, cond).await? {
+        if let CondPut::Written(_) = store.put_if(WRITE, WRITTEN_KEY, bytes.clone(), &meta, cond).await? {
             return Ok(());
         }
     }
@@ -895,7 +902,7 @@ async fn upload_assets(
             };
             if !present {
                 let meta = ObjectMeta::new(a.content_type.clone(), IMMUTABLE_CACHE_CONTROL);
-                store.put_file_sha256(&key, &a.path, &a.sha256, &meta).await?;
+                store.put_file_sha256(WRITE, &key, &a.path, &a.sha256, &meta).await?;
             }
             bar.inc(1);
             Ok::<_, Error>(a.sha256)
@@ -915,7 +922,7 @@ async fn upload_assets(
 /// caller has committed — never before.
 async fn create_immutable(store: &dyn Store, o: &PublicObject) -> Result<bool> {
     match store
-        .put_if(&o.key, o.bytes.clone(), &o.meta, Precondition::Absent)
+        .put_if(WRITE, &o.key, o.bytes.clone(), &o.meta, Precondition::Absent)
         .await?
     {
         CondPut::Written(_) => Ok(true),
@@ -978,7 +985,7 @@ async fn forward(store: &dyn Store, o: &PublicObject, stamp: u64, keep_older_sam
                 Precondition::Matches(etag)
             }
         };
-        match store.put_if(&o.key, o.bytes.clone(), &meta, cond).await? {
+        match store.put_if(WRITE, &o.key, o.bytes.clone(), &meta, cond).await? {
             CondPut::Written(_) => return Ok(Forward::Written),
             CondPut::Conflict => continue,
         }
@@ -1042,7 +1049,7 @@ async fn write_view_as(store: &dyn Store, index: &Index, v: &PointerView, fresh:
                     ..o.meta.clone()
                 };
                 if let CondPut::Written(_) = store
-                    .put_if(&o.key, o.bytes.clone(), &meta, Precondition::Absent)
+                    .put_if(WRITE, &o.key, o.bytes.clone(), &meta, Precondition::Absent)
                     .await?
                 {
                     written.push(o.key.clone());
@@ -1103,7 +1110,7 @@ async fn write_view_as(store: &dyn Store, index: &Index, v: &PointerView, fresh:
             None => store.head(&key).await?.map(|i| i.generation.unwrap_or(0)),
         };
         if generation.is_some_and(|g| g <= ro.stamp) {
-            store.delete(&key).await?;
+            store.delete(WRITE, &key).await?;
             written.push(key);
         }
     }
