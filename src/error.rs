@@ -65,15 +65,6 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// The `expo export` directory is not usable.
-    #[error("export {dir}: {reason}")]
-    Export {
-        /// The export directory.
-        dir: PathBuf,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-
     /// A key or certificate file could not be used.
     #[error("key {path}: {reason}")]
     Key {
@@ -161,7 +152,7 @@ impl Error {
     pub fn class(&self) -> ExitClass {
         match self {
             Error::Refused(r) => r.class(),
-            Error::Name(_) | Error::Usage(_) | Error::Export { .. } | Error::Key { .. } => ExitClass::Input,
+            Error::Name(_) | Error::Usage(_) | Error::Key { .. } => ExitClass::Input,
             Error::File { .. }
             | Error::Store { .. }
             | Error::Index(_)
@@ -215,6 +206,7 @@ impl Error {
 mod tests {
     use super::*;
     use crate::commit::CommitError;
+    use crate::export::ExportError;
     use crate::gate::GateError;
     use crate::index::IndexError;
     use crate::insights::IngestError;
@@ -258,13 +250,6 @@ mod tests {
             (Error::from("".parse::<Channel>().unwrap_err()), Input),
             (Error::usage("give it once"), Input),
             (
-                Error::Export {
-                    dir: "dist".into(),
-                    reason: "r".into(),
-                },
-                Input,
-            ),
-            (
                 Error::Key {
                     path: "-".into(),
                     reason: "r".into(),
@@ -305,6 +290,7 @@ mod tests {
                 Input,
             ),
             (IndexError::Empty.into(), Environment),
+            (ExportError::NotADirectory { dir: "dist".into() }.into(), Input),
             (StoreError::Empty.into(), Input),
             (ProjectError::NoExpoUpdates.into(), Input),
             (HermesError::NoVersion { path: "hermesc".into() }.into(), Input),

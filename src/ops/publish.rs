@@ -629,19 +629,21 @@ impl Job<'_> {
 fn name_bundle(dir: &Path, platform: Platform, rel: &str) -> Result<()> {
     let path = dir.join("metadata.json");
     let text = std::fs::read_to_string(&path).map_err(Error::file("read", path.clone()))?;
-    let mut meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Export {
-        dir: dir.to_path_buf(),
-        reason: format!("metadata.json is not JSON ({e})"),
-    })?;
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::export::ExportError::MetadataNotJson {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let Some(entry) = meta
         .get_mut("fileMetadata")
         .and_then(|f| f.get_mut(platform.as_str()))
         .and_then(|p| p.as_object_mut())
     else {
-        return Err(Error::Export {
+        return Err(crate::export::ExportError::NoFileMetadata {
             dir: dir.to_path_buf(),
-            reason: format!("metadata.json has no fileMetadata.{platform}"),
-        });
+            platform,
+        }
+        .into());
     };
     entry.insert("bundle".into(), rel.into());
     std::fs::write(&path, meta.to_string()).map_err(Error::file("write", path.clone()))
