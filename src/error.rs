@@ -65,15 +65,6 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// A key or certificate file could not be used.
-    #[error("key {path}: {reason}")]
-    Key {
-        /// Where the key was looked for (`-` for stdin, `$VAR` for the environment).
-        path: String,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-
     /// A local file could not be read or written.
     #[error("{action} {path}: {source}")]
     File {
@@ -152,7 +143,7 @@ impl Error {
     pub fn class(&self) -> ExitClass {
         match self {
             Error::Refused(r) => r.class(),
-            Error::Name(_) | Error::Usage(_) | Error::Key { .. } => ExitClass::Input,
+            Error::Name(_) | Error::Usage(_) => ExitClass::Input,
             Error::File { .. }
             | Error::Store { .. }
             | Error::Index(_)
@@ -249,13 +240,6 @@ mod tests {
         let cases: Vec<(Error, ExitClass)> = vec![
             (Error::from("".parse::<Channel>().unwrap_err()), Input),
             (Error::usage("give it once"), Input),
-            (
-                Error::Key {
-                    path: "-".into(),
-                    reason: "r".into(),
-                },
-                Input,
-            ),
             (Error::file("read", "f")(io()), Environment),
             (store(), Environment),
             (Error::Index(rusqlite::Error::QueryReturnedNoRows), Environment),

@@ -161,23 +161,13 @@ impl ExpoKey {
 /// Loads an RSA private key in PKCS#1 or PKCS#8 PEM.
 pub(crate) fn rsa_from_pem(source: &KeySource) -> Result<aws_lc_rs::rsa::KeyPair> {
     let text = source.read_private_pem()?;
-    let key_err = |reason: &str| Error::Key {
-        path: source.label(),
-        reason: reason.to_string(),
-    };
-    let block = pem::parse(text.trim().as_bytes()).map_err(|_| {
-        key_err("not a PEM private key; pass the private-key.pem `npx expo-updates codesigning:generate` wrote")
-    })?;
+    let block = pem::parse(text.trim().as_bytes()).map_err(|_| KeyError::NotPem { path: source.label() })?;
     let key = match block.tag() {
         "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(block.contents()),
         "PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents()),
-        _ => {
-            return Err(key_err(
-                "not an RSA private key (expected `BEGIN RSA PRIVATE KEY` or `BEGIN PRIVATE KEY`)",
-            ))
-        }
+        _ => return Err(KeyError::NotRsaPem { path: source.label() }.into()),
     }
-    .map_err(|_| key_err("not a usable RSA private key (2048 to 8192 bits) in PKCS#1 or PKCS#8"))?;
+    .map_err(|_| KeyError::UnusableRsa { path: source.label() })?;
     Ok(key)
 }
 
@@ -223,28 +213,27 @@ impl ExpoCertificate {
     /// Loads a PEM certificate; refuses one bound to an EAS project, whose
     /// manifests would need `extra.eas.projectId` and `extra.scopeKey`.
     pub fn load(path: &Path) -> Result<ExpoCertificate> {
-        let key_err = |reason: String| Error::Key {
-            path: path.display().to_string(),
-            reason,
-        };
-        let bytes = fs::read(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
-            .map_err(|_| key_err("not a PEM certificate (`-----BEGIN CERTIFICATE-----`)".into()))?;
-        let cert = pem
-            .parse_x509()
-            .map_err(|e| key_err(format!("not an X.509 certificate: {e}")))?;
+        let label = || path.display().to_string();
+        let bytes = fs::read(path).map_err(|e| KeyError::Unreadable {
+            path: label(),
+            reason: e.to_string(),
+        })?;
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(&bytes).map_err(|_| KeyError::NotPemCertificate { path: label() })?;
+        let cert = pem.parse_x509().map_err(|e| KeyError::NotX509 {
+            path: label(),
+            reason: e.to_string(),
+        })?;
         if cert
             .extensions()
             .iter()
             .any(|e| e.oid.to_id_string() == EXPO_PROJECT_INFORMATION_OID)
         {
-            return Err(key_err(
-                "this certificate carries Expo project information, so the app would require extra.eas.projectId and extra.scopeKey in every manifest, which otapub does not write; generate a certificate without it (`npx expo-updates codesigning:generate`)".into(),
-            ));
+            return Err(KeyError::EasCertificate { path: label() }.into());
         }
         let spki = cert.public_key();
         if spki.algorithm.algorithm.to_id_string() != "1.2.840.113549.1.1.1" {
-            return Err(key_err("the certificate's key is not RSA".into()));
+            return Err(KeyError::NotRsaCertificate { path: label() }.into());
         }
         Ok(ExpoCertificate {
             public_key: spki.subject_public_key.data.to_vec(),

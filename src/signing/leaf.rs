@@ -213,16 +213,12 @@ pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now
         .into());
     }
     let ca_pair = super::expo::rsa_from_pem(ca_key)?;
-    let ca_pkcs8 = ca_pair.as_der().map_err(|_| Error::Key {
-        path: ca_key.label(),
-        reason: "cannot serialize the CA key".into(),
-    })?;
+    let ca_pkcs8 = ca_pair
+        .as_der()
+        .map_err(|_| super::KeyError::CaKeySerialize { path: ca_key.label() })?;
     let ca_public = aws_lc_rs::signature::KeyPair::public_key(&ca_pair)
         .as_der()
-        .map_err(|_| Error::Key {
-            path: ca_key.label(),
-            reason: "cannot read the CA key's public half".into(),
-        })?;
+        .map_err(|_| super::KeyError::CaKeyPublic { path: ca_key.label() })?;
     if ca_public.as_ref() != ca_info.spki.as_slice() {
         return Err(LeafError::KeyMismatch {
             ca_key: ca_key.label(),

@@ -61,6 +61,114 @@ pub enum KeyError {
         /// The existing file.
         path: PathBuf,
     },
+    /// A key or certificate file cannot be read.
+    #[error("key {path}: cannot read it: {reason}")]
+    Unreadable {
+        /// Where the key was looked for (`-` for stdin, `$VAR` for the environment).
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A private key file that does not exist.
+    #[error("key {path}: no such file — create a key with `otapub keygen --out {}`", stem.display())]
+    NoSuchKey {
+        /// The key file.
+        path: String,
+        /// The file without its extension, as `keygen --out` takes it.
+        stem: PathBuf,
+    },
+    /// A private key path that is not a regular file.
+    #[error("key {path}: not a regular file; give the path of the key file")]
+    NotAFile {
+        /// The path given.
+        path: String,
+    },
+    /// A private key file others can read.
+    #[error("key {path}: readable by group or others (mode {mode:o}); a private key must be private: run `chmod 600 {path}`")]
+    NotPrivate {
+        /// The key file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Standard input cannot be read.
+    #[error("key {path}: cannot read standard input: {reason}")]
+    StdinUnreadable {
+        /// `-`.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Not an ed25519 private key.
+    #[error("key {path}: not an ed25519 private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`); create one with `otapub keygen --out keys/NAME`")]
+    NotEd25519Private {
+        /// Where the key came from.
+        path: String,
+    },
+    /// Not an ed25519 public key.
+    #[error("key {path}: not an ed25519 public key in SPKI PEM (`-----BEGIN PUBLIC KEY-----`, the .pub file `otapub keygen` writes)")]
+    NotEd25519Public {
+        /// The file.
+        path: String,
+    },
+    /// An Expo key that is not PEM.
+    #[error(
+        "key {path}: not a PEM private key; pass the private-key.pem `npx expo-updates codesigning:generate` wrote"
+    )]
+    NotPem {
+        /// Where the key came from.
+        path: String,
+    },
+    /// A PEM block that is no RSA private key.
+    #[error("key {path}: not an RSA private key (expected `BEGIN RSA PRIVATE KEY` or `BEGIN PRIVATE KEY`)")]
+    NotRsaPem {
+        /// Where the key came from.
+        path: String,
+    },
+    /// An RSA key otapub cannot sign with.
+    #[error("key {path}: not a usable RSA private key (2048 to 8192 bits) in PKCS#1 or PKCS#8")]
+    UnusableRsa {
+        /// Where the key came from.
+        path: String,
+    },
+    /// A certificate file that is not PEM.
+    #[error("key {path}: not a PEM certificate (`-----BEGIN CERTIFICATE-----`)")]
+    NotPemCertificate {
+        /// The file.
+        path: String,
+    },
+    /// A PEM certificate that does not parse.
+    #[error("key {path}: not an X.509 certificate: {reason}")]
+    NotX509 {
+        /// The file.
+        path: String,
+        /// The parser's error.
+        reason: String,
+    },
+    /// A certificate bound to an EAS project.
+    #[error("key {path}: this certificate carries Expo project information, so the app would require extra.eas.projectId and extra.scopeKey in every manifest, which otapub does not write; generate a certificate without it (`npx expo-updates codesigning:generate`)")]
+    EasCertificate {
+        /// The file.
+        path: String,
+    },
+    /// A certificate whose key is not RSA.
+    #[error("key {path}: the certificate's key is not RSA; give the certificate of the app's RSA code-signing key")]
+    NotRsaCertificate {
+        /// The file.
+        path: String,
+    },
+    /// The CA key cannot be serialized.
+    #[error("key {path}: cannot serialize the CA key")]
+    CaKeySerialize {
+        /// Where the CA key came from.
+        path: String,
+    },
+    /// The CA key's public half cannot be read.
+    #[error("key {path}: cannot read the CA key's public half")]
+    CaKeyPublic {
+        /// Where the CA key came from.
+        path: String,
+    },
     /// The system random number generator failed.
     #[error("the system random number generator failed: {reason}")]
     NoRandomness {
@@ -140,6 +248,22 @@ impl Refusal for KeyError {
     fn class(&self) -> ExitClass {
         match self {
             KeyError::NoSigningKey
+            | KeyError::Unreadable { .. }
+            | KeyError::NoSuchKey { .. }
+            | KeyError::NotAFile { .. }
+            | KeyError::NotPrivate { .. }
+            | KeyError::StdinUnreadable { .. }
+            | KeyError::NotEd25519Private { .. }
+            | KeyError::NotEd25519Public { .. }
+            | KeyError::NotPem { .. }
+            | KeyError::NotRsaPem { .. }
+            | KeyError::UnusableRsa { .. }
+            | KeyError::NotPemCertificate { .. }
+            | KeyError::NotX509 { .. }
+            | KeyError::EasCertificate { .. }
+            | KeyError::NotRsaCertificate { .. }
+            | KeyError::CaKeySerialize { .. }
+            | KeyError::CaKeyPublic { .. }
             | KeyError::OutName { .. }
             | KeyError::KeyExists { .. }
             | KeyError::NoRandomness { .. }
