@@ -121,13 +121,27 @@ pub enum OpError {
         /// The URL given.
         url: String,
     },
-    /// `--expo-config` that cannot be used.
-    #[error("--expo-config {}: {reason}", path.display())]
-    ExpoConfig {
+    /// `--expo-config` that cannot be read.
+    #[error("--expo-config {}: cannot read it ({reason}); write it with `npx expo config --type public --json > expoConfig.json`", path.display())]
+    ExpoConfigUnreadable {
         /// The file given.
         path: PathBuf,
-        /// What is wrong and how to fix it.
+        /// Why.
         reason: String,
+    },
+    /// `--expo-config` that is not JSON.
+    #[error("--expo-config {}: not JSON ({reason}); pass the output of `npx expo config --type public --json`", path.display())]
+    ExpoConfigNotJson {
+        /// The file given.
+        path: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// `--expo-config` that is JSON but no object.
+    #[error("--expo-config {}: not a JSON object; pass the output of `npx expo config --type public --json`", path.display())]
+    ExpoConfigNotObject {
+        /// The file given.
+        path: PathBuf,
     },
     /// A platform published without its export directory.
     #[error("every platform published needs its export directory")]
@@ -375,7 +389,9 @@ impl Refusal for OpError {
             | OpError::LogChanged { .. }
             | OpError::SweepTooYoung
             | OpError::BaseUrl { .. }
-            | OpError::ExpoConfig { .. }
+            | OpError::ExpoConfigUnreadable { .. }
+            | OpError::ExpoConfigNotJson { .. }
+            | OpError::ExpoConfigNotObject { .. }
             | OpError::NoExportDir
             | OpError::NoPlatform
             | OpError::BaseUrlDiffers { .. }

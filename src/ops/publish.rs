@@ -105,26 +105,27 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
 }
 
 fn read_expo_config(path: &Path) -> Result<Box<RawValue>> {
-    let err = |reason: String| {
-        Error::from(super::OpError::ExpoConfig {
-            path: path.to_path_buf(),
-            reason,
-        })
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        err(format!(
-            "cannot read it ({e}); write it with `npx expo config --type public --json > expoConfig.json`"
-        ))
+    let path_buf = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|e| super::OpError::ExpoConfigUnreadable {
+        path: path_buf(),
+        reason: e.to_string(),
     })?;
     // Parsed with key order kept, then written compactly: the same file always
     // embeds as the same bytes.
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| super::OpError::ExpoConfigNotJson {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
     if !value.is_object() {
-        return Err(err(
-            "not a JSON object; pass the output of `npx expo config --type public --json`".into(),
-        ));
+        return Err(super::OpError::ExpoConfigNotObject { path: path_buf() }.into());
     }
-    RawValue::from_string(value.to_string()).map_err(|e| err(e.to_string()))
+    RawValue::from_string(value.to_string()).map_err(|e| {
+        super::OpError::ExpoConfigNotJson {
+            path: path_buf(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
 }
 
 struct PlatformContent {
