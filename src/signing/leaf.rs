@@ -57,7 +57,15 @@ pub enum LeafError {
         /// The key file.
         path: PathBuf,
     },
-    /// The CA certificate cannot be read or parsed.
+    /// The CA certificate file cannot be read.
+    #[error("--ca-cert {}: cannot read it ({reason}); give the CA's certificate file", path.display())]
+    CaCertUnreadable {
+        /// The CA certificate file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The CA certificate does not parse.
     #[error("--ca-cert {}: {reason}", path.display())]
     CaCert {
         /// The CA certificate file.
@@ -149,6 +157,7 @@ impl Refusal for LeafError {
             LeafError::Days { .. }
             | LeafError::OutName { .. }
             | LeafError::KeyExists { .. }
+            | LeafError::CaCertUnreadable { .. }
             | LeafError::CaCert { .. }
             | LeafError::CaCertNotOne { .. }
             | LeafError::NotCa { .. }
@@ -190,7 +199,10 @@ pub fn issue_leaf(ca_key: &KeySource, ca_cert: &Path, days: u32, out: &Path, now
         path: ca_cert.to_path_buf(),
         reason,
     };
-    let ca_pem = std::fs::read_to_string(ca_cert).map_err(|e| bad_ca(format!("cannot read it ({e})")))?;
+    let ca_pem = std::fs::read_to_string(ca_cert).map_err(|e| LeafError::CaCertUnreadable {
+        path: ca_cert.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let ca_ders = chain::split_pem(&ca_pem).map_err(bad_ca)?;
     let [ca_der] = ca_ders.as_slice() else {
         return Err(LeafError::CaCertNotOne {
