@@ -282,7 +282,7 @@ pub enum SettingsError {
     /// The config file does not parse (the message names the line and key).
     #[error("{message}")]
     ConfigInvalid {
-        /// Where and what, from [`config_error`].
+        /// Where and what, from `config_error`.
         message: String,
     },
     /// The config file's channel breaks the naming rule.
