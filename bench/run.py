@@ -9,10 +9,14 @@ peak RSS, read by /usr/bin/time.
 """
 
 import argparse
+import base64
+import gzip
 import json
 import os
 import platform
+import random
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -220,6 +224,27 @@ def timed(cmd, env, cwd=None):
     return elapsed
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed_cpu(cmd, env, server_pid):
+    """Wall time, the command's CPU time and the server's CPU time meanwhile:
+    on a machine whose cores client and server share, the wall time follows
+    the CPU both spend."""
+    client, server = children_cpu(), cpu_seconds(server_pid)
+    elapsed = timed(cmd, env)
+    return elapsed, children_cpu() - client, cpu_seconds(server_pid) - server
+
+
 def stats(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "runs": len(xs)}
 
@@ -281,14 +306,22 @@ class Bench:
     def cold_publish(self, server, export):
         env = server.env()
         runs = {"otapub": [], "aws s3 cp": [], "curl": []}
+        cpu = {"otapub": ([], []), "curl": ([], [])}
         for i in range(self.args.runs):
-            runs["otapub"].append(timed(self.publish_cmd(export, f"s3://{BUCKET}/{server.tag}-cold-otapub-{i}", "v1"), env))
+            wall, client, srv = timed_cpu(self.publish_cmd(export, f"s3://{BUCKET}/{server.tag}-cold-otapub-{i}", "v1"),
+                                          env, server.proc.pid)
+            runs["otapub"].append(wall)
+            cpu["otapub"][0].append(client)
+            cpu["otapub"][1].append(srv)
             runs["aws s3 cp"].append(timed([self.aws, "--endpoint-url", server.endpoint, "s3", "cp", "--recursive",
                                             "--only-show-errors", export, f"s3://{BUCKET}/{server.tag}-cold-aws-{i}/"], env))
             cfg = self.curl_config(export, server, f"{server.tag}-cold-curl-{i}")
-            runs["curl"].append(timed(["curl", "--fail", "--silent", "--show-error", "--parallel", "--parallel-max", "16",
-                                       "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{ACCESS}:{SECRET}",
-                                       "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-K", cfg], env))
+            wall, client, srv = timed_cpu(["curl", "--fail", "--silent", "--show-error", "--parallel", "--parallel-max", "16",
+                                           "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{ACCESS}:{SECRET}",
+                                           "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-K", cfg], env, server.proc.pid)
+            runs["curl"].append(wall)
+            cpu["curl"][0].append(client)
+            cpu["curl"][1].append(srv)
         o, a, c = (stats(runs[k]) for k in ("otapub", "aws s3 cp", "curl"))
         r = o["median"] / a["median"]
         self.record(server.label, "cold publish vs aws s3 cp --recursive", fmt(o), fmt(a), f"{r:.2f}x", "<= 0.3x", r <= 0.3)
@@ -296,6 +329,13 @@ class Bench:
         self.record(server.label, "cold publish vs curl --parallel (raw PUT floor)", fmt(o), fmt(c), f"{r:.2f}x", "<= 1.2x", r <= 1.2)
         r = c["median"] / a["median"]
         self.rows.append((server.label, "for scale: the raw PUT floor vs aws s3 cp", fmt(c), fmt(a), f"{r:.2f}x", "-", "-"))
+        # Where the wall time goes when client and server share the cores:
+        # the CPU each side spent, medians of the same runs.
+        med = {k: (statistics.median(v[0]), statistics.median(v[1])) for k, v in cpu.items()}
+        r = sum(med["otapub"]) / sum(med["curl"])
+        self.rows.append((server.label, "for scale: cold publish CPU time, client + server (median per run), vs the raw PUT floor's",
+                          f"{med['otapub'][0]:.3f} + {med['otapub'][1]:.3f} s",
+                          f"{med['curl'][0]:.3f} + {med['curl'][1]:.3f} s", f"{r:.2f}x", "-", "-"))
 
     def warm_publish(self, server, export):
         env = server.env()
@@ -366,6 +406,94 @@ class Bench:
         self.record(server.label, f"peak RSS publishing one {self.args.big_mb} MB asset (streamed, multipart)", fmt(s, "MB"),
                     "-", "-", "<= 64 MB", s["median"] <= 64)
         shutil.rmtree(big)
+
+    def insights(self):
+        """`otapub insights ingest` of nginx access logs in the shipped
+        template's `otapub_insights` format: lines per second and peak
+        memory, for a 100 MB log (plain and gzip'd) and a 1 GB one (ten
+        copies of it, one file), each run on a fresh copy of the store."""
+        small = self.work / "insights-export"
+        subprocess.run([self.tools, "gen-export", small, "--assets", "3", "--total-mb", "3", "--bundle-mb", "1"], check=True)
+        store = self.work / "insights-store"
+        out = subprocess.run([*map(str, self.publish_cmd(small, store, "v1")), "--json"], check=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+        ids = {p["platform"]: p["id"] for p in json.loads(out)["packages"]}
+        launch = {}
+        for platform_ in ids:
+            doc = json.loads((store / f"public/updates/v1/{platform_}/manifest.json").read_text())
+            url = json.loads(base64.b64decode(doc["payload"]))["launchAsset"]["url"]
+            launch[platform_] = url[url.index("/assets/"):]
+        # 100,000 devices over the last two days; one line in ten a
+        # launch-asset download (half of them asking for a patch), the rest
+        # check-ins, some reporting the update failed. Seeded: the same log
+        # every run.
+        rng = random.Random(22)
+        devices = [f"{rng.getrandbits(128):032x}" for _ in range(100_000 if not self.args.smoke else 1000)]
+        target = (100 if not self.args.smoke else 1) << 20
+        log_path = self.work / "access.log"
+        now = time.time()
+        size = lines = 0
+        with open(log_path, "w") as f:
+            while size < target:
+                device = rng.choice(devices)
+                platform_ = "ios" if int(device[0], 16) < 8 else "android"
+                t = now - rng.uniform(0, 2 * 86400)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))
+                uid = f"{device[:8]}-{device[8:12]}-4{device[13:16]}-8{device[17:20]}-{device[20:]}"
+                if rng.random() < 0.1:
+                    patch = rng.random() < 0.5
+                    path, status, sent = launch[platform_], (226 if patch else 200), (90_000 if patch else 1_048_576)
+                    extra = {"im": "bsdiff" if patch else "", "a-im": "bsdiff" if patch else "",
+                             "expo-requested-update-id": ids[platform_], "expo-current-update-id": ""}
+                else:
+                    path, status, sent = f"/production/{platform_}/fp1/manifest", 200, 1900
+                    extra = {"im": "", "a-im": "", "expo-requested-update-id": "",
+                             "expo-current-update-id": ids[platform_] if rng.random() < 0.7 else ""}
+                failed = f'\\"{ids[platform_]}\\"' if rng.random() < 0.01 else ""
+                line = ('{"msec":"%.3f","time":"%s","method":"GET","path":"%s","status":%d,"bytes":%d,"im":"%s",'
+                        '"eas-client-id":"%s","expo-current-update-id":"%s","expo-embedded-update-id":"",'
+                        '"expo-recent-failed-update-ids":"%s","a-im":"%s","expo-requested-update-id":"%s"}\n') % (
+                    t, stamp, path, status, sent, extra["im"], uid, extra["expo-current-update-id"], failed,
+                    extra["a-im"], extra["expo-requested-update-id"])
+                f.write(line)
+                size += len(line)
+                lines += 1
+        gz = self.work / "access.log.gz"
+        with open(log_path, "rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst)
+        big = self.work / "access-1g.log"
+        with open(big, "wb") as dst:
+            for _ in range(10):
+                with open(log_path, "rb") as src:
+                    shutil.copyfileobj(src, dst)
+        mb = target >> 20
+        for label, path, n, runs in ((f"{mb} MB plain", log_path, lines, self.args.runs),
+                                     (f"{mb} MB gzip'd ({gz.stat().st_size / 1048576:.1f} MB)", gz, lines, self.args.runs),
+                                     (f"{10 * mb} MB plain (ten copies, one file)", big, 10 * lines, min(self.args.runs, 3))):
+            walls, rss = [], []
+            for i in range(runs):
+                copy = self.work / f"insights-store-{i}"
+                shutil.copytree(store, copy)
+                t = time.perf_counter()
+                r = subprocess.run(["/usr/bin/time", "-v", str(self.otapub), "insights", "ingest", "--store", str(copy),
+                                    "--format", "nginx", "--json", str(path)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                walls.append(time.perf_counter() - t)
+                if r.returncode != 0:
+                    sys.exit(f"insights ingest failed:\n{r.stderr}")
+                counted = json.loads(r.stdout)
+                if (counted.get("read"), counted.get("skipped")) != (n, 0):
+                    sys.exit(f"insights ingest did not read every line of {path.name} ({n} lines): {counted}")
+                used = counted.get("used")
+                rss.append(int(next(l for l in r.stderr.splitlines() if "Maximum resident set size" in l).split(":")[1]) / 1024)
+                shutil.rmtree(copy)
+            w, m = stats(walls), stats(rss)
+            self.rows.append(("-", f"insights ingest, nginx log {label}: {n:,} lines ({used:,} used: the check-ins of devices on no update are not)",
+                              f"{n / w['median']:,.0f} lines/s; {fmt(w)}",
+                              "-", "-", "-", "-"))
+            self.rows.append(("-", f"insights ingest, nginx log {label}: peak RSS", fmt(m, "MB"), "-", "-", "-", "-"))
+        for p in (log_path, gz, big):
+            p.unlink()
 
     def seed(self, server, prefix, pointers, per, bucket=BUCKET):
         """Writes a seeded index (and its pointer objects) straight into
@@ -687,7 +815,7 @@ def main():
     p.add_argument("--servers", default="s3s-fs,moto", help="s3s-fs runs every figure; moto the publish figures; \"\" none (hashing and patch figures only)")
     p.add_argument("--bin-dir", type=Path, default=None, help="where otapub and examples/bench_tools are")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    p.add_argument("--only", default="", help="comma-separated figures: hashing,patches,cold,warm,memory,ban,regenerate,rollout")
+    p.add_argument("--only", default="", help="comma-separated figures: hashing,patches,insights,cold,warm,memory,ban,regenerate,rollout")
     p.add_argument("--note", action="append", default=[], help="a line for the results' header (e.g. what else loaded the machine)")
     args = p.parse_args()
     args.assets, args.total_mb, args.bundle_mb, args.big_mb = 300, 60, 5, 1024
@@ -727,6 +855,9 @@ def main():
             else:
                 bench.patch_making(3.4, ("ios", "android"), 3)
                 bench.patch_making(20, ("ios",), 1)
+        if want("insights"):
+            log("== insights ingestion")
+            bench.insights()
         for kind in filter(None, args.servers.split(",")):
             log(f"== {kind}")
             server = Server(kind, work, (BUCKET, REGEN_BUCKET))
@@ -771,8 +902,32 @@ def main():
         "| server | figure | otapub | baseline | ratio | target | |",
         "|---|---|---|---|---|---|---|",
     ]
-    body = [f"| {' | '.join(r)} |" for r in bench.rows]
-    args.out.write_text("\n".join(header + body) + "\n")
+    rows = [tuple(r) for r in bench.rows]
+    # The sections below the table come from other scripts
+    # (bench/delta_bytecode.py): kept as they are. A partial run (--only)
+    # replaces its own rows (same server and figure) and keeps the others.
+    kept = []
+    if args.out.exists():
+        old = args.out.read_text()
+        kept = [sec.rstrip("\n") for sec in re.split(r"\n(?=## )", old)[1:]]
+        if args.only and not args.smoke:
+            fresh = {r[:2]: r for r in rows}
+            merged = []
+            for line in old.split("\n## ")[0].splitlines():
+                cells = tuple(c.strip() for c in line.strip().strip("|").split("|"))
+                if line.startswith("| ") and len(cells) == 7 and cells[0] not in ("server", "---"):
+                    merged.append(fresh.pop(cells[:2], cells))
+            rows = merged + [r for r in rows if r[:2] in fresh]
+            # The earlier run's own notes stay (they describe its rows).
+            generated = ("- date:", "- machine:", "- servers on", "- every S3 figure", "- baselines:", "- each figure:",
+                         "- command:", "- this run (`--only")
+            earlier = [l for l in old.split("\n| server |")[0].splitlines()
+                       if l.startswith("- ") and not l.startswith(generated) and l not in header]
+            at = header.index("| server | figure | otapub | baseline | ratio | target | |") - 1
+            header[at:at] = [*earlier, f"- this run (`--only {args.only}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}) "
+                             "replaced its own rows; the others and the notes above are from earlier runs"]
+    body = [f"| {' | '.join(r)} |" for r in rows]
+    args.out.write_text("\n".join(header + body + [""] + ["\n".join([sec, ""]) for sec in kept]).rstrip("\n") + "\n")
     log(f"== wrote {args.out}")
     if args.smoke:
         log("smoke run: tiny data and debug builds, so the figures are not held to their targets")

@@ -24,7 +24,8 @@
 //! Nothing else writes pointers, and nothing writes the index but through
 //! here (`index rebuild` too, through [`commit_new_index`]); a gc's
 //! deletions go through [`delete_under_lease`], so `ops/` writes and
-//! deletes no object of its own.
+//! deletes no object of its own — nor can it: every write of a
+//! [`Store`] takes the [`Write`] token only this file makes (`WRITE`).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -39,8 +40,12 @@ use crate::index::{self, Index, INDEX_KEY};
 use crate::model::{CommittedOperation, Kind, Rollout};
 use crate::names::PointerId;
 use crate::patch;
-use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, IMMUTABLE_CACHE_CONTROL};
+use crate::store::{Body, CondPut, DryRunStore, ObjectMeta, Precondition, Store, Write, IMMUTABLE_CACHE_CONTROL};
 use crate::tree::{self, PointerView, PublicObject};
+
+/// The permission every store write asks for ([`Write`]): made here and
+/// nowhere else, so no write reaches a store but through this file.
+const WRITE: &Write = &Write::mint();
 
 /// How many times a command re-applies its change after losing a race.
 pub const MAX_ATTEMPTS: u32 = 12;
@@ -160,7 +165,7 @@ async fn save_index(store: &dyn Store, index: &mut Index) -> Result<Saved> {
         None => Precondition::Absent,
     };
     let meta = ObjectMeta::new("application/vnd.sqlite3", "no-store");
-    match store.put_if(INDEX_KEY, bytes, &meta, cond).await? {
+    match store.put_if(WRITE, INDEX_KEY, bytes, &meta, cond).await? {
         CondPut::Written(etag) => {
             // The chain of index versions, for diagnosing a server whose
             // conditional writes are not atomic (two writes from one etag);
@@ -236,17 +241,16 @@ pub fn active_lease(index: &Index, now: DateTime<Utc>) -> Result<Option<Lease>> 
     if raw.is_empty() {
         return Ok(None);
     }
-    let lease: Lease = serde_json::from_str(&raw).map_err(|e| {
-        Error::IndexContent(format!(
-            "the gc lease {raw:?} is unreadable ({e}); run `otapub gc` again"
-        ))
+    let lease: Lease = serde_json::from_str(&raw).map_err(|e| CommitError::LeaseUnreadable {
+        raw: raw.clone(),
+        reason: e.to_string(),
     })?;
     Ok((lease.until > index::to_ms(now)).then_some(lease))
 }
 
 /// Takes (or renews) the gc lease inside a transaction.
 pub(crate) fn take_lease(conn: &rusqlite::Connection, lease: &Lease) -> Result<()> {
-    let json = serde_json::to_string(lease).map_err(|e| Error::IndexContent(e.to_string()))?;
+    let json = serde_json::to_string(lease).map_err(|e| CommitError::LeaseUnwritable { reason: e.to_string() })?;
     index::set_setting(conn, LEASE_SETTING, &json)
 }
 
@@ -271,7 +275,7 @@ pub async fn delete_under_lease(
         if index::to_ms(ctx.clock.now()) > deadline || taken.elapsed() > longest {
             break;
         }
-        if let Err(e) = ctx.store.delete(key).await {
+        if let Err(e) = ctx.store.delete(WRITE, key).await {
             return (deleted, Some(e));
         }
         deleted.push(key.clone());
@@ -286,7 +290,7 @@ pub async fn delete_under_lease(
 pub async fn probe_ahead(store: &dyn Store, index: &Index) -> Result<()> {
     if probe_due(store, index)? {
         tracing::debug!("checking conditional writes (while the files hash)");
-        store.probe_conditional_writes().await?;
+        store.probe_conditional_writes(WRITE).await?;
     }
     Ok(())
 }
@@ -309,7 +313,63 @@ async fn backoff(attempt: u32) {
 }
 
 fn json_err(e: serde_json::Error) -> Error {
-    Error::IndexContent(format!("a recorded operation result is unreadable ({e})"))
+    CommitError::ResultUnreadable { reason: e.to_string() }.into()
+}
+
+/// What the commit path refuses, and the records of its own it cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The gc lease setting does not parse.
+    #[error("index: the gc lease {raw:?} is unreadable ({reason}); run `otapub gc` again")]
+    LeaseUnreadable {
+        /// The setting as stored.
+        raw: String,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The gc lease cannot be serialized.
+    #[error("index: {reason}")]
+    LeaseUnwritable {
+        /// serde's error.
+        reason: String,
+    },
+    /// A recorded operation result does not parse.
+    #[error(
+        "index: a recorded operation result is unreadable ({reason}); restore the index with `otapub index rebuild`"
+    )]
+    ResultUnreadable {
+        /// The parser's error.
+        reason: String,
+    },
+    /// `index rebuild` without `--force` on a store that has an index.
+    #[error("{store} already has an index; pass --force to replace it with one rebuilt from the store")]
+    HasIndex {
+        /// The store's URL.
+        store: String,
+    },
+    /// A seeded index that was read from a store.
+    #[error("a seeded index must be a new one (Index::open(None, None))")]
+    SeedNotNew,
+    /// Seeding a store that has an index.
+    #[error("{store} already has an index; seed an empty store")]
+    SeedHasIndex {
+        /// The store's URL.
+        store: String,
+    },
+}
+
+impl crate::error::Refusal for CommitError {
+    fn class(&self) -> crate::error::ExitClass {
+        use crate::error::ExitClass;
+        match self {
+            CommitError::LeaseUnreadable { .. }
+            | CommitError::LeaseUnwritable { .. }
+            | CommitError::ResultUnreadable { .. } => ExitClass::Environment,
+            CommitError::HasIndex { .. } | CommitError::SeedNotNew | CommitError::SeedHasIndex { .. } => {
+                ExitClass::Input
+            }
+        }
+    }
 }
 
 /// The id a commit of an invocation is recorded under: one per commit
@@ -354,15 +414,13 @@ pub async fn commit_new_index<T: Serialize + DeserializeOwned>(
 /// store has an index already.
 pub async fn seed_index(store: &dyn Store, index: &mut Index) -> Result<()> {
     if index.etag().is_some() {
-        return Err(Error::usage(
-            "a seeded index must be a new one (Index::open(None, None))",
-        ));
+        return Err(CommitError::SeedNotNew.into());
     }
     if save_index(store, index).await? == Saved::Conflict {
-        return Err(Error::usage(format!(
-            "{} already has an index; seed an empty store",
-            store.url()
-        )));
+        return Err(CommitError::SeedHasIndex {
+            store: store.url().to_string(),
+        }
+        .into());
     }
     let views = full_view(index)?;
     write_views(store, index, &views).await?;
@@ -422,10 +480,10 @@ async fn load_for_attempt(ctx: &Context<'_>, source: &mut Source) -> Result<Load
             let existing = ctx.store.get(INDEX_KEY).await?;
             let etag = match &existing {
                 Some(_) if !*replace => {
-                    return Err(Error::usage(format!(
-                        "{} already has an index; pass --force to replace it with one rebuilt from the store",
-                        ctx.store.url()
-                    )))
+                    return Err(CommitError::HasIndex {
+                        store: ctx.store.url().to_string(),
+                    }
+                    .into())
                 }
                 Some(o) => Some(o.etag.clone()),
                 None => None,
@@ -579,7 +637,7 @@ async fn run<T: Serialize + DeserializeOwned>(
         // ignores them is refused with nothing changed.
         let probed = if needs_probe {
             tracing::debug!("checking conditional writes");
-            Some(ctx.store.probe_conditional_writes().await?)
+            Some(ctx.store.probe_conditional_writes(WRITE).await?)
         } else {
             None
         };
@@ -651,7 +709,9 @@ async fn run<T: Serialize + DeserializeOwned>(
                     // This writer owns these keys now: what was there belonged
                     // to no committed package.
                     for o in replace {
-                        ctx.store.put(&o.key, Body::Bytes(o.bytes.clone()), &o.meta).await?;
+                        ctx.store
+                            .put(WRITE, &o.key, Body::Bytes(o.bytes.clone()), &o.meta)
+                            .await?;
                     }
                     tracing::debug!("writing {} pointers", plan.pointers.len());
                     // Every commit up to this one has its pointers written
@@ -752,7 +812,7 @@ async fn advance_mark(store: &dyn Store, generation: u64, read: &Mark) -> Result
             Some(e) => Precondition::Matches(e),
             None => Precondition::Absent,
         };
-        if let CondPut::Written(_) = store.put_if(WRITTEN_KEY, bytes.clone(), &meta, cond).await? {
+        if let CondPut::Written(_) = store.put_if(WRITE, WRITTEN_KEY, bytes.clone(), &meta, cond).await? {
             return Ok(());
         }
     }
@@ -843,7 +903,7 @@ async fn upload_assets(
             };
             if !present {
                 let meta = ObjectMeta::new(a.content_type.clone(), IMMUTABLE_CACHE_CONTROL);
-                store.put_file_sha256(&key, &a.path, &a.sha256, &meta).await?;
+                store.put_file_sha256(WRITE, &key, &a.path, &a.sha256, &meta).await?;
             }
             bar.inc(1);
             Ok::<_, Error>(a.sha256)
@@ -863,7 +923,7 @@ async fn upload_assets(
 /// caller has committed — never before.
 async fn create_immutable(store: &dyn Store, o: &PublicObject) -> Result<bool> {
     match store
-        .put_if(&o.key, o.bytes.clone(), &o.meta, Precondition::Absent)
+        .put_if(WRITE, &o.key, o.bytes.clone(), &o.meta, Precondition::Absent)
         .await?
     {
         CondPut::Written(_) => Ok(true),
@@ -926,7 +986,7 @@ async fn forward(store: &dyn Store, o: &PublicObject, stamp: u64, keep_older_sam
                 Precondition::Matches(etag)
             }
         };
-        match store.put_if(&o.key, o.bytes.clone(), &meta, cond).await? {
+        match store.put_if(WRITE, &o.key, o.bytes.clone(), &meta, cond).await? {
             CondPut::Written(_) => return Ok(Forward::Written),
             CondPut::Conflict => continue,
         }
@@ -990,7 +1050,7 @@ async fn write_view_as(store: &dyn Store, index: &Index, v: &PointerView, fresh:
                     ..o.meta.clone()
                 };
                 if let CondPut::Written(_) = store
-                    .put_if(&o.key, o.bytes.clone(), &meta, Precondition::Absent)
+                    .put_if(WRITE, &o.key, o.bytes.clone(), &meta, Precondition::Absent)
                     .await?
                 {
                     written.push(o.key.clone());
@@ -1051,7 +1111,7 @@ async fn write_view_as(store: &dyn Store, index: &Index, v: &PointerView, fresh:
             None => store.head(&key).await?.map(|i| i.generation.unwrap_or(0)),
         };
         if generation.is_some_and(|g| g <= ro.stamp) {
-            store.delete(&key).await?;
+            store.delete(WRITE, &key).await?;
             written.push(key);
         }
     }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitClass, Refusal, Result};
 use crate::names::Platform;
 
 /// A file of the export, inside its directory.
@@ -64,65 +64,202 @@ struct AssetMetadata {
     ext: String,
 }
 
+/// An `expo export` directory otapub cannot publish; each message says how
+/// to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The directory cannot be opened.
+    #[error("export {}: cannot open the directory ({reason}); pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)", dir.display())]
+    Unopenable {
+        /// The directory given.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The directory is a file.
+    #[error("export {}: is a file, cannot open the directory; pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)", dir.display())]
+    NotADirectory {
+        /// The path given.
+        dir: PathBuf,
+    },
+    /// metadata.json cannot be read.
+    #[error("export {}: cannot read metadata.json ({reason}); is this the output of `npx expo export --platform all`?", dir.display())]
+    NoMetadata {
+        /// The directory given.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// metadata.json does not parse.
+    #[error("export {}: metadata.json is malformed ({reason}); export again with `npx expo export --platform all`", dir.display())]
+    BadMetadata {
+        /// The directory given.
+        dir: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// metadata.json is of a format version otapub does not read.
+    #[error("export {}: metadata.json has {found}; otapub reads format version 0, what `npx expo export` writes — export again with a supported Expo SDK, or upgrade otapub", dir.display())]
+    MetadataVersion {
+        /// The directory given.
+        dir: PathBuf,
+        /// `version N` or `no version`.
+        found: String,
+    },
+    /// metadata.json has no bundle for a platform published.
+    #[error("export {}: metadata.json has no {platform} bundle; export it with `npx expo export --platform {platform}` or publish with --platform {}", dir.display(), if *platform == Platform::Ios { "android" } else { "ios" })]
+    NoBundle {
+        /// The directory given.
+        dir: PathBuf,
+        /// The platform.
+        platform: Platform,
+    },
+    /// An asset's extension cannot be part of a URL otapub serves.
+    #[error("export {}: asset {asset:?} has extension {ext:?}; an extension must be 1-16 letters or digits", dir.display())]
+    BadExtension {
+        /// The directory given.
+        dir: PathBuf,
+        /// The asset's path.
+        asset: String,
+        /// Its extension.
+        ext: String,
+    },
+    /// metadata.json lists an asset twice.
+    #[error("export {}: metadata.json lists {platform} asset {asset:?} twice; a manifest lists each asset once — export again, or remove the duplicate entry", dir.display())]
+    DuplicateAsset {
+        /// The directory given.
+        dir: PathBuf,
+        /// The platform.
+        platform: Platform,
+        /// The asset's path.
+        asset: String,
+    },
+    /// A file metadata.json names that otapub will not read.
+    #[error("export {}: metadata.json names {rel:?}, {problem}", dir.display())]
+    Named {
+        /// The directory given.
+        dir: PathBuf,
+        /// The path named.
+        rel: String,
+        /// What is wrong with it.
+        problem: Named,
+    },
+    /// metadata.json, rewritten after compiling bytecode, is not JSON.
+    #[error("export {}: metadata.json is not JSON ({reason}); export again", dir.display())]
+    MetadataNotJson {
+        /// The directory.
+        dir: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// metadata.json has no entry for a platform whose bytecode was compiled.
+    #[error("export {}: metadata.json has no fileMetadata.{platform}; export again with `npx expo export --platform {platform}`", dir.display())]
+    NoFileMetadata {
+        /// The directory.
+        dir: PathBuf,
+        /// The platform.
+        platform: Platform,
+    },
+}
+
+/// What is wrong with a path metadata.json names.
+#[derive(Debug, thiserror::Error)]
+pub enum Named {
+    /// It holds a control character.
+    #[error(
+        "which holds a control character (a newline or NUL is never part of a file `expo export` writes): export again"
+    )]
+    ControlCharacter,
+    /// It is absolute or climbs out.
+    #[error("which is not a relative path inside the export directory; export again")]
+    NotRelative,
+    /// It cannot be opened.
+    #[error("which cannot be opened ({0}); export again so every file it lists is present")]
+    Missing(String),
+    /// It resolves outside the directory.
+    #[error(
+        "which resolves outside the export directory (a symlink?); replace the symlink with the file, or export again"
+    )]
+    Outside,
+    /// It is not a regular file.
+    #[error("which is not a regular file; export again")]
+    NotAFile,
+}
+
+impl Refusal for ExportError {
+    fn class(&self) -> ExitClass {
+        match self {
+            ExportError::Unopenable { .. }
+            | ExportError::NotADirectory { .. }
+            | ExportError::NoMetadata { .. }
+            | ExportError::BadMetadata { .. }
+            | ExportError::MetadataVersion { .. }
+            | ExportError::NoBundle { .. }
+            | ExportError::BadExtension { .. }
+            | ExportError::DuplicateAsset { .. }
+            | ExportError::Named { .. }
+            | ExportError::MetadataNotJson { .. }
+            | ExportError::NoFileMetadata { .. } => ExitClass::Input,
+        }
+    }
+}
+
 /// Reads and validates `DIR/metadata.json` for the given platforms.
 pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
-    let err = |reason: String| Error::Export {
-        dir: dir.to_path_buf(),
-        reason,
-    };
-    let root = dir.canonicalize().map_err(|e| {
-        err(format!("cannot open the directory ({e}); pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)"))
+    let dir_buf = || dir.to_path_buf();
+    let root = dir.canonicalize().map_err(|e| ExportError::Unopenable {
+        dir: dir_buf(),
+        reason: e.to_string(),
     })?;
     if !root.is_dir() {
-        return Err(err(
-            "is a file, cannot open the directory; pass the folder `npx expo export` wrote (its --output-dir, `dist` by default)".into(),
-        ));
+        return Err(ExportError::NotADirectory { dir: dir_buf() }.into());
     }
     let meta_path = root.join("metadata.json");
-    let text = std::fs::read_to_string(&meta_path).map_err(|e| {
-        err(format!(
-            "cannot read metadata.json ({e}); is this the output of `npx expo export --platform all`?"
-        ))
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| ExportError::NoMetadata {
+        dir: dir_buf(),
+        reason: e.to_string(),
     })?;
-    let meta: Metadata = serde_json::from_str(&text).map_err(|e| {
-        err(format!(
-            "metadata.json is malformed ({e}); export again with `npx expo export --platform all`"
-        ))
+    let meta: Metadata = serde_json::from_str(&text).map_err(|e| ExportError::BadMetadata {
+        dir: dir_buf(),
+        reason: e.to_string(),
     })?;
     if meta.version != Some(serde_json::json!(0)) {
         let found = meta
             .version
             .map_or_else(|| "no version".to_string(), |v| format!("version {v}"));
-        return Err(err(format!(
-            "metadata.json has {found}; otapub reads format version 0, what `npx expo export` writes — export again with a supported Expo SDK, or upgrade otapub"
-        )));
+        return Err(ExportError::MetadataVersion { dir: dir_buf(), found }.into());
     }
     let mut out = BTreeMap::new();
     for &platform in platforms {
-        let pm = meta.file_metadata.get(platform.as_str()).ok_or_else(|| {
-            err(format!(
-                "metadata.json has no {platform} bundle; export it with `npx expo export --platform {platform}` or publish with --platform {}",
-                if platform == Platform::Ios { "android" } else { "ios" }
-            ))
-        })?;
-        let bundle = confine(&root, &pm.bundle).map_err(&err)?;
+        let pm = meta
+            .file_metadata
+            .get(platform.as_str())
+            .ok_or_else(|| ExportError::NoBundle {
+                dir: dir_buf(),
+                platform,
+            })?;
+        let bundle = confine(dir, &root, &pm.bundle)?;
         let mut assets = Vec::with_capacity(pm.assets.len());
         // Duplicates found by a set: comparing each path with every earlier
         // one took 20 ms of a 300-asset publish.
         let mut seen = std::collections::HashSet::with_capacity(pm.assets.len());
         for a in &pm.assets {
             if a.ext.is_empty() || a.ext.len() > 16 || !a.ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(err(format!(
-                    "asset {:?} has extension {:?}; an extension must be 1-16 letters or digits",
-                    a.path, a.ext
-                )));
+                return Err(ExportError::BadExtension {
+                    dir: dir_buf(),
+                    asset: a.path.clone(),
+                    ext: a.ext.clone(),
+                }
+                .into());
             }
-            let file = confine(&root, &a.path).map_err(&err)?;
+            let file = confine(dir, &root, &a.path)?;
             if !seen.insert(file.path.clone()) {
-                return Err(err(format!(
-                    "metadata.json lists {platform} asset {:?} twice; a manifest lists each asset once — export again, or remove the duplicate entry",
-                    a.path
-                )));
+                return Err(ExportError::DuplicateAsset {
+                    dir: dir_buf(),
+                    platform,
+                    asset: a.path.clone(),
+                }
+                .into());
             }
             assets.push((file, a.ext.clone()));
         }
@@ -135,34 +272,33 @@ pub fn read_export(dir: &Path, platforms: &[Platform]) -> Result<Export> {
 }
 
 /// Resolves `rel` inside `root`, refusing anything that leaves it.
-fn confine(root: &Path, rel: &str) -> std::result::Result<ExportFile, String> {
+/// (`dir` is the directory as given, for the message.)
+fn confine(dir: &Path, root: &Path, rel: &str) -> std::result::Result<ExportFile, ExportError> {
     let p = Path::new(rel);
+    let named = |problem: Named| ExportError::Named {
+        dir: dir.to_path_buf(),
+        rel: rel.to_string(),
+        problem,
+    };
     if rel.chars().any(char::is_control) {
-        return Err(format!(
-            "metadata.json names {rel:?}, which holds a control character (a newline or NUL is never part of a file `expo export` writes): export again"
-        ));
+        return Err(named(Named::ControlCharacter));
     }
     if rel.is_empty()
         || p.is_absolute()
         || p.components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!(
-            "metadata.json names {rel:?}, which is not a relative path inside the export directory"
-        ));
+        return Err(named(Named::NotRelative));
     }
-    let path = root.join(p).canonicalize().map_err(|e| {
-        format!(
-            "metadata.json names {rel:?}, which cannot be opened ({e}); export again so every file it lists is present"
-        )
-    })?;
+    let path = root
+        .join(p)
+        .canonicalize()
+        .map_err(|e| named(Named::Missing(e.to_string())))?;
     if !path.starts_with(root) {
-        return Err(format!(
-            "metadata.json names {rel:?}, which resolves outside the export directory (a symlink?)"
-        ));
+        return Err(named(Named::Outside));
     }
     if !path.is_file() {
-        return Err(format!("metadata.json names {rel:?}, which is not a regular file"));
+        return Err(named(Named::NotAFile));
     }
     Ok(ExportFile {
         rel: rel.to_string(),

@@ -11,11 +11,98 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{ExitClass, Refusal, Result};
 use crate::index::Index;
 use crate::insights::{self, failed_ids, Format, Headers};
 use crate::model::GateReading;
 use crate::names::PointerId;
+
+/// A gate that cannot be measured: its command failed, or what it read is
+/// not a reading. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// `sh` could not run the gate command.
+    #[error(
+        "gate: cannot run --gate-cmd {cmd:?} with sh ({reason}); otapub runs it with `sh -c`, which must be on PATH"
+    )]
+    CannotRun {
+        /// The command.
+        cmd: String,
+        /// Why.
+        reason: String,
+    },
+    /// The gate command exited with a failure.
+    #[error("gate: --gate-cmd {cmd:?} failed ({status}); nothing changed — fix the command and run `otapub rollout advance` again")]
+    CommandFailed {
+        /// The command.
+        cmd: String,
+        /// How it exited.
+        status: String,
+    },
+    /// The gate command printed something other than a reading.
+    #[error("--gate-cmd {cmd:?} printed {printed:?}, not {{\"failed\": N, \"total\": M}} ({reason}); nothing changed")]
+    NotAReading {
+        /// The command.
+        cmd: String,
+        /// The start of what it printed.
+        printed: String,
+        /// Why it is not a reading.
+        reason: String,
+    },
+    /// The gate command counted more failed devices than devices.
+    #[error("--gate-cmd {cmd:?} reports {failed} failed of {total} in total; failed devices are counted in the total too. Nothing changed")]
+    FailedAboveTotal {
+        /// The command.
+        cmd: String,
+        /// The failed devices it reported.
+        failed: u64,
+        /// The total it reported.
+        total: u64,
+    },
+    /// `--gate-format` names a log format that records no request headers.
+    #[error("--gate-format {format}: these logs record no request headers, and the gate counts devices by eas-client-id; \
+             use a log that records them (nginx, cloudfront-realtime, cloudflare, otapub: see deploy/) or --gate-insights")]
+    NoHeaders {
+        /// The format.
+        format: String,
+    },
+    /// A JSON-lines log has a line that is not a JSON object.
+    #[error("--gate-log {} line {line}: not a JSON object with the request headers ({reason}); \
+             the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)", file.display())]
+    NotJsonLine {
+        /// The log file.
+        file: PathBuf,
+        /// The line number.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A log has lines that are not of the `--gate-format` given.
+    #[error("--gate-log {}: {skipped} of {lines} lines are not {format} log lines; give --gate-format the format the CDN wrote. Nothing changed", file.display())]
+    WrongFormat {
+        /// The log file.
+        file: PathBuf,
+        /// The format given.
+        format: String,
+        /// The lines not of that format.
+        skipped: u64,
+        /// All its lines.
+        lines: u64,
+    },
+}
+
+impl Refusal for GateError {
+    fn class(&self) -> ExitClass {
+        match self {
+            GateError::CannotRun { .. } | GateError::CommandFailed { .. } => ExitClass::Environment,
+            GateError::NotAReading { .. }
+            | GateError::FailedAboveTotal { .. }
+            | GateError::NoHeaders { .. }
+            | GateError::NotJsonLine { .. }
+            | GateError::WrongFormat { .. } => ExitClass::Input,
+        }
+    }
+}
 
 /// Where the failure rate comes from.
 #[derive(Debug, Clone)]
@@ -65,25 +152,30 @@ fn run_command(cmd: &str, candidate_id: &str, pointer: &PointerId) -> Result<Gat
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| Error::Gate(format!("cannot run --gate-cmd {cmd:?} with sh ({e})")))?;
+        .map_err(|e| GateError::CannotRun {
+            cmd: cmd.to_string(),
+            reason: e.to_string(),
+        })?;
     if !output.status.success() {
-        return Err(Error::Gate(format!(
-            "--gate-cmd {cmd:?} failed ({}); nothing changed — fix the command and run `otapub rollout advance` again",
-            output.status
-        )));
+        return Err(GateError::CommandFailed {
+            cmd: cmd.to_string(),
+            status: output.status.to_string(),
+        }
+        .into());
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let reading: CommandReading = serde_json::from_str(text.trim()).map_err(|e| {
-        Error::usage(format!(
-            "--gate-cmd {cmd:?} printed {:?}, not {{\"failed\": N, \"total\": M}} ({e}); nothing changed",
-            text.chars().take(200).collect::<String>()
-        ))
+    let reading: CommandReading = serde_json::from_str(text.trim()).map_err(|e| GateError::NotAReading {
+        cmd: cmd.to_string(),
+        printed: text.chars().take(200).collect(),
+        reason: e.to_string(),
     })?;
     if reading.failed > reading.total {
-        return Err(Error::usage(format!(
-            "--gate-cmd {cmd:?} reports {} failed of {} in total; failed devices are counted in the total too. Nothing changed",
-            reading.failed, reading.total
-        )));
+        return Err(GateError::FailedAboveTotal {
+            cmd: cmd.to_string(),
+            failed: reading.failed,
+            total: reading.total,
+        }
+        .into());
     }
     Ok(GateReading {
         failed: reading.failed,
@@ -95,10 +187,10 @@ fn run_command(cmd: &str, candidate_id: &str, pointer: &PointerId) -> Result<Gat
 /// names the candidate, in the total when they report it as current or failed.
 fn read_logs(paths: &[PathBuf], format: Format, candidate_id: &str) -> Result<GateReading> {
     if !format.logs_headers() {
-        return Err(Error::usage(format!(
-            "--gate-format {format}: these logs record no request headers, and the gate counts devices by eas-client-id; \
-             use a log that records them (nginx, cloudfront-realtime, cloudflare, otapub: see deploy/) or --gate-insights"
-        )));
+        return Err(GateError::NoHeaders {
+            format: format.to_string(),
+        }
+        .into());
     }
     let candidate = candidate_id.to_ascii_lowercase();
     let mut failed: HashSet<String> = HashSet::new();
@@ -127,7 +219,7 @@ fn read_logs(paths: &[PathBuf], format: Format, candidate_id: &str) -> Result<Ga
     };
     // Each file streamed line by line (gzip or plain), never read whole.
     for file in insights::log_files(paths)? {
-        let mut first_error: Option<Error> = None;
+        let mut first_error: Option<GateError> = None;
         if matches!(format, Format::Otapub | Format::Nginx) {
             let mut n = 0u64;
             crate::off_runtime(|| {
@@ -139,11 +231,11 @@ fn read_logs(paths: &[PathBuf], format: Format, candidate_id: &str) -> Result<Ga
                     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
                         Ok(entry) => count(&Headers::from_json(&entry)),
                         Err(e) => {
-                            first_error = Some(Error::usage(format!(
-                                "--gate-log {} line {n}: not a JSON object with the request headers ({e}); \
-                                 the gate reads one JSON object per request, as `otapub serve --access-log` writes (see deploy/README.md)",
-                                file.display(),
-                            )))
+                            first_error = Some(GateError::NotJsonLine {
+                                file: file.clone(),
+                                line: n,
+                                reason: e.to_string(),
+                            })
                         }
                     }
                 })
@@ -158,16 +250,16 @@ fn read_logs(paths: &[PathBuf], format: Format, candidate_id: &str) -> Result<Ga
                 })
             })?;
             if reader.skipped > 0 {
-                first_error = Some(Error::usage(format!(
-                    "--gate-log {}: {} of {} lines are not {format} log lines; give --gate-format the format the CDN wrote. Nothing changed",
-                    file.display(),
-                    reader.skipped,
-                    reader.lines
-                )));
+                first_error = Some(GateError::WrongFormat {
+                    file: file.clone(),
+                    format: format.to_string(),
+                    skipped: reader.skipped,
+                    lines: reader.lines,
+                });
             }
         }
         if let Some(e) = first_error {
-            return Err(e);
+            return Err(e.into());
         }
     }
     Ok(GateReading {

@@ -3,11 +3,11 @@
 //! file of the same name replaces it). Pure: the same report and templates
 //! give the same bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitClass, Refusal, Result};
 use crate::ops::report::Report;
 
 /// The page.
@@ -38,11 +38,9 @@ impl Templates {
     /// A file there that is not one of them is refused (a typo would
     /// otherwise be ignored silently).
     pub fn with_overrides(dir: &Path) -> Result<Templates> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            Error::usage(format!(
-                "--templates {}: cannot read the folder ({e}); give a folder holding report.html and/or report.css",
-                dir.display()
-            ))
+        let entries = std::fs::read_dir(dir).map_err(|e| TemplateError::Unreadable {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
         })?;
         let mut t = Templates::default();
         for entry in entries {
@@ -50,11 +48,12 @@ impl Templates {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(slot) = t.sources.iter_mut().find(|(n, _)| *n == name) else {
                 let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
-                return Err(Error::usage(format!(
-                    "--templates {}: {name} is not a template otapub renders (known: {}); rename or remove it",
-                    dir.display(),
-                    known.join(", ")
-                )));
+                return Err(TemplateError::Unknown {
+                    dir: dir.to_path_buf(),
+                    name,
+                    known: known.join(", "),
+                }
+                .into());
             };
             slot.1 = std::fs::read_to_string(entry.path()).map_err(Error::file("read", entry.path()))?;
         }
@@ -69,8 +68,10 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.add_filter("bytes", human_bytes);
         for (name, source) in &self.sources {
-            env.add_template(name, source)
-                .map_err(|e| Error::usage(format!("template {name}: {e}; fix the template given with --templates")))?;
+            env.add_template(name, source).map_err(|e| TemplateError::Invalid {
+                name,
+                reason: e.to_string(),
+            })?;
         }
         Ok(env)
     }
@@ -99,12 +100,78 @@ pub fn render(report: &Report, templates: &Templates) -> Result<String> {
     let env = templates.environment()?;
     let page = env
         .get_template(PAGE)
-        .map_err(|e| Error::usage(format!("template {PAGE}: {e}")))?;
-    page.render(minijinja::context! { report => report }).map_err(|e| {
-        Error::usage(format!(
-            "template {PAGE} cannot render this report: {e}; fix the template given with --templates"
-        ))
-    })
+        .map_err(|e| TemplateError::NoPage { reason: e.to_string() })?;
+    page.render(minijinja::context! { report => report })
+        .map_err(|e| TemplateError::CannotRender { reason: e.to_string() }.into())
+}
+
+/// The report's templates that cannot be used, and a report that cannot
+/// be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The `--templates` folder cannot be read.
+    #[error("--templates {}: cannot read the folder ({reason}); give a folder holding report.html and/or report.css", dir.display())]
+    Unreadable {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The folder holds a file that is no template of the report.
+    #[error("--templates {}: {name} is not a template otapub renders (known: {known}); rename or remove it", dir.display())]
+    Unknown {
+        /// The folder.
+        dir: PathBuf,
+        /// The file.
+        name: String,
+        /// The templates otapub renders.
+        known: String,
+    },
+    /// A template does not parse.
+    #[error("template {name}: {reason}; fix the template given with --templates")]
+    Invalid {
+        /// The template.
+        name: &'static str,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The page template is missing.
+    #[error(
+        "template {}: {reason}; give a report.html with --templates, or none to use the built-in one",
+        PAGE
+    )]
+    NoPage {
+        /// minijinja's error.
+        reason: String,
+    },
+    /// The page template fails on this report.
+    #[error(
+        "template {} cannot render this report: {reason}; fix the template given with --templates",
+        PAGE
+    )]
+    CannotRender {
+        /// minijinja's error.
+        reason: String,
+    },
+    /// The report cannot be serialized.
+    #[error("index: the report cannot be written as JSON ({reason})")]
+    Json {
+        /// serde's error.
+        reason: String,
+    },
+}
+
+impl Refusal for TemplateError {
+    fn class(&self) -> ExitClass {
+        match self {
+            TemplateError::Unreadable { .. }
+            | TemplateError::Unknown { .. }
+            | TemplateError::Invalid { .. }
+            | TemplateError::NoPage { .. }
+            | TemplateError::CannotRender { .. } => ExitClass::Input,
+            TemplateError::Json { .. } => ExitClass::Environment,
+        }
+    }
 }
 
 /// The JSON the page shows, as `report.json` holds it.
@@ -114,7 +181,7 @@ pub fn json(report: &Report) -> Result<String> {
             s.push('\n');
             s
         })
-        .map_err(|e| Error::IndexContent(format!("the report cannot be written as JSON ({e})")))
+        .map_err(|e| TemplateError::Json { reason: e.to_string() }.into())
 }
 
 /// Renders the page and writes `index.html` and `report.json` into `dir`

@@ -3,7 +3,7 @@
 //! a rollout starts with (the values themselves are `crate::model`'s). The edge rule in `deploy/` and `otapub serve` computes the same
 //! bucket as [`bucket`].
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitClass, Refusal, Result};
 use crate::model::{Permutation, Strategy};
 
 /// Default percentage added by a `linear` advance.
@@ -60,23 +60,50 @@ pub struct RolloutPlan {
     pub abort_threshold: f64,
 }
 
+/// A rollout plan's values that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The starting share is not 1–99.
+    #[error("--rollout {percent}: give the starting share of devices in percent, 1 to 99 (100 is a plain publish)")]
+    Percent {
+        /// The share given.
+        percent: u8,
+    },
+    /// The linear step is not 1–100.
+    #[error("--step {step}: give the percentage a linear advance adds, 1 to 100")]
+    Step {
+        /// The step given.
+        step: u8,
+    },
+    /// The abort threshold is not a rate from 0 to 1.
+    #[error("--abort-threshold {abort_threshold}: give a failure rate from 0 to 1, e.g. 0.05 for 5 %")]
+    AbortThreshold {
+        /// The threshold given.
+        abort_threshold: f64,
+    },
+}
+
+impl Refusal for RolloutError {
+    fn class(&self) -> ExitClass {
+        match self {
+            RolloutError::Percent { .. } | RolloutError::Step { .. } | RolloutError::AbortThreshold { .. } => {
+                ExitClass::Input
+            }
+        }
+    }
+}
+
 impl RolloutPlan {
     /// Checks the values a user gave.
     pub fn new(percent: u8, strategy: Strategy, step: u8, abort_threshold: f64) -> Result<RolloutPlan> {
         if !(1..=99).contains(&percent) {
-            return Err(Error::usage(format!(
-                "--rollout {percent}: give the starting share of devices in percent, 1 to 99 (100 is a plain publish)"
-            )));
+            return Err(RolloutError::Percent { percent }.into());
         }
         if !(1..=100).contains(&step) {
-            return Err(Error::usage(format!(
-                "--step {step}: give the percentage a linear advance adds, 1 to 100"
-            )));
+            return Err(RolloutError::Step { step }.into());
         }
         if !(0.0..=1.0).contains(&abort_threshold) {
-            return Err(Error::usage(format!(
-                "--abort-threshold {abort_threshold}: give a failure rate from 0 to 1, e.g. 0.05 for 5 %"
-            )));
+            return Err(RolloutError::AbortThreshold { abort_threshold }.into());
         }
         Ok(RolloutPlan {
             percent,

@@ -342,13 +342,35 @@ pub fn router(store: Arc<dyn Store>, options: Options) -> Router {
     })
 }
 
+/// What `otapub serve` refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr} ({reason}); choose another --addr, e.g. 127.0.0.1:8081")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl crate::error::Refusal for ServeError {
+    fn class(&self) -> crate::error::ExitClass {
+        match self {
+            ServeError::Listen { .. } => crate::error::ExitClass::Input,
+        }
+    }
+}
+
 /// Serves the store's `public/` on `addr` until the process ends.
 pub async fn serve(store: Arc<dyn Store>, addr: SocketAddr, options: Options) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        Error::usage(format!(
-            "cannot listen on {addr} ({e}); choose another --addr, e.g. 127.0.0.1:8081"
-        ))
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Listen {
+            addr,
+            reason: e.to_string(),
+        })?;
     axum::serve(listener, router(store, options))
         .await
         .map_err(|e| Error::Store {

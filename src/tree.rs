@@ -3,13 +3,55 @@
 //! the same index always renders to the same bytes.
 
 use crate::digest::Sha256Digest;
-use crate::error::{Error, Result};
+use crate::error::{ExitClass, Refusal, Result};
 use crate::index::live::{pointer_state, PointerState};
 use crate::manifest::{self, Directive, Framing, ManifestFields, PartName};
 use crate::model::{ManifestFormat, Package, PackageContent, PackageDraft, Rollout, Signatures, StoredDirective};
 use crate::names::PointerId;
 use crate::signing;
 use crate::store::{ObjectMeta, IMMUTABLE_CACHE_CONTROL, POINTER_CACHE_CONTROL};
+
+/// An index the tree cannot be rendered from faithfully.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A signed body renders to other bytes than were signed.
+    #[error(
+        "index: {what} renders to bytes (sha256 {got}) other than the ones it was signed as ({signed}); \
+             this otapub renders differently from the one that signed it — use that version, or ban and republish"
+    )]
+    NotAsSigned {
+        /// What was rendered.
+        what: String,
+        /// The rendered bytes' SHA-256.
+        got: String,
+        /// The signed bytes' SHA-256.
+        signed: String,
+    },
+    /// A pointer serving nothing has no signed directive.
+    #[error("index: pointer {pointer} has no live package and no signed noUpdateAvailable directive; run a ban or rollback on it to sign one")]
+    NoDirective {
+        /// The pointer.
+        pointer: PointerId,
+    },
+    /// A rollout's candidate is not on its pointer.
+    #[error("index: the rollout on {pointer} names candidate {candidate} that is not a package there; restore the index with `otapub index rebuild`")]
+    NoCandidate {
+        /// The pointer.
+        pointer: PointerId,
+        /// The candidate's version.
+        candidate: String,
+    },
+}
+
+impl Refusal for RenderError {
+    fn class(&self) -> ExitClass {
+        match self {
+            RenderError::NotAsSigned { .. } | RenderError::NoDirective { .. } | RenderError::NoCandidate { .. } => {
+                ExitClass::Environment
+            }
+        }
+    }
+}
 
 /// One object of the public tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +171,12 @@ fn checked_pair(payload: &Payload, sigs: &Signatures, body_sha256: &Sha256Digest
         Sha256Digest::of(&body.bytes) == *body_sha256
     };
     if got != *body_sha256 && !legacy() {
-        return Err(Error::IndexContent(format!(
-            "{what} renders to bytes (sha256 {got}) other than the ones it was signed as ({body_sha256}); \
-             this otapub renders differently from the one that signed it — use that version, or ban and republish"
-        )));
+        return Err(RenderError::NotAsSigned {
+            what: what.to_string(),
+            got: got.to_string(),
+            signed: body_sha256.to_string(),
+        }
+        .into());
     }
     Ok(pair)
 }
@@ -157,10 +201,8 @@ pub fn pointer_objects(view: &PointerView) -> Result<Option<[PublicObject; 2]>> 
         PointerState::Empty => return Ok(None),
         PointerState::Live(p) => live_pair(p)?,
         PointerState::NoUpdateAvailable => {
-            let d = view.directive.as_ref().ok_or_else(|| {
-                Error::IndexContent(format!(
-                    "pointer {pointer} has no live package and no signed noUpdateAvailable directive; run a ban or rollback on it to sign one"
-                ))
+            let d = view.directive.as_ref().ok_or_else(|| RenderError::NoDirective {
+                pointer: pointer.clone(),
             })?;
             checked_pair(
                 &no_update_payload(pointer),
@@ -212,12 +254,14 @@ pub fn rollout_objects(view: &PointerView) -> Result<Option<RolloutObjects>> {
         meta: ObjectMeta::new("application/json", POINTER_CACHE_CONTROL),
     };
     let mut buckets = Vec::new();
-    let candidate = view.packages.iter().find(|p| p.version == r.candidate).ok_or_else(|| {
-        Error::IndexContent(format!(
-            "the rollout on {pointer} names candidate {} that is not a package there; restore the index with `otapub index rebuild`",
-            r.candidate
-        ))
-    })?;
+    let candidate =
+        view.packages
+            .iter()
+            .find(|p| p.version == r.candidate)
+            .ok_or_else(|| RenderError::NoCandidate {
+                pointer: pointer.clone(),
+                candidate: r.candidate.to_string(),
+            })?;
     // A banned candidate is never served, whatever a row says.
     if candidate.ban.is_none() {
         let buckets_now = r.live_buckets();

@@ -266,15 +266,118 @@ struct ConfigFile {
     delta_bytecode: Option<bool>,
 }
 
+/// The settings (otapub.toml, the environment, flags naming files) a command
+/// cannot use. Always turned into an `otapub::Error` (`Error::from`) before it
+/// becomes an `anyhow::Error`, so the exit code comes from its class.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file cannot be read.
+    #[error("--config {}: cannot read it ({reason}); give the path of an otapub.toml", path.display())]
+    ConfigUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The config file does not parse (the message names the line and key).
+    #[error("{message}")]
+    ConfigInvalid {
+        /// Where and what, from `config_error`.
+        message: String,
+    },
+    /// The config file's channel breaks the naming rule.
+    #[error("{}: channel = {channel:?}: {reason}", path.display())]
+    ConfigChannel {
+        /// The config file.
+        path: PathBuf,
+        /// The channel.
+        channel: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// `OTAPUB_NOW` is not a time.
+    #[error(
+        "OTAPUB_NOW={value:?} is not an RFC 3339 time ({reason}); give one such as 2026-01-01T00:00:00Z, or unset it"
+    )]
+    Now {
+        /// The variable's value.
+        value: String,
+        /// The parser's error.
+        reason: String,
+    },
+    /// `s3_request_checksums` is neither value.
+    #[error("s3_request_checksums = {value:?}: use \"when_supported\" (the default) or \"when_required\"")]
+    Checksums {
+        /// The value given.
+        value: String,
+    },
+    /// `s3_read_timeout_secs = 0`.
+    #[error("s3_read_timeout_secs = 0: give the seconds a request may wait for the server, e.g. 60")]
+    ReadTimeoutZero,
+    /// `--operation-id` with characters an operation id cannot have.
+    #[error("--operation-id {id:?}: use 1-128 chars of [A-Za-z0-9._-], e.g. publish-$GITHUB_RUN_ID (the same on every retry of one CI run)")]
+    OperationId {
+        /// The id given.
+        id: String,
+    },
+    /// The access log cannot be opened.
+    #[error("--access-log {}: cannot open it for appending ({reason}); give a file otapub may write", path.display())]
+    AccessLog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `--expo-ca` is not the one root certificate an app embeds.
+    #[error("--expo-ca {}: {reason}", path.display())]
+    ExpoCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// `publish` with no directory outside an Expo project.
+    #[error("{reason}\n(or give the directory `npx expo export` wrote: otapub publish DIR --runtime-version RV)")]
+    NoProject {
+        /// Why the folder is no Expo project otapub can export.
+        reason: String,
+    },
+}
+
+impl otapub::error::Refusal for SettingsError {
+    fn class(&self) -> otapub::ExitClass {
+        match self {
+            SettingsError::ConfigUnreadable { .. }
+            | SettingsError::ConfigInvalid { .. }
+            | SettingsError::ConfigChannel { .. }
+            | SettingsError::Now { .. }
+            | SettingsError::Checksums { .. }
+            | SettingsError::ReadTimeoutZero
+            | SettingsError::OperationId { .. }
+            | SettingsError::AccessLog { .. }
+            | SettingsError::ExpoCa { .. }
+            | SettingsError::NoProject { .. } => otapub::ExitClass::Input,
+        }
+    }
+}
+
 fn read_config(explicit: Option<&Path>) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None if Path::new("otapub.toml").is_file() => PathBuf::from("otapub.toml"),
         None => return Ok((None, ConfigFile::default())),
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::usage(format!("--config {}: cannot read it ({e})", path.display())))?;
-    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| Error::usage(config_error(&path, &text, &e)))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::from(SettingsError::ConfigUnreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
+        Error::from(SettingsError::ConfigInvalid {
+            message: config_error(&path, &text, &e),
+        })
+    })?;
     Ok((Some(path), cfg))
 }
 
@@ -393,7 +496,12 @@ impl Settings {
         let clock = match std::env::var("OTAPUB_NOW") {
             Ok(t) => Clock::Fixed(
                 chrono::DateTime::parse_from_rfc3339(&t)
-                    .map_err(|e| Error::usage(format!("OTAPUB_NOW={t:?} is not an RFC 3339 time ({e})")))?
+                    .map_err(|e| {
+                        Error::from(SettingsError::Now {
+                            value: t.clone(),
+                            reason: e.to_string(),
+                        })
+                    })?
                     .with_timezone(&chrono::Utc),
             ),
             Err(_) => Clock::System,
@@ -405,9 +513,9 @@ impl Settings {
             None | Some("when_supported") => false,
             Some("when_required") => true,
             Some(other) => {
-                return Err(Error::usage(format!(
-                    "s3_request_checksums = {other:?}: use \"when_supported\" (the default) or \"when_required\""
-                ))
+                return Err(Error::from(SettingsError::Checksums {
+                    value: other.to_string(),
+                })
                 .into())
             }
         };
@@ -415,12 +523,7 @@ impl Settings {
             path_style: if g.path_style { Some(true) } else { cfg.path_style },
             checksums_when_required,
             read_timeout: match cfg.s3_read_timeout_secs {
-                Some(0) => {
-                    return Err(Error::usage(
-                        "s3_read_timeout_secs = 0: give the seconds a request may wait for the server, e.g. 60",
-                    )
-                    .into())
-                }
+                Some(0) => return Err(Error::from(SettingsError::ReadTimeoutZero).into()),
                 Some(s) => std::time::Duration::from_secs(s),
                 None => store::DEFAULT_READ_TIMEOUT,
             },
@@ -433,14 +536,10 @@ impl Settings {
             {
                 id
             }
-            Some(id) => {
-                return Err(Error::usage(format!(
-                    "--operation-id {id:?}: use 1-128 chars of [A-Za-z0-9._-], e.g. publish-$GITHUB_RUN_ID (the same on every retry of one CI run)"
-                ))
-                .into())
+            Some(id) => return Err(Error::from(SettingsError::OperationId { id: id.to_string() }).into()),
+            None => {
+                ci_operation_id(|k| std::env::var(k).ok(), invocation).unwrap_or_else(otapub::commit::new_operation_id)
             }
-            None => ci_operation_id(|k| std::env::var(k).ok(), invocation)
-                .unwrap_or_else(otapub::commit::new_operation_id),
         };
         let defaults = PatchPolicy::default();
         let patches = PatchPolicy::new(
@@ -453,10 +552,11 @@ impl Settings {
             .channel
             .map(|c| {
                 c.parse::<Channel>().map_err(|e| {
-                    Error::usage(format!(
-                        "{}: channel = {c:?}: {e}",
-                        config_path.as_deref().unwrap_or(Path::new("otapub.toml")).display()
-                    ))
+                    Error::from(SettingsError::ConfigChannel {
+                        path: config_path.clone().unwrap_or_else(|| PathBuf::from("otapub.toml")),
+                        channel: c.clone(),
+                        reason: e.to_string(),
+                    })
                 })
             })
             .transpose()?;

@@ -102,11 +102,8 @@ fn fingerprints(values: &[String], platforms: &[Platform]) -> Result<BTreeMap<Pl
 
 /// Runs the Expo project's own tools for a publish run in it.
 fn from_project(a: &PublishArgs, platforms: &[Platform], delta_bytecode: bool) -> Result<ProjectExport, Error> {
-    let project = ExpoProject::find(Path::new(".")).map_err(|e| {
-        Error::usage(format!(
-            "{e}\n(or give the directory `npx expo export` wrote: otapub publish DIR --runtime-version RV)"
-        ))
-    })?;
+    let project = ExpoProject::find(Path::new("."))
+        .map_err(|e| Error::from(super::SettingsError::NoProject { reason: e.to_string() }))?;
     let given = if a.fingerprint.is_empty() {
         None
     } else {

@@ -29,10 +29,10 @@ pub async fn run(s: Settings, a: ServeArgs) -> anyhow::Result<Outcome> {
                 .append(true)
                 .open(path)
                 .map_err(|e| {
-                    otapub::Error::usage(format!(
-                        "--access-log {}: cannot open it for appending ({e})",
-                        path.display()
-                    ))
+                    otapub::Error::from(super::SettingsError::AccessLog {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })
                 })?,
         ))),
         None => None,

@@ -23,7 +23,12 @@ pub struct VerifyArgs {
 
 /// The root certificate (DER) a build embeds: one self-signed certificate.
 fn load_root(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let bad = |why: String| otapub::Error::usage(format!("--expo-ca {}: {why}", path.display()));
+    let bad = |reason: String| {
+        otapub::Error::from(super::SettingsError::ExpoCa {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it ({e})")))?;
     let ders = otapub::signing::chain::split_pem(&text).map_err(bad)?;
     let [der] = ders.as_slice() else {

@@ -26,9 +26,7 @@ pub struct IndexCatalog {
 }
 
 fn bad(e: impl std::fmt::Display) -> Error {
-    Error::IndexContent(format!(
-        "a package row the insights read is unreadable ({e}); run `otapub check`, then `otapub index rebuild` if it fails"
-    ))
+    super::IndexError::BadInsightsRow { reason: e.to_string() }.into()
 }
 
 impl IndexCatalog {

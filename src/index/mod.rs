@@ -92,10 +92,90 @@ impl std::fmt::Debug for Index {
     }
 }
 
+/// An index this otapub cannot use: corrupt, not an index, or too new.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// A row holds a value otapub cannot read.
+    #[error("index: the index holds a value otapub cannot read ({reason}); restore it with `otapub index rebuild`")]
+    BadValue {
+        /// What cannot be read.
+        reason: String,
+    },
+    /// A package row the insights read cannot be read.
+    #[error("index: a package row the insights read is unreadable ({reason}); run `otapub check`, then `otapub index rebuild` if it fails")]
+    BadInsightsRow {
+        /// What cannot be read.
+        reason: String,
+    },
+    /// The index object is empty.
+    #[error(
+        "index: {} is empty (0 bytes): it was truncated, not created by otapub; {}",
+        INDEX_KEY,
+        RECOVER
+    )]
+    Empty,
+    /// The index object is not a SQLite database.
+    #[error("index: {} is not a readable SQLite database ({reason}); {}", INDEX_KEY, RECOVER)]
+    NotSqlite {
+        /// SQLite's error.
+        reason: String,
+    },
+    /// The index object is a SQLite database of something else.
+    #[error(
+        "index: {} is a SQLite database but not an otapub index (schema version 0); \
+             point --store at the right store, or replace it with `otapub index rebuild --force --trust KEY.pub`",
+        INDEX_KEY
+    )]
+    NotAnIndex,
+    /// A newer otapub wrote the index.
+    #[error("index: the index has schema version {version}, newer than this otapub knows ({known}); upgrade otapub")]
+    TooNew {
+        /// The index's schema version.
+        version: usize,
+        /// The newest this otapub knows.
+        known: usize,
+    },
+    /// The schema version is one no otapub writes.
+    #[error(
+        "index: {} has schema version {version}, which no otapub writes; {}",
+        INDEX_KEY,
+        RECOVER
+    )]
+    BadVersion {
+        /// The version recorded.
+        version: i64,
+    },
+    /// A channel name in the index breaks the naming rule.
+    #[error("index: channel {channel:?}: {reason}; restore it with `otapub index rebuild`")]
+    BadChannel {
+        /// The channel as stored.
+        channel: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// A commit recorded its result with no operation row (an otapub bug).
+    #[error("index: a change was committed without an operation row (an otapub bug)")]
+    NoOperationRow,
+}
+
+impl crate::error::Refusal for IndexError {
+    fn class(&self) -> crate::error::ExitClass {
+        match self {
+            IndexError::BadValue { .. }
+            | IndexError::BadInsightsRow { .. }
+            | IndexError::Empty
+            | IndexError::NotSqlite { .. }
+            | IndexError::NotAnIndex
+            | IndexError::TooNew { .. }
+            | IndexError::BadVersion { .. }
+            | IndexError::BadChannel { .. }
+            | IndexError::NoOperationRow => crate::error::ExitClass::Environment,
+        }
+    }
+}
+
 fn corrupt(e: impl std::fmt::Display) -> Error {
-    Error::IndexContent(format!(
-        "the index holds a value otapub cannot read ({e}); restore it with `otapub index rebuild`"
-    ))
+    IndexError::BadValue { reason: e.to_string() }.into()
 }
 
 impl Index {
@@ -104,9 +184,7 @@ impl Index {
         if bytes.is_some_and(<[u8]>::is_empty) {
             // Taking it for "no index" would let the next commit replace
             // every package, ban and audit event with an index of one.
-            return Err(Error::IndexContent(format!(
-                "{INDEX_KEY} is empty (0 bytes): it was truncated, not created by otapub; {RECOVER}"
-            )));
+            return Err(IndexError::Empty.into());
         }
         remove_stale_copies();
         let mut file = tempfile::Builder::new()
@@ -122,11 +200,7 @@ impl Index {
                 .map_err(Error::file("write", file.path().to_path_buf()))?;
             file.flush().map_err(Error::file("write", file.path().to_path_buf()))?;
         }
-        let unreadable = |e: &dyn std::fmt::Display| {
-            Error::IndexContent(format!(
-                "{INDEX_KEY} is not a readable SQLite database ({e}); {RECOVER}"
-            ))
-        };
+        let unreadable = |e: &dyn std::fmt::Display| IndexError::NotSqlite { reason: e.to_string() };
         let mut conn = Connection::open(file.path())?;
         // Cheap validity check: reading the schema fails on anything but a
         // SQLite database. (A full quick_check reads every page: too slow for
@@ -144,24 +218,10 @@ impl Index {
             .map_err(|e| unreadable(&e))?;
         let known = schema::MIGRATIONS.len();
         let applied = match usize::try_from(version) {
-            Ok(0) if bytes.is_some() => {
-                return Err(Error::IndexContent(format!(
-                    "{INDEX_KEY} is a SQLite database but not an otapub index (schema version 0); \
-                     point --store at the right store, or replace it with `otapub index rebuild --force --trust KEY.pub`"
-                )))
-            }
+            Ok(0) if bytes.is_some() => return Err(IndexError::NotAnIndex.into()),
             Ok(v) if v <= known => v,
-            Ok(v) => {
-                return Err(Error::IndexContent(format!(
-                    "the index has schema version {v}, newer than this otapub knows ({known}); upgrade otapub"
-                )))
-            }
-            Err(_) => {
-                return Err(Error::IndexContent(format!(
-                    "{INDEX_KEY} has schema version {version}, which no otapub writes; \
-                     {RECOVER}"
-                )))
-            }
+            Ok(v) => return Err(IndexError::TooNew { version: v, known }.into()),
+            Err(_) => return Err(IndexError::BadVersion { version }.into()),
         };
         if applied < known {
             let tx = conn.transaction()?;
@@ -288,9 +348,7 @@ impl Index {
         invocation: &str,
     ) -> Result<()> {
         let Some(op) = self.last_operation else {
-            return Err(Error::IndexContent(
-                "a change was committed without an operation row (an otapub bug)".into(),
-            ));
+            return Err(IndexError::NoOperationRow.into());
         };
         let generation = i64::try_from(generation).map_err(|_| corrupt("generation out of range"))?;
         self.conn.execute(
@@ -571,7 +629,10 @@ mod tests {
             )
             .unwrap();
         for err in [idx.operations().unwrap_err(), idx.audit_events().unwrap_err()] {
-            assert!(matches!(err, Error::IndexContent(_)), "{err}");
+            assert!(
+                err.to_string().contains("the index holds a value otapub cannot read"),
+                "{err}"
+            );
             assert!(err.to_string().contains("\"teleport\" is unknown"), "{err}");
         }
     }
@@ -598,6 +659,9 @@ mod tests {
         assert_eq!(d.body_sha256, Sha256Digest::of(b"body"));
         insert("not-a-digest");
         let err = idx.pointer_directive(&pointer).unwrap_err();
-        assert!(matches!(err, Error::IndexContent(_)), "{err}");
+        assert!(
+            err.to_string().contains("the index holds a value otapub cannot read"),
+            "{err}"
+        );
     }
 }

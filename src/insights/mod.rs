@@ -10,7 +10,7 @@ pub mod formats;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{ExitClass, Refusal, Result};
 
 pub use formats::{parse, Format, LineReader, Parsed};
 
@@ -94,14 +94,51 @@ pub struct Hit {
     pub patch_served: Option<bool>,
 }
 
+/// The access logs otapub cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A log file or folder that cannot be opened.
+    #[error("{}: cannot read it ({error}); give access log files or folders of them", path.display())]
+    Unreadable {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A log file whose bytes cannot be read (a broken gzip, say).
+    #[error("{}: cannot read it ({error}); give the log as the CDN delivered it, gzip'd or plain", path.display())]
+    Undecodable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A folder of logs that cannot be listed.
+    #[error("{}: cannot list it ({error}); give folders of logs otapub may read", path.display())]
+    Unlistable {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+impl Refusal for IngestError {
+    fn class(&self) -> ExitClass {
+        match self {
+            IngestError::Unreadable { .. } | IngestError::Undecodable { .. } | IngestError::Unlistable { .. } => {
+                ExitClass::Input
+            }
+        }
+    }
+}
+
 /// Opens a log file for reading line by line, gunzipping it when it is gzip.
 pub fn open_log(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
     use std::io::BufRead;
-    let cannot = |e: std::io::Error| {
-        Error::usage(format!(
-            "{}: cannot read it ({e}); give access log files or folders of them",
-            path.display()
-        ))
+    let cannot = |error: std::io::Error| IngestError::Unreadable {
+        path: path.to_path_buf(),
+        error,
     };
     let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(cannot)?);
     let gzip = file.fill_buf().map_err(cannot)?.starts_with(&[0x1f, 0x8b]);
@@ -124,12 +161,11 @@ pub fn each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<[u8; 32]> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf).map_err(|e| {
-            Error::usage(format!(
-                "{}: cannot read it ({e}); give the log as the CDN delivered it, gzip'd or plain",
-                path.display()
-            ))
-        })?;
+        let n =
+            std::io::BufRead::read_until(&mut reader, b'\n', &mut buf).map_err(|error| IngestError::Undecodable {
+                path: path.to_path_buf(),
+                error,
+            })?;
         if n == 0 {
             break;
         }
@@ -144,12 +180,7 @@ pub fn each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<[u8; 32]> {
 pub fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| {
-            Error::usage(format!(
-                "{}: cannot read it ({e}); give access log files or folders of them",
-                p.display()
-            ))
-        })?;
+        let meta = std::fs::metadata(p).map_err(|error| IngestError::Unreadable { path: p.clone(), error })?;
         if meta.is_dir() {
             walk(p, &mut out)?;
         } else {
@@ -160,7 +191,10 @@ pub fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let read = std::fs::read_dir(dir).map_err(|e| Error::usage(format!("{}: cannot list it ({e})", dir.display())))?;
+    let read = std::fs::read_dir(dir).map_err(|error| IngestError::Unlistable {
+        path: dir.to_path_buf(),
+        error,
+    })?;
     let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {

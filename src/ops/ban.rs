@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::steps::ban_family;
 pub use super::steps::{ban_record_key, BanOutcome};
 use super::{commit, Context, Plan};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::model::{Kind, NewEvent};
 use crate::names::{Platform, PointerId, Version};
@@ -25,16 +25,15 @@ pub async fn ban(
 ) -> Result<BanOutcome> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err(Error::usage(
-            "--reason is blank; say why the package is banned, e.g. --reason \"crash on launch\"",
-        ));
+        return Err(super::OpError::BlankBanReason.into());
     }
     commit(ctx, Kind::Ban, None, |idx, now| {
-        let pkg = idx.package(platform, version)?.ok_or_else(|| {
-            Error::usage(format!(
-                "no package {version} on {platform}; `otapub status` lists them"
-            ))
-        })?;
+        let pkg = idx
+            .package(platform, version)?
+            .ok_or_else(|| super::OpError::NoPackage {
+                version: version.clone(),
+                platform,
+            })?;
         let family = index::family(idx.conn(), platform, pkg.original())?;
         let pointers: BTreeSet<PointerId> = family.iter().map(|p| p.pointer.clone()).collect();
         if family.iter().all(|p| p.ban.is_some()) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, Context, Plan};
 use crate::docs::BuildRecord;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::manifest::format_time;
 use crate::model::{Build, Kind, NewEvent, SignedRecord};
@@ -98,9 +98,7 @@ pub async fn add(
 ) -> Result<BuildRow> {
     if let Some(n) = &note {
         if n.len() > 500 || n.chars().any(char::is_control) {
-            return Err(Error::usage(
-                "--note: give one line of at most 500 characters (e.g. the store version and build number)",
-            ));
+            return Err(super::OpError::BadNote.into());
         }
     }
     commit(ctx, Kind::BuildsAdd, None, |idx, now| {

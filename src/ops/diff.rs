@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::status::{package_actors, PackageSummary};
 use super::Context;
 use crate::digest::Sha256Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::{self, Index};
 use crate::model::{AssetRef, Package};
 use crate::names::{Platform, Version};
@@ -106,9 +106,11 @@ pub async fn diff(ctx: &Context<'_>, platform: Platform, v1: &Version, v2: &Vers
 
 fn find(index: &Index, platform: Platform, v: &Version) -> Result<Package> {
     index.package(platform, v)?.ok_or_else(|| {
-        Error::usage(format!(
-            "no package {v} on {platform}; `otapub status` lists each pointer's versions"
-        ))
+        super::OpError::NoPackageToDiff {
+            version: v.clone(),
+            platform,
+        }
+        .into()
     })
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, AssetUpload, Context, Plan};
 use crate::docs::EmbeddedRecord;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::manifest::{format_time, BUNDLE_CONTENT_TYPE};
 use crate::model::{EmbeddedBase, Kind, NewEvent, SignedRecord};
@@ -56,9 +56,7 @@ pub struct EmbeddedOutcome {
 /// The canonical (lowercase) form of an update id, or why it is not one.
 fn update_id(id: &str) -> Result<String> {
     if crate::names::uuid_bytes(id).is_none() {
-        return Err(Error::usage(format!(
-            "--update-id {id:?} is not a UUID (8-4-4-4-12 hex); take the build's embedded update id from its app.manifest (`id`)"
-        )));
+        return Err(super::OpError::UpdateId { id: id.to_string() }.into());
     }
     Ok(id.to_ascii_lowercase())
 }
@@ -77,17 +75,15 @@ pub async fn add(
     let hashed = tokio::task::spawn_blocking(move || crate::export::hash_file(&path, false))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    let hash = hashed.map_err(|e| {
-        Error::usage(format!(
-            "BUNDLE {}: cannot read it ({e}); give the launch asset the build embeds (e.g. main.jsbundle or index.android.bundle)",
-            bundle.display()
-        ))
+    let hash = hashed.map_err(|e| super::OpError::BundleUnreadable {
+        path: bundle.to_path_buf(),
+        reason: e.to_string(),
     })?;
     if hash.size == 0 {
-        return Err(Error::usage(format!(
-            "BUNDLE {} is empty; give the launch asset the build embeds",
-            bundle.display()
-        )));
+        return Err(super::OpError::BundleEmpty {
+            path: bundle.to_path_buf(),
+        }
+        .into());
     }
     let out = EmbeddedOutcome {
         platform,
@@ -100,13 +96,21 @@ pub async fn add(
     commit(ctx, Kind::EmbeddedAdd, None, |idx, now| {
         if let Some(e) = index::embedded_base(idx.conn(), platform, &id)? {
             if e.launch_asset == hash.sha256 && &e.fingerprint == fingerprint {
-                return Ok(Plan::unchanged(EmbeddedOutcome { new: false, ..out.clone() }, BTreeSet::new()));
+                return Ok(Plan::unchanged(
+                    EmbeddedOutcome {
+                        new: false,
+                        ..out.clone()
+                    },
+                    BTreeSet::new(),
+                ));
             }
-            return Err(Error::usage(format!(
-                "embedded update {id} is already recorded on {platform} with another bundle or fingerprint ({}, {}); an update id names one build's bundle",
-                e.fingerprint,
-                e.launch_asset
-            )));
+            return Err(super::OpError::EmbeddedConflict {
+                id: id.clone(),
+                platform,
+                fingerprint: e.fingerprint.to_string(),
+                launch_asset: e.launch_asset.to_string(),
+            }
+            .into());
         }
         let assets = if idx.has_asset(&hash.sha256)? {
             Vec::new()
@@ -140,7 +144,13 @@ pub async fn add(
             let mut objects = vec![embedded_record(&base)];
             // A build embeds it: the build is in the field.
             if index::build(tx, platform, fingerprint)?.is_none() {
-                let b = super::builds::signed_build(signer, platform, fingerprint, Some(format!("embedded update {id}")), now);
+                let b = super::builds::signed_build(
+                    signer,
+                    platform,
+                    fingerprint,
+                    Some(format!("embedded update {id}")),
+                    now,
+                );
                 index::put_build(tx, &b)?;
                 objects.push(super::builds::build_record(&b));
             }

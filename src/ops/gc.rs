@@ -61,25 +61,29 @@ fn check_keep(index: &Index, keep: &Keep) -> Result<()> {
     let mut seen = BTreeSet::new();
     for (channel, n) in keep {
         if *n == 0 {
-            return Err(Error::usage(format!(
-                "--keep {channel}=0: keep at least 1 package (what a pointer serves is always kept anyway)"
-            )));
+            return Err(super::OpError::KeepZero {
+                channel: channel.clone(),
+            }
+            .into());
         }
         if !seen.insert(channel) {
-            return Err(Error::usage(format!(
-                "--keep {channel}=… is given twice; give each channel once"
-            )));
+            return Err(super::OpError::KeepTwice {
+                channel: channel.clone(),
+            }
+            .into());
         }
         if !channels.contains(channel) {
             let known: Vec<&str> = channels.iter().map(Channel::as_str).collect();
-            return Err(Error::usage(format!(
-                "--keep {channel}={n}: no channel {channel} in the index (channels: {}); check the spelling",
-                if known.is_empty() {
+            return Err(super::OpError::KeepUnknown {
+                channel: channel.clone(),
+                n: *n,
+                known: if known.is_empty() {
                     "none".to_string()
                 } else {
                     known.join(", ")
-                }
-            )));
+                },
+            }
+            .into());
         }
     }
     Ok(())

@@ -90,10 +90,7 @@ pub async fn ingest(
                     })
                 })?;
                 if read != *sha256 {
-                    return Err(crate::Error::usage(format!(
-                        "{}: it changed while it was read; ingest a log file once it is complete (a rotated one). Nothing changed",
-                        path.display()
-                    )));
+                    return Err(super::OpError::LogChanged { path: path.clone() }.into());
                 }
                 outcome.read += reader.lines;
                 outcome.used += facts.used - before;

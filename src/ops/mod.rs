@@ -9,6 +9,7 @@ pub mod builds;
 pub mod check;
 pub mod diff;
 pub mod embedded;
+mod error;
 pub mod gc;
 pub mod insights;
 pub mod log;
@@ -29,12 +30,14 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::model::{Package, PackageDraft, StoredDirective};
 use crate::names::PointerId;
 use crate::signing::Signer;
 use crate::tree::{self, PublicObject};
+
+pub use error::OpError;
 
 pub use crate::commit::{
     commit, full_view, pointer_view, probe_ahead, AssetUpload, Clock, Context, Plan, MAX_ATTEMPTS, UPLOAD_CONCURRENCY,
@@ -102,8 +105,7 @@ pub fn stamp(conn: &Connection, signer: &Signer, draft: PackageDraft) -> Result<
 
 /// The base URL recorded in the index, for commands that make new manifests.
 pub(crate) fn recorded_base_url(conn: &Connection) -> Result<String> {
-    index::get_setting(conn, BASE_URL_SETTING)?
-        .ok_or_else(|| Error::IndexContent("the index records no base URL; publish once with --base-url".into()))
+    index::get_setting(conn, BASE_URL_SETTING)?.ok_or_else(|| OpError::NoRecordedBaseUrl.into())
 }
 
 /// Settings key of the public base URL.

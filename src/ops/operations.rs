@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{commit, Context, Plan};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::manifest::format_time;
 use crate::model::{Kind, NewEvent, Operation};
@@ -68,9 +68,7 @@ pub struct Swept {
 /// Marks every operation pending or running for longer than `older_than` failed.
 pub async fn sweep(ctx: &Context<'_>, older_than: Duration) -> Result<Swept> {
     if older_than < Duration::minutes(1) {
-        return Err(Error::usage(
-            "--older-than must be at least 1 minute: a younger operation may still be running",
-        ));
+        return Err(super::OpError::SweepTooYoung.into());
     }
     commit(ctx, Kind::OpsSweep, None, |idx, now: DateTime<Utc>| {
         let cutoff = stale_cutoff(now, Some(older_than));

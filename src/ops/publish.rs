@@ -103,28 +103,32 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
         Some(host) if !host.is_empty() && !trimmed.contains(char::is_whitespace) && !trimmed.contains(['?', '#']) => {
             Ok(trimmed.to_string())
         }
-        _ => Err(Error::usage(format!(
-            "--base-url {url:?} is not an absolute http(s) URL; give the public URL of the store's public/ folder, e.g. https://updates.example.com"
-        ))),
+        _ => Err(super::OpError::BaseUrl { url: url.to_string() }.into()),
     }
 }
 
 fn read_expo_config(path: &Path) -> Result<Box<RawValue>> {
-    let err = |reason: String| Error::usage(format!("--expo-config {}: {reason}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        err(format!(
-            "cannot read it ({e}); write it with `npx expo config --type public --json > expoConfig.json`"
-        ))
+    let path_buf = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|e| super::OpError::ExpoConfigUnreadable {
+        path: path_buf(),
+        reason: e.to_string(),
     })?;
     // Parsed with key order kept, then written compactly: the same file always
     // embeds as the same bytes.
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| super::OpError::ExpoConfigNotJson {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
     if !value.is_object() {
-        return Err(err(
-            "not a JSON object; pass the output of `npx expo config --type public --json`".into(),
-        ));
+        return Err(super::OpError::ExpoConfigNotObject { path: path_buf() }.into());
     }
-    RawValue::from_string(value.to_string()).map_err(|e| err(e.to_string()))
+    RawValue::from_string(value.to_string()).map_err(|e| {
+        super::OpError::ExpoConfigNotJson {
+            path: path_buf(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
 }
 
 struct PlatformContent {
@@ -137,12 +141,10 @@ struct PlatformContent {
 pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) -> Result<PublishOutcome> {
     let platforms: Vec<Platform> = opts.fingerprints.keys().copied().collect();
     if platforms.iter().any(|p| !opts.exports.contains_key(p)) {
-        return Err(Error::usage("every platform published needs its export directory"));
+        return Err(super::OpError::NoExportDir.into());
     }
     if platforms.is_empty() {
-        return Err(Error::usage(
-            "no platform to publish; pass --platform ios, android or all",
-        ));
+        return Err(super::OpError::NoPlatform.into());
     }
     let base_url = opts.base_url.as_deref().map(normalize_base_url).transpose()?;
     let expo_config = opts.expo_config.as_deref().map(read_expo_config).transpose()?;
@@ -273,19 +275,20 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
         let recorded = idx.setting(BASE_URL_SETTING)?;
         let base = match (&recorded, &base_url) {
             (Some(r), Some(given)) if r != given && !opts.change_base_url => {
-                return Err(Error::usage(format!(
-                    "--base-url {given} differs from the base URL this store records ({r}); every asset URL depends on it — \
-                     drop --base-url, or pass --change-base-url to publish new packages under the new one"
-                )))
+                return Err(super::OpError::BaseUrlDiffers {
+                    given: given.clone(),
+                    recorded: r.clone(),
+                }
+                .into())
             }
             (_, Some(given)) => given.clone(),
             (Some(r), None) => r.clone(),
             (None, None) if ctx.store.is_local() => LOCAL_BASE_URL.to_string(),
             (None, None) => {
-                return Err(Error::usage(format!(
-                    "{} has no base URL yet; the first publish must give one with --base-url (the public URL of its public/ folder)",
-                    ctx.store.url()
-                )))
+                return Err(super::OpError::NoBaseUrlYet {
+                    store: ctx.store.url().to_string(),
+                }
+                .into())
             }
         };
         // Everything that can be refused is checked before anything is written.
@@ -302,12 +305,10 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
             .map(|(p, c)| format!("{p}/{}", c.pointer.fingerprint))
             .collect();
         if opts.require_build && !missing.is_empty() {
-            return Err(Error::usage(format!(
-                "no build is recorded for {}, so no installed app would receive this update; \
-                 record each store build with `otapub builds add --platform P --runtime-version RV` (CI, after the build), \
-                 or publish without --require-build (require_build in otapub.toml)",
-                missing.join(", ")
-            )));
+            return Err(super::OpError::NoBuild {
+                missing: missing.join(", "),
+            }
+            .into());
         }
         let url = |p: &PointerId| format!("{base}/{p}/manifest");
         for (&platform, c) in &contents {
@@ -328,13 +329,18 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     });
                 }
                 Some(_) => {
-                    return Err(Error::usage(format!(
-                        "version {version} is already published on {platform} with different content; \
-                         publish with another --version, or omit --version to derive one from the content"
-                    )))
+                    return Err(super::OpError::VersionTaken {
+                        version: version.clone(),
+                        platform,
+                    }
+                    .into())
                 }
                 None => {
-                    super::steps::refuse_if_rolling(idx.conn(), &c.pointer, &format!("publish {version} to {}", c.pointer))?;
+                    super::steps::refuse_if_rolling(
+                        idx.conn(),
+                        &c.pointer,
+                        &format!("publish {version} to {}", c.pointer),
+                    )?;
                     fresh.push((platform, c))
                 }
             }
@@ -380,7 +386,11 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     index::put_bytecode_source(tx, &c.bundle.launch.sha256, js, &plan.hermesc.identity)?;
                 }
                 for a in std::iter::once(&c.bundle.launch).chain(&c.bundle.assets) {
-                    let ct = if a.ext == "bundle" { BUNDLE_CONTENT_TYPE.to_string() } else { asset_content_type(&a.ext) };
+                    let ct = if a.ext == "bundle" {
+                        BUNDLE_CONTENT_TYPE.to_string()
+                    } else {
+                        asset_content_type(&a.ext)
+                    };
                     index::put_asset(tx, &a.sha256, sizes[&a.sha256], &ct)?;
                 }
                 let (_, objs) = stamp(tx, signer, pkg)?;
@@ -397,7 +407,9 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                     }),
                 });
                 if let Some(plan) = &opts.rollout {
-                    events.push(super::steps::start(tx, signer, &c.pointer, &version, plan, now, generation)?);
+                    events.push(super::steps::start(
+                        tx, signer, &c.pointer, &version, plan, now, generation,
+                    )?);
                 }
                 out.push(PublishedPackage {
                     platform: *platform,
@@ -411,7 +423,17 @@ pub async fn publish(ctx: &Context<'_>, signer: &Signer, opts: &PublishOptions) 
                 });
             }
             out.sort_by_key(|p| p.platform);
-            Ok((Plan { output: out, changed: true, assets: unknown_assets, objects, pointers, patch_for: BTreeSet::new() }, events))
+            Ok((
+                Plan {
+                    output: out,
+                    changed: true,
+                    assets: unknown_assets,
+                    objects,
+                    pointers,
+                    patch_for: BTreeSet::new(),
+                },
+                events,
+            ))
         })?;
         Ok(plan)
     })
@@ -483,7 +505,7 @@ async fn compile_bytecode(
         let hbc_path = js_path.with_file_name(
             Path::new(&hbc_rel)
                 .file_name()
-                .ok_or_else(|| Error::usage(format!("{}: the bundle has no file name", dir.display())))?,
+                .ok_or_else(|| super::OpError::BundleNoFileName { dir: dir.to_path_buf() })?,
         );
         // What to do, decided first; a plain compile is said once, with why.
         let step = match base {
@@ -611,19 +633,21 @@ impl Job<'_> {
 fn name_bundle(dir: &Path, platform: Platform, rel: &str) -> Result<()> {
     let path = dir.join("metadata.json");
     let text = std::fs::read_to_string(&path).map_err(Error::file("read", path.clone()))?;
-    let mut meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Export {
-        dir: dir.to_path_buf(),
-        reason: format!("metadata.json is not JSON ({e})"),
-    })?;
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::export::ExportError::MetadataNotJson {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let Some(entry) = meta
         .get_mut("fileMetadata")
         .and_then(|f| f.get_mut(platform.as_str()))
         .and_then(|p| p.as_object_mut())
     else {
-        return Err(Error::Export {
+        return Err(crate::export::ExportError::NoFileMetadata {
             dir: dir.to_path_buf(),
-            reason: format!("metadata.json has no fileMetadata.{platform}"),
-        });
+            platform,
+        }
+        .into());
     };
     entry.insert("bundle".into(), rel.into());
     std::fs::write(&path, meta.to_string()).map_err(Error::file("write", path.clone()))

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{Context, Plan, BASE_URL_SETTING};
 use crate::digest::Sha256Digest;
 use crate::docs::{AssetDoc, BanRecord, BuildRecord, DirectiveDoc, EmbeddedRecord, ManifestDoc, RolloutDoc};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::INDEX_KEY;
 use crate::index::{self, live};
 use crate::manifest::{boundary_of, format_time, parse_multipart, BUNDLE_CONTENT_TYPE};
@@ -362,15 +362,13 @@ pub async fn rebuild(
     trusted: &TrustedKeys,
 ) -> Result<RebuildOutcome> {
     if trusted.is_empty() {
-        return Err(Error::usage(
-            "index rebuild adopts only what verifies: pass --trust KEY.pub for each public key that signed the store's packages (e.g. --trust keys/release.pub)",
-        ));
+        return Err(super::OpError::NoTrust.into());
     }
     if !force && ctx.store.etag(INDEX_KEY).await?.is_some() {
-        return Err(Error::usage(format!(
-            "{} already has an index; pass --force to replace it with one rebuilt from the store",
-            ctx.store.url()
-        )));
+        return Err(crate::commit::CommitError::HasIndex {
+            store: ctx.store.url().to_string(),
+        }
+        .into());
     }
     let mut out = RebuildOutcome::default();
     let mut packages = Vec::new();
@@ -617,9 +615,7 @@ pub async fn rebuild(
                     StoredDirective { signatures, body_sha256 }
                 }
                 (None, None) => {
-                    return Err(Error::usage(format!(
-                        "{pointer} has no live package and its noUpdateAvailable directive cannot be recovered from the store; pass --key to sign a new one"
-                    )))
+                    return Err(super::OpError::DirectiveLost { pointer: pointer.clone() }.into())
                 }
             };
             index::put_pointer_directive(tx, pointer, &directive)?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{commit, full_view, Context, Plan};
 use crate::digest::Sha256Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::manifest;
 use crate::model::{Kind, NewEvent, ServedExpo, StoredDirective};
@@ -41,9 +41,7 @@ fn body_sha256(payload: &tree::Payload, signature: &str, chain: Option<&str>) ->
 /// Re-signs what pointers serve with `signer`'s Expo key and chain.
 pub async fn refresh(ctx: &Context<'_>, signer: &Signer) -> Result<Refreshed> {
     if signer.expo_layer(b"").is_none() {
-        return Err(Error::usage(
-            "refresh re-signs the Expo layer: give the current leaf with --expo-key and its chain with --expo-chain",
-        ));
+        return Err(super::OpError::RefreshNeedsExpo.into());
     }
     commit(ctx, Kind::Refresh, None, |idx, now| {
         let mut out = Refreshed::default();

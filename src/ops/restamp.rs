@@ -10,7 +10,7 @@ use rusqlite::Connection;
 pub use super::steps::Restamped;
 use super::steps::{current, embedded, refuse_if_rolling, restamp, start};
 use super::{commit, Context, Plan};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index;
 use crate::model::{Kind, Package};
 use crate::names::{Channel, Platform, PointerId, Version};
@@ -69,9 +69,10 @@ pub async fn rollback(
     commit(ctx, Kind::Rollback, None, |idx, now| {
         let packages = idx.pointer_packages(pointer)?;
         if packages.is_empty() {
-            return Err(Error::usage(format!(
-                "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
-            )));
+            return Err(super::OpError::NothingPublished {
+                pointer: pointer.clone(),
+            }
+            .into());
         }
         refuse_if_rolling(idx.conn(), pointer, "roll back")?;
         // Idempotent by state: a rerun of a rollback to what the pointer
@@ -93,18 +94,19 @@ pub async fn rollback(
             let (out, objects, event) = match target {
                 RollbackTarget::Embedded => embedded(tx, signer, pointer, now)?,
                 RollbackTarget::To(v) => {
-                    let source = packages.iter().find(|p| &p.version == v).ok_or_else(|| {
-                        Error::usage(format!(
-                            "{v} is not a package of {pointer}; `otapub status` lists the versions you can roll back to"
-                        ))
-                    })?;
+                    let source =
+                        packages
+                            .iter()
+                            .find(|p| &p.version == v)
+                            .ok_or_else(|| super::OpError::NotOnPointer {
+                                version: v.clone(),
+                                pointer: pointer.clone(),
+                            })?;
                     restamp(tx, signer, source, pointer, now)?
                 }
                 RollbackTarget::Previous => {
-                    let source = default_target(tx, &packages)?.ok_or_else(|| {
-                        Error::usage(format!(
-                            "{pointer} has no earlier unbanned bundle to roll back to; use --to VERSION, or --to-embedded to run the build's embedded update"
-                        ))
+                    let source = default_target(tx, &packages)?.ok_or_else(|| super::OpError::NoEarlier {
+                        pointer: pointer.clone(),
                     })?;
                     restamp(tx, signer, &source, pointer, now)?
                 }
@@ -134,15 +136,25 @@ pub async fn promote(
     rollout: Option<&RolloutPlan>,
 ) -> Result<Restamped> {
     commit(ctx, Kind::Promote, None, |idx, now| {
-        let source = idx.package(platform, version)?.ok_or_else(|| {
-            Error::usage(format!("no package {version} on {platform}; `otapub status` lists them"))
-        })?;
+        let source = idx
+            .package(platform, version)?
+            .ok_or_else(|| super::OpError::NoPackage {
+                version: version.clone(),
+                platform,
+            })?;
         if &source.pointer.channel == to {
-            return Err(Error::usage(format!(
-                "{platform}/{version} is already on channel {to}; to serve it again there use `otapub rollback --to {version}`"
-            )));
+            return Err(super::OpError::AlreadyOnChannel {
+                platform,
+                version: version.clone(),
+                channel: to.clone(),
+            }
+            .into());
         }
-        let pointer = PointerId { channel: to.clone(), platform, fingerprint: source.pointer.fingerprint.clone() };
+        let pointer = PointerId {
+            channel: to.clone(),
+            platform,
+            fingerprint: source.pointer.fingerprint.clone(),
+        };
         // Idempotent by state: the target already serves this bundle (or a
         // rollout of it runs there: the retry of a promote --rollout).
         let target = idx.pointer_packages(&pointer)?;

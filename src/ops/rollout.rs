@@ -114,11 +114,12 @@ impl Change {
     }
 }
 
-fn paused_refusal(pointer: &PointerId, what: &str) -> Error {
-    Error::usage(format!(
-        "the rollout on {pointer} is paused; `otapub rollout resume --channel {} --platform {} --fingerprint {}` before you {what}",
-        pointer.channel, pointer.platform, pointer.fingerprint
-    ))
+fn paused_refusal(pointer: &PointerId, what: &'static str) -> Error {
+    super::OpError::Paused {
+        pointer: pointer.clone(),
+        what,
+    }
+    .into()
 }
 
 /// The abort reason of a tripped gate.
@@ -133,9 +134,10 @@ fn tripped_reason(reading: GateReading, threshold: f64) -> String {
 }
 
 fn no_rollout(pointer: &PointerId) -> Error {
-    Error::usage(format!(
-        "no rollout runs on {pointer}; start one with `otapub publish … --rollout PERCENT` or `otapub promote … --rollout PERCENT` (`otapub rollout status` lists them)"
-    ))
+    super::OpError::NoRollout {
+        pointer: pointer.clone(),
+    }
+    .into()
 }
 
 /// The pointer's active rollout, or a usage error saying how to start one.
@@ -159,24 +161,21 @@ async fn apply(
 ) -> Result<RolloutOutcome> {
     if let Change::Abort(reason) = &change {
         if reason.trim().is_empty() {
-            return Err(Error::usage(
-                "--reason is blank; say why the rollout is aborted, e.g. --reason \"crash rate up\" (the candidate is banned with it)",
-            ));
+            return Err(super::OpError::BlankAbortReason.into());
         }
     }
     if let Change::Set(p) = change {
         if !(1..=100).contains(&p) {
-            return Err(Error::usage(format!(
-                "--percent {p}: give the share of devices on the candidate, 1 to 100 (100 completes the rollout)"
-            )));
+            return Err(super::OpError::Percent { percent: p }.into());
         }
     }
     commit(ctx, change.kind(), preloaded, |idx, now| {
         let r = active(idx, pointer)?;
         if change.measured().is_some_and(|m| m.rollout != r.id) {
-            return Err(Error::usage(format!(
-                "the rollout on {pointer} changed while the gate was measured; run the command again"
-            )));
+            return Err(super::OpError::ChangedDuringGate {
+                pointer: pointer.clone(),
+            }
+            .into());
         }
         let generation = idx.generation()? + 1;
         // What the change does, decided before the transaction.
@@ -186,13 +185,17 @@ async fn apply(
                     return Err(paused_refusal(pointer, "raise it"));
                 }
                 if *p < r.percent {
-                    return Err(Error::usage(format!(
-                        "--percent {p} is below the rollout's {} %: a rollout only grows (devices that took the candidate keep it); to go back use `otapub rollout pause` or `otapub rollout abort`",
-                        r.percent
-                    )));
+                    return Err(super::OpError::PercentDown {
+                        percent: *p,
+                        current: r.percent,
+                    }
+                    .into());
                 }
                 if *p == r.percent {
-                    return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])));
+                    return Ok(Plan::unchanged(
+                        RolloutOutcome::of(&r, false),
+                        BTreeSet::from([pointer.clone()]),
+                    ));
                 }
                 Some(*p)
             }
@@ -201,10 +204,16 @@ async fn apply(
             }
             Change::Advance(_) => Some(r.strategy.next(r.percent, r.step)),
             Change::Pause if r.state == Lifecycle::Paused => {
-                return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])))
+                return Ok(Plan::unchanged(
+                    RolloutOutcome::of(&r, false),
+                    BTreeSet::from([pointer.clone()]),
+                ))
             }
             Change::Resume if r.state == Lifecycle::Running => {
-                return Ok(Plan::unchanged(RolloutOutcome::of(&r, false), BTreeSet::from([pointer.clone()])))
+                return Ok(Plan::unchanged(
+                    RolloutOutcome::of(&r, false),
+                    BTreeSet::from([pointer.clone()]),
+                ))
             }
             _ => None,
         };
@@ -246,7 +255,16 @@ async fn apply(
                 Change::Tripped(m) => {
                     r.gate = Some(m.reading);
                     let reason = tripped_reason(m.reading, r.abort_threshold);
-                    return abort_plan(tx, signer, &r, &reason, Some(reason.clone()), &ctx.actor, now, generation);
+                    return abort_plan(
+                        tx,
+                        signer,
+                        &r,
+                        &reason,
+                        Some(reason.clone()),
+                        &ctx.actor,
+                        now,
+                        generation,
+                    );
                 }
             }
             if completing {
@@ -266,7 +284,14 @@ async fn apply(
             let mut out = RolloutOutcome::of(&r, true);
             out.restamped = restamped;
             Ok((
-                Plan { output: out, changed: true, assets: Vec::new(), objects, pointers: BTreeSet::from([pointer.clone()]), patch_for: BTreeSet::new() },
+                Plan {
+                    output: out,
+                    changed: true,
+                    assets: Vec::new(),
+                    objects,
+                    pointers: BTreeSet::from([pointer.clone()]),
+                    patch_for: BTreeSet::new(),
+                },
                 events,
             ))
         })
@@ -291,10 +316,12 @@ fn complete(
     let mut restamped = None;
     let live_now = live::live_package(&packages, Some(r));
     if live_now.is_none_or(|p| p.version != r.candidate) {
-        let candidate = packages
-            .iter()
-            .find(|p| p.version == r.candidate)
-            .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not on {}", r.candidate, r.pointer)))?;
+        let candidate = packages.iter().find(|p| p.version == r.candidate).ok_or_else(|| {
+            super::OpError::CandidateNotOnPointer {
+                candidate: r.candidate.clone(),
+                pointer: r.pointer.clone(),
+            }
+        })?;
         let (out, objs, _) = restamp(conn, signer, candidate, &r.pointer, now)?;
         objects.extend(objs);
         restamped = Some(out);
@@ -323,8 +350,10 @@ fn abort_with_ban(
     generation: u64,
 ) -> Result<(Banned, Vec<NewEvent>)> {
     index::update_rollout(conn, r)?;
-    let candidate = index::package(conn, r.pointer.platform, &r.candidate)?
-        .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
+    let candidate =
+        index::package(conn, r.pointer.platform, &r.candidate)?.ok_or_else(|| super::OpError::CandidateMissing {
+            candidate: r.candidate.clone(),
+        })?;
     let mut banned = ban_family(conn, signer, &candidate, reason, actor, false, now, generation)?;
     // As `ban` records it: the ban first, then what it caused.
     let mut events = vec![NewEvent {
@@ -403,11 +432,11 @@ pub async fn advance(
     }
     let candidate = index
         .package(pointer.platform, &r.candidate)?
-        .ok_or_else(|| Error::IndexContent(format!("rollout candidate {} is not in the index", r.candidate)))?;
+        .ok_or_else(|| super::OpError::CandidateMissing {
+            candidate: r.candidate.clone(),
+        })?;
     let Some(id) = served(&candidate).id else {
-        return Err(Error::usage(
-            "the candidate is a directive, which no device reports; advance without a gate",
-        ));
+        return Err(super::OpError::GateOnDirective.into());
     };
     let reading = crate::off_runtime(|| gate.measure(&id, pointer, &index))?;
     let measured = Measured { reading, rollout: r.id };
@@ -481,10 +510,11 @@ pub fn served_record(r: &Rollout) -> Result<RolloutDoc> {
 }
 
 fn unreadable(r: &Rollout, why: impl std::fmt::Display) -> Error {
-    Error::IndexContent(format!(
-        "the rollout record of {} is unreadable ({why}); run `otapub index rebuild --trust KEY.pub`",
-        r.pointer
-    ))
+    super::OpError::RecordUnreadable {
+        pointer: r.pointer.clone(),
+        reason: why.to_string(),
+    }
+    .into()
 }
 
 /// A rollout as shown: everything its signed record carries from the
@@ -534,9 +564,10 @@ pub async fn which(ctx: &Context<'_>, pointer: &PointerId, client_id: &str) -> R
     let index = crate::commit::read_index(ctx.store).await?;
     let packages = index.pointer_packages(pointer)?;
     if packages.is_empty() {
-        return Err(Error::usage(format!(
-            "nothing is published on {pointer}; check --channel, --platform and --fingerprint against `otapub status`"
-        )));
+        return Err(super::OpError::NothingPublished {
+            pointer: pointer.clone(),
+        }
+        .into());
     }
     let rollout = index::latest_rollout(index.conn(), pointer)?;
     let bucket = rules::bucket(client_id);

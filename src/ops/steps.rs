@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{ensure_no_update_directive, next_created_at, recorded_base_url, stamp};
 use crate::docs::{BanRecord, RolloutDoc, ServedDoc};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::{self, live};
 use crate::manifest::format_time;
 use crate::model::{
@@ -216,22 +216,24 @@ pub(crate) fn restamp(
 ) -> Result<(Restamped, [PublicObject; 2], NewEvent)> {
     let original = source.original().clone();
     if source.ban.is_some() {
-        return Err(Error::usage(format!(
-            "{}/{} is banned and can never be served again; choose another version (see `otapub status`)",
-            source.pointer.platform, source.version
-        )));
+        return Err(super::OpError::Banned {
+            platform: source.pointer.platform,
+            version: source.version.clone(),
+        }
+        .into());
     }
     if source.retired.is_some() {
-        return Err(Error::usage(format!(
-            "{}/{} was retired by `otapub gc --keep` and its bundle may be deleted; choose a newer version (see `otapub status`)",
-            source.pointer.platform, source.version
-        )));
+        return Err(super::OpError::Retired {
+            platform: source.pointer.platform,
+            version: source.version.clone(),
+        }
+        .into());
     }
     let PackageContent::Update { bundle, .. } = &source.content else {
-        return Err(Error::usage(format!(
-            "{} is a rollBackToEmbedded directive, not an update; use `otapub rollback --to-embedded` instead",
-            source.version
-        )));
+        return Err(super::OpError::IsDirective {
+            version: source.version.clone(),
+        }
+        .into());
     };
     let n = index::next_restamp_number(conn, pointer.platform, &original)?;
     let version = Version::derived(format!("{original}.r{n}"))?;
@@ -329,12 +331,14 @@ pub(crate) fn served(p: &Package) -> ServedDoc {
 /// candidate buckets and the pointer serve once that commit lands.
 pub(crate) fn seal(conn: &Connection, signer: &Signer, r: &mut Rollout, generation: u64) -> Result<()> {
     let packages = index::pointer_packages(conn, &r.pointer)?;
-    let candidate = packages.iter().find(|p| p.version == r.candidate).ok_or_else(|| {
-        Error::IndexContent(format!(
-            "the rollout on {} names candidate {} that is not a package there",
-            r.pointer, r.candidate
-        ))
-    })?;
+    let candidate =
+        packages
+            .iter()
+            .find(|p| p.version == r.candidate)
+            .ok_or_else(|| super::OpError::SealNoCandidate {
+                pointer: r.pointer.clone(),
+                candidate: r.candidate.clone(),
+            })?;
     r.generation = generation;
     let doc = RolloutDoc {
         pointer: r.pointer.to_string(),
@@ -375,7 +379,11 @@ fn finish_first(r: &Rollout) -> String {
 /// pointer with an active rollout serves.
 pub(crate) fn refuse_if_rolling(conn: &Connection, pointer: &PointerId, what: &str) -> Result<()> {
     match index::active_rollout(conn, pointer)? {
-        Some(r) => Err(Error::usage(format!("cannot {what}: {}", finish_first(&r)))),
+        Some(r) => Err(super::OpError::Rolling {
+            what: what.to_string(),
+            finish: finish_first(&r),
+        }
+        .into()),
         None => Ok(()),
     }
 }
@@ -393,10 +401,8 @@ pub(crate) fn start(
 ) -> Result<NewEvent> {
     let packages = index::pointer_packages(conn, pointer)?;
     let others: Vec<Package> = packages.iter().filter(|p| &p.version != candidate).cloned().collect();
-    let control = live::live_package(&others, None).ok_or_else(|| {
-        Error::usage(format!(
-            "{pointer} serves nothing yet that devices could keep as the control of a rollout; publish without --rollout"
-        ))
+    let control = live::live_package(&others, None).ok_or_else(|| super::OpError::NoControl {
+        pointer: pointer.clone(),
     })?;
     let mut r = Rollout {
         id: 0,

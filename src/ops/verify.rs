@@ -166,9 +166,7 @@ pub async fn verify(ctx: &Context<'_>, opts: &VerifyOptions<'_>) -> Result<Verif
         Some(url) => {
             let base = url.trim_end_matches('/').to_string();
             if !(base.starts_with("http://") || base.starts_with("https://")) {
-                return Err(Error::usage(format!(
-                    "--url {url:?}: give the http(s) URL the app's update URLs start with"
-                )));
+                return Err(super::OpError::VerifyUrl { url: url.to_string() }.into());
             }
             // A CDN that accepts the connection and never answers must not hang a CI job.
             let client = reqwest::Client::builder()

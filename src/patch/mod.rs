@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 pub mod make;
 pub mod plan;
 
-pub use plan::{Pair, Policy};
+pub use plan::{Pair, Policy, PolicyError};
 
 /// Content-Type of a patch object.
 pub const CONTENT_TYPE: &str = "application/octet-stream";

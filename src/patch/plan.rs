@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use rusqlite::Connection;
 
 use crate::digest::Sha256Digest;
-use crate::error::{Error, Result};
+use crate::error::{ExitClass, Refusal, Result};
 use crate::index;
 use crate::model::{Package, PackageContent, Rollout};
 use crate::names::PointerId;
@@ -33,18 +33,39 @@ impl Default for Policy {
     }
 }
 
+/// A patch policy's values that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Too many bases.
+    #[error("--patch-bases {bases}: give 0 to 20 (each base is one more patch per publish; 3 covers the devices that update at least every third release)")]
+    Bases {
+        /// The bases given.
+        bases: usize,
+    },
+    /// A fraction outside (0, 1].
+    #[error("--patch-max-fraction {max_fraction}: give a share of the full asset above 0 and at most 1, e.g. 0.6")]
+    MaxFraction {
+        /// The fraction given.
+        max_fraction: f64,
+    },
+}
+
+impl Refusal for PolicyError {
+    fn class(&self) -> ExitClass {
+        match self {
+            PolicyError::Bases { .. } | PolicyError::MaxFraction { .. } => ExitClass::Input,
+        }
+    }
+}
+
 impl Policy {
     /// A policy from user input, or how to fix it.
     pub fn new(bases: usize, max_fraction: f64) -> Result<Policy> {
         if bases > 20 {
-            return Err(Error::usage(format!(
-                "--patch-bases {bases}: give 0 to 20 (each base is one more patch per publish; 3 covers the devices that update at least every third release)"
-            )));
+            return Err(PolicyError::Bases { bases }.into());
         }
         if !(max_fraction > 0.0 && max_fraction <= 1.0) {
-            return Err(Error::usage(format!(
-                "--patch-max-fraction {max_fraction}: give a share of the full asset above 0 and at most 1, e.g. 0.6"
-            )));
+            return Err(PolicyError::MaxFraction { max_fraction }.into());
         }
         Ok(Policy { bases, max_fraction })
     }
@@ -180,7 +201,10 @@ pub fn pointers_of(
             Ok(PointerId {
                 channel: c
                     .parse()
-                    .map_err(|e| Error::IndexContent(format!("channel {c:?}: {e}")))?,
+                    .map_err(|e: crate::names::InvalidName| index::IndexError::BadChannel {
+                        channel: c.clone(),
+                        reason: e.to_string(),
+                    })?,
                 platform,
                 fingerprint: fingerprint.clone(),
             })

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::error::{Error, Result};
+use super::init::InitError;
+use crate::error::Result;
 
 /// The runtime-version policy init sets where the app has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +61,14 @@ pub const PLUGIN: &str = "otapub";
 /// Edits `doc` (the whole app.json) to what `want` asks; returns the
 /// changes made, none when it already says everything.
 pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
-    let root = doc.as_object_mut().ok_or_else(|| {
-        Error::usage("app.json is not a JSON object; fix it (it holds {\"expo\": {…}}), then run init again")
-    })?;
+    let root = doc.as_object_mut().ok_or(InitError::AppJsonNotObject)?;
     // app.json holds {"expo": {…}}; a config without the wrapper is read as the expo object itself.
     let wrapped = root.contains_key("expo") || !(root.contains_key("name") || root.contains_key("slug"));
     let expo = if wrapped {
         root.entry("expo")
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
-            .ok_or_else(|| Error::usage("app.json: `expo` is not an object; fix it, then run init again"))?
+            .ok_or(InitError::ExpoNotObject)?
     } else {
         root
     };
@@ -118,10 +117,12 @@ pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
         ),
         Some(Value::String(c)) if same_path(c, &want.certificate) => {}
         Some(other) => {
-            return Err(Error::usage(format!(
-                "app.json already sets {prefix}updates.codeSigningCertificate to {other}: init would set {:?}. Remove that key to let init set up the certificate, or configure otapub by hand (expo_key and expo_cert in otapub.toml; see docs/app-config.md)",
-                want.certificate
-            )))
+            return Err(InitError::CertificateConflict {
+                prefix,
+                other: other.to_string(),
+                want: want.certificate.clone(),
+            }
+            .into())
         }
     }
     let metadata = json!({ "keyid": want.keyid, "alg": "rsa-v1_5-sha256" });
@@ -135,9 +136,12 @@ pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
         ),
         Some(m) if *m == metadata => {}
         Some(other) => {
-            return Err(Error::usage(format!(
-                "app.json already sets {prefix}updates.codeSigningMetadata to {other}: otapub signs as {metadata}. Make them agree (expo_keyid in otapub.toml), then run init again"
-            )))
+            return Err(InitError::MetadataConflict {
+                prefix,
+                other: other.to_string(),
+                metadata: metadata.to_string(),
+            }
+            .into())
         }
     }
 
@@ -166,11 +170,7 @@ pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
     let options = json!({ "baseUrl": want.base_url, "channel": want.channel });
     let plugins = match expo.entry("plugins").or_insert_with(|| Value::Array(Vec::new())) {
         Value::Array(a) => a,
-        _ => {
-            return Err(Error::usage(format!(
-                "app.json: {prefix}plugins is not a list; fix it, then run init again"
-            )))
-        }
+        _ => return Err(InitError::PluginsNotList { prefix }.into()),
     };
     let entry = json!([PLUGIN, options]);
     let at = plugins.iter().position(|p| match p {
@@ -204,11 +204,7 @@ fn object_at<'a>(obj: &'a mut Map<String, Value>, key: &str, shown: &str) -> Res
     obj.entry(key)
         .or_insert_with(|| Value::Object(Map::new()))
         .as_object_mut()
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "app.json: {shown} is not an object; fix it, then run init again"
-            ))
-        })
+        .ok_or_else(|| InitError::NotObject { key: shown.to_string() }.into())
 }
 
 fn same_path(a: &str, b: &str) -> bool {

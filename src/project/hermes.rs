@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitClass, Refusal, Result};
 use crate::names::Platform;
 
 /// The JS engine the app config gives a platform (`ios.jsEngine`, else
@@ -56,6 +56,73 @@ pub fn without_map_comments(js: &[u8]) -> &[u8] {
     &js[..cut]
 }
 
+/// The project's Hermes compiler or Node.js that cannot be found or run,
+/// or that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HermesError {
+    /// `node` cannot be run.
+    #[error("cannot run node ({reason}); install Node.js")]
+    NoNode {
+        /// Why.
+        reason: String,
+    },
+    /// The project's source-map composer failed.
+    #[error("composing the source maps failed ({status}): {stderr}; fix what it reports (run `npm install` in the project if a module is missing), or publish with --no-delta-bytecode")]
+    ComposeFailed {
+        /// How it exited.
+        status: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// The project has no hermesc.
+    #[error("cannot find the project's hermesc ({why}); run `npm install` in {}, or publish with --no-delta-bytecode", project.display())]
+    NotFound {
+        /// Where it was looked for.
+        why: &'static str,
+        /// The project's root.
+        project: PathBuf,
+    },
+    /// hermesc cannot be run.
+    #[error("cannot run {} ({reason}); reinstall the project's node_modules, or publish with --no-delta-bytecode", path.display())]
+    CannotRun {
+        /// The compiler.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// hermesc names no bytecode version.
+    #[error("{} -version names no HBC bytecode version; is it a Hermes compiler? Publish with --no-delta-bytecode to skip it", path.display())]
+    NoVersion {
+        /// The compiler.
+        path: PathBuf,
+    },
+    /// hermesc failed to compile the bundle.
+    #[error("{} could not compile {} ({status}): {stderr}; fix the error it reports, or publish with --no-delta-bytecode", path.display(), js.display())]
+    CompileFailed {
+        /// The compiler.
+        path: PathBuf,
+        /// The bundle.
+        js: PathBuf,
+        /// How it exited.
+        status: String,
+        /// What it printed.
+        stderr: String,
+    },
+}
+
+impl Refusal for HermesError {
+    fn class(&self) -> ExitClass {
+        match self {
+            HermesError::NoNode { .. }
+            | HermesError::ComposeFailed { .. }
+            | HermesError::NotFound { .. }
+            | HermesError::CannotRun { .. }
+            | HermesError::NoVersion { .. }
+            | HermesError::CompileFailed { .. } => ExitClass::Input,
+        }
+    }
+}
+
 /// Composes Metro's source map of the JS (`metro_map`) with hermesc's map
 /// of the bytecode (`hermes_map`, rewritten in place), with the project's
 /// own composer — `composeSourceMaps` of `@expo/metro-config`, else of
@@ -71,15 +138,15 @@ pub fn compose_source_maps(project_root: &Path, metro_map: &Path, hermes_map: &P
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .output()
-        .map_err(|e| Error::usage(format!("cannot run node ({e}); install Node.js")))?;
+        .map_err(|e| HermesError::NoNode { reason: e.to_string() })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::usage(format!(
-            "composing the source maps failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(HermesError::ComposeFailed {
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+        .into())
     }
 }
 
@@ -152,11 +219,9 @@ impl Hermesc {
     /// from source under react-native, the `hermes-compiler` package
     /// (react-native 0.83+), react-native's `sdks/hermesc`.
     pub fn find(project_root: &Path) -> Result<Hermesc> {
-        let missing = |why: &str| {
-            Error::usage(format!(
-                "cannot find the project's hermesc ({why}); run `npm install` in {}, or publish with --no-delta-bytecode",
-                project_root.display()
-            ))
+        let missing = |why: &'static str| HermesError::NotFound {
+            why,
+            project: project_root.to_path_buf(),
         };
         let rn =
             resolve_package(project_root, "react-native").ok_or_else(|| missing("react-native is not installed"))?;
@@ -183,23 +248,16 @@ impl Hermesc {
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
-            .map_err(|e| {
-                Error::usage(format!(
-                    "cannot run {} ({e}); reinstall the project's node_modules, or publish with --no-delta-bytecode",
-                    path.display()
-                ))
+            .map_err(|e| HermesError::CannotRun {
+                path: path.clone(),
+                reason: e.to_string(),
             })?;
         let text = String::from_utf8_lossy(&out.stdout);
         let bytecode_version = text
             .lines()
             .find_map(|l| l.trim().strip_prefix("HBC bytecode version:"))
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "{} -version names no HBC bytecode version; is it a Hermes compiler? Publish with --no-delta-bytecode to skip it",
-                    path.display()
-                ))
-            })?;
+            .ok_or_else(|| HermesError::NoVersion { path: path.clone() })?;
         let binary = crate::export::hash_file(&path, false)?.sha256;
         let identity = format!(
             "hermesc-sha256:{binary} hbc:{bytecode_version} flags:{}",
@@ -246,15 +304,18 @@ impl Hermesc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .output()
-            .map_err(|e| Error::usage(format!("cannot run {} ({e})", self.path.display())))?;
+            .map_err(|e| HermesError::CannotRun {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
         if !output.status.success() {
-            return Err(Error::usage(format!(
-                "{} could not compile {} ({}): {}; fix the error it reports, or publish with --no-delta-bytecode",
-                self.path.display(),
-                js.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
+            return Err(HermesError::CompileFailed {
+                path: self.path.clone(),
+                js: js.to_path_buf(),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            }
+            .into());
         }
         Ok(())
     }

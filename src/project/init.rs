@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::app_json::{self, Change, RuntimePolicy, Wanted};
 use super::{AppConfigFile, ExpoProject};
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitClass, Refusal, Result};
 use crate::names::Channel;
 
 /// The config file init writes, in the project's root.
@@ -24,6 +24,126 @@ pub const EXPO_KEY: &str = "keys/expo-private-key.pem";
 pub const EXPO_CERT: &str = "certs/certificate.pem";
 /// Where `publish` writes the export.
 pub const EXPORT_DIR: &str = ".otapub/export";
+
+/// What `otapub init` refuses: a project, app config or `otapub.toml` it
+/// cannot set up without overwriting what the user wrote.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// app.json is not a JSON object.
+    #[error("app.json is not a JSON object; fix it (it holds {{\"expo\": {{…}}}}), then run init again")]
+    AppJsonNotObject,
+    /// app.json's `expo` is not an object.
+    #[error("app.json: `expo` is not an object; fix it, then run init again")]
+    ExpoNotObject,
+    /// An object init sets keys in is something else.
+    #[error("app.json: {key} is not an object; fix it, then run init again")]
+    NotObject {
+        /// Its path in app.json.
+        key: String,
+    },
+    /// `plugins` is not a list.
+    #[error("app.json: {prefix}plugins is not a list; fix it, then run init again")]
+    PluginsNotList {
+        /// `expo.` when app.json wraps its config.
+        prefix: &'static str,
+    },
+    /// app.json names another code-signing certificate.
+    #[error("app.json already sets {prefix}updates.codeSigningCertificate to {other}: init would set {want:?}. Remove that key to let init set up the certificate, or configure otapub by hand (expo_key and expo_cert in otapub.toml; see docs/app-config.md)")]
+    CertificateConflict {
+        /// `expo.` when app.json wraps its config.
+        prefix: &'static str,
+        /// What app.json sets.
+        other: String,
+        /// What init would set.
+        want: String,
+    },
+    /// app.json's code-signing metadata is not what otapub signs with.
+    #[error("app.json already sets {prefix}updates.codeSigningMetadata to {other}: otapub signs as {metadata}. Make them agree (expo_keyid in otapub.toml), then run init again")]
+    MetadataConflict {
+        /// `expo.` when app.json wraps its config.
+        prefix: &'static str,
+        /// What app.json sets.
+        other: String,
+        /// What otapub signs as.
+        metadata: String,
+    },
+    /// A flag disagrees with what otapub.toml already says.
+    #[error(
+        "{} already says {key} = {have:?}, not {flag:?}; edit {} (init never rewrites it), then run init again",
+        CONFIG_FILE,
+        CONFIG_FILE
+    )]
+    ConfigDisagrees {
+        /// The setting.
+        key: String,
+        /// What otapub.toml says.
+        have: String,
+        /// What the flag says.
+        flag: String,
+    },
+    /// `--base-url` is not an http(s) URL.
+    #[error("--base-url {base_url:?}: give the public http(s) URL of the store's public/ folder, e.g. https://updates.example.com")]
+    BaseUrl {
+        /// The URL given.
+        base_url: String,
+    },
+    /// app.json is not JSON.
+    #[error("{}: not valid JSON ({reason}); fix it, then run init again", path.display())]
+    AppJsonInvalid {
+        /// The app.json file.
+        path: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// otapub.toml does not parse.
+    #[error("{}: {reason} — fix it, then run init again", path.display())]
+    ConfigInvalid {
+        /// The otapub.toml file.
+        path: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The project has no expo-updates and `--no-install` was given.
+    #[error("this project does not have expo-updates, so its builds take no updates: run `npx expo install expo-updates`, then init again (or init without --no-install)")]
+    NoExpoUpdates,
+    /// Installing expo-updates did not add it.
+    #[error("`npx expo install expo-updates` did not add expo-updates to package.json; install it yourself, then run init again")]
+    ExpoUpdatesNotAdded,
+    /// The Expo key exists without its certificate.
+    #[error("{} exists but {} does not: put the certificate builds embed at {}, or move the key away to let init make a new pair", EXPO_KEY, EXPO_CERT, EXPO_CERT)]
+    KeyWithoutCertificate,
+    /// The certificate exists without its Expo key.
+    #[error("{} exists but its private key {} does not: put the key there (builds accept only updates signed by it), or move the certificate away to let init make a new pair", EXPO_CERT, EXPO_KEY)]
+    CertificateWithoutKey,
+    /// `--android-package` is not a Java package name.
+    #[error("--android-package {package:?}: give a Java package name such as com.example.app (segments of letters, digits and _, each starting with a letter)")]
+    AndroidPackage {
+        /// The name given.
+        package: String,
+    },
+}
+
+impl Refusal for InitError {
+    fn class(&self) -> ExitClass {
+        match self {
+            InitError::AppJsonNotObject
+            | InitError::ExpoNotObject
+            | InitError::NotObject { .. }
+            | InitError::PluginsNotList { .. }
+            | InitError::CertificateConflict { .. }
+            | InitError::MetadataConflict { .. }
+            | InitError::ConfigDisagrees { .. }
+            | InitError::BaseUrl { .. }
+            | InitError::AppJsonInvalid { .. }
+            | InitError::ConfigInvalid { .. }
+            | InitError::NoExpoUpdates
+            | InitError::ExpoUpdatesNotAdded
+            | InitError::KeyWithoutCertificate
+            | InitError::CertificateWithoutKey
+            | InitError::AndroidPackage { .. } => ExitClass::Input,
+        }
+    }
+}
 
 /// What `otapub init` was asked.
 #[derive(Debug, Clone)]
@@ -119,9 +239,12 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
     let existing = read_existing(&out.config)?;
     let pick = |flag: Option<String>, have: Option<String>, key: &str, default: &str| -> Result<String> {
         match (flag, have) {
-            (Some(f), Some(h)) if f != h => Err(Error::usage(format!(
-                "{CONFIG_FILE} already says {key} = {h:?}, not {f:?}; edit {CONFIG_FILE} (init never rewrites it), then run init again"
-            ))),
+            (Some(f), Some(h)) if f != h => Err(InitError::ConfigDisagrees {
+                key: key.to_string(),
+                have: h,
+                flag: f,
+            }
+            .into()),
             (f, h) => Ok(f.or(h).unwrap_or_else(|| default.to_string())),
         }
     };
@@ -133,9 +256,7 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
     )?;
     let base_url = base_url.trim_end_matches('/').to_string();
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        return Err(Error::usage(format!(
-            "--base-url {base_url:?}: give the public http(s) URL of the store's public/ folder, e.g. https://updates.example.com"
-        )));
+        return Err(InitError::BaseUrl { base_url }.into());
     }
     let store = pick(
         opts.store.clone(),
@@ -180,11 +301,9 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
             let mut doc: serde_json::Value = if text.trim().is_empty() {
                 serde_json::json!({ "expo": { "name": name, "slug": slug } })
             } else {
-                serde_json::from_str(&text).map_err(|e| {
-                    Error::usage(format!(
-                        "{}: not valid JSON ({e}); fix it, then run init again",
-                        path.display()
-                    ))
+                serde_json::from_str(&text).map_err(|e| InitError::AppJsonInvalid {
+                    path: path.clone(),
+                    reason: e.to_string(),
                 })?
             };
             let changes = app_json::configure(&mut doc, &want)?;
@@ -205,16 +324,12 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
     // 3. expo-updates: builds take no updates without it.
     if !project.depends_on("expo-updates") {
         if !opts.install {
-            return Err(Error::usage(
-                "this project does not have expo-updates, so its builds take no updates: run `npx expo install expo-updates`, then init again (or init without --no-install)",
-            ));
+            return Err(InitError::NoExpoUpdates.into());
         }
         project.run(&["expo", "install", "expo-updates"])?;
         project = ExpoProject::find(&root)?;
         if !project.depends_on("expo-updates") {
-            return Err(Error::usage(
-                "`npx expo install expo-updates` did not add expo-updates to package.json; install it yourself, then run init again",
-            ));
+            return Err(InitError::ExpoUpdatesNotAdded.into());
         }
         out.installed_expo_updates = true;
     }
@@ -235,16 +350,8 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
             out.keys_created.push(c.key_path);
             out.keys_created.push(c.certificate_path);
         }
-        (true, false) => {
-            return Err(Error::usage(format!(
-                "{EXPO_KEY} exists but {EXPO_CERT} does not: put the certificate builds embed at {EXPO_CERT}, or move the key away to let init make a new pair"
-            )))
-        }
-        (false, true) => {
-            return Err(Error::usage(format!(
-                "{EXPO_CERT} exists but its private key {EXPO_KEY} does not: put the key there (builds accept only updates signed by it), or move the certificate away to let init make a new pair"
-            )))
-        }
+        (true, false) => return Err(InitError::KeyWithoutCertificate.into()),
+        (false, true) => return Err(InitError::CertificateWithoutKey.into()),
     }
 
     // 5. otapub.toml.
@@ -306,12 +413,9 @@ fn read_existing(path: &Path) -> Result<Option<Existing>> {
     };
     // Only the keys init cares about (others are ignored here); the full
     // check is every command's.
-    let existing = toml::from_str(&text).map_err(|e| {
-        Error::usage(format!(
-            "{}: {} — fix it, then run init again",
-            path.display(),
-            e.message()
-        ))
+    let existing = toml::from_str(&text).map_err(|e: toml::de::Error| InitError::ConfigInvalid {
+        path: path.to_path_buf(),
+        reason: e.message().to_string(),
     })?;
     Ok(Some(existing))
 }
@@ -398,9 +502,7 @@ fn check_package(p: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::usage(format!(
-            "--android-package {p:?}: give a Java package name such as com.example.app (segments of letters, digits and _, each starting with a letter)"
-        )))
+        Err(InitError::AndroidPackage { package: p.to_string() }.into())
     }
 }
 

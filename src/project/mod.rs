@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExitClass, Refusal, Result};
 use crate::names::{Fingerprint, Platform};
 
 /// The file that holds the app config.
@@ -38,25 +38,21 @@ impl ExpoProject {
     /// The Expo project at `dir`, or a usage error saying what to do.
     pub fn find(dir: &Path) -> Result<ExpoProject> {
         let package_path = dir.join("package.json");
-        let not_expo = |why: String| {
-            Error::usage(format!(
-                "{} is not an Expo project ({why}); run this from your app's root, where package.json and app.json are (or create an app with `npx create-expo-app`)",
-                display_dir(dir)
-            ))
+        let not_expo = |why: &'static str| ProjectError::NotExpo {
+            dir: display_dir(dir),
+            why,
         };
         let text = match std::fs::read_to_string(&package_path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_expo("no package.json".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_expo("no package.json").into()),
             Err(e) => return Err(Error::file("read", package_path)(e)),
         };
-        let package: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::usage(format!(
-                "{}: not valid JSON ({e}); fix it, then run otapub again",
-                package_path.display()
-            ))
+        let package: serde_json::Value = serde_json::from_str(&text).map_err(|e| ProjectError::PackageJsonInvalid {
+            path: package_path.clone(),
+            reason: e.to_string(),
         })?;
         if !lists(&package, "expo") {
-            return Err(not_expo("its package.json does not depend on `expo`".into()));
+            return Err(not_expo("its package.json does not depend on `expo`").into());
         }
         let dynamic = ["app.config.ts", "app.config.js", "app.config.mjs", "app.config.cjs"]
             .iter()
@@ -96,11 +92,12 @@ impl ExpoProject {
         }
         let out = cmd.output().map_err(|e| tool_missing(&shown, e))?;
         if !out.status.success() {
-            return Err(Error::usage(format!(
-                "`{shown}` failed in {} ({}); fix what it reports above, then run otapub again",
-                self.root.display(),
-                out.status
-            )));
+            return Err(ProjectError::ToolFailed {
+                shown,
+                root: self.root.clone(),
+                status: out.status.to_string(),
+            }
+            .into());
         }
         Ok(out.stdout)
     }
@@ -117,11 +114,7 @@ impl ExpoProject {
     /// it (what a build embeds, and what updates carry as `expoClient`).
     pub fn public_config(&self) -> Result<serde_json::Value> {
         let out = self.capture(&["expo", "config", "--type", "public", "--json"])?;
-        serde_json::from_slice(&out).map_err(|e| {
-            Error::usage(format!(
-                "`npx expo config --type public --json` printed something that is not JSON ({e}); run it yourself to see why"
-            ))
-        })
+        serde_json::from_slice(&out).map_err(|e| ProjectError::ConfigNotJson { reason: e.to_string() }.into())
     }
 
     /// The runtime version a build of this project for `platform` gets, as
@@ -129,26 +122,24 @@ impl ExpoProject {
     /// nativeVersion, sdkVersion or fingerprint policy).
     pub fn runtime_version(&self, platform: Platform) -> Result<Fingerprint> {
         if !self.depends_on("expo-updates") {
-            return Err(Error::usage(
-                "expo-updates is not installed in this project, so no build can take updates; run `npx otapub init` (or `npx expo install expo-updates`)",
-            ));
+            return Err(ProjectError::NoExpoUpdates.into());
         }
         let p = platform.to_string();
         let out = self.capture(&["expo-updates", "runtimeversion:resolve", "--platform", &p])?;
-        let resolved: Resolved = serde_json::from_slice(&out).map_err(|e| {
-            Error::usage(format!(
-                "`npx expo-updates runtimeversion:resolve --platform {p}` printed something otapub cannot read ({e}); run it yourself to see why"
-            ))
+        let resolved: Resolved = serde_json::from_slice(&out).map_err(|e| ProjectError::ResolveUnreadable {
+            platform,
+            reason: e.to_string(),
         })?;
         let Some(rv) = resolved.runtime_version else {
-            return Err(Error::usage(format!(
-                "the app config sets no runtime version for {p}, so its builds take no updates; run `npx otapub init` (it sets {{\"policy\": \"appVersion\"}}) or set expo.runtimeVersion"
-            )));
+            return Err(ProjectError::NoRuntimeVersion { platform }.into());
         };
-        rv.parse().map_err(|e| {
-            Error::usage(format!(
-                "{p}'s runtime version {rv:?} cannot be a path in the update URL ({e}); use the appVersion or fingerprint policy, or a runtimeVersion string of letters, digits, `.`, `_` and `-`"
-            ))
+        rv.parse().map_err(|e: crate::names::InvalidName| {
+            ProjectError::BadRuntimeVersion {
+                platform,
+                runtime_version: rv.clone(),
+                reason: e.to_string(),
+            }
+            .into()
         })
     }
 
@@ -272,9 +263,100 @@ fn lists(package: &serde_json::Value, name: &str) -> bool {
 }
 
 fn tool_missing(shown: &str, e: std::io::Error) -> Error {
-    Error::usage(format!(
-        "cannot run `{shown}` ({e}); otapub runs the project's own Expo tools through npx: install Node.js and run `npm install` in the project"
-    ))
+    ProjectError::ToolMissing {
+        shown: shown.to_string(),
+        reason: e.to_string(),
+    }
+    .into()
+}
+
+/// What otapub cannot do with the Expo project: it is none, or its own
+/// tools (run through npx) fail or print what otapub cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The folder is not an Expo project.
+    #[error("{dir} is not an Expo project ({why}); run this from your app's root, where package.json and app.json are (or create an app with `npx create-expo-app`)")]
+    NotExpo {
+        /// The folder, as shown.
+        dir: String,
+        /// Why not.
+        why: &'static str,
+    },
+    /// package.json is not JSON.
+    #[error("{}: not valid JSON ({reason}); fix it, then run otapub again", path.display())]
+    PackageJsonInvalid {
+        /// The package.json file.
+        path: PathBuf,
+        /// The parser's error.
+        reason: String,
+    },
+    /// npx cannot be run.
+    #[error("cannot run `{shown}` ({reason}); otapub runs the project's own Expo tools through npx: install Node.js and run `npm install` in the project")]
+    ToolMissing {
+        /// The command.
+        shown: String,
+        /// Why.
+        reason: String,
+    },
+    /// One of the project's tools failed.
+    #[error("`{shown}` failed in {} ({status}); fix what it reports above, then run otapub again", root.display())]
+    ToolFailed {
+        /// The command.
+        shown: String,
+        /// The project's root.
+        root: PathBuf,
+        /// How it exited.
+        status: String,
+    },
+    /// `expo config` printed no JSON.
+    #[error("`npx expo config --type public --json` printed something that is not JSON ({reason}); run it yourself to see why")]
+    ConfigNotJson {
+        /// The parser's error.
+        reason: String,
+    },
+    /// The project has no expo-updates.
+    #[error("expo-updates is not installed in this project, so no build can take updates; run `npx otapub init` (or `npx expo install expo-updates`)")]
+    NoExpoUpdates,
+    /// `runtimeversion:resolve` printed what otapub cannot read.
+    #[error("`npx expo-updates runtimeversion:resolve --platform {platform}` printed something otapub cannot read ({reason}); run it yourself to see why")]
+    ResolveUnreadable {
+        /// The platform.
+        platform: Platform,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The app config sets no runtime version.
+    #[error("the app config sets no runtime version for {platform}, so its builds take no updates; run `npx otapub init` (it sets {{\"policy\": \"appVersion\"}}) or set expo.runtimeVersion")]
+    NoRuntimeVersion {
+        /// The platform.
+        platform: Platform,
+    },
+    /// The runtime version cannot be a URL path segment.
+    #[error("{platform}'s runtime version {runtime_version:?} cannot be a path in the update URL ({reason}); use the appVersion or fingerprint policy, or a runtimeVersion string of letters, digits, `.`, `_` and `-`")]
+    BadRuntimeVersion {
+        /// The platform.
+        platform: Platform,
+        /// The runtime version resolved.
+        runtime_version: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+}
+
+impl Refusal for ProjectError {
+    fn class(&self) -> ExitClass {
+        match self {
+            ProjectError::NotExpo { .. }
+            | ProjectError::PackageJsonInvalid { .. }
+            | ProjectError::ToolMissing { .. }
+            | ProjectError::ToolFailed { .. }
+            | ProjectError::ConfigNotJson { .. }
+            | ProjectError::NoExpoUpdates
+            | ProjectError::ResolveUnreadable { .. }
+            | ProjectError::NoRuntimeVersion { .. }
+            | ProjectError::BadRuntimeVersion { .. } => ExitClass::Input,
+        }
+    }
 }
 
 fn display_dir(dir: &Path) -> String {

@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::key_id;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{DsseSignature, Signatures};
 
 /// DSSE payload type of a manifest envelope.
@@ -110,14 +110,13 @@ impl TrustedKeys {
     pub fn load(paths: &[PathBuf]) -> Result<TrustedKeys> {
         let mut keys = Vec::new();
         for path in paths {
-            let key_err = |reason: String| Error::Key {
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = fs::read_to_string(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
-            let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
-                key_err("not an ed25519 public key in SPKI PEM (`-----BEGIN PUBLIC KEY-----`, the .pub file `otapub keygen` writes)".into())
+            let label = || path.display().to_string();
+            let pem = fs::read_to_string(path).map_err(|e| super::KeyError::Unreadable {
+                path: label(),
+                reason: e.to_string(),
             })?;
+            let key = VerifyingKey::from_public_key_pem(pem.trim())
+                .map_err(|_| super::KeyError::NotEd25519Public { path: label() })?;
             keys.push((key_id(&key), key));
         }
         Ok(TrustedKeys { keys })

@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use super::KeySource;
+use super::{KeyError, KeySource};
 use crate::error::{Error, Result};
 
 /// The `alg` of Expo code signing.
@@ -37,9 +37,10 @@ impl std::fmt::Debug for ExpoKey {
 pub fn check_expo_keyid(keyid: &str) -> Result<()> {
     if keyid.is_empty() || keyid.len() > 64 || !keyid.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(Error::usage(format!(
-            "--expo-keyid {keyid:?}: use 1-64 letters, digits, `.`, `_` or `-`, as in the app's codeSigningMetadata (default `main`)"
-        )));
+        return Err(KeyError::ExpoKeyId {
+            keyid: keyid.to_string(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -63,7 +64,12 @@ impl ExpoKey {
     /// signed by the next, intermediates are CAs, all within their dates,
     /// and no root in it.
     pub fn with_chain(mut self, label: &str, pem_text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<ExpoKey> {
-        let bad = |why: String| Error::usage(format!("--expo-chain {label}: {why}"));
+        let bad = |reason: String| {
+            Error::from(KeyError::ExpoChain {
+                label: label.to_string(),
+                reason,
+            })
+        };
         let ders = super::chain::split_pem(pem_text).map_err(bad)?;
         let infos = ders
             .iter()
@@ -71,38 +77,49 @@ impl ExpoKey {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(bad)?;
         if infos[0].spki != self.spki_der() {
-            return Err(bad(format!(
-                "its first certificate ({}) is not the certificate of --expo-key; give the chain `otapub keys expo-leaf` wrote next to that key",
-                infos[0].subject
-            )));
+            return Err(KeyError::ExpoChainNotThisKey {
+                label: label.to_string(),
+                subject: infos[0].subject.clone(),
+            }
+            .into());
         }
         if let Some(root) = infos.iter().find(|c| c.self_issued) {
-            return Err(bad(format!(
-                "it includes the root ({}); the app embeds the root and appends it itself — leave it out",
-                root.subject
-            )));
+            return Err(KeyError::ExpoChainHasRoot {
+                label: label.to_string(),
+                subject: root.subject.clone(),
+            }
+            .into());
         }
         if !infos[0].code_signing {
-            return Err(bad(format!(
-                "the leaf ({}) lacks keyUsage digitalSignature or extendedKeyUsage codeSigning; issue one with `otapub keys expo-leaf`",
-                infos[0].subject
-            )));
+            return Err(KeyError::ExpoChainNotCodeSigning {
+                label: label.to_string(),
+                subject: infos[0].subject.clone(),
+            }
+            .into());
         }
         for (i, c) in infos.iter().enumerate() {
             if now < c.not_before {
-                return Err(bad(format!("{} is not valid before {}", c.subject, c.not_before)));
+                return Err(KeyError::ExpoChainNotYetValid {
+                    label: label.to_string(),
+                    subject: c.subject.clone(),
+                    not_before: c.not_before,
+                }
+                .into());
             }
             if now > c.not_after {
-                return Err(bad(format!(
-                    "{} expired at {}; issue a new leaf (`otapub keys expo-leaf`) and run `otapub refresh`",
-                    c.subject, c.not_after
-                )));
+                return Err(KeyError::ExpoChainExpired {
+                    label: label.to_string(),
+                    subject: c.subject.clone(),
+                    not_after: c.not_after,
+                }
+                .into());
             }
             if i > 0 && !c.ca {
-                return Err(bad(format!(
-                    "{} signs the certificate before it but is not a CA",
-                    c.subject
-                )));
+                return Err(KeyError::ExpoChainNotCa {
+                    label: label.to_string(),
+                    subject: c.subject.clone(),
+                }
+                .into());
             }
         }
         for pair in ders.windows(2) {
@@ -144,23 +161,13 @@ impl ExpoKey {
 /// Loads an RSA private key in PKCS#1 or PKCS#8 PEM.
 pub(crate) fn rsa_from_pem(source: &KeySource) -> Result<aws_lc_rs::rsa::KeyPair> {
     let text = source.read_private_pem()?;
-    let key_err = |reason: &str| Error::Key {
-        path: source.label(),
-        reason: reason.to_string(),
-    };
-    let block = pem::parse(text.trim().as_bytes()).map_err(|_| {
-        key_err("not a PEM private key; pass the private-key.pem `npx expo-updates codesigning:generate` wrote")
-    })?;
+    let block = pem::parse(text.trim().as_bytes()).map_err(|_| KeyError::NotPem { path: source.label() })?;
     let key = match block.tag() {
         "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(block.contents()),
         "PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents()),
-        _ => {
-            return Err(key_err(
-                "not an RSA private key (expected `BEGIN RSA PRIVATE KEY` or `BEGIN PRIVATE KEY`)",
-            ))
-        }
+        _ => return Err(KeyError::NotRsaPem { path: source.label() }.into()),
     }
-    .map_err(|_| key_err("not a usable RSA private key (2048 to 8192 bits) in PKCS#1 or PKCS#8"))?;
+    .map_err(|_| KeyError::UnusableRsa { path: source.label() })?;
     Ok(key)
 }
 
@@ -206,28 +213,27 @@ impl ExpoCertificate {
     /// Loads a PEM certificate; refuses one bound to an EAS project, whose
     /// manifests would need `extra.eas.projectId` and `extra.scopeKey`.
     pub fn load(path: &Path) -> Result<ExpoCertificate> {
-        let key_err = |reason: String| Error::Key {
-            path: path.display().to_string(),
-            reason,
-        };
-        let bytes = fs::read(path).map_err(|e| key_err(format!("cannot read it: {e}")))?;
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
-            .map_err(|_| key_err("not a PEM certificate (`-----BEGIN CERTIFICATE-----`)".into()))?;
-        let cert = pem
-            .parse_x509()
-            .map_err(|e| key_err(format!("not an X.509 certificate: {e}")))?;
+        let label = || path.display().to_string();
+        let bytes = fs::read(path).map_err(|e| KeyError::Unreadable {
+            path: label(),
+            reason: e.to_string(),
+        })?;
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(&bytes).map_err(|_| KeyError::NotPemCertificate { path: label() })?;
+        let cert = pem.parse_x509().map_err(|e| KeyError::NotX509 {
+            path: label(),
+            reason: e.to_string(),
+        })?;
         if cert
             .extensions()
             .iter()
             .any(|e| e.oid.to_id_string() == EXPO_PROJECT_INFORMATION_OID)
         {
-            return Err(key_err(
-                "this certificate carries Expo project information, so the app would require extra.eas.projectId and extra.scopeKey in every manifest, which otapub does not write; generate a certificate without it (`npx expo-updates codesigning:generate`)".into(),
-            ));
+            return Err(KeyError::EasCertificate { path: label() }.into());
         }
         let spki = cert.public_key();
         if spki.algorithm.algorithm.to_id_string() != "1.2.840.113549.1.1.1" {
-            return Err(key_err("the certificate's key is not RSA".into()));
+            return Err(KeyError::NotRsaCertificate { path: label() }.into());
         }
         Ok(ExpoCertificate {
             public_key: spki.subject_public_key.data.to_vec(),

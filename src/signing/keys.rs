@@ -10,6 +10,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
 
+use super::KeyError;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
@@ -51,9 +52,12 @@ impl KeySource {
     /// Reads public PEM text (a certificate chain): no mode check.
     pub fn read_text(&self) -> Result<String> {
         match self {
-            KeySource::File(path) => fs::read_to_string(path).map_err(|e| Error::Key {
-                path: self.label(),
-                reason: format!("cannot read it: {e}"),
+            KeySource::File(path) => fs::read_to_string(path).map_err(|e| {
+                KeyError::Unreadable {
+                    path: self.label(),
+                    reason: e.to_string(),
+                }
+                .into()
             }),
             _ => self.read_private_pem(),
         }
@@ -61,38 +65,39 @@ impl KeySource {
 
     /// Reads a private key's PEM text, refusing a key file others can read.
     pub fn read_private_pem(&self) -> Result<String> {
-        let key_err = |reason: String| Error::Key {
+        let unreadable = |e: std::io::Error| KeyError::Unreadable {
             path: self.label(),
-            reason,
+            reason: e.to_string(),
         };
         match self {
             KeySource::File(path) => {
                 let meta = fs::metadata(path).map_err(|e| {
-                    key_err(if e.kind() == std::io::ErrorKind::NotFound {
-                        format!(
-                            "no such file — create a key with `otapub keygen --out {}`",
-                            path.with_extension("").display()
-                        )
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        KeyError::NoSuchKey {
+                            path: self.label(),
+                            stem: path.with_extension(""),
+                        }
                     } else {
-                        format!("cannot read it: {e}")
-                    })
+                        unreadable(e)
+                    }
                 })?;
                 if !meta.is_file() {
-                    return Err(key_err("not a regular file".into()));
+                    return Err(KeyError::NotAFile { path: self.label() }.into());
                 }
-                check_private_mode(&meta).map_err(|mode| {
-                    key_err(format!(
-                        "readable by group or others (mode {mode:o}); a private key must be private: run `chmod 600 {}`",
-                        path.display()
-                    ))
+                check_private_mode(&meta).map_err(|mode| KeyError::NotPrivate {
+                    path: self.label(),
+                    mode,
                 })?;
-                fs::read_to_string(path).map_err(|e| key_err(format!("cannot read it: {e}")))
+                Ok(fs::read_to_string(path).map_err(unreadable)?)
             }
             KeySource::Stdin => {
                 let mut s = String::new();
                 std::io::stdin()
                     .read_to_string(&mut s)
-                    .map_err(|e| key_err(format!("cannot read standard input: {e}")))?;
+                    .map_err(|e| KeyError::StdinUnreadable {
+                        path: self.label(),
+                        reason: e.to_string(),
+                    })?;
                 Ok(s)
             }
             KeySource::Env { pem, .. } => Ok(pem.clone()),
@@ -137,10 +142,8 @@ impl Ed25519Key {
     /// Loads a PKCS#8 PEM ed25519 private key.
     pub fn load(source: &KeySource) -> Result<Ed25519Key> {
         let pem = source.read_private_pem()?;
-        let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| Error::Key {
-            path: source.label(),
-            reason: "not an ed25519 private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`); create one with `otapub keygen --out keys/NAME`".into(),
-        })?;
+        let key =
+            SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| KeyError::NotEd25519Private { path: source.label() })?;
         Ok(Ed25519Key::from_signing_key(key))
     }
 
@@ -170,24 +173,17 @@ pub struct GeneratedKey {
 pub fn generate_key(out: &Path) -> Result<GeneratedKey> {
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.is_empty() || name.starts_with('.') {
-        return Err(Error::usage(format!(
-            "--out {} must name a key, e.g. `--out keys/release`",
-            out.display()
-        )));
+        return Err(KeyError::OutName { out: out.to_path_buf() }.into());
     }
     let private_path = out.with_file_name(format!("{name}.key"));
     let public_path = out.with_file_name(format!("{name}.pub"));
     for p in [&private_path, &public_path] {
         if p.exists() {
-            return Err(Error::usage(format!(
-                "{} already exists; keygen never overwrites a key — choose another --out name",
-                p.display()
-            )));
+            return Err(KeyError::KeyExists { path: p.clone() }.into());
         }
     }
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed)
-        .map_err(|e| Error::usage(format!("the system random number generator failed: {e}")))?;
+    getrandom::getrandom(&mut seed).map_err(|e| KeyError::NoRandomness { reason: e.to_string() })?;
     let key = SigningKey::from_bytes(&seed);
     let private_pem = key
         .to_pkcs8_pem(LineEnding::LF)

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store, Write};
 use crate::error::{Error, Result};
 
 /// What this run wrote to a key, as far as its own later reads go.
@@ -120,12 +120,19 @@ impl Store for DryRunStore<'_> {
         }
     }
 
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
+    async fn put(&self, _: &Write, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
         self.record(key, body, meta);
         Ok(())
     }
 
-    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
+    async fn put_if(
+        &self,
+        _: &Write,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut> {
         let current = self.etag(key).await?;
         let holds = match &cond {
             Precondition::Absent => current.is_none(),
@@ -137,7 +144,7 @@ impl Store for DryRunStore<'_> {
         Ok(CondPut::Written(self.record(key, Body::Bytes(bytes), meta)))
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete(&self, _: &Write, key: &str) -> Result<()> {
         self.lock().insert(key.to_string(), Recorded::Deleted);
         Ok(())
     }
@@ -183,7 +190,7 @@ impl Store for DryRunStore<'_> {
     }
 
     /// Taken as honoured: probing writes, and a dry run writes nothing.
-    async fn probe_conditional_writes(&self) -> Result<bool> {
+    async fn probe_conditional_writes(&self, _: &Write) -> Result<bool> {
         Ok(true)
     }
 }
@@ -193,34 +200,43 @@ mod tests {
     use super::*;
     use crate::store::FsStore;
 
+    /// The token commit would lend: this test writes to the stores directly.
+    const W: &Write = &Write::mint();
+
     #[tokio::test]
     async fn writes_are_seen_by_later_reads_and_never_reach_the_wrapped_store() {
         let dir = tempfile::tempdir().unwrap();
         let inner = FsStore::new(dir.path().to_path_buf());
         let meta = ObjectMeta::new("text/plain", "no-store");
-        inner.put("a/kept", Body::Bytes(b"kept".to_vec()), &meta).await.unwrap();
-        inner.put("a/gone", Body::Bytes(b"gone".to_vec()), &meta).await.unwrap();
+        inner
+            .put(W, "a/kept", Body::Bytes(b"kept".to_vec()), &meta)
+            .await
+            .unwrap();
+        inner
+            .put(W, "a/gone", Body::Bytes(b"gone".to_vec()), &meta)
+            .await
+            .unwrap();
         let dry = DryRunStore::new(&inner);
         let written = dry
-            .put_if("a/new", b"new".to_vec(), &meta, Precondition::Absent)
+            .put_if(W, "a/new", b"new".to_vec(), &meta, Precondition::Absent)
             .await
             .unwrap();
         let CondPut::Written(etag) = written else {
             panic!("an absent key is written")
         };
         assert_eq!(
-            dry.put_if("a/new", b"again".to_vec(), &meta, Precondition::Absent)
+            dry.put_if(W, "a/new", b"again".to_vec(), &meta, Precondition::Absent)
                 .await
                 .unwrap(),
             CondPut::Conflict
         );
         assert_eq!(
-            dry.put_if("a/new", b"newer".to_vec(), &meta, Precondition::Matches(etag))
+            dry.put_if(W, "a/new", b"newer".to_vec(), &meta, Precondition::Matches(etag))
                 .await
                 .unwrap(),
             CondPut::Written("dry-run-2".into())
         );
-        dry.delete("a/gone").await.unwrap();
+        dry.delete(W, "a/gone").await.unwrap();
         let keys: Vec<String> = dry.list("a/").await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["a/kept", "a/new"]);
         assert_eq!(dry.get("a/new").await.unwrap().unwrap().bytes, b"newer");

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store, Write};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
@@ -91,14 +91,8 @@ impl FaultyStore {
         let rules = spec
             .split(';')
             .filter(|r| !r.trim().is_empty())
-            .map(|r| {
-                parse_rule(r.trim()).ok_or_else(|| {
-                    Error::usage(format!(
-                        "OTAPUB_FAULTS rule {r:?} is not ACTION@OP:KEY#N (e.g. fail@put_if:state/index.sqlite#1)"
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?;
+            .map(|r| parse_rule(r.trim()).ok_or_else(|| super::StoreError::FaultRule { rule: r.to_string() }))
+            .collect::<std::result::Result<_, _>>()?;
         Ok(FaultyStore { inner, rules, dir })
     }
 
@@ -198,20 +192,27 @@ impl Store for FaultyStore {
             .await
     }
 
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
-        self.around("put", key, self.inner.put(key, body, meta), || Err(lost("put", key)))
+    async fn put(&self, w: &Write, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
+        self.around("put", key, self.inner.put(w, key, body, meta), || Err(lost("put", key)))
             .await
     }
 
-    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
+    async fn put_if(
+        &self,
+        w: &Write,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut> {
         // A lost response to a conditional write that landed: the client's
         // retry of it is refused.
-        let request = self.inner.put_if(key, bytes, meta, cond);
+        let request = self.inner.put_if(w, key, bytes, meta, cond);
         self.around("put_if", key, request, || Ok(CondPut::Conflict)).await
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.around("delete", key, self.inner.delete(key), || Err(lost("delete", key)))
+    async fn delete(&self, w: &Write, key: &str) -> Result<()> {
+        self.around("delete", key, self.inner.delete(w, key), || Err(lost("delete", key)))
             .await
     }
 
@@ -220,8 +221,15 @@ impl Store for FaultyStore {
             .await
     }
 
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
-        let request = self.inner.put_file_sha256(key, path, sha256, meta);
+    async fn put_file_sha256(
+        &self,
+        w: &Write,
+        key: &str,
+        path: &Path,
+        sha256: &Sha256Digest,
+        meta: &ObjectMeta,
+    ) -> Result<()> {
+        let request = self.inner.put_file_sha256(w, key, path, sha256, meta);
         self.around("put", key, request, || Err(lost("put", key))).await
     }
 
@@ -233,7 +241,7 @@ impl Store for FaultyStore {
         self.inner.unreadable_public(fix).await
     }
 
-    async fn probe_conditional_writes(&self) -> Result<bool> {
-        self.inner.probe_conditional_writes().await
+    async fn probe_conditional_writes(&self, w: &Write) -> Result<bool> {
+        self.inner.probe_conditional_writes(w).await
     }
 }

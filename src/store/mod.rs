@@ -2,6 +2,10 @@
 //! backend, chosen by the store URL; missing objects are `Ok(None)`, never an
 //! error. Two wrappers: [`FaultyStore`] (tests' injected faults) and
 //! [`DryRunStore`] (a dry run's writes, recorded instead of made).
+//!
+//! Anybody holding a store can read it; only the commit path can write to
+//! it: every method that writes an object asks for a [`Write`], which only
+//! [`crate::commit`] makes.
 
 mod dry_run;
 mod faulty;
@@ -17,6 +21,7 @@ pub use self::dry_run::DryRunStore;
 pub use self::faulty::FaultyStore;
 pub use self::fs::FsStore;
 pub use self::s3::{S3Options, S3Store, DEFAULT_READ_TIMEOUT, MULTIPART_THRESHOLD, PART_SIZE};
+pub use self::write::Write;
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
@@ -144,7 +149,102 @@ pub struct AssetUpload {
     pub content_type: String,
 }
 
-/// A store of objects under one root.
+mod write {
+    /// The commit path's permission to write to a store: every [`Store`]
+    /// method that writes or deletes an object asks for one, by reference.
+    ///
+    /// Why a token rather than a write trait of the crate's own: commit
+    /// writes through the `&dyn Store` that the command line opened and the
+    /// operation handed down (a [`FsStore`], an [`S3Store`], either wrapped
+    /// in a [`FaultyStore`] or a [`DryRunStore`]), so a separate write trait
+    /// would need a way from that public trait object to a crate-private
+    /// one — a private type in a public signature, or a downcast per
+    /// backend. With the token there is one trait, every backend implements
+    /// all of it, and [`FaultyStore`] passes the token it was given on to
+    /// the store it wraps ([`DryRunStore`] records the write instead).
+    ///
+    /// Outside the crate nobody can make one: it has no public constructor
+    /// and is not `Clone`, `Copy` or `Default`. A `Store` implemented
+    /// elsewhere only borrows one for the length of a call commit makes.
+    /// Inside the crate, `Write::mint` is `pub(crate)` and only
+    /// `src/commit.rs` calls it (`tests/it/architecture.rs` fails when
+    /// another file does).
+    ///
+    /// [`Store`]: super::Store
+    /// [`FsStore`]: super::FsStore
+    /// [`S3Store`]: super::S3Store
+    /// [`FaultyStore`]: super::FaultyStore
+    /// [`DryRunStore`]: super::DryRunStore
+    ///
+    /// Code outside the crate cannot make one (each example must fail to
+    /// compile; rustdoc checks the error codes on nightly only):
+    ///
+    /// ```compile_fail,E0624
+    /// let _ = otapub::store::Write::mint();
+    /// ```
+    ///
+    /// ```compile_fail,E0451
+    /// let _ = otapub::store::Write { _private: () };
+    /// ```
+    ///
+    /// nor write without one (each write's token is its first argument):
+    ///
+    /// ```compile_fail,E0061
+    /// # async fn f(store: &dyn otapub::store::Store) {
+    /// use otapub::store::{Body, ObjectMeta};
+    /// let _ = store.put("public/x", Body::Bytes(b"x".to_vec()), &ObjectMeta::new("text/plain", "no-store")).await;
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail,E0061
+    /// # async fn f(store: &dyn otapub::store::Store) {
+    /// use otapub::store::{ObjectMeta, Precondition};
+    /// let meta = ObjectMeta::new("text/plain", "no-store");
+    /// let _ = store.put_if("state/x", b"x".to_vec(), &meta, Precondition::Absent).await;
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail,E0061
+    /// # async fn f(store: &dyn otapub::store::Store) {
+    /// let _ = store.delete("state/index.sqlite").await;
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail,E0061
+    /// # async fn f(store: &dyn otapub::store::Store, sha: &otapub::digest::Sha256Digest) {
+    /// let meta = otapub::store::ObjectMeta::new("text/plain", "no-store");
+    /// let _ = store.put_file_sha256("assets/x", std::path::Path::new("x"), sha, &meta).await;
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail,E0061
+    /// # async fn f(store: &dyn otapub::store::Store) {
+    /// let _ = store.probe_conditional_writes().await;
+    /// # }
+    /// ```
+    ///
+    /// nor keep one it was lent (a `Store` of its own, called by commit):
+    ///
+    /// ```compile_fail,E0308
+    /// fn keep(w: &otapub::store::Write) -> otapub::store::Write {
+    ///     w.clone()
+    /// }
+    /// ```
+    #[derive(Debug)]
+    pub struct Write {
+        _private: (),
+    }
+
+    impl Write {
+        /// The one way to make a token: for `src/commit.rs` alone.
+        pub(crate) const fn mint() -> Write {
+            Write { _private: () }
+        }
+    }
+}
+
+/// A store of objects under one root. Its reads are anybody's; its writes
+/// take a [`Write`], which only the commit path has.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The store's URL, for messages.
@@ -163,22 +263,36 @@ pub trait Store: Send + Sync {
     async fn etag(&self, key: &str) -> Result<Option<String>>;
 
     /// Writes an object unconditionally.
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()>;
+    async fn put(&self, w: &Write, key: &str, body: Body, meta: &ObjectMeta) -> Result<()>;
 
     /// Writes an object only if `cond` holds.
-    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut>;
+    async fn put_if(
+        &self,
+        w: &Write,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut>;
 
     /// Deletes an object; deleting a missing one is not an error.
-    async fn delete(&self, key: &str) -> Result<()>;
+    async fn delete(&self, w: &Write, key: &str) -> Result<()>;
 
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
 
     /// Uploads a local file whose SHA-256 is known; a store that can have
     /// the server verify it does so instead of computing a checksum of its own.
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
+    async fn put_file_sha256(
+        &self,
+        w: &Write,
+        key: &str,
+        path: &Path,
+        sha256: &Sha256Digest,
+        meta: &ObjectMeta,
+    ) -> Result<()> {
         let _ = sha256;
-        self.put(key, Body::File(path.to_path_buf()), meta).await
+        self.put(w, key, Body::File(path.to_path_buf()), meta).await
     }
 
     /// Removes what writers killed mid-write left behind (a local store's
@@ -197,8 +311,10 @@ pub trait Store: Send + Sync {
     }
 
     /// Whether the store honours conditional writes (a second
-    /// `If-None-Match: *` write of one key must fail).
-    async fn probe_conditional_writes(&self) -> Result<bool> {
+    /// `If-None-Match: *` write of one key must fail): S3 writes a probe
+    /// object twice and deletes it, hence the token.
+    async fn probe_conditional_writes(&self, w: &Write) -> Result<bool> {
+        let _ = w;
         Ok(true)
     }
 }
@@ -217,15 +333,69 @@ pub async fn open(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     }
 }
 
+/// What the store's settings (`--store`, `OTAPUB_FAULTS`) can be that no
+/// store can be opened from.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `--store` is empty.
+    #[error("--store is empty; give a directory such as ./otapub-data")]
+    Empty,
+    /// A `file://` URL with a relative path.
+    #[error("--store {url}: a file:// URL needs an absolute path, e.g. file:///srv/otapub")]
+    RelativeFileUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// A URL scheme otapub has no store for.
+    #[error("--store {url}: unknown scheme {scheme:?}; use a directory, file:///abs/dir or s3://bucket/prefix")]
+    UnknownScheme {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// Something on the way to a local store's directory is a file.
+    #[error("--store {url}: {} is a file, not a directory; give the store's directory (it is created on the first publish)", path.display())]
+    NotADirectory {
+        /// The URL given.
+        url: String,
+        /// The file in the way.
+        path: PathBuf,
+    },
+    /// An `s3://` URL without a valid bucket name or prefix.
+    #[error("--store {url}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name (lowercase letters, digits, `-`, `.`)")]
+    S3Url {
+        /// The URL given.
+        url: String,
+    },
+    /// An `OTAPUB_FAULTS` rule that does not parse.
+    #[error("OTAPUB_FAULTS rule {rule:?} is not ACTION@OP:KEY#N (e.g. fail@put_if:state/index.sqlite#1)")]
+    FaultRule {
+        /// The rule.
+        rule: String,
+    },
+}
+
+impl crate::error::Refusal for StoreError {
+    fn class(&self) -> crate::error::ExitClass {
+        match self {
+            StoreError::Empty
+            | StoreError::RelativeFileUrl { .. }
+            | StoreError::UnknownScheme { .. }
+            | StoreError::NotADirectory { .. }
+            | StoreError::S3Url { .. }
+            | StoreError::FaultRule { .. } => crate::error::ExitClass::Input,
+        }
+    }
+}
+
 async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
     if url.is_empty() {
-        return Err(Error::usage("--store is empty; give a directory such as ./otapub-data"));
+        return Err(StoreError::Empty.into());
     }
     if let Some(rest) = url.strip_prefix("file://") {
         if !rest.starts_with('/') {
-            return Err(Error::usage(format!(
-                "--store {url}: a file:// URL needs an absolute path, e.g. file:///srv/otapub"
-            )));
+            return Err(StoreError::RelativeFileUrl { url: url.to_string() }.into());
         }
         return local(url, PathBuf::from(rest));
     }
@@ -233,9 +403,11 @@ async fn open_plain(url: &str, s3: &S3Options) -> Result<Box<dyn Store>> {
         return Ok(Box::new(S3Store::connect(url, s3).await?));
     }
     if let Some((scheme, _)) = url.split_once("://") {
-        return Err(Error::usage(format!(
-            "--store {url}: unknown scheme {scheme:?}; use a directory, file:///abs/dir or s3://bucket/prefix"
-        )));
+        return Err(StoreError::UnknownScheme {
+            url: url.to_string(),
+            scheme: scheme.to_string(),
+        }
+        .into());
     }
     local(url, PathBuf::from(url))
 }
@@ -249,10 +421,11 @@ fn local(url: &str, root: PathBuf) -> Result<Box<dyn Store>> {
         .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
         .filter(|(_, m)| !m.is_dir());
     if let Some((path, _)) = blocker {
-        return Err(Error::usage(format!(
-            "--store {url}: {} is a file, not a directory; give the store's directory (it is created on the first publish)",
-            path.display()
-        )));
+        return Err(StoreError::NotADirectory {
+            url: url.to_string(),
+            path: path.to_path_buf(),
+        }
+        .into());
     }
     Ok(Box::new(FsStore::new(root)))
 }

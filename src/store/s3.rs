@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store};
+use super::{Body, CondPut, Object, ObjectInfo, ObjectMeta, Precondition, Store, Write};
 use crate::digest::Sha256Digest;
 use crate::error::{Error, Result};
 
@@ -193,9 +193,7 @@ impl S3Store {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         let valid_prefix = prefix.split('/').all(|c| !c.is_empty() && c != "." && c != "..") || prefix.is_empty();
         if !valid_bucket || !valid_prefix {
-            return Err(Error::usage(format!(
-                "--store {url}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name (lowercase letters, digits, `-`, `.`)"
-            )));
+            return Err(super::StoreError::S3Url { url: url.to_string() }.into());
         }
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
@@ -455,7 +453,7 @@ impl Store for S3Store {
         }
     }
 
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
+    async fn put(&self, _: &Write, key: &str, body: Body, meta: &ObjectMeta) -> Result<()> {
         let stream = match body {
             Body::Bytes(b) => ByteStream::from(b),
             Body::File(path) => {
@@ -479,7 +477,14 @@ impl Store for S3Store {
         Ok(())
     }
 
-    async fn put_if(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta, cond: Precondition) -> Result<CondPut> {
+    async fn put_if(
+        &self,
+        _: &Write,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &ObjectMeta,
+        cond: Precondition,
+    ) -> Result<CondPut> {
         let req = self.put_request(key, meta).body(ByteStream::from(bytes));
         let req = match cond {
             Precondition::Absent => req.if_none_match("*"),
@@ -506,7 +511,7 @@ impl Store for S3Store {
         }
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete(&self, _: &Write, key: &str) -> Result<()> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -549,7 +554,14 @@ impl Store for S3Store {
         Ok(out)
     }
 
-    async fn put_file_sha256(&self, key: &str, path: &Path, sha256: &Sha256Digest, meta: &ObjectMeta) -> Result<()> {
+    async fn put_file_sha256(
+        &self,
+        _: &Write,
+        key: &str,
+        path: &Path,
+        sha256: &Sha256Digest,
+        meta: &ObjectMeta,
+    ) -> Result<()> {
         // One trip to the blocking pool: the size, and a small file's bytes.
         let owned = path.to_path_buf();
         let (size, whole) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Option<Vec<u8>>)> {
@@ -586,26 +598,26 @@ impl Store for S3Store {
         Ok(())
     }
 
-    async fn probe_conditional_writes(&self) -> Result<bool> {
-        self.probed.get_or_try_init(|| self.probe()).await.copied()
+    async fn probe_conditional_writes(&self, w: &Write) -> Result<bool> {
+        self.probed.get_or_try_init(|| self.probe(w)).await.copied()
     }
 }
 
 impl S3Store {
     /// Writes a fresh key twice with `If-None-Match: *` (the second must be
     /// refused) and deletes it.
-    async fn probe(&self) -> Result<bool> {
+    async fn probe(&self, w: &Write) -> Result<bool> {
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).map_err(|e| Self::err("probe", "state/probe/", e.to_string()))?;
         let key = format!("state/probe/{}", hex::encode(nonce));
         let meta = ObjectMeta::new("text/plain", "no-store");
         let first = self
-            .put_if(&key, b"first".to_vec(), &meta, Precondition::Absent)
+            .put_if(w, &key, b"first".to_vec(), &meta, Precondition::Absent)
             .await?;
         let second = self
-            .put_if(&key, b"second".to_vec(), &meta, Precondition::Absent)
+            .put_if(w, &key, b"second".to_vec(), &meta, Precondition::Absent)
             .await?;
-        let _ = self.delete(&key).await;
+        let _ = self.delete(w, &key).await;
         Ok(matches!(first, CondPut::Written(_)) && second == CondPut::Conflict)
     }
 }

@@ -191,3 +191,130 @@ fn the_import_reader_sees_groups_and_ignores_longer_names() {
         ["index", "tree", "store"]
     );
 }
+
+/// A source file's code before its first `#[cfg(test)]`, and what follows.
+fn code_and_tests(file: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let (code, tests) = text.split_once("#[cfg(test)]").unwrap_or((&text, ""));
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    (strip(code), strip(tests))
+}
+
+/// The places that make a `store::Write`, the token every write to a store
+/// asks for: `Write::mint()` called (not defined) in `code`.
+fn mints(code: &str) -> usize {
+    code.matches("mint(").count() - code.matches("fn mint(").count()
+}
+
+/// The names of the methods of `trait Store` (src/store/mod.rs) with each
+/// one's parameter list.
+fn store_methods() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("src/store/mod.rs")).unwrap();
+    let start = text
+        .find("pub trait Store")
+        .expect("src/store/mod.rs defines trait Store");
+    let body = &text[start..];
+    let body = &body[..body.find("\n}\n").expect("the trait ends")];
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("fn ") {
+        rest = &rest[at + 3..];
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let params = &rest[rest.find('(').expect("a parameter list") + 1..rest.find(')').expect("it ends")];
+        out.push((name, params.split_whitespace().collect::<Vec<_>>().join(" ")));
+    }
+    out
+}
+
+/// The methods of `Store` that change nothing: everything else writes and
+/// must ask for the token. (`clean_up` removes only dead writers' temporary
+/// files, as every listing of a local store does; `unreadable_public` with
+/// `fix` sets file modes, no object's bytes.)
+const STORE_READS: [&str; 8] = [
+    "url",
+    "is_local",
+    "get",
+    "head",
+    "etag",
+    "list",
+    "clean_up",
+    "unreadable_public",
+];
+
+#[test]
+fn only_the_commit_path_can_write_to_a_store() {
+    let mut files = Vec::new();
+    sources(&Path::new(ROOT).join("src"), &mut files);
+    files.sort();
+    let mut wrong = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(ROOT).unwrap().display().to_string();
+        let (code, tests) = code_and_tests(file);
+        // commit.rs mints the one token; the store's own unit tests write
+        // to the stores they test.
+        if mints(&code) > 0 && rel != "src/commit.rs" {
+            wrong.push(format!(
+                "{rel} makes a store::Write: only src/commit.rs writes to the store; go through crate::commit"
+            ));
+        }
+        if mints(&tests) > 0 && !rel.starts_with("src/store/") && rel != "src/commit.rs" {
+            wrong.push(format!(
+                "{rel}'s tests make a store::Write: only the store's own tests write to a store directly"
+            ));
+        }
+        // A backend's public functions are its constructors: a `pub` write
+        // of its own would be a way around the token.
+        if rel.starts_with("src/store/") && rel != "src/store/mod.rs" {
+            for line in code.lines().map(str::trim_start) {
+                let Some(sig) = line
+                    .strip_prefix("pub fn ")
+                    .or_else(|| line.strip_prefix("pub async fn "))
+                else {
+                    continue;
+                };
+                if !(sig.starts_with("new(") || sig.starts_with("connect(")) {
+                    wrong.push(format!(
+                        "{rel}: `{line}` is public: a backend's public functions are its constructors"
+                    ));
+                }
+            }
+        }
+    }
+    let methods = store_methods();
+    for read in STORE_READS {
+        if !methods.iter().any(|(name, _)| name == read) {
+            wrong.push(format!("Store has no method {read}: take it off STORE_READS"));
+        }
+    }
+    for (name, params) in &methods {
+        if !STORE_READS.contains(&name.as_str()) && !params.contains("&Write") {
+            wrong.push(format!(
+                "Store::{name}({params}) takes no &Write: a method that changes the store asks for the token \
+                 (or, if it changes nothing, goes on STORE_READS)"
+            ));
+        }
+    }
+    assert!(
+        methods.iter().filter(|(_, p)| p.contains("&Write")).count() >= 5,
+        "put, put_if, delete, put_file_sha256 and probe_conditional_writes take the token: {methods:?}"
+    );
+    assert!(
+        mints(&code_and_tests(&Path::new(ROOT).join("src/commit.rs")).0) > 0,
+        "commit mints the token"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_write_reader_counts_mints_not_the_definition() {
+    assert_eq!(mints("pub(crate) const fn mint() -> Write {"), 0);
+    assert_eq!(
+        mints("const W: &Write = &Write::mint();\nlet w = store::Write::mint();"),
+        2
+    );
+}

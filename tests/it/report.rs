@@ -765,6 +765,9 @@ fn insights_on_the_page_in_a_real_browser_adoption_chart_failure_rates_and_bytes
     let served = otapub_serve(&env, &[]);
     let shot = env.path("insights.png");
     let seen = browse(&format!("{}/_otapub/", served.base), &shot);
+    if let Some(dir) = std::env::var_os("OTAPUB_SCREENSHOT_DIR") {
+        std::fs::copy(&shot, Path::new(&dir).join("insights.png")).expect("keep the screenshot");
+    }
     for list in ["consoleErrors", "pageErrors", "foreignRequests", "failedRequests"] {
         assert_eq!(seen[list], serde_json::json!([]), "{list}: {seen}");
     }
