@@ -4,8 +4,64 @@
 
 use serde_json::{json, Map, Value};
 
-use super::init::InitError;
-use crate::error::Result;
+use crate::error::{ExitClass, Refusal, Result};
+
+/// What `otapub init` refuses in app.json: a shape it cannot add its keys to,
+/// or keys the user set that it would have to overwrite.
+#[derive(Debug, thiserror::Error)]
+pub enum AppJsonError {
+    /// app.json is not a JSON object.
+    #[error("app.json is not a JSON object; fix it (it holds {{\"expo\": {{…}}}}), then run init again")]
+    AppJsonNotObject,
+    /// app.json's `expo` is not an object.
+    #[error("app.json: `expo` is not an object; fix it, then run init again")]
+    ExpoNotObject,
+    /// An object init sets keys in is something else.
+    #[error("app.json: {key} is not an object; fix it, then run init again")]
+    NotObject {
+        /// Its path in app.json.
+        key: String,
+    },
+    /// `plugins` is not a list.
+    #[error("app.json: {prefix}plugins is not a list; fix it, then run init again")]
+    PluginsNotList {
+        /// `expo.` when app.json wraps its config.
+        prefix: &'static str,
+    },
+    /// app.json names another code-signing certificate.
+    #[error("app.json already sets {prefix}updates.codeSigningCertificate to {other}: init would set {want:?}. Remove that key to let init set up the certificate, or configure otapub by hand (expo_key and expo_cert in otapub.toml; see docs/app-config.md)")]
+    CertificateConflict {
+        /// `expo.` when app.json wraps its config.
+        prefix: &'static str,
+        /// What app.json sets.
+        other: String,
+        /// What init would set.
+        want: String,
+    },
+    /// app.json's code-signing metadata is not what otapub signs with.
+    #[error("app.json already sets {prefix}updates.codeSigningMetadata to {other}: otapub signs as {metadata}. Make them agree (expo_keyid in otapub.toml), then run init again")]
+    MetadataConflict {
+        /// `expo.` when app.json wraps its config.
+        prefix: &'static str,
+        /// What app.json sets.
+        other: String,
+        /// What otapub signs as.
+        metadata: String,
+    },
+}
+
+impl Refusal for AppJsonError {
+    fn class(&self) -> ExitClass {
+        match self {
+            AppJsonError::AppJsonNotObject
+            | AppJsonError::ExpoNotObject
+            | AppJsonError::NotObject { .. }
+            | AppJsonError::PluginsNotList { .. }
+            | AppJsonError::CertificateConflict { .. }
+            | AppJsonError::MetadataConflict { .. } => ExitClass::Input,
+        }
+    }
+}
 
 /// The runtime-version policy init sets where the app has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +117,14 @@ pub const PLUGIN: &str = "otapub";
 /// Edits `doc` (the whole app.json) to what `want` asks; returns the
 /// changes made, none when it already says everything.
 pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
-    let root = doc.as_object_mut().ok_or(InitError::AppJsonNotObject)?;
+    let root = doc.as_object_mut().ok_or(AppJsonError::AppJsonNotObject)?;
     // app.json holds {"expo": {…}}; a config without the wrapper is read as the expo object itself.
     let wrapped = root.contains_key("expo") || !(root.contains_key("name") || root.contains_key("slug"));
     let expo = if wrapped {
         root.entry("expo")
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
-            .ok_or(InitError::ExpoNotObject)?
+            .ok_or(AppJsonError::ExpoNotObject)?
     } else {
         root
     };
@@ -117,7 +173,7 @@ pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
         ),
         Some(Value::String(c)) if same_path(c, &want.certificate) => {}
         Some(other) => {
-            return Err(InitError::CertificateConflict {
+            return Err(AppJsonError::CertificateConflict {
                 prefix,
                 other: other.to_string(),
                 want: want.certificate.clone(),
@@ -136,7 +192,7 @@ pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
         ),
         Some(m) if *m == metadata => {}
         Some(other) => {
-            return Err(InitError::MetadataConflict {
+            return Err(AppJsonError::MetadataConflict {
                 prefix,
                 other: other.to_string(),
                 metadata: metadata.to_string(),
@@ -170,7 +226,7 @@ pub fn configure(doc: &mut Value, want: &Wanted) -> Result<Vec<Change>> {
     let options = json!({ "baseUrl": want.base_url, "channel": want.channel });
     let plugins = match expo.entry("plugins").or_insert_with(|| Value::Array(Vec::new())) {
         Value::Array(a) => a,
-        _ => return Err(InitError::PluginsNotList { prefix }.into()),
+        _ => return Err(AppJsonError::PluginsNotList { prefix }.into()),
     };
     let entry = json!([PLUGIN, options]);
     let at = plugins.iter().position(|p| match p {
@@ -204,7 +260,7 @@ fn object_at<'a>(obj: &'a mut Map<String, Value>, key: &str, shown: &str) -> Res
     obj.entry(key)
         .or_insert_with(|| Value::Object(Map::new()))
         .as_object_mut()
-        .ok_or_else(|| InitError::NotObject { key: shown.to_string() }.into())
+        .ok_or_else(|| AppJsonError::NotObject { key: shown.to_string() }.into())
 }
 
 fn same_path(a: &str, b: &str) -> bool {

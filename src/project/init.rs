@@ -29,44 +29,6 @@ pub const EXPORT_DIR: &str = ".otapub/export";
 /// cannot set up without overwriting what the user wrote.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    /// app.json is not a JSON object.
-    #[error("app.json is not a JSON object; fix it (it holds {{\"expo\": {{…}}}}), then run init again")]
-    AppJsonNotObject,
-    /// app.json's `expo` is not an object.
-    #[error("app.json: `expo` is not an object; fix it, then run init again")]
-    ExpoNotObject,
-    /// An object init sets keys in is something else.
-    #[error("app.json: {key} is not an object; fix it, then run init again")]
-    NotObject {
-        /// Its path in app.json.
-        key: String,
-    },
-    /// `plugins` is not a list.
-    #[error("app.json: {prefix}plugins is not a list; fix it, then run init again")]
-    PluginsNotList {
-        /// `expo.` when app.json wraps its config.
-        prefix: &'static str,
-    },
-    /// app.json names another code-signing certificate.
-    #[error("app.json already sets {prefix}updates.codeSigningCertificate to {other}: init would set {want:?}. Remove that key to let init set up the certificate, or configure otapub by hand (expo_key and expo_cert in otapub.toml; see docs/app-config.md)")]
-    CertificateConflict {
-        /// `expo.` when app.json wraps its config.
-        prefix: &'static str,
-        /// What app.json sets.
-        other: String,
-        /// What init would set.
-        want: String,
-    },
-    /// app.json's code-signing metadata is not what otapub signs with.
-    #[error("app.json already sets {prefix}updates.codeSigningMetadata to {other}: otapub signs as {metadata}. Make them agree (expo_keyid in otapub.toml), then run init again")]
-    MetadataConflict {
-        /// `expo.` when app.json wraps its config.
-        prefix: &'static str,
-        /// What app.json sets.
-        other: String,
-        /// What otapub signs as.
-        metadata: String,
-    },
     /// A flag disagrees with what otapub.toml already says.
     #[error(
         "{} already says {key} = {have:?}, not {flag:?}; edit {} (init never rewrites it), then run init again",
@@ -126,13 +88,7 @@ pub enum InitError {
 impl Refusal for InitError {
     fn class(&self) -> ExitClass {
         match self {
-            InitError::AppJsonNotObject
-            | InitError::ExpoNotObject
-            | InitError::NotObject { .. }
-            | InitError::PluginsNotList { .. }
-            | InitError::CertificateConflict { .. }
-            | InitError::MetadataConflict { .. }
-            | InitError::ConfigDisagrees { .. }
+            InitError::ConfigDisagrees { .. }
             | InitError::BaseUrl { .. }
             | InitError::AppJsonInvalid { .. }
             | InitError::ConfigInvalid { .. }
