@@ -56,7 +56,7 @@ pub enum Error {
     Name(#[from] InvalidName),
 
     /// A room refused what it was given (`signing::LeafError`,
-    /// `store::StoreError`, `ops::Refusal`, ...); its message says how to fix it.
+    /// `store::StoreError`, `ops::OpError`, ...); its message says how to fix it.
     #[error("{0}")]
     Refused(Box<dyn Refusal>),
 
