@@ -1,6 +1,6 @@
 //! Insights from the CDN's own access logs (`otapub insights ingest`): each
 //! CDN's log format read into one [`Hit`] per request ([`formats`]), and the
-//! rules that turn hits into per-day figures of each update ([`derive`]).
+//! rules that turn hits into per-day figures of each update ([`derive`](mod@derive)).
 //! No SDK in the app: the stock expo-updates client's request headers say
 //! which update a device runs and which failed to launch; formats that do
 //! not log request headers give downloads only, never device counts.

@@ -43,7 +43,7 @@ pub struct Report {
     /// Operations that failed, newest first.
     #[serde(rename = "failedOperations")]
     pub failed_operations: Vec<Operation>,
-    /// Operations still `running` past [`stale_after`], oldest first.
+    /// Operations still `running` past [`stale_after`](crate::ops::operations::stale_after), oldest first.
     #[serde(rename = "staleOperations")]
     pub stale_operations: Vec<Operation>,
 }
