@@ -106,7 +106,7 @@ pub async fn diff(ctx: &Context<'_>, platform: Platform, v1: &Version, v2: &Vers
 
 fn find(index: &Index, platform: Platform, v: &Version) -> Result<Package> {
     index.package(platform, v)?.ok_or_else(|| {
-        super::OpError::NoPackageToDiff {
+        super::OpError::NoPackage {
             version: v.clone(),
             platform,
         }

@@ -10,7 +10,7 @@ use crate::names::{Channel, Platform, PointerId, Version};
 /// A command's refusal of what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
-    // ban.rs, restamp.rs (promote)
+    // ban.rs, restamp.rs (promote), diff.rs
     /// `ban` with a blank reason.
     #[error("--reason is blank; say why the package is banned, e.g. --reason \"crash on launch\"")]
     BlankBanReason,
@@ -27,16 +27,6 @@ pub enum OpError {
     /// `builds add --note` that is not one short line.
     #[error("--note: give one line of at most 500 characters (e.g. the store version and build number)")]
     BadNote,
-
-    // diff.rs
-    /// `diff` of a version that is not a package.
-    #[error("no package {version} on {platform}; `otapub status` lists each pointer's versions")]
-    NoPackageToDiff {
-        /// The version asked for.
-        version: Version,
-        /// The platform.
-        platform: Platform,
-    },
 
     // embedded.rs
     /// `--update-id` that is not a UUID.
@@ -283,14 +273,6 @@ pub enum OpError {
     /// A gate on a directive candidate.
     #[error("the candidate is a directive, which no device reports; advance without a gate")]
     GateOnDirective,
-    /// A rollout's candidate is not on its pointer.
-    #[error("index: rollout candidate {candidate} is not on {pointer}; restore the index with `otapub index rebuild`")]
-    CandidateNotOnPointer {
-        /// The candidate.
-        candidate: Version,
-        /// The pointer.
-        pointer: PointerId,
-    },
     /// A rollout's candidate is not in the index.
     #[error("index: rollout candidate {candidate} is not in the index; restore the index with `otapub index rebuild`")]
     CandidateMissing {
@@ -333,9 +315,9 @@ pub enum OpError {
         /// The version.
         version: Version,
     },
-    /// Sealing a rollout whose candidate is not on its pointer.
+    /// A rollout whose candidate is not a package on its pointer (sealed or completed).
     #[error("index: the rollout on {pointer} names candidate {candidate} that is not a package there; restore the index with `otapub index rebuild`")]
-    SealNoCandidate {
+    CandidateNotOnPointer {
         /// The pointer.
         pointer: PointerId,
         /// The candidate.
@@ -373,12 +355,10 @@ impl Refusal for OpError {
             OpError::NoRecordedBaseUrl
             | OpError::CandidateNotOnPointer { .. }
             | OpError::CandidateMissing { .. }
-            | OpError::RecordUnreadable { .. }
-            | OpError::SealNoCandidate { .. } => ExitClass::Environment,
+            | OpError::RecordUnreadable { .. } => ExitClass::Environment,
             OpError::BlankBanReason
             | OpError::NoPackage { .. }
             | OpError::BadNote
-            | OpError::NoPackageToDiff { .. }
             | OpError::UpdateId { .. }
             | OpError::BundleUnreadable { .. }
             | OpError::BundleEmpty { .. }

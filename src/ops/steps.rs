@@ -335,7 +335,7 @@ pub(crate) fn seal(conn: &Connection, signer: &Signer, r: &mut Rollout, generati
         packages
             .iter()
             .find(|p| p.version == r.candidate)
-            .ok_or_else(|| super::OpError::SealNoCandidate {
+            .ok_or_else(|| super::OpError::CandidateNotOnPointer {
                 pointer: r.pointer.clone(),
                 candidate: r.candidate.clone(),
             })?;
