@@ -235,6 +235,19 @@ impl fmt::Display for PointerId {
     }
 }
 
+/// The public base URL of a store's `public/` folder, as asset URLs and
+/// update URLs start with it: an absolute http(s) URL with a host, no
+/// whitespace, query or fragment; its trailing slashes dropped. `None` when
+/// it is not one (each caller says how to fix it).
+pub fn public_base_url(url: &str) -> Option<String> {
+    let trimmed = url.trim_end_matches('/');
+    let host = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))?;
+    (!host.is_empty() && !trimmed.contains(char::is_whitespace) && !trimmed.contains(['?', '#']))
+        .then(|| trimmed.to_string())
+}
+
 /// The bytes of `id` when it is a UUID in its 8-4-4-4-12 hex form, either
 /// case (the only form the stock client sends; braces, URNs and simple hex
 /// are not).
@@ -248,6 +261,30 @@ pub fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_base_url_is_an_absolute_http_url_without_trailing_slashes() {
+        assert_eq!(
+            public_base_url("https://cdn.example.com/ota/").as_deref(),
+            Some("https://cdn.example.com/ota")
+        );
+        assert_eq!(
+            public_base_url("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "",
+            "cdn.example.com",
+            "ftp://cdn",
+            "https://",
+            "https:///",
+            "https://a b",
+            "https://a/?x",
+            "https://a/#x",
+        ] {
+            assert_eq!(public_base_url(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_restamp_of_a_longest_version_reads_back() {

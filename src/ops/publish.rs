@@ -95,16 +95,7 @@ pub struct PublishOutcome {
 
 /// Normalizes and checks a base URL.
 pub fn normalize_base_url(url: &str) -> Result<String> {
-    let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !trimmed.contains(char::is_whitespace) && !trimmed.contains(['?', '#']) => {
-            Ok(trimmed.to_string())
-        }
-        _ => Err(super::OpError::BaseUrl { url: url.to_string() }.into()),
-    }
+    crate::names::public_base_url(url).ok_or_else(|| super::OpError::BaseUrl { url: url.to_string() }.into())
 }
 
 fn read_expo_config(path: &Path) -> Result<Box<RawValue>> {

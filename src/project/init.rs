@@ -210,10 +210,7 @@ pub fn init(opts: &InitOptions, now: DateTime<Utc>) -> Result<InitOutcome> {
         "base_url",
         "http://127.0.0.1:8080",
     )?;
-    let base_url = base_url.trim_end_matches('/').to_string();
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        return Err(InitError::BaseUrl { base_url }.into());
-    }
+    let base_url = crate::names::public_base_url(&base_url).ok_or(InitError::BaseUrl { base_url })?;
     let store = pick(
         opts.store.clone(),
         existing.as_ref().and_then(|e| e.store.clone()),
