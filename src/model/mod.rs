@@ -21,3 +21,14 @@ pub use patch::*;
 pub use record::*;
 pub use rollout::*;
 pub use signatures::*;
+
+/// Reads back a name an enum of the model is stored as: the variant whose
+/// name it is (strum's `IntoStaticStr`), else what was unknown, for the
+/// damaged-index message.
+fn parse_name<T: Copy + Into<&'static str> + strum::VariantArray + 'static>(s: &str, what: &str) -> Result<T, String> {
+    T::VARIANTS
+        .iter()
+        .copied()
+        .find(|v| Into::<&'static str>::into(*v) == s)
+        .ok_or_else(|| format!("{what} {s:?} is unknown"))
+}

@@ -1,7 +1,6 @@
 //! What the index records of each command: its operation row, its audit
 //! events and the result a retry finds, each named by a [`Kind`].
 
-use std::fmt;
 use std::str::FromStr;
 
 /// An audit event.
@@ -77,7 +76,8 @@ pub struct Operation {
 /// column, the `ID:kind` its result is recorded under) and of an audit event
 /// (the `audit_events.action` column). One vocabulary, stored and shown as
 /// the strings of [`Kind::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Kind {
     /// `otapub publish`, and the event of each package it publishes.
     Publish,
@@ -134,64 +134,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, for reading one back.
-    pub const ALL: [Kind; 25] = [
-        Kind::Publish,
-        Kind::Rollback,
-        Kind::Promote,
-        Kind::Restamp,
-        Kind::RollbackToEmbedded,
-        Kind::Ban,
-        Kind::Regenerate,
-        Kind::Refresh,
-        Kind::IndexRebuild,
-        Kind::OpsSweep,
-        Kind::EmbeddedAdd,
-        Kind::BuildsAdd,
-        Kind::InsightsIngest,
-        Kind::GcLease,
-        Kind::Gc,
-        Kind::GcDelete,
-        Kind::Retire,
-        Kind::RolloutStart,
-        Kind::RolloutSet,
-        Kind::RolloutPause,
-        Kind::RolloutResume,
-        Kind::RolloutAdvance,
-        Kind::RolloutComplete,
-        Kind::RolloutAbort,
-        Kind::Seed,
-    ];
-
     /// As stored and shown.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Publish => "publish",
-            Kind::Rollback => "rollback",
-            Kind::Promote => "promote",
-            Kind::Restamp => "restamp",
-            Kind::RollbackToEmbedded => "rollback-to-embedded",
-            Kind::Ban => "ban",
-            Kind::Regenerate => "regenerate",
-            Kind::Refresh => "refresh",
-            Kind::IndexRebuild => "index-rebuild",
-            Kind::OpsSweep => "ops-sweep",
-            Kind::EmbeddedAdd => "embedded-add",
-            Kind::BuildsAdd => "builds-add",
-            Kind::InsightsIngest => "insights-ingest",
-            Kind::GcLease => "gc-lease",
-            Kind::Gc => "gc",
-            Kind::GcDelete => "gc-delete",
-            Kind::Retire => "retire",
-            Kind::RolloutStart => "rollout-start",
-            Kind::RolloutSet => "rollout-set",
-            Kind::RolloutPause => "rollout-pause",
-            Kind::RolloutResume => "rollout-resume",
-            Kind::RolloutAdvance => "rollout-advance",
-            Kind::RolloutComplete => "rollout-complete",
-            Kind::RolloutAbort => "rollout-abort",
-            Kind::Seed => "seed",
-        }
+        self.into()
     }
 }
 
@@ -199,16 +144,7 @@ impl FromStr for Kind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Kind, String> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("operation or event kind {s:?} is unknown"))
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        super::parse_name(s, "operation or event kind")
     }
 }
 
@@ -231,7 +167,7 @@ mod tests {
     #[test]
     fn every_kind_reads_back_from_its_one_name() {
         let mut seen = std::collections::HashSet::new();
-        for kind in Kind::ALL {
+        for &kind in <Kind as strum::VariantArray>::VARIANTS {
             let name = kind.as_str();
             assert_eq!(name.parse::<Kind>(), Ok(kind));
             assert!(seen.insert(name), "{name} named twice");

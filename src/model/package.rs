@@ -49,7 +49,8 @@ pub enum PackageContent {
 }
 
 /// What kind of package: the `packages.kind` column, and how status names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "camelCase")]
 pub enum PackageKind {
     /// An update manifest.
     Update,
@@ -60,16 +61,7 @@ pub enum PackageKind {
 impl PackageKind {
     /// As stored and shown: `update` or `rollBackToEmbedded`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PackageKind::Update => "update",
-            PackageKind::RollBackToEmbedded => "rollBackToEmbedded",
-        }
-    }
-}
-
-impl std::fmt::Display for PackageKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+        self.into()
     }
 }
 
@@ -83,10 +75,7 @@ impl FromStr for PackageKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<PackageKind, String> {
-        [PackageKind::Update, PackageKind::RollBackToEmbedded]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("package kind {s:?} is unknown"))
+        super::parse_name(s, "package kind")
     }
 }
 

@@ -72,7 +72,8 @@ impl Permutation {
 }
 
 /// How `rollout advance` moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Adds the step each advance; reaching 100 completes.
@@ -84,10 +85,7 @@ pub enum Strategy {
 impl Strategy {
     /// As stored.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Linear => "linear",
-            Strategy::Canary => "canary",
-        }
+        self.into()
     }
 
     /// The percentage after one advance from `percent`.
@@ -96,12 +94,6 @@ impl Strategy {
             Strategy::Linear => percent.saturating_add(step).min(100),
             Strategy::Canary => 100,
         }
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
     }
 }
 
@@ -117,7 +109,10 @@ impl FromStr for Strategy {
 }
 
 /// The lifecycle: created → running ⇄ paused → completed | aborted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::Display, strum::VariantArray,
+)]
+#[strum(serialize_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum Lifecycle {
     /// Recorded, not serving yet (only inside the transaction that starts it).
@@ -135,13 +130,7 @@ pub enum Lifecycle {
 impl Lifecycle {
     /// As stored.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Lifecycle::Created => "created",
-            Lifecycle::Running => "running",
-            Lifecycle::Paused => "paused",
-            Lifecycle::Completed => "completed",
-            Lifecycle::Aborted => "aborted",
-        }
+        self.into()
     }
 
     /// Whether the rollout still holds its pointer.
@@ -150,23 +139,10 @@ impl Lifecycle {
     }
 }
 
-impl fmt::Display for Lifecycle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
 impl FromStr for Lifecycle {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Lifecycle, String> {
-        Ok(match s {
-            "created" => Lifecycle::Created,
-            "running" => Lifecycle::Running,
-            "paused" => Lifecycle::Paused,
-            "completed" => Lifecycle::Completed,
-            "aborted" => Lifecycle::Aborted,
-            other => return Err(format!("rollout state {other:?} is unknown")),
-        })
+        super::parse_name(s, "rollout state")
     }
 }
 
