@@ -204,6 +204,7 @@ mod tests {
     use crate::names::{Channel, Platform, PointerId};
     use crate::ops::OpError;
     use crate::patch::PolicyError;
+    use crate::project::app_json::AppJsonError;
     use crate::project::hermes::HermesError;
     use crate::project::init::InitError;
     use crate::project::ProjectError;
@@ -279,6 +280,7 @@ mod tests {
             (ProjectError::NoExpoUpdates.into(), Input),
             (HermesError::NoVersion { path: "hermesc".into() }.into(), Input),
             (InitError::NoExpoUpdates.into(), Input),
+            (AppJsonError::ExpoNotObject.into(), Input),
             (RenderError::NoDirective { pointer: pointer() }.into(), Environment),
             (PolicyError::Bases { bases: 21 }.into(), Input),
             (
